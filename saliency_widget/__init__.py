@@ -1,0 +1,57 @@
+"""saliency-widget: see what a convolutional network looks at, live, in Jupyter.
+
+The engine (``saliency``, ``project``, ``layers``, ``Explainer``) is pure PyTorch; the widget
+(``explore``) is imported lazily so that the engine works without Jupyter installed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .engine import (
+    DegenerateMapWarning,
+    Explainer,
+    InputError,
+    LayerError,
+    LayerInfo,
+    MethodError,
+    ModelError,
+    NonReLUActivationWarning,
+    SaliencyError,
+    SaliencyWarning,
+    available_methods,
+    layers,
+    project,
+    relu_backward,
+    saliency,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "saliency",
+    "project",
+    "layers",
+    "Explainer",
+    "LayerInfo",
+    "available_methods",
+    "relu_backward",
+    "explore",
+    "SaliencyError",
+    "InputError",
+    "LayerError",
+    "MethodError",
+    "ModelError",
+    "SaliencyWarning",
+    "NonReLUActivationWarning",
+    "DegenerateMapWarning",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: the widget layer pulls in ipywidgets/bqplot/anywidget.
+    if name == "explore":
+        from .widget import explore
+
+        return explore
+    raise AttributeError(f"module 'saliency_widget' has no attribute {name!r}")

@@ -1,0 +1,41 @@
+"""The pure-PyTorch engine of saliency-widget (never imports widget code)."""
+
+from __future__ import annotations
+
+from .api import layers, project, saliency
+from .errors import (
+    DegenerateMapWarning,
+    InputError,
+    LayerError,
+    MethodError,
+    ModelError,
+    NonReLUActivationWarning,
+    SaliencyError,
+    SaliencyWarning,
+)
+from .methods import available_methods, get_method, register_method
+from .rules import RULES, ReLURule, relu_backward
+from .session import Explainer, LayerInfo, receptive_field
+
+__all__ = [
+    "saliency",
+    "project",
+    "layers",
+    "Explainer",
+    "LayerInfo",
+    "receptive_field",
+    "available_methods",
+    "get_method",
+    "register_method",
+    "RULES",
+    "ReLURule",
+    "relu_backward",
+    "SaliencyError",
+    "InputError",
+    "LayerError",
+    "MethodError",
+    "ModelError",
+    "SaliencyWarning",
+    "NonReLUActivationWarning",
+    "DegenerateMapWarning",
+]
