@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Create (or reuse) .venv with PyTorch and saliency-widget installed in editable mode.
+#   bash scripts/setup.sh          runtime dependencies only
+#   bash scripts/setup.sh test     plus test dependencies and Chromium for the browser tests
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want_test="${1:-}"
+
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+VPY=.venv/bin/python
+
+# PyTorch first, pinned to the builds these machines hold on disk (pip takes them without downloading).
+if ! "$VPY" -c "import torch, torchvision" >/dev/null 2>&1; then
+  case "$(uname -m)" in
+    aarch64|arm64) "$VPY" -m pip install -q torch==2.9.1 torchvision==0.24.1 ;;
+    *)             "$VPY" -m pip install -q torch==2.14.1 torchvision==0.29.1 ;;
+  esac
+fi
+
+if [ "$want_test" = "test" ]; then
+  "$VPY" -m pip install -q -e ".[test]"
+  if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = "0" ]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+      sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    fi
+  fi
+else
+  "$VPY" -m pip install -q -e .
+fi
+"$VPY" -c "import saliency_widget, torch; print('saliency-widget', saliency_widget.__version__, '| torch', torch.__version__)"
