@@ -14,6 +14,10 @@ from .errors import (
     SaliencyWarning,
 )
 from .methods import available_methods, get_method, register_method
+# Importing these registers their methods, in this order (the widget lists them so).
+from . import cam  # noqa: E402,F401,I001
+from . import sampling  # noqa: E402,F401,I001
+from . import occlusion  # noqa: E402,F401,I001
 from .rules import RULES, ReLURule, relu_backward
 from .session import Explainer, LayerInfo, receptive_field
 

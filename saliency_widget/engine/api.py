@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .guard import LayerCapture, check_layer_name, check_model, eval_mode, prepare_inputs
-from .methods import get_method
+from .methods import RuleMethod, get_method
 from .rules import get_rule
 from .session import Explainer, LayerInfo, parse_layer_key
 
@@ -48,8 +48,10 @@ def saliency(
         Raw signed attribution, shape ``(N, C, H, W)``, on the inputs' device and dtype.
     """
     m = get_method(method)
-    # Plain gradients need no interception; rule methods need it. No layer recording here.
-    ex = Explainer(model, inputs, record_layers=False, intercept=m.needs_relu_rules and method != "gradient")
+    # Plain gradients need neither interception nor layer records; the ReLU-rule methods need
+    # interception only; layer-based methods (Grad-CAM) need the records.
+    rule_only = isinstance(m, RuleMethod)
+    ex = Explainer(model, inputs, record_layers=not rule_only, intercept=m.needs_relu_rules and method != "gradient")
     return ex.saliency(target, method, **options)
 
 

@@ -1,0 +1,169 @@
+"""Occlusion sensitivity (Zeiler & Fergus 2014, section 4.2).
+
+A patch (grey by default: 0 in the model's normalised input space, i.e. the dataset mean)
+slides over the image with a given window and stride. For every position the model is
+re-run and a score recorded: the target class probability (default), its logit, or the
+strongest activation of one filter of one layer (their figure 7b). All positions of all
+images are evaluated in large batches.
+
+The attribution map is the score drop ``score(x) - score(occluded)`` averaged over every
+patch that covers a pixel (so positive = the region supports the target). The raw grid of
+scores per patch position, as drawn in the paper, is :func:`occlusion_scores`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .errors import InputError, MethodError
+from .guard import LayerCapture, StopForward, check_layer_name, eval_mode
+from .methods import register_method
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .session import Explainer
+
+__all__ = ["Occlusion", "occlusion_scores", "occlusion_map"]
+
+
+def _pair(name: str, v: Any) -> tuple[int, int]:
+    t = (v, v) if isinstance(v, int) and not isinstance(v, bool) else tuple(v) if isinstance(v, (tuple, list)) else None
+    if t is None or len(t) != 2 or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 1 for i in t):
+        raise InputError(f"{name} must be a positive int or a pair of positive ints, got {v!r}")
+    return t  # type: ignore[return-value]
+
+
+def _positions(size: int, window: int, stride: int) -> list[int]:
+    return list(range(0, size - window + 1, stride))
+
+
+def _score(
+    explainer: "Explainer",
+    batch: torch.Tensor,
+    targets: torch.Tensor,
+    output: str,
+    layer: str | None,
+    channel: int | None,
+) -> torch.Tensor:
+    """Scores ``(M,)`` of a batch ``(M, C, H, W)`` (no grad, eval mode)."""
+    model = explainer.model
+    if output == "activation":
+        assert layer is not None and channel is not None  # validated by the caller
+        cap = LayerCapture(model, names=[layer], stop_at=(layer, 0), clone=False)
+        with cap:
+            try:
+                model(batch)
+            except StopForward:
+                pass
+        act = cap.records[0].tensor
+        return act[:, channel].flatten(1).amax(1)
+    out = model(batch)
+    if output == "probability":
+        out = torch.softmax(out.double(), dim=1).to(out.dtype)
+    return out.gather(1, targets.view(-1, 1)).squeeze(1)
+
+
+def occlusion_scores(
+    explainer: "Explainer",
+    targets: torch.Tensor,
+    window: int | tuple[int, int] = 16,
+    stride: int | tuple[int, int] = 8,
+    fill: float | torch.Tensor = 0.0,
+    output: str = "probability",
+    layer: str | None = None,
+    channel: int | None = None,
+    batch_size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, list[int], list[int]]:
+    """Score of every occluded copy.
+
+    Returns
+    -------
+    base, grid, ys, xs
+        ``base`` ``(N,)`` the unoccluded score; ``grid`` ``(N, len(ys), len(xs))`` the score
+        with the patch's top-left corner at ``(ys[i], xs[j])``.
+    """
+    if output not in ("probability", "logit", "activation"):
+        raise InputError(f"output must be 'probability', 'logit' or 'activation', got {output!r}")
+    if output == "activation":
+        if layer is None or channel is None:
+            raise InputError("output='activation' needs layer=... and channel=...")
+        check_layer_name(explainer.model, layer)
+    wy, wx = _pair("window", window)
+    sy, sx = _pair("stride", stride)
+    x = explainer._x.detach()
+    N, C, H, W = x.shape
+    if wy > H or wx > W:
+        raise InputError(f"window {(wy, wx)} is larger than the image {(H, W)}")
+    ys, xs = _positions(H, wy, sy), _positions(W, wx, sx)
+    P = len(ys) * len(xs)
+    if batch_size is None:
+        batch_size = 256 if x.device.type == "cuda" else 64
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
+    fill_t = torch.as_tensor(fill, dtype=x.dtype, device=x.device)
+    # mask[p] is 1 inside patch p: occluded = x * (1 - mask) + fill * mask, built per batch
+    corners = torch.tensor([(y, xx) for y in ys for xx in xs], device=x.device)
+    scores = torch.empty(N * P, dtype=x.dtype, device=x.device)
+    flat_img = torch.arange(N, device=x.device).repeat_interleave(P)
+    flat_pos = torch.arange(P, device=x.device).repeat(N)
+    yy = torch.arange(H, device=x.device).view(1, H, 1)
+    xx_ = torch.arange(W, device=x.device).view(1, 1, W)
+    with torch.no_grad(), eval_mode(explainer.model):
+        base = _score(explainer, x, targets.to(x.device), output, layer, channel)
+        for start in range(0, N * P, batch_size):
+            img = flat_img[start : start + batch_size]
+            c = corners[flat_pos[start : start + batch_size]]
+            inside = (
+                (yy >= c[:, 0].view(-1, 1, 1)) & (yy < c[:, 0].view(-1, 1, 1) + wy)
+                & (xx_ >= c[:, 1].view(-1, 1, 1)) & (xx_ < c[:, 1].view(-1, 1, 1) + wx)
+            ).unsqueeze(1)
+            batch = torch.where(inside, fill_t, x[img])
+            scores[start : start + batch_size] = _score(explainer, batch, targets.to(x.device)[img], output, layer, channel)
+    return base, scores.view(N, len(ys), len(xs)), ys, xs
+
+
+def occlusion_map(
+    explainer: "Explainer",
+    targets: torch.Tensor,
+    window: int | tuple[int, int] = 16,
+    stride: int | tuple[int, int] = 8,
+    **kwargs: Any,
+) -> torch.Tensor:
+    """Score drop averaged over the patches covering each pixel, ``(N, 1, H, W)``.
+
+    Pixels no patch covers (at the right/bottom border when the stride does not fit) get 0.
+    """
+    base, grid, ys, xs = occlusion_scores(explainer, targets, window, stride, **kwargs)
+    wy, wx = _pair("window", window)
+    x = explainer._x
+    N, _, H, W = x.shape
+    total = torch.zeros((N, 1, H, W), dtype=x.dtype, device=x.device)
+    count = torch.zeros((1, 1, H, W), dtype=x.dtype, device=x.device)
+    drop = base.view(N, 1, 1) - grid
+    for i, y in enumerate(ys):
+        for j, xx in enumerate(xs):
+            total[:, 0, y : y + wy, xx : xx + wx] += drop[:, i, j].view(N, 1, 1)
+            count[:, 0, y : y + wy, xx : xx + wx] += 1
+    return torch.where(count > 0, total / count.clamp(min=1), torch.zeros_like(total))
+
+
+@dataclass(frozen=True)
+class Occlusion:
+    """Occlusion sensitivity; options as in :func:`occlusion_scores` (window, stride, fill, output, layer, channel, batch_size)."""
+
+    name: str = "occlusion"
+    label: str = "Occlusion"
+    needs_relu_rules: bool = False
+
+    def compute(self, explainer: "Explainer", targets: torch.Tensor, **options: Any) -> torch.Tensor:
+        allowed = {"window", "stride", "fill", "output", "layer", "channel", "batch_size"}
+        extra = sorted(set(options) - allowed)
+        if extra:
+            raise MethodError(f"method 'occlusion' got unknown option(s) {extra}; valid options: {sorted(allowed)}")
+        m = occlusion_map(explainer, targets, **options)
+        return m.expand(-1, explainer._x.shape[1], -1, -1).contiguous()
+
+
+register_method(Occlusion())

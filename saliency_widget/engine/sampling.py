@@ -1,0 +1,221 @@
+"""Methods that evaluate the model on many modified inputs: SmoothGrad, Integrated Gradients,
+plus Gradient x Input (which needs only the cached forward).
+
+Samples are evaluated in batches (``batch_size`` inputs per forward), never one by one, with
+the ReLU rule of the base method applied by the same interception mechanism.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from .errors import InputError, MethodError
+from .methods import register_method
+from .rules import GRADIENT, get_rule
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .session import Explainer
+
+__all__ = ["InputXGradient", "SmoothGrad", "IntegratedGradients", "integrated_gradients", "batched_rule_gradients"]
+
+
+def _check_options(method: str, options: dict[str, Any], allowed: dict[str, Any]) -> dict[str, Any]:
+    extra = sorted(set(options) - set(allowed))
+    if extra:
+        raise MethodError(f"method {method!r} got unknown option(s) {extra}; valid options: {sorted(allowed)}")
+    return {**allowed, **options}
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def batched_rule_gradients(
+    explainer: "Explainer", inputs: torch.Tensor, targets: torch.Tensor, rule_name: str, batch_size: int
+) -> torch.Tensor:
+    """Backward maps of many inputs, ``batch_size`` per forward pass.
+
+    Parameters
+    ----------
+    explainer
+        Supplies the model (run in eval mode, unchanged).
+    inputs
+        ``(M, C, H, W)`` on the model's device.
+    targets
+        ``(M,)`` class indices.
+    rule_name
+        ReLU rule for the backward pass.
+    batch_size
+        Inputs per forward pass.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(M, C, H, W)``.
+    """
+    from .session import Explainer  # local: session imports the registry that imports us
+
+    rule = get_rule(rule_name)
+    out = torch.empty_like(inputs)
+    for start in range(0, inputs.shape[0], batch_size):
+        chunk = inputs[start : start + batch_size]
+        sub = Explainer(explainer.model, chunk, record_layers=False, intercept=rule.name != "gradient")
+        out[start : start + batch_size] = sub.backward_logits(targets[start : start + batch_size], rule)
+        del sub  # frees this chunk's graph before the next forward
+    return out
+
+
+@dataclass(frozen=True)
+class InputXGradient:
+    """Gradient times input (Shrikumar et al. 2016), from the cached forward."""
+
+    name: str = "input_x_gradient"
+    label: str = "Gradient × Input"
+    needs_relu_rules: bool = False
+
+    def compute(self, explainer: "Explainer", targets: torch.Tensor, **options: Any) -> torch.Tensor:
+        _check_options(self.name, options, {})
+        return explainer.backward_logits(targets, GRADIENT) * explainer._x.detach()
+
+
+@dataclass(frozen=True)
+class SmoothGrad:
+    """SmoothGrad (Smilkov et al. 2017): the mean of a base method's maps over noisy copies.
+
+    Options
+    -------
+    base
+        ``"gradient"``, ``"deconvnet"`` or ``"guided_backprop"`` (default ``"gradient"``).
+    n
+        Number of noisy samples (default 25).
+    noise
+        Standard deviation as a fraction of each input's value range ``max - min`` (default 0.15).
+    batch_size
+        Samples per forward pass (default 16).
+    seed
+        Seed of the noise (default 0), so the widget shows the same map twice.
+    """
+
+    name: str = "smoothgrad"
+    label: str = "SmoothGrad"
+    needs_relu_rules: bool = False
+
+    def compute(self, explainer: "Explainer", targets: torch.Tensor, **options: Any) -> torch.Tensor:
+        o = _check_options(self.name, options, {"base": "gradient", "n": 25, "noise": 0.15, "batch_size": 16, "seed": 0})
+        n = _positive_int("n", o["n"])
+        bs = _positive_int("batch_size", o["batch_size"])
+        noise = float(o["noise"])
+        if not noise >= 0:
+            raise InputError(f"noise must be a fraction >= 0 of the input range, got {o['noise']!r}")
+        x = explainer._x.detach()
+        N = x.shape[0]
+        span = (x.flatten(1).amax(1) - x.flatten(1).amin(1)).view(N, 1, 1, 1, 1)
+        gen = torch.Generator(device="cpu").manual_seed(int(o["seed"]))
+        eps = torch.randn((N, n, *x.shape[1:]), generator=gen, dtype=x.dtype).to(x.device)
+        noisy = (x.unsqueeze(1) + noise * span * eps).reshape(N * n, *x.shape[1:])
+        t = targets.to(x.device).repeat_interleave(n)
+        maps = batched_rule_gradients(explainer, noisy, t, o["base"], bs)
+        return maps.view(N, n, *x.shape[1:]).mean(dim=1)
+
+
+def _path_points(steps: int, scheme: str) -> tuple[np.ndarray, np.ndarray]:
+    """Points ``alpha`` in [0, 1] and weights for the path integral."""
+    if scheme == "gausslegendre":
+        a, w = np.polynomial.legendre.leggauss(steps)
+        return (a + 1) / 2, w / 2
+    if scheme == "riemann_trapezoid":
+        if steps < 2:
+            raise InputError("riemann_trapezoid needs steps >= 2")
+        a = np.linspace(0.0, 1.0, steps)
+        w = np.full(steps, 1.0 / (steps - 1))
+        w[0] = w[-1] = 0.5 / (steps - 1)
+        return a, w
+    if scheme == "riemann_middle":
+        return (np.arange(steps) + 0.5) / steps, np.full(steps, 1.0 / steps)
+    raise InputError(f"unknown integration scheme {scheme!r}; expected 'gausslegendre', 'riemann_trapezoid' or 'riemann_middle'")
+
+
+def integrated_gradients(
+    explainer: "Explainer",
+    targets: torch.Tensor,
+    steps: int = 32,
+    baseline: torch.Tensor | float | None = None,
+    batch_size: int = 32,
+    scheme: str = "gausslegendre",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integrated Gradients (Sundararajan et al. 2017) and its completeness gap.
+
+    Parameters
+    ----------
+    explainer
+        Holds model and inputs ``x`` of shape ``(N, C, H, W)``.
+    targets
+        ``(N,)`` class indices.
+    steps
+        Number of points on the straight path from the baseline to ``x``.
+    baseline
+        None (zeros in the model's normalised input space), a float, or a tensor broadcastable to ``x``.
+    batch_size
+        Path points per forward pass.
+    scheme
+        ``"gausslegendre"`` (default, as Captum), ``"riemann_trapezoid"`` or ``"riemann_middle"``.
+
+    Returns
+    -------
+    attributions, delta
+        ``(N, C, H, W)`` attributions, and ``(N,)`` completeness gaps
+        ``sum(attributions) - (f(x) - f(baseline))`` for the target logit.
+    """
+    x = explainer._x.detach()
+    steps = _positive_int("steps", steps)
+    bs = _positive_int("batch_size", batch_size)
+    if baseline is None:
+        base = torch.zeros_like(x)
+    else:
+        try:
+            base = torch.as_tensor(baseline, dtype=x.dtype, device=x.device).expand_as(x)
+        except RuntimeError:
+            raise InputError(
+                f"baseline of shape {tuple(torch.as_tensor(baseline).shape)} does not broadcast to inputs {tuple(x.shape)}"
+            ) from None
+    alphas, weights = _path_points(steps, scheme)
+    a = torch.as_tensor(alphas, dtype=x.dtype, device=x.device).view(1, -1, 1, 1, 1)
+    w = torch.as_tensor(weights, dtype=x.dtype, device=x.device).view(1, -1, 1, 1, 1)
+    N = x.shape[0]
+    path = (base.unsqueeze(1) + a * (x - base).unsqueeze(1)).reshape(N * steps, *x.shape[1:])
+    grads = batched_rule_gradients(explainer, path, targets.to(x.device).repeat_interleave(steps), "gradient", bs)
+    attr = (x - base) * (grads.view(N, steps, *x.shape[1:]) * w).sum(dim=1)
+    with torch.no_grad():
+        from .guard import eval_mode
+
+        with eval_mode(explainer.model):
+            f_base = explainer.model(base.contiguous())
+    idx = torch.arange(N, device=x.device)
+    f_x = explainer._logits.detach()[idx, targets]
+    delta = attr.flatten(1).sum(1) - (f_x - f_base[idx, targets.to(f_base.device)])
+    return attr, delta
+
+
+@dataclass(frozen=True)
+class IntegratedGradients:
+    """Integrated Gradients; see :func:`integrated_gradients` for the options."""
+
+    name: str = "integrated_gradients"
+    label: str = "Integrated Gradients"
+    needs_relu_rules: bool = False
+
+    def compute(self, explainer: "Explainer", targets: torch.Tensor, **options: Any) -> torch.Tensor:
+        o = _check_options(self.name, options, {"steps": 32, "baseline": None, "batch_size": 32, "scheme": "gausslegendre"})
+        attr, _ = integrated_gradients(explainer, targets, **o)
+        return attr
+
+
+register_method(SmoothGrad())
+register_method(IntegratedGradients())
+register_method(InputXGradient())
