@@ -1,0 +1,1 @@
+"""Benchmark suite of saliency-widget (run with ``python -m benchmarks``)."""
