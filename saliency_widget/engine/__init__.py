@@ -19,7 +19,7 @@ from . import cam  # noqa: E402,F401,I001
 from . import sampling  # noqa: E402,F401,I001
 from . import occlusion  # noqa: E402,F401,I001
 from .rules import RULES, ReLURule, relu_backward
-from .session import Explainer, LayerInfo, receptive_field
+from .session import Explainer, LayerInfo, receptive_field, receptive_fields
 
 __all__ = [
     "saliency",
@@ -28,6 +28,7 @@ __all__ = [
     "Explainer",
     "LayerInfo",
     "receptive_field",
+    "receptive_fields",
     "available_methods",
     "get_method",
     "register_method",

@@ -310,13 +310,21 @@ class Explainer:
 
     def _check_channel_position(
         self, act: torch.Tensor, layer: str, channel: Any, position: Any
-    ) -> tuple[int, torch.Tensor | None]:
+    ) -> tuple[Any, torch.Tensor | None]:
         if act.dim() not in (2, 4):
             raise LayerError(
                 f"layer {layer!r} outputs shape {tuple(act.shape)}; projections need (N, C, H, W) or (N, C) outputs"
             )
         c_count = act.shape[1]
-        if isinstance(channel, bool) or not isinstance(channel, int) or not 0 <= channel < c_count:
+        if isinstance(channel, (torch.Tensor, list, tuple)):
+            # one channel per sample (used to project many winners in one batch)
+            ch = torch.as_tensor(channel)
+            if ch.shape != (act.shape[0],) or ch.is_floating_point() or bool(((ch < 0) | (ch >= c_count)).any()):
+                raise InputError(
+                    f"per-sample channels must be N={act.shape[0]} ints in 0..{c_count - 1}, got {channel!r}"
+                )
+            channel = ch.to(torch.long)
+        elif isinstance(channel, bool) or not isinstance(channel, int) or not 0 <= channel < c_count:
             raise InputError(f"channel {channel!r} is out of range for layer {layer!r}: valid channels are 0..{c_count - 1}")
         if act.dim() == 2:
             if position is not None:
@@ -365,7 +373,7 @@ class Explainer:
         layer
             Dotted module name (or ``"name#call"`` key).
         channel
-            Channel (filter) index.
+            Channel (filter) index, or a sequence of N indices (one per sample).
         position
             ``(y, x)`` in the layer's feature map, an ``(N, 2)`` array, or None for the
             strongest activation of the channel in each sample.
@@ -413,16 +421,21 @@ def _argmax_positions(maps: torch.Tensor) -> torch.Tensor:
     return torch.stack([flat // w, flat % w], dim=1)
 
 
-def _one_hot_seed(act: torch.Tensor, channel: int, pos: torch.Tensor | None) -> torch.Tensor:
-    """Zero everywhere except the chosen activation, which keeps its forward value."""
+def _one_hot_seed(act: torch.Tensor, channel: int | torch.Tensor, pos: torch.Tensor | None) -> torch.Tensor:
+    """Zero everywhere except the chosen activation, which keeps its forward value.
+
+    ``channel`` is one int, or an ``(N,)`` tensor with one channel per sample.
+    """
     seed = torch.zeros_like(act)
     n = act.shape[0]
     idx = torch.arange(n, device=act.device)
+    if isinstance(channel, torch.Tensor):
+        channel = channel.to(act.device)
     if act.dim() == 2:
         seed[idx, channel] = act[idx, channel]
         return seed
     if pos is None:
-        pos = _argmax_positions(act[:, channel])
+        pos = _argmax_positions(act[idx, channel])
     pos = pos.to(act.device)
     seed[idx, channel, pos[:, 0], pos[:, 1]] = act[idx, channel, pos[:, 0], pos[:, 1]]
     return seed
@@ -465,30 +478,55 @@ def receptive_field(
     y, x
         Position in the layer's output feature map.
     """
-    probe = torch.ones((1, *input_shape), dtype=dtype, device=device, requires_grad=True)
-    cap = LayerCapture(model, names=[layer], stop_at=(layer, call))
-    with torch.enable_grad(), eval_mode(model), cap, ReceptiveFieldMode():
-        try:
-            model(probe)
-        except StopForward:
-            pass
-    recs = [r for r in cap.records if (r.name, r.call) == (layer, call)]
-    if not recs:
-        raise LayerError(f"layer {layer!r} call {call} did not run")
-    out = recs[0].tensor
-    if out.dim() != 4 or not out.requires_grad:
-        return (0, 0, int(input_shape[-2]), int(input_shape[-1]))
-    seed = torch.zeros_like(out)
-    seed[0, :, y, x] = 1.0
-    (g,) = torch.autograd.grad(out, probe, seed, allow_unused=True)
-    if g is None:
-        return (0, 0, 0, 0)
-    support = g[0].abs().sum(0) > 0
-    ys = torch.nonzero(support.any(1)).flatten()
-    xs = torch.nonzero(support.any(0)).flatten()
-    if ys.numel() == 0:
-        return (0, 0, 0, 0)
-    return (int(ys[0]), int(xs[0]), int(ys[-1]) + 1, int(xs[-1]) + 1)
+    return receptive_fields(model, input_shape, layer, [(y, x)], call, dtype, device)[0]
+
+
+def receptive_fields(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    layer: str,
+    positions: Sequence[tuple[int, int]],
+    call: int = 0,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    batch_size: int = 32,
+) -> list[tuple[int, int, int, int]]:
+    """Receptive-field boxes of many units at once: one probe image per position, batched.
+
+    Each probe is an all-ones input run under :class:`ReceptiveFieldMode` (ReLUs pass,
+    max-pools spread, weights are ones), so the input-gradient's support of unit ``(y, x)``
+    is exactly the set of pixels it is connected to.
+    """
+    boxes: list[tuple[int, int, int, int]] = []
+    for start in range(0, len(positions), batch_size):
+        chunk = positions[start : start + batch_size]
+        probe = torch.ones((len(chunk), *input_shape), dtype=dtype, device=device, requires_grad=True)
+        cap = LayerCapture(model, names=[layer], stop_at=(layer, call))
+        with torch.enable_grad(), eval_mode(model), cap, ReceptiveFieldMode():
+            try:
+                model(probe)
+            except StopForward:
+                pass
+        recs = [r for r in cap.records if (r.name, r.call) == (layer, call)]
+        if not recs:
+            raise LayerError(f"layer {layer!r} call {call} did not run")
+        out = recs[0].tensor
+        if out.dim() != 4 or not out.requires_grad:
+            boxes += [(0, 0, int(input_shape[-2]), int(input_shape[-1]))] * len(chunk)
+            continue
+        seed = torch.zeros_like(out)
+        for i, (y, x) in enumerate(chunk):
+            seed[i, :, y, x] = 1.0
+        (g,) = torch.autograd.grad(out, probe, seed, allow_unused=True)
+        if g is None:
+            boxes += [(0, 0, 0, 0)] * len(chunk)
+            continue
+        support = g.abs().sum(1) > 0  # (B, H, W)
+        for i in range(len(chunk)):
+            ys = torch.nonzero(support[i].any(1)).flatten()
+            xs = torch.nonzero(support[i].any(0)).flatten()
+            boxes.append((0, 0, 0, 0) if ys.numel() == 0 else (int(ys[0]), int(xs[0]), int(ys[-1]) + 1, int(xs[-1]) + 1))
+    return boxes
 
 
 # Re-exported for callers that want the paper's default rule object.

@@ -1,0 +1,174 @@
+// Feature-map canvas of saliency-widget (anywidget front-end module, no build step).
+//
+// Model traits (all synced by the Python class saliency_widget.widget.canvas.FeatureMapCanvas):
+//   png      Bytes    PNG of the feature map, one pixel per activation (binary, never base64)
+//   grid     [h, w]   activation grid size (the PNG may be upscaled; clicks map to this grid)
+//   marker   [y, x]   highlighted activation, or [] for none
+//   caption  string   text under the canvas (rendered as text, never as HTML)
+//   size     int      CSS size in pixels of the longer canvas side
+//   click    {y, x, seq}  written by this view when the user clicks an activation
+// Custom messages are used only for commands: {type: "cmd", id, cmd} -> reply
+// {type: "reply", id, ok, result | error}. Double-click asks Python for "strongest".
+
+let nextId = 1;
+
+/** Send a command to Python and resolve with its reply (rejects on error reply / timeout). */
+function command(model, cmd, args = {}, timeoutMs = 10000) {
+  const id = `fm-${Date.now()}-${nextId++}`;
+  return new Promise((resolve, reject) => {
+    const onMsg = (msg) => {
+      if (!msg || msg.type !== "reply" || msg.id !== id) return;
+      clearTimeout(timer);
+      model.off("msg:custom", onMsg);
+      if (msg.ok) resolve(msg.result);
+      else reject(new Error(msg.error || "command failed"));
+    };
+    const timer = setTimeout(() => {
+      model.off("msg:custom", onMsg);
+      reject(new Error(`command ${cmd} timed out`));
+    }, timeoutMs);
+    model.on("msg:custom", onMsg);
+    model.send({ type: "cmd", id, cmd, ...args });
+  });
+}
+
+/** Copy whatever ipywidgets gives us for a Bytes trait into a Uint8Array. */
+function toBytes(value) {
+  if (!value) return new Uint8Array(0);
+  if (value instanceof Uint8Array) return value;
+  if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  if (ArrayBuffer.isView(value)) {
+    return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  }
+  return new Uint8Array(0);
+}
+
+function render({ model, el }) {
+  const root = document.createElement("div");
+  root.className = "sw-fm-root";
+  root.style.display = "inline-flex";
+  root.style.flexDirection = "column";
+  root.style.alignItems = "flex-start";
+  const canvas = document.createElement("canvas");
+  canvas.className = "sw-fm-canvas";
+  canvas.style.cursor = "crosshair";
+  canvas.style.imageRendering = "pixelated";
+  canvas.style.border = "1px solid #bbb";
+  const caption = document.createElement("div");
+  caption.className = "sw-fm-caption";
+  caption.style.font = "12px monospace";
+  caption.style.whiteSpace = "pre";
+  root.append(canvas, caption);
+  el.appendChild(root);
+
+  let bitmap = null; // last decoded image
+  let drawToken = 0; // guards against an older decode finishing after a newer one
+  let disposed = false;
+
+  function geometry() {
+    const [gh, gw] = model.get("grid") || [1, 1];
+    const size = model.get("size") || 256;
+    const scale = size / Math.max(gh || 1, gw || 1);
+    return { gh: gh || 1, gw: gw || 1, w: Math.max(1, Math.round((gw || 1) * scale)), h: Math.max(1, Math.round((gh || 1) * scale)) };
+  }
+
+  function paint() {
+    const { gh, gw, w, h } = geometry();
+    canvas.dataset.grid = `${gh},${gw}`; // for tests and tools: the activation grid size
+    if (canvas.width !== w) canvas.width = w;
+    if (canvas.height !== h) canvas.height = h;
+    const ctx = canvas.getContext("2d");
+    ctx.imageSmoothingEnabled = false;
+    ctx.fillStyle = "#eee";
+    ctx.fillRect(0, 0, w, h);
+    if (bitmap) ctx.drawImage(bitmap, 0, 0, w, h);
+    const marker = model.get("marker") || [];
+    if (marker.length === 2) {
+      const cw = w / gw;
+      const ch = h / gh;
+      ctx.strokeStyle = "#00ff00";
+      ctx.lineWidth = 2;
+      ctx.strokeRect(marker[1] * cw + 1, marker[0] * ch + 1, Math.max(2, cw - 2), Math.max(2, ch - 2));
+    }
+  }
+
+  async function decode() {
+    const token = ++drawToken;
+    const bytes = toBytes(model.get("png"));
+    if (bytes.length === 0) {
+      bitmap = null;
+      paint();
+      return;
+    }
+    try {
+      const bmp = await createImageBitmap(new Blob([bytes], { type: "image/png" }));
+      if (disposed || token !== drawToken) {
+        bmp.close?.();
+        return;
+      }
+      bitmap?.close?.();
+      bitmap = bmp;
+    } catch (err) {
+      bitmap = null;
+      caption.textContent = `cannot decode feature map: ${err}`;
+    }
+    paint();
+    canvas.dataset.paints = String(Number(canvas.dataset.paints || 0) + 1);
+  }
+
+  function updateCaption() {
+    caption.textContent = model.get("caption") || "";
+  }
+
+  function onClick(event) {
+    const { gh, gw } = geometry();
+    const rect = canvas.getBoundingClientRect();
+    const fx = (event.clientX - rect.left) / Math.max(1, rect.width);
+    const fy = (event.clientY - rect.top) / Math.max(1, rect.height);
+    const x = Math.min(gw - 1, Math.max(0, Math.floor(fx * gw)));
+    const y = Math.min(gh - 1, Math.max(0, Math.floor(fy * gh)));
+    const prev = model.get("click") || {};
+    // seq makes a repeated click on the same cell still a change Python observes.
+    model.set("click", { y, x, seq: (prev.seq || 0) + 1 });
+    model.save_changes();
+  }
+
+  async function onDblClick(event) {
+    event.preventDefault();
+    try {
+      await command(model, "strongest");
+    } catch (err) {
+      caption.textContent = `error: ${err.message}`;
+    }
+  }
+
+  const onPng = () => decode();
+  const onGeometry = () => paint();
+  canvas.addEventListener("click", onClick);
+  canvas.addEventListener("dblclick", onDblClick);
+  model.on("change:png", onPng);
+  model.on("change:grid", onGeometry);
+  model.on("change:size", onGeometry);
+  model.on("change:marker", onGeometry);
+  model.on("change:caption", updateCaption);
+  updateCaption();
+  paint();
+  decode();
+
+  // Cleanup: anywidget calls this when the view is removed (cell cleared / re-rendered).
+  return () => {
+    disposed = true;
+    canvas.removeEventListener("click", onClick);
+    canvas.removeEventListener("dblclick", onDblClick);
+    model.off("change:png", onPng);
+    model.off("change:grid", onGeometry);
+    model.off("change:size", onGeometry);
+    model.off("change:marker", onGeometry);
+    model.off("change:caption", updateCaption);
+    bitmap?.close?.();
+    bitmap = null;
+    root.remove();
+  };
+}
+
+export default { render };

@@ -1,0 +1,127 @@
+"""The pointing game (Zhang et al. 2016): does the map's maximum fall on the object?
+
+A hit is a map whose maximum (of the channel-summed ``|map|``) lies within ``tolerance``
+pixels (Euclidean) of the ground-truth mask. The centre-point baseline always points at the
+image centre.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..engine.errors import InputError
+from ..engine.session import Explainer
+
+__all__ = ["PointingResult", "pointing_game", "hits", "dilate"]
+
+
+def dilate(masks: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """Grow boolean masks ``(N, H, W)`` by a disc of radius ``tolerance`` pixels."""
+    if tolerance < 0:
+        raise InputError(f"tolerance must be >= 0 pixels, got {tolerance!r}")
+    r = int(tolerance)
+    if r == 0:
+        return masks.bool()
+    yy, xx = torch.meshgrid(torch.arange(-r, r + 1), torch.arange(-r, r + 1), indexing="ij")
+    disc = ((yy**2 + xx**2) <= tolerance**2).to(torch.float32)[None, None]
+    grown = F.conv2d(masks.float()[:, None], disc.to(masks.device), padding=r)[:, 0]
+    return grown > 0
+
+
+def hits(maps: torch.Tensor, masks: torch.Tensor, tolerance: float = 1.0) -> torch.Tensor:
+    """Per-image hit (bool ``(N,)``) of maps ``(N, H, W)`` against masks ``(N, H, W)``."""
+    if maps.shape != masks.shape:
+        raise InputError(f"maps {tuple(maps.shape)} and masks {tuple(masks.shape)} must have the same (N, H, W) shape")
+    n, h, w = maps.shape
+    peak = maps.reshape(n, -1).argmax(1)
+    grown = dilate(masks, tolerance).reshape(n, -1)
+    return grown[torch.arange(n, device=grown.device), peak.to(grown.device)]
+
+
+def centre_hits(masks: torch.Tensor, tolerance: float = 1.0) -> torch.Tensor:
+    """The centre-point baseline: bool ``(N,)``. The centre of an even size is pixel ``size // 2``."""
+    n, h, w = masks.shape
+    grown = dilate(masks, tolerance)
+    return grown[:, h // 2, w // 2]
+
+
+@dataclass
+class PointingResult:
+    """Accuracy per method and of the centre baseline."""
+
+    tolerance: float
+    n_images: int
+    accuracy: dict[str, float]
+    per_image: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)
+
+    def table(self) -> str:
+        rows = [f"| method | pointing accuracy (tolerance {self.tolerance:g} px, {self.n_images} images) |", "|---|---:|"]
+        for k, v in self.accuracy.items():
+            rows.append(f"| {k} | {v:.3f} |")
+        return "\n".join(rows)
+
+
+def _iter_batches(data: Iterable[Any]) -> Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    for item in data:
+        if not (isinstance(item, (tuple, list)) and len(item) >= 3):
+            raise InputError("the dataset must yield (images (B,C,H,W), labels (B,), masks (B,H,W)) batches")
+        x, y, m = item[0], item[1], item[2]
+        if x.dim() == 3:  # a single sample, not a batch
+            x, y, m = x[None], torch.as_tensor(y).view(1), m[None]
+        yield x, torch.as_tensor(y), m
+
+
+def pointing_game(
+    model: nn.Module,
+    data: Iterable[Any],
+    methods: Sequence[str] | str = ("gradient", "deconvnet", "guided_backprop"),
+    tolerance: float = 1.0,
+    *,
+    target: str = "label",
+    **options: Any,
+) -> PointingResult:
+    """Pointing-game accuracy of each method over ``data``, plus the centre baseline.
+
+    Parameters
+    ----------
+    model
+        The network (not modified).
+    data
+        Iterable of ``(images (B, C, H, W), labels (B,), masks (B, H, W))`` batches (a DataLoader
+        over :class:`~saliency_widget.data.ShapesDataset` works) or single samples.
+    methods
+        Method names (one forward per batch serves all of them).
+    tolerance
+        Hit radius in pixels.
+    target
+        ``"label"`` (explain the true class) or ``"predicted"``.
+
+    Returns
+    -------
+    PointingResult
+    """
+    names = [methods] if isinstance(methods, str) else list(methods)
+    if target not in ("label", "predicted"):
+        raise InputError(f"target must be 'label' or 'predicted', got {target!r}")
+    per: dict[str, list[torch.Tensor]] = {m: [] for m in names}
+    per["centre baseline"] = []
+    n = 0
+    for x, y, m in _iter_batches(data):
+        ex = Explainer(model, x)
+        t = y if target == "label" else None
+        for meth in names:
+            s = ex.saliency(t, meth, **options).abs().sum(1)
+            per[meth].append(hits(s.cpu(), m.cpu().bool(), tolerance))
+        per["centre baseline"].append(centre_hits(m.cpu().bool(), tolerance))
+        n += x.shape[0]
+        del ex
+    if n == 0:
+        raise InputError("the dataset yielded no images")
+    cat = {k: torch.cat(v) for k, v in per.items()}
+    return PointingResult(tolerance, n, {k: float(v.float().mean()) for k, v in cat.items()}, cat)

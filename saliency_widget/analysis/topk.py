@@ -1,0 +1,239 @@
+"""Zeiler-Fergus figure 2: for each filter, its k strongest activations over a dataset.
+
+One pass over any iterable of image batches (a DataLoader included) keeps a running top-k
+per channel (value, image index, position) and only the images currently among some
+channel's winners, so memory is bounded by ``k × channels`` images, not by the dataset.
+Then the winners are projected to pixel space in batches (one ``project`` call per channel)
+and the receptive-field patches are cut from the images and from the projections.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..engine.errors import InputError, LayerError, choices
+from ..engine.guard import LayerCapture, StopForward, check_layer_name, check_model, eval_mode, model_device_dtype
+from ..engine.session import Explainer, parse_layer_key, receptive_fields
+
+__all__ = ["TopActivations", "top_activations"]
+
+
+@dataclass
+class TopActivations:
+    """Result of :func:`top_activations`.
+
+    Attributes
+    ----------
+    layer, call
+        The layer execution scanned.
+    channels
+        The channels kept, ``list[int]`` of length ``C``.
+    values
+        ``(C, k)`` activations, strongest first.
+    image_index
+        ``(C, k)`` index of the winning image in the order the data was iterated.
+    positions
+        ``(C, k, 2)`` ``(y, x)`` in the layer's feature map.
+    boxes
+        ``(C, k, 4)`` receptive-field boxes ``(y0, x0, y1, x1)`` in input pixels.
+    images
+        ``{image_index: (C_in, H, W)}`` the winning images (as fed to the model).
+    projections
+        ``(C, k, C_in, H, W)`` Zeiler-Fergus projections of each winner.
+    images_seen
+        How many images were scanned; ``seconds`` how long the scan took.
+    """
+
+    layer: str
+    call: int
+    channels: list[int]
+    values: torch.Tensor
+    image_index: torch.Tensor
+    positions: torch.Tensor
+    boxes: torch.Tensor
+    images: dict[int, torch.Tensor]
+    projections: torch.Tensor
+    images_seen: int = 0
+    seconds: float = 0.0
+    method: str = "deconvnet"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def patches(self, channel: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """``[(image_patch, projection_patch), ...]`` for one channel, each ``(C_in, h, w)``, strongest first."""
+        row = self._row(channel)
+        out = []
+        for j in range(self.values.shape[1]):
+            y0, x0, y1, x1 = self.boxes[row, j].tolist()
+            img = self.images[int(self.image_index[row, j])]
+            out.append((img[:, y0:y1, x0:x1], self.projections[row, j, :, y0:y1, x0:x1]))
+        return out
+
+    def _row(self, channel: int) -> int:
+        if channel not in self.channels:
+            raise InputError(f"channel {channel!r} was not scanned; scanned channels: {choices(self.channels)}")
+        return self.channels.index(channel)
+
+
+def _batches(data: Iterable[Any]) -> Iterable[torch.Tensor]:
+    for item in data:
+        x = item[0] if isinstance(item, (tuple, list)) else item
+        if isinstance(x, dict):
+            raise InputError("data must yield image tensors (B, C, H, W) or tuples whose first item is one")
+        if not isinstance(x, torch.Tensor) or x.dim() != 4:
+            desc = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise InputError(f"data must yield image batches of shape (B, C, H, W) (or tuples starting with one), got {desc}")
+        yield x
+
+
+def top_activations(
+    model: nn.Module,
+    data: Iterable[Any],
+    layer: str,
+    channels: Sequence[int] | None = None,
+    k: int = 9,
+    *,
+    call: int = 0,
+    method: str = "deconvnet",
+    progress: bool = True,
+    on_progress: Callable[[int, float], None] | None = None,
+    project_batch: int = 64,
+) -> TopActivations:
+    """Scan ``data`` once and return each channel's ``k`` strongest activations, projected.
+
+    Parameters
+    ----------
+    model
+        The network (not modified; run in eval mode on its own device).
+    data
+        Iterable of image batches ``(B, C, H, W)`` or tuples ``(images, ...)``: a DataLoader works.
+    layer
+        Dotted module name (or ``"name#call"``) whose output is ``(B, C', h, w)``.
+    channels
+        Which channels to keep (default: all).
+    k
+        Winners per channel (9 as in the paper).
+    call
+        Execution index of a module that runs several times.
+    method
+        ReLU rule of the projections (``"deconvnet"`` as in the paper).
+    progress
+        Show a tqdm progress bar with images/s.
+    on_progress
+        Called with ``(images_seen, images_per_second)`` after each batch (for the widget).
+    project_batch
+        (channel, winner) pairs projected per forward/backward pass.
+
+    Returns
+    -------
+    TopActivations
+    """
+    check_model(model)
+    if "#" in layer and call == 0:
+        layer, call = parse_layer_key(layer)
+    check_layer_name(model, layer)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise InputError(f"k must be a positive int, got {k!r}")
+    device, dtype = model_device_dtype(model)
+    best_v: torch.Tensor | None = None  # (C, k)
+    best_i: torch.Tensor | None = None
+    best_p: torch.Tensor | None = None
+    kept: dict[int, torch.Tensor] = {}
+    chans: list[int] | None = list(channels) if channels is not None else None
+    seen = 0
+    t0 = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(desc=f"top-{k} of {layer}", unit="img", leave=False)
+    try:
+        for x in _batches(data):
+            x = x.to(device=device or x.device, dtype=dtype or x.dtype)
+            cap = LayerCapture(model, names=[layer], stop_at=(layer, call))
+            with torch.no_grad(), eval_mode(model), cap:
+                try:
+                    model(x)
+                except StopForward:
+                    pass
+            recs = [r for r in cap.records if (r.name, r.call) == (layer, call)]
+            if not recs:
+                raise LayerError(f"layer {layer!r} call {call} did not run on this data")
+            act = recs[0].tensor
+            if act.dim() != 4:
+                raise LayerError(f"layer {layer!r} outputs {tuple(act.shape)}; top activations need (B, C, h, w)")
+            if chans is None:
+                chans = list(range(act.shape[1]))
+            bad = [c for c in chans if not (isinstance(c, int) and 0 <= c < act.shape[1])]
+            if bad:
+                raise InputError(f"channel(s) {bad} out of range for layer {layer!r}: valid channels are 0..{act.shape[1] - 1}")
+            a = act[:, chans]  # (B, C, h, w)
+            B, C, h, w = a.shape
+            flat = a.reshape(B, C, h * w)
+            v, pos = flat.max(dim=2)  # strongest position per image and channel
+            idx = torch.arange(seen, seen + B, device=v.device).view(B, 1).expand(B, C)
+            yx = torch.stack([pos // w, pos % w], dim=-1)  # (B, C, 2)
+            cand_v = v.T if best_v is None else torch.cat([best_v, v.T], dim=1)
+            cand_i = idx.T if best_i is None else torch.cat([best_i, idx.T], dim=1)
+            cand_p = yx.transpose(0, 1) if best_p is None else torch.cat([best_p, yx.transpose(0, 1)], dim=1)
+            kk = min(k, cand_v.shape[1])
+            best_v, order = cand_v.topk(kk, dim=1)
+            best_i = cand_i.gather(1, order)
+            best_p = cand_p.gather(1, order.unsqueeze(-1).expand(-1, -1, 2))
+            # keep only the images some channel still needs
+            needed = set(best_i.flatten().tolist())
+            for j in range(B):
+                if seen + j in needed:
+                    kept[seen + j] = x[j].detach().clone()
+            for old in [i for i in kept if i not in needed]:
+                del kept[old]
+            seen += B
+            rate = seen / max(time.perf_counter() - t0, 1e-9)
+            if bar is not None:
+                bar.update(B)
+                bar.set_postfix_str(f"{rate:.0f} img/s")
+            if on_progress is not None:
+                on_progress(seen, rate)
+    finally:
+        if bar is not None:
+            bar.close()
+    if best_v is None or chans is None:
+        raise InputError("data yielded no images")
+    scan_s = time.perf_counter() - t0
+    C, kk = best_v.shape
+    # projections: every (channel, winner) pair is one sample; one forward+backward per chunk
+    sample = next(iter(kept.values()))
+    pair_img = best_i.reshape(-1).tolist()
+    pair_ch = torch.tensor(chans, dtype=torch.long).repeat_interleave(kk)
+    pair_pos = best_p.reshape(-1, 2).cpu()
+    chunks = []
+    for start in range(0, len(pair_img), project_batch):
+        sl = slice(start, start + project_batch)
+        imgs = torch.stack([kept[int(i)] for i in pair_img[sl]])
+        ex = Explainer(model, imgs, stop_at=(layer, call))
+        chunks.append(ex.project(layer, pair_ch[sl], position=pair_pos[sl], call=call, method=method))
+        del ex
+    projections = torch.cat(chunks).reshape(C, kk, *sample.shape)
+    # receptive fields: one batched probe for all distinct winning positions
+    unique = sorted({(int(y), int(x)) for y, x in best_p.reshape(-1, 2).tolist()})
+    rf = dict(zip(unique, receptive_fields(model, tuple(sample.shape), layer, unique, call, sample.dtype, sample.device)))
+    boxes = torch.tensor([[rf[(int(y), int(x))] for y, x in best_p[row].tolist()] for row in range(C)], dtype=torch.long)
+    return TopActivations(
+        layer=layer,
+        call=call,
+        channels=list(chans),
+        values=best_v.cpu(),
+        image_index=best_i.cpu(),
+        positions=best_p.cpu(),
+        boxes=boxes,
+        images=kept,
+        projections=projections,
+        images_seen=seen,
+        seconds=scan_s,
+        method=method,
+    )

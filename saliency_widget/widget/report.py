@@ -1,0 +1,228 @@
+"""Reports that survive outside Jupyter: one self-contained HTML file, or one PNG grid.
+
+Every image is an inline ``data:image/png;base64`` URI, the class probabilities are an HTML
+table, and the settings used are listed; there are no scripts, stylesheets or links to
+fetch, so the file opens offline and renders the same everywhere. Text (labels, file names)
+is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from ..engine import Explainer, available_methods
+from ..engine.errors import InputError, SaliencyError, choices
+from . import render as R
+
+__all__ = ["Report", "render_report", "html_document", "img_tag", "probability_table"]
+
+_CSS = (
+    "body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#222}"
+    "table{border-collapse:collapse}td,th{padding:4px 8px;border:1px solid #ddd;vertical-align:top}"
+    "th{background:#f4f4f4}figure{display:inline-block;margin:4px;text-align:center}"
+    "figcaption{font-size:12px;color:#555}img{image-rendering:pixelated;border:1px solid #ccc}"
+    ".msg{display:inline-block;width:160px;height:160px;border:1px solid #ccc;font-size:12px;padding:8px;box-sizing:border-box}"
+)
+
+
+def img_tag(png: bytes, alt: str, size: int = 192) -> str:
+    """An ``<img>`` with the PNG inline (a data URI), so the page needs no other file."""
+    b64 = base64.b64encode(png).decode("ascii")
+    return f'<img src="data:image/png;base64,{b64}" alt="{html.escape(alt, quote=True)}" width="{size}" height="{size}">'
+
+
+def probability_table(labels: Sequence[str], probs: Sequence[float], top: int = 10, highlight: int | None = None) -> str:
+    """Top-``top`` class probabilities as an HTML table (labels escaped)."""
+    order = np.argsort(-np.asarray(probs))[:top]
+    bold = ' style="font-weight:600"'
+    rows = "".join(
+        f"<tr{bold if int(i) == highlight else ''}><td>{html.escape(str(labels[i]))}</td>"
+        f"<td style='text-align:right'>{float(probs[i]):.3f}</td>"
+        f"<td><div style='background:#4c78a8;height:10px;width:{max(1, int(120 * float(probs[i])))}px'></div></td></tr>"
+        for i in order
+    )
+    return f"<table><tr><th>class</th><th>p</th><th></th></tr>{rows}</table>"
+
+
+def html_document(title: str, body: str) -> str:
+    """A complete offline HTML page."""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1>{body}"
+        f"<p style='color:#888;font-size:12px'>made by saliency-widget on {stamp}; this file is self-contained.</p>"
+        "</body></html>"
+    )
+
+
+def _figure(png: bytes | None, caption: str, message: str | None = None, size: int = 160) -> str:
+    inner = img_tag(png, caption, size) if png else f"<div class='msg'>{html.escape(message or 'nothing to show')}</div>"
+    return f"<figure>{inner}<figcaption>{html.escape(caption)}</figcaption></figure>"
+
+
+@dataclass
+class Report:
+    """A rendered report: ``html`` text and a ``png`` grid (rows = images, columns = input + methods)."""
+
+    html: str
+    png: bytes
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``.html`` or ``.png`` depending on the suffix."""
+        p = Path(path)
+        if p.suffix.lower() in (".html", ".htm"):
+            p.write_text(self.html, encoding="utf-8")
+        elif p.suffix.lower() == ".png":
+            p.write_bytes(self.png)
+        else:
+            raise InputError(f"output {str(p)!r} must end in .html or .png")
+        return p
+
+
+def _load(image: Any) -> tuple[Image.Image, str]:
+    from .explorer import _to_pil
+
+    name = str(image) if isinstance(image, (str, Path)) else type(image).__name__
+    return _to_pil(image), Path(name).name if isinstance(image, (str, Path)) else name
+
+
+def render_report(
+    images: Sequence[Any],
+    model: nn.Module | None = None,
+    methods: Sequence[str] = ("gradient", "deconvnet", "guided_backprop"),
+    target: int | str | None = None,
+    *,
+    labels: Sequence[str] | None = None,
+    transform: Callable[[Image.Image], torch.Tensor] | None = None,
+    sign: str = "absolute",
+    clip_percentile: float = 99.0,
+    cmap: str = "magma",
+    title: str = "saliency-widget report",
+    names: Sequence[str] | None = None,
+) -> Report:
+    """Maps of each image for each method, as a self-contained HTML page and a PNG grid.
+
+    Parameters
+    ----------
+    images
+        PIL images, arrays, tensors ``(3, H, W)`` in [0, 1], PNG/JPEG bytes or file paths.
+    model
+        Classifier (default: the bundled shapes model with its labels and preprocessing).
+    methods
+        Registered method names.
+    target
+        None (each image's predicted class), a class index, or a class label.
+    labels, transform
+        Class names and preprocessing; default from ``model.saliency_weights`` when present.
+    sign, clip_percentile, cmap
+        Display options, as in the widget.
+    title
+        Heading of the HTML page.
+    names
+        Captions of the images (default: file names, else the object type).
+    """
+    if not images:
+        raise InputError("render_report needs at least one image")
+    if model is None:
+        from ..models import shapes_cnn
+
+        model = shapes_cnn()
+    weights = getattr(model, "saliency_weights", None)
+    if labels is None and weights is not None:
+        labels = list(weights.meta["categories"])
+    if transform is None:
+        if weights is not None:
+            transform = weights.transforms()
+        else:
+            from .explorer import _default_transform
+
+            transform = _default_transform
+    known = available_methods()
+    bad = [m for m in methods if m not in known]
+    if bad:
+        raise InputError(f"unknown method(s) {bad}; expected names from {choices(known)}")
+    rows_html, grid_rows = [], []
+    settings = {"methods": ", ".join(methods), "sign": sign, "clip percentile": clip_percentile, "colormap": cmap, "model": type(model).__name__}
+    if names is not None and len(names) != len(images):
+        raise InputError(f"names has {len(names)} entries for {len(images)} images")
+    for n_img, image in enumerate(images):
+        pil, name = _load(image)
+        if names is not None:
+            name = str(names[n_img])
+        x = transform(pil).unsqueeze(0)
+        size = x.shape[-1]
+        ex = Explainer(model, x)
+        probs = ex.probabilities[0].double().cpu().numpy()
+        k = len(probs)
+        names = list(labels) if labels is not None else [str(i) for i in range(k)]
+        if len(names) != k:
+            raise InputError(f"labels has {len(names)} entries but the model outputs {k} classes")
+        if target is None:
+            t = int(probs.argmax())
+        elif isinstance(target, str):
+            if target not in names:
+                raise InputError(f"unknown class {target!r}; expected one of {choices(names)}")
+            t = names.index(target)
+        else:
+            t = int(target)
+            if not 0 <= t < k:
+                raise InputError(f"target {t} is out of range: valid classes are 0..{k - 1}")
+        shown = np.asarray(pil.convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
+        shown_png = R.to_png(R.upscale(shown, 160))
+        figs = [_figure(shown_png, f"{name}")]
+        panels = [R.upscale(shown, 160)]
+        for m in methods:
+            try:
+                raw = ex.saliency(t, m)[0].detach().cpu().numpy()
+                rm = R.render_map(raw, sign=sign, clip_percentile=clip_percentile, cmap=cmap)
+                msg = rm.message
+                rgb = None if rm.rgb is None else R.upscale(rm.rgb, 160)
+            except SaliencyError as err:
+                rgb, msg = None, str(err)
+            figs.append(_figure(None if rgb is None else R.to_png(rgb), f"{m} · {names[t]}", msg))
+            panels.append(rgb if rgb is not None else R.message_panel(msg or "", (panels[0].shape[0], panels[0].shape[1])))
+        grid_rows.append(R.compose(panels, [name] + list(methods), height=160))
+        rows_html.append(
+            f"<tr><td>{''.join(figs)}</td><td><b>target:</b> {html.escape(names[t])}<br>"
+            f"{probability_table(names, probs, highlight=t)}</td></tr>"
+        )
+        del ex
+    settings_html = "<table>" + "".join(f"<tr><th>{html.escape(str(a))}</th><td>{html.escape(str(b))}</td></tr>" for a, b in settings.items()) + "</table>"
+    body = f"<h2>Settings</h2>{settings_html}<h2>Maps</h2><table>{''.join(rows_html)}</table>"
+    width = max(r.shape[1] for r in grid_rows)
+    padded = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in grid_rows]
+    return Report(html_document(title, body), R.to_png(np.concatenate(padded, axis=0)))
+
+
+def explorer_html(explorer: Any, title: str = "saliency-widget: explorer view") -> str:
+    """The explorer's current view (its panels, class probabilities and settings) as one offline HTML page."""
+    explorer.wait(timeout=60)
+    pngs, msgs = explorer.images, explorer.messages
+    figs = []
+    for key in ("input", "map", "feature", "projection"):
+        if pngs.get(key) or msgs.get(key):
+            figs.append(_figure(pngs.get(key), key, msgs.get(key), size=224))
+    ex = explorer.explainer
+    labels = explorer.labels
+    probs = ex.probabilities[0].double().cpu().numpy() if ex is not None else np.zeros(len(labels))
+    state = explorer.state()
+    target = state.get("target")
+    settings = "<table>" + "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in state.items()) + "</table>"
+    body = (
+        f"<div>{''.join(figs)}</div><h2>Class probabilities</h2>"
+        f"{probability_table(labels, probs, highlight=target if isinstance(target, int) else None)}"
+        f"<h2>Settings</h2>{settings}<p>{html.escape(explorer.status)}</p>"
+    )
+    return html_document(title, body)

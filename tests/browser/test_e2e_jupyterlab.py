@@ -1,0 +1,187 @@
+"""End to end: the explorer in a real JupyterLab, driven by headless Chromium.
+
+The notebook logs one JSON line per render pass (``Explorer.log_events``); after each UI
+action the test waits for a kernel-side record whose state reflects the action and whose
+image hashes changed, so we know the event reached Python and produced a new picture.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from .harness import browser_page, chromium_path
+from .jupyterlab import jupyterlab
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts"
+
+SETUP = '''\
+import torch, torch.nn as nn, numpy as np
+from PIL import Image
+from saliency_widget.widget import explore
+try:  # the bundled model and sample when its checkpoint is present
+    w = explore()
+    print("model: bundled shapes_cnn")
+except Exception as exc:  # fall back to a tiny random net so the UI can still be tested
+    print("model: tiny random net (bundled model unavailable: %s)" % exc)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 5)).eval()
+    rng = np.random.RandomState(0)
+    img = Image.fromarray((rng.rand(64, 64, 3) * 255).astype(np.uint8))
+    w = explore(net, img, labels=["disc", "square", "triangle", "<img src=x onerror=alert(1)>", "ring"])
+w.log_events("events.jsonl")
+w
+'''
+
+
+class Events:
+    """Reads the kernel-side render log written by the notebook."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def all(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+    def wait_for(self, pred: Any, after: int, timeout: float = 60.0, what: str = "") -> dict[str, Any]:
+        """Wait for a record with seq > ``after`` satisfying ``pred`` (latest such record)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            hits = [r for r in self.all() if r["seq"] > after and pred(r)]
+            if hits:
+                return hits[-1]
+            time.sleep(0.05)
+        raise AssertionError(f"no kernel-side render for {what!r}; last records: {self.all()[-3:]}")
+
+    def last_seq(self) -> int:
+        recs = self.all()
+        return recs[-1]["seq"] if recs else 0
+
+
+def _img_src(page: Any, cls: str) -> str:
+    return page.evaluate(f"() => document.querySelector('img.{cls}')?.src || ''")
+
+
+def _wait_src_change(page: Any, cls: str, old: str, timeout: float = 60000) -> None:
+    page.wait_for_function(
+        "([cls, old]) => { const i = document.querySelector('img.' + cls); return i && i.src && i.src !== old && i.complete; }",
+        arg=[cls, old], timeout=timeout, polling="raf",
+    )
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_explorer_in_jupyterlab(tmp_path: Path) -> None:
+    chromium_path()  # skip locally / fail in CI if missing, before starting a server
+    ARTIFACTS.mkdir(exist_ok=True)
+    with jupyterlab(tmp_path) as lab:
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell(SETUP)]
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, lab.root / "e2e.ipynb")
+        events = Events(lab.root / "events.jsonl")
+        latencies: list[float] = []
+
+        with browser_page(viewport={"width": 1500, "height": 1300}) as page:
+            page.goto(f"{lab.url}/lab/tree/e2e.ipynb", wait_until="domcontentloaded")
+            page.wait_for_function("() => window.jupyterapp && document.querySelector('.jp-Notebook')", timeout=90000)
+            # Wait until the kernel is connected and idle before running the cell.
+            page.wait_for_function(
+                """() => { const w = window.jupyterapp.shell.currentWidget;
+                           const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+                           return k && k.status === 'idle'; }""",
+                timeout=90000,
+            )
+            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            page.wait_for_selector("img.sw-map-image", state="visible", timeout=120000)
+            page.wait_for_selector("canvas.sw-fm-canvas", timeout=60000)
+            first = events.wait_for(lambda r: r["error"] is None, after=0, timeout=60, what="initial render")
+            assert all(first["nonblank"].values()), first
+            prev = first
+
+            # 1. Every method toggle reaches Python and gives a new, non-blank map.
+            methods = page.eval_on_selector_all(".sw-method button", "bs => bs.map(b => b.textContent.trim())")
+            assert len(methods) >= 3, methods
+            for m in methods[1:] + methods[:1]:
+                old = _img_src(page, "sw-map-image")
+                seq = events.last_seq()
+                t0 = time.perf_counter()
+                page.click(f".sw-method button:text-is('{m}')")
+                _wait_src_change(page, "sw-map-image", old)
+                latencies.append(time.perf_counter() - t0)
+                rec = events.wait_for(lambda r, m=m: r["state"]["method"] == m and "map" in r["images"], after=seq, what=f"method {m}")
+                assert rec["nonblank"]["map"] and rec["images"]["map"] != prev["images"]["map"]
+                prev = rec
+
+            # 2. A click on a class bar changes the target class.
+            bars = page.locator(".sw-bars .bargroup")  # one group per class (p + remainder)
+            assert bars.count() >= 3
+            old = _img_src(page, "sw-map-image")
+            seq = events.last_seq()
+            t0 = time.perf_counter()
+            bars.nth(2).click()
+            _wait_src_change(page, "sw-map-image", old)
+            latencies.append(time.perf_counter() - t0)
+            rec = events.wait_for(lambda r: r["state"]["target"] is not None, after=seq, what="bar click")
+            assert rec["nonblank"]["map"] and rec["images"]["map"] != prev["images"]["map"]
+            prev = rec
+
+            # 3. Moving the filter slider (keyboard on the handle) changes the feature map.
+            channel0 = prev["state"]["channel"]
+            handle = page.locator(".sw-filter .noUi-handle")
+            handle.focus()
+            seq = events.last_seq()
+            page.keyboard.press("ArrowLeft" if channel0 > 0 else "ArrowRight")
+            rec = events.wait_for(lambda r: r["state"]["channel"] != channel0, after=seq, what="filter slider")
+            assert rec["nonblank"]["feature"] and rec["images"]["feature"] != prev["images"]["feature"]
+            prev = rec
+
+            # 4. A click on an activation projects it and draws its receptive field.
+            # Pick the second-brightest cell (viridis green grows with the value): a zero
+            # activation would rightly give an all-zero projection and a message instead.
+            canvas = page.locator("canvas.sw-fm-canvas")
+            box = canvas.bounding_box()
+            gh, gw, cy, cx = page.evaluate(
+                """() => { const c = document.querySelector('canvas.sw-fm-canvas');
+                           const [gh, gw] = c.dataset.grid.split(',').map(Number);
+                           const ctx = c.getContext('2d'); const cells = [];
+                           for (let y = 0; y < gh; y++) for (let x = 0; x < gw; x++) {
+                             const px = ctx.getImageData(Math.floor((x + 0.5) * c.width / gw), Math.floor((y + 0.5) * c.height / gh), 1, 1).data;
+                             cells.push([px[1], y, x]); }
+                           cells.sort((a, b) => b[0] - a[0]);
+                           return [gh, gw, cells[1][1], cells[1][2]]; }"""
+            )
+            old = _img_src(page, "sw-projection-image")
+            seq = events.last_seq()
+            t0 = time.perf_counter()
+            page.mouse.click(box["x"] + box["width"] * (cx + 0.5) / gw, box["y"] + box["height"] * (cy + 0.5) / gh)
+            rec = events.wait_for(lambda r: r["state"]["position"] == [cy, cx], after=seq, what="activation click")
+            _wait_src_change(page, "sw-projection-image", old)
+            latencies.append(time.perf_counter() - t0)
+            assert rec["error"] is None and rec["nonblank"]["projection"]
+            assert rec["images"]["projection"] != prev["images"]["projection"]
+
+            # The HTML-looking label stays inert text wherever it is shown.
+            assert page.locator(".sw-explorer img[src='x']").count() == 0
+
+            page.wait_for_timeout(300)  # let the last paint settle for the screenshot only
+            shot = ARTIFACTS / "e2e_jupyterlab.png"
+            page.locator(".sw-explorer").screenshot(path=str(shot))
+            page.screenshot(path=str(ARTIFACTS / "e2e_jupyterlab_full.png"), full_page=True)
+
+    median_ms = statistics.median(latencies) * 1000.0
+    print(f"\nclick->image latency over {len(latencies)} interactions: median {median_ms:.0f} ms, "
+          f"min {min(latencies) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms")
+    (ARTIFACTS / "e2e_latency.json").write_text(json.dumps({"median_ms": median_ms, "samples_ms": [x * 1000 for x in latencies]}))
