@@ -47,7 +47,7 @@ NOTEBOOKS = {
                "both masks and gives the crispest picture."),
         ("code", "from saliency_widget.models import shapes_cnn\nfrom saliency_widget.data import load_sample\n\n"
                  "model = shapes_cnn()\nweights = model.saliency_weights\n"
-                 "x = weights.transforms()(load_sample('shapes_triangle_circle')).unsqueeze(0)\n"
+                 "x = weights.transforms()(load_sample('shapes_star_square')).unsqueeze(0)\n"
                  "ex = sw.Explainer(model, x)          # one forward pass serves all three\n"
                  "probs = ex.probabilities[0]\nprint({c: round(float(p), 3) for c, p in zip(weights.meta['categories'], probs)})"),
         ("code", SHOW + "\n\nmethods = ['gradient', 'deconvnet', 'guided_backprop']\n"

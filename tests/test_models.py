@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from scipy.ndimage import binary_dilation
+from saliency_widget.analysis.pointing import hits
 from torch import nn
 
 import saliency_widget
-from saliency_widget.data import CLASSES, MEAN, STD, load_sample, make_batch, to_tensor
+from saliency_widget.data import CLASSES, MEAN, STD, load_sample, make_batch, render_shape_scene, to_tensor
 from saliency_widget.engine.errors import InputError
 from saliency_widget.models import SHAPES_WEIGHTS, ShapesCNN, fold_batchnorm, shapes_cnn, torchvision_model
 from saliency_widget.models.shapes_cnn import CHECKPOINT
@@ -41,10 +41,11 @@ POINTING_MIN = {"deconvnet": 0.90, "guided_backprop": 0.90, "gradient": 0.75}
 RANDOM_MARGIN = 0.30  # trained score must beat the randomised-weights score by this much
 
 # Two-object scenes, DeconvNet, target = one object's class: how often the peak lands on
-# that object vs on the other one (measured: TWO_MEASURED).
+# that object vs on the other one (measured on these 100 scenes: on target 0.86 / 0.81,
+# on the other object 0.13 / 0.17, for target = first / second object).
 N_TWO = 100
-TWO_ON_TARGET_MIN = 0.80
-TWO_ON_OTHER_MAX = 0.20
+TWO_ON_TARGET_MIN = 0.70
+TWO_ON_OTHER_MAX = 0.30
 
 
 @pytest.fixture(scope="module")
@@ -60,23 +61,13 @@ def heldout() -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
 
 
 def pointing_game(maps: torch.Tensor, masks: np.ndarray, tolerance: int = TOLERANCE) -> float:
-    """Fraction of maps whose channel-summed |map| peaks within ``tolerance`` px of the object.
+    """Fraction of maps whose channel-summed |map| peaks within ``tolerance`` px (Chebyshev) of the object.
 
-    Parameters
-    ----------
-    maps
-        ``(N, C, H, W)`` attributions.
-    masks
-        ``(N, H, W)`` bool object masks.
-    tolerance
-        Allowed Chebyshev distance in pixels from the mask.
+    Uses the package's own scoring (``saliency_widget.analysis.pointing.hits``), tested on synthetic
+    maps in tests/test_analysis.py.
     """
     energy = maps.detach().abs().sum(dim=1)
-    n, h, w = energy.shape
-    peak = energy.reshape(n, -1).argmax(dim=1)
-    footprint = np.ones((2 * tolerance + 1, 2 * tolerance + 1), dtype=bool)
-    hits = [binary_dilation(masks[i], structure=footprint)[int(peak[i]) // w, int(peak[i]) % w] for i in range(n)]
-    return float(np.mean(hits))
+    return float(hits(energy, torch.from_numpy(masks), tolerance, "chebyshev").float().mean())
 
 
 def randomized(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -137,9 +128,7 @@ def test_weights_metadata_and_transforms() -> None:
     assert x.shape == (3, 128, 128) and x.dtype == torch.float32
     torch.testing.assert_close(x, to_tensor(np.asarray(img)))  # identity resize for 128 px scenes
     torch.testing.assert_close(preprocess(np.asarray(img)), x)
-    torch.testing.assert_close(
-        SHAPES_WEIGHTS.denormalize(x), torch.from_numpy(np.asarray(img)).permute(2, 0, 1) / 255.0
-    )
+    torch.testing.assert_close(SHAPES_WEIGHTS.denormalize(x), torch.from_numpy(np.array(img)).permute(2, 0, 1) / 255.0)
     assert preprocess(load_sample("cat")).shape == (3, 128, 128)  # non-square photo: resize + centre crop
     with pytest.raises(InputError, match="uint8"):
         preprocess(np.zeros((8, 8, 3), dtype=np.float32))
@@ -185,10 +174,19 @@ def test_map_follows_the_chosen_object_in_two_object_scenes(model: ShapesCNN, ta
     assert on_target >= TWO_ON_TARGET_MIN and on_other <= TWO_ON_OTHER_MAX, (on_target, on_other)
 
 
-def test_both_shapes_of_a_two_object_sample_score_highest(model: ShapesCNN) -> None:
-    x = SHAPES_WEIGHTS.transforms()(load_sample("shapes_cross_ring"))[None]
-    top2 = {CLASSES[k] for k in model(x).topk(2, dim=1).indices[0].tolist()}
-    assert top2 == {"cross", "ring"}
+@pytest.mark.parametrize("name", ["shapes_cross_ring", "shapes_star_square"])
+def test_two_object_samples_rank_both_shapes_and_maps_move(model: ShapesCNN, name: str) -> None:
+    """The shipped two-object samples demo "pick the other class": both shapes are the top two
+    classes and each class's DeconvNet / Guided Backprop map peaks on its own object."""
+    scene = render_shape_scene(name)
+    x = SHAPES_WEIGHTS.transforms()(load_sample(name))[None]
+    with torch.no_grad():
+        top2 = set(model(x).topk(2, dim=1).indices[0].tolist())
+    assert top2 == set(scene.labels)
+    for j, label in enumerate(scene.labels):
+        for method in ("deconvnet", "guided_backprop"):
+            maps = saliency_widget.saliency(model, x, target=[label], method=method)
+            assert pointing_game(maps, scene.masks[j : j + 1]) == 1.0, (CLASSES[label], method)
 
 
 # ----------------------------------------------------------------------------- BatchNorm folding & training
@@ -212,7 +210,9 @@ def test_fold_batchnorm_preserves_the_function() -> None:
 
 def test_training_script_smoke(tmp_path: Path) -> None:
     out = tmp_path / "tiny.pt"
-    record = train(out=out, epochs=1, n_train=48, n_test=24, size=64, batch_size=16, verbose=False)
+    record = train(
+        out=out, epochs=1, n_train=48, n_test=24, size=64, batch_size=16, two_object_fraction=0.25, verbose=False
+    )
     state = torch.load(out, map_location="cpu", weights_only=True)
     net = ShapesCNN()
     net.load_state_dict(state)

@@ -284,3 +284,27 @@ def test_captum_occlusion(vgg: nn.Module, vx: torch.Tensor) -> None:
     got = sw.saliency(vgg, x, target=t, method="occlusion", window=8, stride=4, output="logit")
     # Captum returns float32 for float64 inputs; compare the values at float32 precision.
     assert_close(got, want.to(got.dtype), rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- the widget offers the new methods
+@pytest.fixture(scope="module")
+def explorer():  # type: ignore[no-untyped-def]
+    from saliency_widget.widget import explore
+
+    w = explore()
+    w.wait(60)
+    yield w
+    w.close()
+
+
+@pytest.mark.parametrize("method", NEW)
+def test_widget_offers_and_renders_new_method(explorer, method: str) -> None:  # type: ignore[no-untyped-def]
+    from saliency_widget.widget import render as R
+
+    assert method in explorer.w_method.options
+    before = explorer.images["map"]
+    explorer.method = method
+    assert explorer.wait(120)
+    assert explorer.status.startswith(method), explorer.status
+    png = explorer.images["map"]
+    assert png != before and not R.is_blank(R.from_png(png))

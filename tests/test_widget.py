@@ -366,3 +366,12 @@ def test_render_clip_and_box() -> None:
     boxed = R.draw_box(np.zeros((10, 10, 3), np.uint8), (-3, 2, 5, 8), width=1)
     assert (boxed[0, 2:8] == (0, 255, 0)).all() and (boxed[4, 2:8] == (0, 255, 0)).all()
     assert (boxed[2, 3] == 0).all()
+
+
+def test_normalisation_read_from_torchvision_weights() -> None:
+    # torchvision keeps mean/std on the transforms object, not in .meta: the explorer must find them
+    import torchvision
+
+    from saliency_widget.widget.explorer import _norm_from
+
+    assert _norm_from(torchvision.models.ResNet18_Weights.DEFAULT) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))

@@ -21,33 +21,40 @@ from ..engine.session import Explainer
 __all__ = ["PointingResult", "pointing_game", "hits", "dilate"]
 
 
-def dilate(masks: torch.Tensor, tolerance: float) -> torch.Tensor:
-    """Grow boolean masks ``(N, H, W)`` by a disc of radius ``tolerance`` pixels."""
+def dilate(masks: torch.Tensor, tolerance: float, distance: str = "euclidean") -> torch.Tensor:
+    """Grow boolean masks ``(N, H, W)`` by ``tolerance`` pixels.
+
+    ``distance="euclidean"`` grows by a disc (as TorchRay's pointing game), ``"chebyshev"`` by a
+    square (within ``tolerance`` pixels along both axes).
+    """
     if tolerance < 0:
         raise InputError(f"tolerance must be >= 0 pixels, got {tolerance!r}")
+    if distance not in ("euclidean", "chebyshev"):
+        raise InputError(f"distance must be 'euclidean' or 'chebyshev', got {distance!r}")
     r = int(tolerance)
     if r == 0:
         return masks.bool()
     yy, xx = torch.meshgrid(torch.arange(-r, r + 1), torch.arange(-r, r + 1), indexing="ij")
-    disc = ((yy**2 + xx**2) <= tolerance**2).to(torch.float32)[None, None]
+    inside = (yy**2 + xx**2) <= tolerance**2 if distance == "euclidean" else torch.ones_like(yy, dtype=torch.bool)
+    disc = inside.to(torch.float32)[None, None]
     grown = F.conv2d(masks.float()[:, None], disc.to(masks.device), padding=r)[:, 0]
     return grown > 0
 
 
-def hits(maps: torch.Tensor, masks: torch.Tensor, tolerance: float = 1.0) -> torch.Tensor:
-    """Per-image hit (bool ``(N,)``) of maps ``(N, H, W)`` against masks ``(N, H, W)``."""
+def hits(maps: torch.Tensor, masks: torch.Tensor, tolerance: float = 1.0, distance: str = "euclidean") -> torch.Tensor:
+    """Per-image hit (bool ``(N,)``): the peak of map ``(N, H, W)`` within ``tolerance`` of mask ``(N, H, W)``."""
     if maps.shape != masks.shape:
         raise InputError(f"maps {tuple(maps.shape)} and masks {tuple(masks.shape)} must have the same (N, H, W) shape")
     n, h, w = maps.shape
     peak = maps.reshape(n, -1).argmax(1)
-    grown = dilate(masks, tolerance).reshape(n, -1)
+    grown = dilate(masks, tolerance, distance).reshape(n, -1)
     return grown[torch.arange(n, device=grown.device), peak.to(grown.device)]
 
 
-def centre_hits(masks: torch.Tensor, tolerance: float = 1.0) -> torch.Tensor:
+def centre_hits(masks: torch.Tensor, tolerance: float = 1.0, distance: str = "euclidean") -> torch.Tensor:
     """The centre-point baseline: bool ``(N,)``. The centre of an even size is pixel ``size // 2``."""
     n, h, w = masks.shape
-    grown = dilate(masks, tolerance)
+    grown = dilate(masks, tolerance, distance)
     return grown[:, h // 2, w // 2]
 
 
@@ -57,11 +64,12 @@ class PointingResult:
 
     tolerance: float
     n_images: int
+    distance: str
     accuracy: dict[str, float]
     per_image: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)
 
     def table(self) -> str:
-        rows = [f"| method | pointing accuracy (tolerance {self.tolerance:g} px, {self.n_images} images) |", "|---|---:|"]
+        rows = [f"| method | pointing accuracy ({self.distance} tolerance {self.tolerance:g} px, {self.n_images} images) |", "|---|---:|"]
         for k, v in self.accuracy.items():
             rows.append(f"| {k} | {v:.3f} |")
         return "\n".join(rows)
@@ -83,6 +91,7 @@ def pointing_game(
     methods: Sequence[str] | str = ("gradient", "deconvnet", "guided_backprop"),
     tolerance: float = 1.0,
     *,
+    distance: str = "euclidean",
     target: str = "label",
     **options: Any,
 ) -> PointingResult:
@@ -99,6 +108,8 @@ def pointing_game(
         Method names (one forward per batch serves all of them).
     tolerance
         Hit radius in pixels.
+    distance
+        ``"euclidean"`` (a disc) or ``"chebyshev"`` (a square) around the mask.
     target
         ``"label"`` (explain the true class) or ``"predicted"``.
 
@@ -117,11 +128,11 @@ def pointing_game(
         t = y if target == "label" else None
         for meth in names:
             s = ex.saliency(t, meth, **options).abs().sum(1)
-            per[meth].append(hits(s.cpu(), m.cpu().bool(), tolerance))
-        per["centre baseline"].append(centre_hits(m.cpu().bool(), tolerance))
+            per[meth].append(hits(s.cpu(), m.cpu().bool(), tolerance, distance))
+        per["centre baseline"].append(centre_hits(m.cpu().bool(), tolerance, distance))
         n += x.shape[0]
         del ex
     if n == 0:
         raise InputError("the dataset yielded no images")
     cat = {k: torch.cat(v) for k, v in per.items()}
-    return PointingResult(tolerance, n, {k: float(v.float().mean()) for k, v in cat.items()}, cat)
+    return PointingResult(tolerance, n, distance, {k: float(v.float().mean()) for k, v in cat.items()}, cat)

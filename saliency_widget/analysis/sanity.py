@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -71,6 +72,11 @@ def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 7) -> float:
     return float(s.mean())
 
 
+def _nanmean(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return sum(finite) / len(finite) if finite else float("nan")
+
+
 def parameterised_layers(model: nn.Module) -> list[str]:
     """Names of leaf modules that own parameters, in definition order (bottom to top)."""
     return [n for n, m in model.named_modules() if n and not any(True for _ in m.children()) and any(True for _ in m.parameters(recurse=False))]
@@ -103,6 +109,8 @@ class SanityResult:
         One value per step (1 at ``"original"``), averaged over the images.
     maps
         ``(steps, N, H, W)`` channel-summed maps, for the gallery.
+    undefined
+        Per step, how many images had a constant map (Spearman undefined, left out of the mean).
     """
 
     method: str
@@ -112,12 +120,15 @@ class SanityResult:
     spearman_signed: list[float]
     ssim: list[float]
     maps: torch.Tensor
+    undefined: list[int] = field(default_factory=list)
 
     def table(self) -> str:
         """A markdown table of the similarities per step."""
         rows = ["| randomised down to | Spearman |abs| | Spearman signed | SSIM |", "|---|---:|---:|---:|"]
-        for s, a, b, c in zip(self.steps, self.spearman_abs, self.spearman_signed, self.ssim):
-            rows.append(f"| {s} | {a:.3f} | {b:.3f} | {c:.3f} |")
+        undefined = self.undefined or [0] * len(self.steps)
+        for s, a, b, c, u in zip(self.steps, self.spearman_abs, self.spearman_signed, self.ssim, undefined):
+            note = f" ({u} constant map{'s' if u > 1 else ''} left out)" if u else ""
+            rows.append(f"| {s}{note} | {a:.3f} | {b:.3f} | {c:.3f} |")
         return "\n".join(rows)
 
 
@@ -175,6 +186,7 @@ def sanity_check(
     base = _summed(ex0.saliency(tgt, method, **options)).detach()
     del ex0
     steps, sp_abs, sp_sig, ss, maps = ["original"], [1.0], [1.0], [1.0], [base]
+    undefined = [0]
     gen = torch.Generator().manual_seed(seed)
     work = copy.deepcopy(model)
     modules = dict(work.named_modules())
@@ -185,9 +197,14 @@ def sanity_check(
         _randomise(modules[name], gen)
         m = _summed(Explainer(work, inputs).saliency(tgt, method, **options)).detach()
         n = m.shape[0]
-        sp_abs.append(sum(spearman(base[i].abs(), m[i].abs()) for i in range(n)) / n)
-        sp_sig.append(sum(spearman(base[i], m[i]) for i in range(n)) / n)
+        # A constant map (e.g. an all-zero Grad-CAM) has no ranks: Spearman is undefined for
+        # that image, so average over the images where it is defined and count the others.
+        a = [spearman(base[i].abs(), m[i].abs()) for i in range(n)]
+        b = [spearman(base[i], m[i]) for i in range(n)]
+        undefined.append(sum(1 for v in a if v != v))
+        sp_abs.append(_nanmean(a))
+        sp_sig.append(_nanmean(b))
         ss.append(sum(ssim(base[i].abs(), m[i].abs()) for i in range(n)) / n)
         steps.append(name)
         maps.append(m)
-    return SanityResult(method, mode, steps, sp_abs, sp_sig, ss, torch.stack(maps))
+    return SanityResult(method, mode, steps, sp_abs, sp_sig, ss, torch.stack(maps), undefined)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..engine.errors import InputError, LayerError, choices
-from ..engine.guard import LayerCapture, StopForward, check_layer_name, check_model, eval_mode, model_device_dtype
+from ..engine.guard import check_layer_name, check_model, forward_to, model_device_dtype
 from ..engine.session import Explainer, parse_layer_key, receptive_fields
 
 __all__ = ["TopActivations", "top_activations"]
@@ -155,16 +155,8 @@ def top_activations(
     try:
         for x in _batches(data):
             x = x.to(device=device or x.device, dtype=dtype or x.dtype)
-            cap = LayerCapture(model, names=[layer], stop_at=(layer, call))
-            with torch.no_grad(), eval_mode(model), cap:
-                try:
-                    model(x)
-                except StopForward:
-                    pass
-            recs = [r for r in cap.records if (r.name, r.call) == (layer, call)]
-            if not recs:
-                raise LayerError(f"layer {layer!r} call {call} did not run on this data")
-            act = recs[0].tensor
+            with torch.no_grad():
+                act = forward_to(model, x, layer, call)
             if act.dim() != 4:
                 raise LayerError(f"layer {layer!r} outputs {tuple(act.shape)}; top activations need (B, C, h, w)")
             if chans is None:

@@ -78,6 +78,17 @@ def prepare_inputs(
             f"inputs must be a torch.Tensor of shape (N, C, H, W), got {type(inputs).__name__}; "
             "convert with torch.as_tensor(...) (and the model's preprocessing) first"
         )
+    if inputs.device.type == "meta":
+        raise InputError(
+            f"inputs are on the 'meta' device (shape {tuple(inputs.shape)}, no data); pass a real tensor, "
+            "e.g. on 'cpu'"
+        )
+    mdev0, _ = model_device_dtype(model)
+    if mdev0 is not None and mdev0.type == "meta":
+        raise ModelError(
+            "the model's parameters are on the 'meta' device (shapes only, no weights), so it cannot be run; "
+            "materialise it first, e.g. model.to_empty(device='cpu') then model.load_state_dict(...)"
+        )
     if inputs.dim() != 4:
         hint = " (add a batch dimension with inputs.unsqueeze(0))" if inputs.dim() == 3 else ""
         raise InputError(
@@ -244,6 +255,31 @@ class LayerCapture:
                 raise StopForward
 
         return hook
+
+
+def forward_to(
+    model: nn.Module, x: torch.Tensor, layer: str, call: int = 0, *, clone: bool = False, mode: Any = None
+) -> torch.Tensor:
+    """Run ``model(x)`` in eval mode until ``layer`` ran for the ``call``-th time; return that output.
+
+    Grad mode is the caller's (wrap in ``torch.no_grad()`` for a plain scan). ``mode`` is an
+    optional TorchFunctionMode active during the partial forward; ``clone`` returns a copy
+    that later in-place ops cannot change.
+    """
+    cap = LayerCapture(model, names=[layer], stop_at=(layer, call), clone=clone)
+    with eval_mode(model), cap, (mode if mode is not None else contextlib.nullcontext()):
+        try:
+            model(x)
+        except StopForward:
+            pass
+    for rec in cap.records:
+        if (rec.name, rec.call) == (layer, call):
+            return rec.value if clone and rec.value is not None else rec.tensor
+    ran = sorted(c for (n, c) in ((r.name, r.call) for r in cap.records) if n == layer)
+    raise LayerError(
+        f"layer {layer!r} call {call} did not run in the forward pass"
+        + (f"; valid calls are {ran}" if ran else " (it is not on the path of this input)")
+    )
 
 
 def module_names(model: nn.Module) -> list[str]:

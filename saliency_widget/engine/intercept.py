@@ -49,22 +49,19 @@ class _RuleReLU(torch.autograd.Function):
         return ctx.box.rule.backward(grad, out), None
 
 
-class _RuleReLUInplace(torch.autograd.Function):
-    """``x.relu_()`` forward, in place like the original (callers may ignore the return value)."""
+class _RuleReLUInplace(_RuleReLU):
+    """``x.relu_()`` forward, in place like the original (callers may ignore the return value).
+
+    The backward is :class:`_RuleReLU`'s: ``x`` now holds relu's output, which is what it saves.
+    """
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, box: RuleBox) -> torch.Tensor:  # type: ignore[override]
         x.relu_()
         ctx.mark_dirty(x)
         ctx.box = box
-        # ``x`` now holds relu's output; out > 0 exactly where the old x > 0.
         ctx.save_for_backward(x)
         return x
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
-        (out,) = ctx.saved_tensors
-        return ctx.box.rule.backward(grad, out), None
 
 
 _RELU_OUT_OF_PLACE: frozenset[Callable[..., Any]] = frozenset({torch.relu, torch.Tensor.relu})

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .errors import InputError, MethodError
-from .guard import LayerCapture, StopForward, check_layer_name, eval_mode
+from .guard import check_layer_name, eval_mode, forward_to
 from .methods import register_method
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -50,14 +50,7 @@ def _score(
     """Scores ``(M,)`` of a batch ``(M, C, H, W)`` (no grad, eval mode)."""
     model = explainer.model
     if output == "activation":
-        assert layer is not None and channel is not None  # validated by the caller
-        cap = LayerCapture(model, names=[layer], stop_at=(layer, 0), clone=False)
-        with cap:
-            try:
-                model(batch)
-            except StopForward:
-                pass
-        act = cap.records[0].tensor
+        act = forward_to(model, batch, str(layer), 0)
         return act[:, channel].flatten(1).amax(1)
     out = model(batch)
     if output == "probability":

@@ -29,6 +29,7 @@ from .errors import (
 )
 from .guard import (
     LayerCapture,
+    forward_to,
     LayerRecord,
     StopForward,
     check_layer_name,
@@ -443,16 +444,8 @@ def _one_hot_seed(act: torch.Tensor, channel: int | torch.Tensor, pos: torch.Ten
 
 def _recompute_output(model: nn.Module, x: torch.Tensor, layer: str, call: int) -> torch.Tensor:
     """Forward (no grad) until ``layer`` ran for the ``call``-th time; return a copy of its output."""
-    cap = LayerCapture(model, names=[layer], stop_at=(layer, call), clone=True)
-    with torch.no_grad(), eval_mode(model), cap:
-        try:
-            model(x)
-        except StopForward:
-            pass
-    for rec in cap.records:
-        if (rec.name, rec.call) == (layer, call) and rec.value is not None:
-            return rec.value
-    raise LayerError(f"layer {layer!r} call {call} did not run when recomputing its output")
+    with torch.no_grad():
+        return forward_to(model, x, layer, call, clone=True)
 
 
 def receptive_field(
@@ -501,16 +494,8 @@ def receptive_fields(
     for start in range(0, len(positions), batch_size):
         chunk = positions[start : start + batch_size]
         probe = torch.ones((len(chunk), *input_shape), dtype=dtype, device=device, requires_grad=True)
-        cap = LayerCapture(model, names=[layer], stop_at=(layer, call))
-        with torch.enable_grad(), eval_mode(model), cap, ReceptiveFieldMode():
-            try:
-                model(probe)
-            except StopForward:
-                pass
-        recs = [r for r in cap.records if (r.name, r.call) == (layer, call)]
-        if not recs:
-            raise LayerError(f"layer {layer!r} call {call} did not run")
-        out = recs[0].tensor
+        with torch.enable_grad():
+            out = forward_to(model, probe, layer, call, mode=ReceptiveFieldMode())
         if out.dim() != 4 or not out.requires_grad:
             boxes += [(0, 0, int(input_shape[-2]), int(input_shape[-1]))] * len(chunk)
             continue

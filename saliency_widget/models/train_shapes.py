@@ -5,9 +5,9 @@ Usage::
     python -m saliency_widget.models.train_shapes                 # rewrites the shipped checkpoint
     python -m saliency_widget.models.train_shapes --out /tmp/my.pt --epochs 2 --n-train 2000
 
-Steps: generate ``--n-train`` scenes (stream ``--seed``; a quarter with two objects); train
-:class:`~saliency_widget.models.shapes_cnn.ShapesCNN` *with* BatchNorm (without it the
-plain stack trains very slowly from scratch) using AdamW and a one-cycle learning-rate
+Steps: generate ``--n-train`` single-object scenes (stream ``--seed``); train
+:class:`~saliency_widget.models.shapes_cnn.ShapesCNN` *with* BatchNorm (which keeps this
+from-scratch training fast and stable) using AdamW and a one-cycle learning-rate
 schedule, with random flips and 90-degree rotations (all six classes are invariant to
 them, so they are free extra data); fold BatchNorm into the convolutions and check the
 folded network computes the same logits; measure accuracy on ``--n-test`` freshly
@@ -102,7 +102,7 @@ def train(
     size: int = 128,
     batch_size: int = 64,
     lr: float = 4e-3,
-    two_object_fraction: float = 0.25,
+    two_object_fraction: float = 0.0,
     threads: int | None = None,
     verbose: bool = True,
 ) -> dict[str, Any]:
@@ -129,7 +129,10 @@ def train(
         Mini-batch size and peak learning rate (AdamW, one-cycle schedule).
     two_object_fraction
         Share of training scenes with two objects, trained towards probability 1/2 for
-        each of their classes.
+        each of their classes. Default 0: with 0.25 the two highest logits of a two-object
+        scene are its two classes 98 % of the time (vs 45 %), but plain-gradient maps get
+        diffuse (pointing game 0.64 vs 0.95), so the shipped model is trained without; its
+        DeconvNet map still moves to whichever object's class is chosen.
     threads
         ``torch.set_num_threads`` value; None keeps torch's default.
     verbose
@@ -258,7 +261,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=4e-3)
-    p.add_argument("--two-object-fraction", type=float, default=0.25, help="share of two-object training scenes")
+    p.add_argument(
+        "--two-object-fraction", type=float, default=0.0, help="share of two-object training scenes (see train())"
+    )
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)

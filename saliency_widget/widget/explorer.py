@@ -38,7 +38,7 @@ import torch
 import traitlets
 from PIL import Image
 
-from ..engine.errors import InputError, ModelError, SaliencyError
+from ..engine.errors import InputError, LayerError, MethodError, ModelError, SaliencyError, choices
 from . import render as R
 from .canvas import FeatureMapCanvas
 
@@ -137,6 +137,16 @@ def _norm_from(obj: Any) -> tuple[Sequence[float] | None, Sequence[float] | None
     meta = getattr(obj, "meta", None)
     if isinstance(meta, dict) and "mean" in meta and "std" in meta:
         return tuple(meta["mean"]), tuple(meta["std"])
+    # torchvision weights keep them on their transforms object (ImageClassification.mean/.std)
+    make = getattr(obj, "transforms", None)
+    if callable(make):
+        try:
+            tf = make()
+        except Exception:  # a transforms() that needs arguments: no statistics to read
+            return None, None
+        mean, std = getattr(tf, "mean", None), getattr(tf, "std", None)
+        if mean is not None and std is not None:
+            return tuple(mean), tuple(std)
     return None, None
 
 
@@ -174,31 +184,77 @@ def _bundled_samples() -> dict[str, Callable[[], Image.Image]]:
     return {str(n): (lambda n=n: loader(n)) for n in found}
 
 
+def _describe_bytes(data: bytes) -> str:
+    """A short, safe description of undecodable bytes for an error message."""
+    head = data[:16]
+    return f"{len(data)} bytes starting {head!r}"
+
+
+def _decode(src: Any, what: str) -> Image.Image:
+    """Open ``src`` (a path or a file object) with PIL, guarded, and return an RGB copy.
+
+    PIL's decompression-bomb check (``Image.MAX_IMAGE_PIXELS``) is applied strictly: an image
+    above the limit is an :class:`InputError` (PIL itself only warns up to twice the limit
+    and would decode it).
+    """
+    limit = Image.MAX_IMAGE_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(src) as im:
+                w, h = im.size
+                if limit is not None and w * h > limit:
+                    raise Image.DecompressionBombError(f"{w}x{h} = {w * h} pixels")
+                if w == 0 or h == 0:
+                    raise InputError(f"{what} has zero size ({w}x{h}); use an image with at least one pixel")
+                return im.convert("RGB")
+    except InputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(
+            f"{what} is too large to decode safely ({exc}); the limit is "
+            f"PIL.Image.MAX_IMAGE_PIXELS = {limit} pixels (decompression-bomb guard). "
+            "Downscale the image first"
+        ) from None
+    except Image.UnidentifiedImageError:
+        raise InputError(f"cannot decode {what}: not in an image format PIL can read. Use a PNG or JPEG file") from None
+    except Exception as exc:
+        raise InputError(f"cannot decode {what} as an image: {exc}. Use a PNG or JPEG file") from None
+
+
 def _to_pil(obj: Any) -> Image.Image:
     """Decode bytes / open a path / convert an HWC array into an RGB PIL image."""
     if isinstance(obj, Image.Image):
+        if obj.width == 0 or obj.height == 0:
+            raise InputError(f"the image has zero size ({obj.width}x{obj.height}); use an image with at least one pixel")
         return obj.convert("RGB")
     if isinstance(obj, (bytes, bytearray, memoryview)):
-        try:
-            with Image.open(io.BytesIO(bytes(obj))) as im:
-                return im.convert("RGB")
-        except Exception as exc:
-            raise InputError(f"cannot decode the image bytes as PNG/JPEG: {exc}") from None
+        data = bytes(obj)
+        if not data:
+            raise InputError("the image data is empty (0 bytes); upload or pass a PNG/JPEG file")
+        if data.lstrip()[:5].lower() in (b"<svg ", b"<?xml") or b"<svg" in data[:512].lower():
+            raise InputError(
+                f"the image data ({_describe_bytes(data)}) is SVG, a vector format that cannot be decoded "
+                "here; export it to PNG first"
+            )
+        return _decode(io.BytesIO(data), f"the image data ({_describe_bytes(data)})")
     if isinstance(obj, (str, Path)):
         p = Path(obj).expanduser()
+        if p.is_dir():
+            raise InputError(f"image path {str(p)!r} is a directory; pass the path of an image file inside it")
         if not p.is_file():
-            raise InputError(f"image file not found: {str(p)!r}")
-        try:
-            with Image.open(p) as im:
-                return im.convert("RGB")
-        except Exception as exc:
-            raise InputError(f"cannot open {str(p)!r} as an image: {exc}") from None
+            raise InputError(f"image file not found: {str(p)!r}; check the path (relative to {str(Path.cwd())!r})")
+        if p.stat().st_size == 0:
+            raise InputError(f"image file {str(p)!r} is empty (0 bytes)")
+        return _decode(p, repr(str(p)))
     if isinstance(obj, np.ndarray):
         a = obj
         if a.ndim == 3 and a.shape[-1] == 1:
             a = a[..., 0]
         if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)):
             raise InputError(f"an image array must be (H, W), (H, W, 3) or (H, W, 4), got {a.shape}")
+        if a.shape[0] == 0 or a.shape[1] == 0:
+            raise InputError(f"the image array has zero size (shape {a.shape}); use an image with at least one pixel")
         if a.dtype != np.uint8:
             if not np.all(np.isfinite(a)):
                 raise InputError("the image array contains NaN/Inf")
@@ -251,6 +307,29 @@ class Explorer(W.VBox):
     alpha = traitlets.Float(0.6)
     view = traitlets.Unicode("single")
 
+    #: Largest upload accepted from the upload button, in bytes (20 MiB).
+    max_upload_bytes: int = 20 * 1024 * 1024
+
+    @traitlets.validate("method", "layer", "sign", "cmap", "view")
+    def _validate_choice(self, proposal: dict[str, Any]) -> Any:
+        """Reject unknown choices with our error family, before the state changes."""
+        name, value = proposal["trait"].name, proposal["value"]
+        if name == "method":
+            valid: Sequence[Any] | None = getattr(self, "methods", None)
+        elif name == "layer":
+            ctrl = getattr(self, "w_layer", None)
+            valid = [k for _, k in ctrl.options] if ctrl is not None and ctrl.options else None
+        elif name == "sign":
+            valid = R.SIGNS
+        elif name == "cmap":
+            valid = R.COLORMAPS
+        else:
+            valid = ("single", "compare")
+        if valid is not None and value not in valid:
+            err = {"method": MethodError, "layer": LayerError}.get(name, InputError)
+            raise err(f"unknown {name} {value!r}; expected one of {choices(valid)}")
+        return value
+
     def __init__(
         self,
         model: torch.nn.Module,
@@ -270,6 +349,10 @@ class Explorer(W.VBox):
         self._model = model
         self._device = device
         src = weights if weights is not None else getattr(model, "saliency_weights", None)
+        if isinstance(labels, (str, bytes)) or (labels is not None and not isinstance(labels, Sequence)):
+            raise InputError(
+                f"labels must be a list of class names (one per class), got {type(labels).__name__} {labels!r:.60}"
+            )
         self._labels_arg = [str(s) for s in labels] if labels is not None else _labels_from(src)
         if transform is None and src is not None and callable(getattr(src, "transforms", None)):
             transform = src.transforms()
@@ -485,7 +568,20 @@ class Explorer(W.VBox):
             return
         item = value[0] if isinstance(value, (list, tuple)) else next(iter(value.values()))
         name = str(item.get("name", "upload"))
-        self._guard(lambda: (self._set_input(item["content"], source=f"upload {name}"), self._schedule()))
+
+        def load() -> None:
+            content = item["content"]
+            size = max(int(item.get("size") or 0), len(content))
+            if size > self.max_upload_bytes:
+                raise InputError(
+                    f"upload {name!r} is {size / 2**20:.1f} MiB; the limit is "
+                    f"{self.max_upload_bytes / 2**20:.0f} MiB (Explorer.max_upload_bytes). "
+                    "Downscale the image, or pass it from Python with set_image()"
+                )
+            self._set_input(content, source=f"upload {name}")
+            self._schedule()
+
+        self._guard(load)
 
     def _on_sample(self, change: dict[str, Any]) -> None:
         name = change["new"]
@@ -706,6 +802,8 @@ class Explorer(W.VBox):
 
     def close(self) -> None:
         """Stop the worker thread and close all child widgets."""
+        if not hasattr(self, "_lock"):  # __init__ failed before the widget existed (e.g. bad labels)
+            return
         with self._lock:
             self._closed = True
             self._lock.notify_all()
