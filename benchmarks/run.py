@@ -133,7 +133,17 @@ def _captum() -> Any:
         return None
 
 
-def bench_model(name: str, batch: int, device: torch.device, repeats: int, warmup: int, size: int | None, amp: str | None, occlusion: bool) -> list[Row]:
+def bench_model(
+    name: str,
+    batch: int,
+    device: torch.device,
+    repeats: int,
+    warmup: int,
+    size: int | None,
+    amp: str | None,
+    occlusion: bool,
+    occlusion_repeats: int = 3,
+) -> list[Row]:
     model, native, mid_layer = build_model(name)
     model = model.to(device)
     s = size or native
@@ -199,7 +209,7 @@ def bench_model(name: str, batch: int, device: torch.device, repeats: int, warmu
             mod = dict(model.named_modules())[name0]
             timed("projection, Captum NeuronDeconvolution", lambda: ca.NeuronDeconvolution(model, mod).attribute(x, neuron_selector=(0, 2, 2)), "floor", floor, f"layer {mid_layer}")
     if occlusion and batch == 1:
-        occ_reps = max(1, min(repeats, 3))
+        occ_reps = max(1, min(repeats, occlusion_repeats))
         ours = timed("occlusion 16x16 stride 8, ours", lambda: sw.saliency(model, x, t, method="occlusion", window=16, stride=8, output="logit"), "floor", floor, reps=occ_reps)
         if ca is not None and not amp:
             occ = ca.Occlusion(model)
@@ -259,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--amp", action="store_true", help="also run fp16 and bf16 autocast variants (GPU)")
     p.add_argument("--no-occlusion", action="store_true")
+    p.add_argument("--occlusion-models", default="vgg16,resnet50,shapes,tiny", help="models for the occlusion cases (batch 1 only)")
+    p.add_argument("--occlusion-repeats", type=int, default=3, help="timed runs of each occlusion case (they take long)")
+    p.add_argument("--tag", default="", help="suffix of the result file names")
     p.add_argument("--widget", action="store_true", help="also time the widget round trip")
     p.add_argument("--out", default=str(RESULTS), help="folder for the JSON and markdown results")
     a = p.parse_args(argv)
@@ -268,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in a.models.split(","):
         for b in (int(v) for v in a.batches.split(",")):
             for amp in [None] + (["fp16", "bf16"] if a.amp else []):
-                rows += bench_model(name, b, device, a.repeats, a.warmup, a.size, amp, not a.no_occlusion)
+                occ = not a.no_occlusion and name in a.occlusion_models.split(",")
+                rows += bench_model(name, b, device, a.repeats, a.warmup, a.size, amp, occ, a.occlusion_repeats)
                 print(to_markdown([r for r in rows if r.model.startswith(name) and r.batch == b], f"<!-- {name} b{b} {amp or ''} -->"), flush=True)
     if a.widget:
         rows += widget_round_trip(a.repeats)
@@ -278,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     md = to_markdown(rows, header)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    base = out / f"{device.type}-{stamp}"
+    base = out / f"{device.type}-{stamp}{'-' + a.tag if a.tag else ''}"
     base.with_suffix(".json").write_text(json.dumps({"device": dev_name, "torch": torch.__version__, "argv": sys.argv[1:], "rows": [asdict(r) for r in rows]}, indent=1))
     base.with_suffix(".md").write_text(md)
     print(md)

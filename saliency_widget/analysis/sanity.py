@@ -124,7 +124,7 @@ class SanityResult:
 
     def table(self) -> str:
         """A markdown table of the similarities per step."""
-        rows = ["| randomised down to | Spearman |abs| | Spearman signed | SSIM |", "|---|---:|---:|---:|"]
+        rows = ["| randomised down to | Spearman (abs) | Spearman (signed) | SSIM |", "|---|---:|---:|---:|"]
         undefined = self.undefined or [0] * len(self.steps)
         for s, a, b, c, u in zip(self.steps, self.spearman_abs, self.spearman_signed, self.ssim, undefined):
             note = f" ({u} constant map{'s' if u > 1 else ''} left out)" if u else ""

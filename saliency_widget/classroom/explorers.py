@@ -235,11 +235,13 @@ class TransposedConvExplorer(W.VBox):
         rt = F.conv_transpose2d(y, w[None, None], stride=s, padding=torch_pad, output_padding=op_rt)
         diff_rt = float((rt - xin).abs().max())
         self.checks = {"gradient_max_abs_diff": diff_grad, "roundtrip_max_abs_diff": diff_rt}
-        ok = "✅" if diff_grad < 1e-9 else "❌"
+        ok_rt = "<b style='color:#080'>OK</b>" if diff_rt > 1e-6 else "<b style='color:#a60'>here it happens to be x</b>"
+        # plain words, not emoji: they render in every font (a classroom PC may have no emoji font)
+        ok = "<b style='color:#080'>OK</b>" if diff_grad < 1e-9 else "<b style='color:#b00'>FAILED</b>"
         views.append(
             "<h4>(d) live checks</h4>"
             f"<p>{ok} conv_transpose2d(g, w) equals the input-gradient of conv2d(x, w): max |difference| = {diff_grad:.1e}</p>"
-            f"<p>{'✅' if diff_rt > 1e-6 else '⚠️'} conv_transpose(conv(x)) is <b>not</b> x: max |difference| = {diff_rt:.3g}"
+            f"<p>{ok_rt} conv_transpose(conv(x)) is <b>not</b> x: max |difference| = {diff_rt:.3g}"
             " (a transposed convolution is Cᵀ, not C⁻¹)</p>"
         )
         counts = overlap_counts(4, k, s)

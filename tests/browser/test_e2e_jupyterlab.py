@@ -13,11 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 
 from .harness import browser_page, chromium_path
-from .jupyterlab import jupyterlab
+from .jupyterlab import jupyterlab, run_notebook_in_lab
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
@@ -87,24 +86,11 @@ def test_explorer_in_jupyterlab(tmp_path: Path) -> None:
     chromium_path()  # skip locally / fail in CI if missing, before starting a server
     ARTIFACTS.mkdir(exist_ok=True)
     with jupyterlab(tmp_path) as lab:
-        nb = nbformat.v4.new_notebook()
-        nb.cells = [nbformat.v4.new_code_cell(SETUP)]
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-        nbformat.write(nb, lab.root / "e2e.ipynb")
         events = Events(lab.root / "events.jsonl")
         latencies: list[float] = []
 
         with browser_page(viewport={"width": 1500, "height": 1300}) as page:
-            page.goto(f"{lab.url}/lab/tree/e2e.ipynb", wait_until="domcontentloaded")
-            page.wait_for_function("() => window.jupyterapp && document.querySelector('.jp-Notebook')", timeout=90000)
-            # Wait until the kernel is connected and idle before running the cell.
-            page.wait_for_function(
-                """() => { const w = window.jupyterapp.shell.currentWidget;
-                           const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
-                           return k && k.status === 'idle'; }""",
-                timeout=90000,
-            )
-            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            run_notebook_in_lab(page, lab, "e2e.ipynb", [SETUP])
             page.wait_for_selector("img.sw-map-image", state="visible", timeout=120000)
             page.wait_for_selector("canvas.sw-fm-canvas", timeout=60000)
             first = events.wait_for(lambda r: r["error"] is None, after=0, timeout=60, what="initial render")
