@@ -117,3 +117,11 @@ def test_explorer_to_html(tmp_path: Path) -> None:
             assert html.escape(label) in page
     finally:
         w.close()
+
+
+def test_report_captions_each_image_by_its_own_name() -> None:
+    # regression: the class-label list once shadowed the captions from the second image on
+    imgs = [load_sample("shapes_star"), load_sample("shapes_cross_ring"), load_sample("shapes_star_square")]
+    rep = render_report(imgs, names=["first.png", "second.png", "third.png"], methods=["gradient"])
+    for n in ("first.png", "second.png", "third.png"):
+        assert f"<figcaption>{n}</figcaption>" in rep.html

@@ -861,7 +861,8 @@ class Explorer(W.VBox):
             return self._ex
         with self._lock:
             x = self._x
-        assert x is not None
+        if x is None:
+            raise InputError("no image is loaded; pass image=... to explore(), pick a sample or upload a PNG/JPEG")
         self._ex = self._Explainer(self._model, x.unsqueeze(0), device=self._device)
         self._ex_version = version
         self._ex_x = x.detach().cpu()

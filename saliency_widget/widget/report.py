@@ -166,15 +166,15 @@ def render_report(
         ex = Explainer(model, x)
         probs = ex.probabilities[0].double().cpu().numpy()
         k = len(probs)
-        names = list(labels) if labels is not None else [str(i) for i in range(k)]
-        if len(names) != k:
-            raise InputError(f"labels has {len(names)} entries but the model outputs {k} classes")
+        classes = list(labels) if labels is not None else [str(i) for i in range(k)]
+        if len(classes) != k:
+            raise InputError(f"labels has {len(classes)} entries but the model outputs {k} classes")
         if target is None:
             t = int(probs.argmax())
         elif isinstance(target, str):
-            if target not in names:
-                raise InputError(f"unknown class {target!r}; expected one of {choices(names)}")
-            t = names.index(target)
+            if target not in classes:
+                raise InputError(f"unknown class {target!r}; expected one of {choices(classes)}")
+            t = classes.index(target)
         else:
             t = int(target)
             if not 0 <= t < k:
@@ -191,12 +191,12 @@ def render_report(
                 rgb = None if rm.rgb is None else R.upscale(rm.rgb, 160)
             except SaliencyError as err:
                 rgb, msg = None, str(err)
-            figs.append(_figure(None if rgb is None else R.to_png(rgb), f"{m} · {names[t]}", msg))
+            figs.append(_figure(None if rgb is None else R.to_png(rgb), f"{m} · {classes[t]}", msg))
             panels.append(rgb if rgb is not None else R.message_panel(msg or "", (panels[0].shape[0], panels[0].shape[1])))
         grid_rows.append(R.compose(panels, [name] + list(methods), height=160))
         rows_html.append(
-            f"<tr><td>{''.join(figs)}</td><td><b>target:</b> {html.escape(names[t])}<br>"
-            f"{probability_table(names, probs, highlight=t)}</td></tr>"
+            f"<tr><td>{''.join(figs)}</td><td><b>target:</b> {html.escape(classes[t])}<br>"
+            f"{probability_table(classes, probs, highlight=t)}</td></tr>"
         )
         del ex
     settings_html = "<table>" + "".join(f"<tr><th>{html.escape(str(a))}</th><td>{html.escape(str(b))}</td></tr>" for a, b in settings.items()) + "</table>"
