@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import LayerError, MethodError, choices
-from .methods import register_method
+from .errors import LayerError, choices
+from .methods import check_options, register_method
 from .rules import GRADIENT, GUIDED_BACKPROP
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -91,7 +91,7 @@ class GradCAM:
     needs_relu_rules: bool = False
 
     def compute(self, explainer: "Explainer", targets: torch.Tensor, **options: Any) -> torch.Tensor:
-        layer = _only(options, self.name, "layer")
+        layer = check_options(self.name, options, {"layer": None})["layer"]
         cam = gradcam_low_res(explainer, targets, layer)
         x = explainer._x
         return _upsample(cam, tuple(x.shape[-2:])).expand(-1, x.shape[1], -1, -1).contiguous()
@@ -106,16 +106,9 @@ class GuidedGradCAM:
     needs_relu_rules: bool = True
 
     def compute(self, explainer: "Explainer", targets: torch.Tensor, **options: Any) -> torch.Tensor:
-        layer = _only(options, self.name, "layer")
+        layer = check_options(self.name, options, {"layer": None})["layer"]
         cam = _upsample(gradcam_low_res(explainer, targets, layer), tuple(explainer._x.shape[-2:]))
         return explainer.backward_logits(targets, GUIDED_BACKPROP) * cam
-
-
-def _only(options: dict[str, Any], method: str, *allowed: str) -> Any:
-    extra = sorted(set(options) - set(allowed))
-    if extra:
-        raise MethodError(f"method {method!r} got unknown option(s) {extra}; valid options: {list(allowed)}")
-    return options.get(allowed[0]) if allowed else None
 
 
 register_method(GradCAM())

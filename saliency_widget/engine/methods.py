@@ -72,6 +72,14 @@ def get_method(name: Any) -> Method:
         raise MethodError(f"unknown method {name!r}; expected one of {choices(_REGISTRY)}") from None
 
 
+def check_options(method: str, options: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """``defaults`` updated with ``options``; unknown option names raise :class:`MethodError` listing the valid ones."""
+    extra = sorted(set(options) - set(defaults))
+    if extra:
+        raise MethodError(f"method {method!r} got unknown option(s) {extra}; valid options: {sorted(defaults)}")
+    return {**defaults, **options}
+
+
 def available_methods() -> list[str]:
     """Names of the registered methods, in registration order."""
     return list(_REGISTRY)

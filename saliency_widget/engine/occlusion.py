@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .errors import InputError, MethodError
+from .errors import InputError
 from .guard import check_layer_name, eval_mode, forward_to
-from .methods import register_method
+from .methods import check_options, register_method
 
 if TYPE_CHECKING:  # pragma: no cover
     from .session import Explainer
@@ -151,10 +151,7 @@ class Occlusion:
     needs_relu_rules: bool = False
 
     def compute(self, explainer: "Explainer", targets: torch.Tensor, **options: Any) -> torch.Tensor:
-        allowed = {"window", "stride", "fill", "output", "layer", "channel", "batch_size"}
-        extra = sorted(set(options) - allowed)
-        if extra:
-            raise MethodError(f"method 'occlusion' got unknown option(s) {extra}; valid options: {sorted(allowed)}")
+        check_options(self.name, options, {k: None for k in ("window", "stride", "fill", "output", "layer", "channel", "batch_size")})
         m = occlusion_map(explainer, targets, **options)
         return m.expand(-1, explainer._x.shape[1], -1, -1).contiguous()
 

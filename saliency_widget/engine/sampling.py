@@ -13,21 +13,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .errors import InputError, MethodError
-from .methods import register_method
+from .errors import InputError
+from .methods import check_options, register_method
 from .rules import GRADIENT, get_rule
 
 if TYPE_CHECKING:  # pragma: no cover
     from .session import Explainer
 
 __all__ = ["InputXGradient", "SmoothGrad", "IntegratedGradients", "integrated_gradients", "batched_rule_gradients"]
-
-
-def _check_options(method: str, options: dict[str, Any], allowed: dict[str, Any]) -> dict[str, Any]:
-    extra = sorted(set(options) - set(allowed))
-    if extra:
-        raise MethodError(f"method {method!r} got unknown option(s) {extra}; valid options: {sorted(allowed)}")
-    return {**allowed, **options}
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -80,7 +73,7 @@ class InputXGradient:
     needs_relu_rules: bool = False
 
     def compute(self, explainer: "Explainer", targets: torch.Tensor, **options: Any) -> torch.Tensor:
-        _check_options(self.name, options, {})
+        check_options(self.name, options, {})
         return explainer.backward_logits(targets, GRADIENT) * explainer._x.detach()
 
 
@@ -107,7 +100,7 @@ class SmoothGrad:
     needs_relu_rules: bool = False
 
     def compute(self, explainer: "Explainer", targets: torch.Tensor, **options: Any) -> torch.Tensor:
-        o = _check_options(self.name, options, {"base": "gradient", "n": 25, "noise": 0.15, "batch_size": 16, "seed": 0})
+        o = check_options(self.name, options, {"base": "gradient", "n": 25, "noise": 0.15, "batch_size": 16, "seed": 0})
         n = _positive_int("n", o["n"])
         bs = _positive_int("batch_size", o["batch_size"])
         noise = float(o["noise"])
@@ -211,7 +204,7 @@ class IntegratedGradients:
     needs_relu_rules: bool = False
 
     def compute(self, explainer: "Explainer", targets: torch.Tensor, **options: Any) -> torch.Tensor:
-        o = _check_options(self.name, options, {"steps": 32, "baseline": None, "batch_size": 32, "scheme": "gausslegendre"})
+        o = check_options(self.name, options, {"steps": 32, "baseline": None, "batch_size": 32, "scheme": "gausslegendre"})
         attr, _ = integrated_gradients(explainer, targets, **o)
         return attr
 
