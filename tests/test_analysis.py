@@ -64,6 +64,25 @@ def test_top_activation_patches_follow_receptive_field(model: torch.nn.Module, s
     assert img_patch.shape == (3, y1 - y0, x1 - x0) == proj_patch.shape
 
 
+def test_top_activations_scan_only_matches_full(model: torch.nn.Module, small_set: ShapesDataset) -> None:
+    # project=False (what the benchmark times as "the scan") finds the same winners, no projections
+    loader = DataLoader(small_set, batch_size=6, shuffle=False)
+    full = top_activations(model, loader, "features.relu4", channels=[3, 9], k=5, progress=False)
+    scan = top_activations(model, loader, "features.relu4", channels=[3, 9], k=5, progress=False, project=False)
+    assert scan.projections is None
+    assert torch.equal(scan.image_index, full.image_index) and torch.equal(scan.positions, full.positions)
+    assert_close(scan.values, full.values, rtol=0, atol=0)
+    assert torch.equal(scan.boxes, full.boxes)
+    with pytest.raises(sw.InputError, match="project=False"):
+        scan.patches(3)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
+def test_top_activations_bad_project_batch(model: torch.nn.Module, bad: object) -> None:
+    with pytest.raises(sw.InputError, match=f"project_batch must be a positive int, got {bad!r}"):
+        top_activations(model, [torch.zeros(2, 3, 128, 128)], "features.conv3", progress=False, project_batch=bad)  # type: ignore[arg-type]
+
+
 def test_top_activations_bad_input(model: torch.nn.Module) -> None:
     with pytest.raises(sw.InputError, match="image batches"):
         top_activations(model, [torch.zeros(3, 128, 128)], "features.conv3", progress=False)
@@ -104,8 +123,8 @@ def sanity_results(model: torch.nn.Module) -> dict[str, sw.analysis.SanityResult
 
 def test_adebayo_finding_on_bundled_model(sanity_results: dict) -> None:  # type: ignore[type-arg]
     """Measured (8 images, seed 123): after randomising only the top layer (fc2), gradient's signed
-    Spearman is -0.05 and SSIM 0.54, guided backprop's 0.88 and 0.93; guided stays at 0.78 signed
-    with conv5 randomised too, and only drops near the input layers (0.19 at conv1)."""
+    Spearman is -0.19 and SSIM 0.49, guided backprop's 0.82 and 0.95; guided stays at 0.69 signed
+    with conv5 randomised too, and only drops near the input layers (0.22 at conv1)."""
     g, gb = sanity_results["gradient"], sanity_results["guided_backprop"]
     assert g.steps[:4] == ["original", "classifier.fc2", "classifier.fc1", "features.conv5"]
     top = 1  # only the logit layer randomised
@@ -152,13 +171,13 @@ def test_centre_baseline_exact() -> None:
 
 
 def test_pointing_game_on_bundled_data(model: torch.nn.Module) -> None:
-    """Measured on these 64 scenes: at 3 px (half the 7x7 first-layer filter) guided backprop and
-    deconvnet hit almost always; at 1 px the peak often sits just outside the outline."""
+    """Measured on these 64 scenes at 1 px: guided backprop and deconvnet 1.00, gradient 0.78,
+    centre baseline 0.42."""
     ds = ShapesDataset(64, seed=999)
-    res = pointing_game(model, DataLoader(ds, batch_size=32), methods=["gradient", "guided_backprop", "deconvnet"], tolerance=3, distance="chebyshev")
+    res = pointing_game(model, DataLoader(ds, batch_size=32), methods=["gradient", "guided_backprop", "deconvnet"], tolerance=1, distance="chebyshev")
     assert res.n_images == 64
     assert set(res.accuracy) == {"gradient", "guided_backprop", "deconvnet", "centre baseline"}
-    assert res.accuracy["guided_backprop"] >= 0.85 and res.accuracy["deconvnet"] >= 0.85
-    assert res.accuracy["gradient"] >= 0.7
-    assert res.accuracy["guided_backprop"] > res.accuracy["centre baseline"] + 0.2
+    assert res.accuracy["guided_backprop"] >= 0.9 and res.accuracy["deconvnet"] >= 0.9
+    assert res.accuracy["gradient"] >= 0.65
+    assert res.accuracy["guided_backprop"] > res.accuracy["centre baseline"] + 0.3
     assert "| guided_backprop |" in res.table()

@@ -20,7 +20,8 @@ def test_benchmark_entry_point_tiny(tmp_path: Path) -> None:
     rows = data["rows"]
     cases = {r["case"] for r in rows}
     for must in ["floor: forward + backward (autograd)", "gradient", "deconvnet", "guided_backprop", "all three maps, ours",
-                 "method switch on cached forward", "projection (middle layer)", "occlusion 16x16 stride 8, ours"]:
+                 "method switch on cached forward", "projection (middle layer)", "occlusion 16x16 stride 8, ours",
+                 "no_grad inference (4 images)", "no_grad inference (8 images)", "top-k scan", "top-k scan + projections"]:
         assert must in cases
     assert {r["batch"] for r in rows} == {1, 2}
     # every case but the floor has a ratio to a baseline measured in the same run

@@ -146,6 +146,19 @@ def test_explainer_graph_does_not_leak_rules_into_user_autograd(faulty: Faulty) 
     torch.testing.assert_close(g_user, sw.saliency(faulty, X, target=0))
 
 
+@pytest.mark.parametrize("method", ["gradient", "deconvnet", "guided_backprop"])
+def test_single_use_explainer_frees_graph_and_says_so(faulty: Faulty, method: str) -> None:
+    # saliency() frees the graph during its one backward (faster); the map is the same, and a
+    # second request on such an Explainer is a clear error rather than autograd's message.
+    faulty.eval()
+    kept = sw.Explainer(faulty, X).saliency(0, method)
+    once = sw.Explainer(faulty, X, retain_graph=False)
+    torch.testing.assert_close(once.saliency(0, method), kept, rtol=0, atol=0)
+    with pytest.raises(sw.ModelError, match="retain_graph=False"):
+        once.saliency(1, method)
+    torch.testing.assert_close(sw.saliency(faulty, X, 0, method), kept, rtol=0, atol=0)
+
+
 def test_resnet_unchanged_bitwise() -> None:
     m = torchvision.models.resnet18(weights=None)
     m.train()

@@ -308,3 +308,15 @@ def test_widget_offers_and_renders_new_method(explorer, method: str) -> None:  #
     assert explorer.status.startswith(method), explorer.status
     png = explorer.images["map"]
     assert png != before and not R.is_blank(R.from_png(png))
+
+
+@pytest.mark.parametrize(
+    ("shape", "device", "want"),
+    [((1, 3, 224, 224), "cpu", 3), ((2, 3, 128, 128), "cpu", 10), ((1, 3, 8, 8), "cpu", 64), ((1, 3, 2048, 2048), "cpu", 1),
+     ((1, 3, 224, 224), "meta", 256)],
+)
+def test_occlusion_default_batch_size(shape: tuple[int, ...], device: str, want: int) -> None:
+    # cache-sized batches on a CPU (per-image cost grows with the batch there), large elsewhere
+    from saliency_widget.engine.occlusion import default_batch_size
+
+    assert default_batch_size(torch.empty(shape, device=device)) == want

@@ -45,7 +45,8 @@ class TopActivations:
     images
         ``{image_index: (C_in, H, W)}`` the winning images (as fed to the model).
     projections
-        ``(C, k, C_in, H, W)`` Zeiler-Fergus projections of each winner.
+        ``(C, k, C_in, H, W)`` Zeiler-Fergus projections of each winner (None when the
+        scan ran with ``project=False``).
     images_seen
         How many images were scanned; ``seconds`` how long the scan took.
     """
@@ -58,7 +59,7 @@ class TopActivations:
     positions: torch.Tensor
     boxes: torch.Tensor
     images: dict[int, torch.Tensor]
-    projections: torch.Tensor
+    projections: torch.Tensor | None
     images_seen: int = 0
     seconds: float = 0.0
     method: str = "deconvnet"
@@ -67,6 +68,8 @@ class TopActivations:
     def patches(self, channel: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """``[(image_patch, projection_patch), ...]`` for one channel, each ``(C_in, h, w)``, strongest first."""
         row = self._row(channel)
+        if self.projections is None:
+            raise InputError("this scan ran with project=False, so there are no projections; run it with project=True")
         out = []
         for j in range(self.values.shape[1]):
             y0, x0, y1, x1 = self.boxes[row, j].tolist()
@@ -103,6 +106,7 @@ def top_activations(
     progress: bool = True,
     on_progress: Callable[[int, float], None] | None = None,
     project_batch: int = 64,
+    project: bool = True,
 ) -> TopActivations:
     """Scan ``data`` once and return each channel's ``k`` strongest activations, projected.
 
@@ -128,6 +132,9 @@ def top_activations(
         Called with ``(images_seen, images_per_second)`` after each batch (for the widget).
     project_batch
         (channel, winner) pairs projected per forward/backward pass.
+    project
+        Project the winners (default); ``False`` stops after the scan and the receptive
+        fields (winners, positions, boxes and images only).
 
     Returns
     -------
@@ -139,6 +146,8 @@ def top_activations(
     check_layer_name(model, layer)
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise InputError(f"k must be a positive int, got {k!r}")
+    if isinstance(project_batch, bool) or not isinstance(project_batch, int) or project_batch < 1:
+        raise InputError(f"project_batch must be a positive int, got {project_batch!r}")
     device, dtype = model_device_dtype(model)
     best_v: torch.Tensor | None = None  # (C, k)
     best_i: torch.Tensor | None = None
@@ -204,13 +213,13 @@ def top_activations(
     pair_ch = torch.tensor(chans, dtype=torch.long).repeat_interleave(kk)
     pair_pos = best_p.reshape(-1, 2).cpu()
     chunks = []
-    for start in range(0, len(pair_img), project_batch):
+    for start in range(0, len(pair_img) if project else 0, project_batch):
         sl = slice(start, start + project_batch)
         imgs = torch.stack([kept[int(i)] for i in pair_img[sl]])
         ex = Explainer(model, imgs, stop_at=(layer, call))
         chunks.append(ex.project(layer, pair_ch[sl], position=pair_pos[sl], call=call, method=method))
         del ex
-    projections = torch.cat(chunks).reshape(C, kk, *sample.shape)
+    projections = torch.cat(chunks).reshape(C, kk, *sample.shape) if project else None
     # receptive fields: one batched probe for all distinct winning positions
     unique = sorted({(int(y), int(x)) for y, x in best_p.reshape(-1, 2).tolist()})
     rf = dict(zip(unique, receptive_fields(model, tuple(sample.shape), layer, unique, call, sample.dtype, sample.device)))

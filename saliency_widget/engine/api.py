@@ -51,7 +51,13 @@ def saliency(
     # Plain gradients need neither interception nor layer records; the ReLU-rule methods need
     # interception only; layer-based methods (Grad-CAM) need the records.
     rule_only = isinstance(m, RuleMethod)
-    ex = Explainer(model, inputs, record_layers=not rule_only, intercept=m.needs_relu_rules and method != "gradient")
+    ex = Explainer(
+        model,
+        inputs,
+        record_layers=not rule_only,
+        intercept=m.needs_relu_rules and method != "gradient",
+        retain_graph=not getattr(m, "single_backward", False),
+    )
     return ex.saliency(target, method, **options)
 
 
@@ -97,7 +103,7 @@ def project(
         layer, call = parse_layer_key(layer)
     check_model(model)
     check_layer_name(model, layer)
-    ex = Explainer(model, inputs, stop_at=(layer, call))
+    ex = Explainer(model, inputs, stop_at=(layer, call), retain_graph=False)
     return ex.project(layer, channel, position, call, rule.name)
 
 

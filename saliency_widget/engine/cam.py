@@ -104,6 +104,7 @@ class GuidedGradCAM:
     name: str = "guided_gradcam"
     label: str = "Guided Grad-CAM"
     needs_relu_rules: bool = True
+    single_backward: bool = True  # the CAM backward only reaches the layer and keeps the graph
 
     def compute(self, explainer: "Explainer", targets: torch.Tensor, **options: Any) -> torch.Tensor:
         layer = check_options(self.name, options, {"layer": None})["layer"]

@@ -90,6 +90,11 @@ NON_RELU_ACTIVATIONS: dict[Callable[..., Any], str] = {
 }
 
 
+_WATCHED: frozenset[Callable[..., Any]] = frozenset(
+    {F.relu, *_RELU_OUT_OF_PLACE, *_RELU_IN_PLACE, *NON_RELU_ACTIVATIONS}
+)
+
+
 class ReLUInterceptor(TorchFunctionMode):
     """Route every ReLU call through :class:`_RuleReLU`, and record other activations.
 
@@ -120,6 +125,9 @@ class ReLUInterceptor(TorchFunctionMode):
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
         kwargs = kwargs or {}
+        if func not in _WATCHED:
+            # the common case (conv, pooling, tensor attributes read by hooks): no extra work
+            return func(*args, **kwargs)
         if func is F.relu:
             inplace = bool(kwargs.get("inplace", args[1] if len(args) > 1 else False))
             return self._relu(args[0] if args else kwargs["input"], inplace)

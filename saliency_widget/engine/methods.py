@@ -29,6 +29,8 @@ class Method(Protocol):
     label: str
     #: True when the method sends the recorded forward back through ReLUs with a rule.
     needs_relu_rules: bool
+    # Optional ``single_backward: bool``: True when ``compute`` runs exactly one backward through
+    # the full graph and runs it last, so one-shot callers may free the graph during it.
 
     def compute(self, explainer: "Explainer", targets: torch.Tensor, **options: Any) -> torch.Tensor:
         """Return the raw attribution, shape ``(N, C, H, W)`` like the inputs."""
@@ -42,6 +44,7 @@ class RuleMethod:
     rule: ReLURule
     label: str
     needs_relu_rules: bool = True
+    single_backward: bool = True
 
     @property
     def name(self) -> str:

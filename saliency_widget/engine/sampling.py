@@ -58,7 +58,7 @@ def batched_rule_gradients(
     out = torch.empty_like(inputs)
     for start in range(0, inputs.shape[0], batch_size):
         chunk = inputs[start : start + batch_size]
-        sub = Explainer(explainer.model, chunk, record_layers=False, intercept=rule.name != "gradient")
+        sub = Explainer(explainer.model, chunk, record_layers=False, intercept=rule.name != "gradient", retain_graph=False)
         out[start : start + batch_size] = sub.backward_logits(targets[start : start + batch_size], rule)
         del sub  # frees this chunk's graph before the next forward
     return out
@@ -71,6 +71,7 @@ class InputXGradient:
     name: str = "input_x_gradient"
     label: str = "Gradient × Input"
     needs_relu_rules: bool = False
+    single_backward: bool = True
 
     def compute(self, explainer: "Explainer", targets: torch.Tensor, **options: Any) -> torch.Tensor:
         check_options(self.name, options, {})

@@ -96,6 +96,16 @@ class Explainer:
         Float tensor of shape ``(N, C, H, W)``, already preprocessed for the model.
     device
         Must match the model's device if given (the model is never moved).
+    record_layers
+        Record every layer's output (needed by layer methods, projections and the widget).
+    intercept
+        Route ReLUs through the rule mechanism (needed by every method except ``"gradient"``).
+    stop_at
+        ``(layer, call)``: run the forward only up to that layer execution (projections).
+    retain_graph
+        Keep the recorded graph after each backward (default) so that many maps share one
+        forward. ``False`` frees it during the first backward: faster for a single map, and
+        any further backward raises :class:`ModelError`.
 
     Notes
     -----
@@ -118,8 +128,13 @@ class Explainer:
         record_layers: bool = True,
         intercept: bool = True,
         stop_at: tuple[str, int] | None = None,
+        retain_graph: bool = True,
     ) -> None:
         self.model = check_model(model)
+        # One-shot callers (``saliency()``) free the graph during their single backward: keeping
+        # it costs ~30 % more time on big CPU batches (no buffer reuse), measured on resnet50.
+        self._retain = bool(retain_graph)
+        self._spent = False
         dev = torch.device(device) if device is not None else None
         self._x, self._orig_device, self._orig_dtype = prepare_inputs(inputs, model, dev)
         self._box = RuleBox()
@@ -237,9 +252,15 @@ class Explainer:
     def _backward(self, output: Any, grad_output: torch.Tensor, rule: ReLURule) -> torch.Tensor:
         self._check_rule(rule)
         with self._lock:
+            if self._spent:
+                raise ModelError(
+                    "this Explainer was created with retain_graph=False and its recorded graph was freed by "
+                    "the first map; create a new Explainer, or pass retain_graph=True to compute several maps"
+                )
             self._box.rule = rule
             try:
-                (g,) = torch.autograd.grad(output, self._x, grad_output, retain_graph=True, allow_unused=True)
+                self._spent = not self._retain
+                (g,) = torch.autograd.grad(output, self._x, grad_output, retain_graph=self._retain, allow_unused=True)
             except RuntimeError as err:
                 if "modified by an inplace operation" in str(err) or "backward through the graph" in str(err):
                     raise ModelError(
