@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..engine.errors import InputError, choices
+from ..engine.api import saliency
 from ..engine.guard import check_model
 from ..engine.session import Explainer
 
@@ -195,7 +196,7 @@ def sanity_check(
             work = copy.deepcopy(model)
             modules = dict(work.named_modules())
         _randomise(modules[name], gen)
-        m = _summed(Explainer(work, inputs).saliency(tgt, method, **options)).detach()
+        m = _summed(saliency(work, inputs, tgt, method, **options)).detach()  # one-shot: frees its graph
         n = m.shape[0]
         # A constant map (e.g. an all-zero Grad-CAM) has no ranks: Spearman is undefined for
         # that image, so average over the images where it is defined and count the others.

@@ -216,7 +216,7 @@ def top_activations(
     for start in range(0, len(pair_img) if project else 0, project_batch):
         sl = slice(start, start + project_batch)
         imgs = torch.stack([kept[int(i)] for i in pair_img[sl]])
-        ex = Explainer(model, imgs, stop_at=(layer, call))
+        ex = Explainer(model, imgs, stop_at=(layer, call), retain_graph=False)  # one projection per chunk
         chunks.append(ex.project(layer, pair_ch[sl], position=pair_pos[sl], call=call, method=method))
         del ex
     projections = torch.cat(chunks).reshape(C, kk, *sample.shape) if project else None
