@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .engine.errors import SaliencyError
+from .errors import SaliencyError
 
 EPILOG = """examples:
   saliency-widget render photo.jpg                       bundled model, three maps, report.html
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SaliencyError(f"--out {args.out!r} must end in .html or .png")
         if not out.parent.exists():
             raise SaliencyError(f"the folder of --out {args.out!r} does not exist")
-        from .widget.report import render_report
+        from .viz.report import render_report
 
         target: int | str | None = args.target
         if isinstance(target, str) and target.lstrip("-").isdigit():

@@ -17,7 +17,7 @@ def nb(cells: list[tuple[str, str]]) -> nbf.NotebookNode:
 
 
 SHOW = '''from IPython.display import Image, display
-from saliency_widget.widget import render as R
+from saliency_widget.viz import render as R
 
 def show_maps(maps, titles, sign="absolute"):
     """Show (C, H, W) maps side by side as one PNG."""

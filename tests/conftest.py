@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from saliency_widget.engine.errors import reset_warnings
+from saliency_widget.errors import reset_warnings
 
 HOOK_DICTS = (
     "_forward_hooks",

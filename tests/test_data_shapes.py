@@ -23,7 +23,7 @@ from saliency_widget.data import (
     to_tensor,
 )
 from saliency_widget.data.samples import SHAPE_SCENES
-from saliency_widget.engine.errors import InputError, SaliencyError
+from saliency_widget.errors import InputError, SaliencyError
 
 # ----------------------------------------------------------------------------- determinism
 

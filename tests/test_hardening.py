@@ -33,7 +33,7 @@ from torch import nn
 import saliency_widget as sw
 from saliency_widget import InputError, LayerError, MethodError, ModelError, SaliencyError
 from saliency_widget.widget import Explorer, explore
-from saliency_widget.widget import render as R
+from saliency_widget.viz import render as R
 from conftest import assert_unchanged, snapshot
 
 XSS = "<img src=x onerror=alert(1)>"

@@ -16,7 +16,7 @@ from torch import nn
 
 import saliency_widget
 from saliency_widget.data import CLASSES, MEAN, STD, load_sample, make_batch, render_shape_scene, to_tensor
-from saliency_widget.engine.errors import InputError
+from saliency_widget.errors import InputError
 from saliency_widget.models import SHAPES_WEIGHTS, ShapesCNN, fold_batchnorm, shapes_cnn, torchvision_model
 from saliency_widget.models.shapes_cnn import CHECKPOINT
 from saliency_widget.models.torchvision_models import weights_cache_path

@@ -299,7 +299,7 @@ def explorer():  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("method", NEW)
 def test_widget_offers_and_renders_new_method(explorer, method: str) -> None:  # type: ignore[no-untyped-def]
-    from saliency_widget.widget import render as R
+    from saliency_widget.viz import render as R
 
     assert method in explorer.w_method.options
     before = explorer.images["map"]

@@ -14,7 +14,7 @@ from PIL import Image
 
 from saliency_widget.cli import main
 from saliency_widget.data import load_sample, sample_images
-from saliency_widget.widget.report import render_report
+from saliency_widget.viz.report import render_report
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,9 +13,9 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from saliency_widget.engine.errors import InputError
+from saliency_widget.errors import InputError
 from saliency_widget.widget import Explorer, explore
-from saliency_widget.widget import render as R
+from saliency_widget.viz import render as R
 
 LABELS = ["disc", "square", "<img src=x onerror=alert(1)>", "ring"]
 

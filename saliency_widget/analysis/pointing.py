@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..engine.errors import InputError
+from ..errors import InputError
 from ..engine.session import Explainer
 
 __all__ = ["PointingResult", "pointing_game", "hits", "dilate"]

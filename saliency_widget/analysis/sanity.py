@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..engine.errors import InputError, choices
+from ..errors import InputError, choices
 from ..engine.api import saliency
 from ..engine.guard import check_model
 from ..engine.session import Explainer

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..engine.errors import InputError, LayerError, choices
+from ..errors import InputError, LayerError, choices
 from ..engine.guard import check_layer_name, check_model, forward_to, model_device_dtype
 from ..engine.session import Explainer, parse_layer_key, receptive_fields
 

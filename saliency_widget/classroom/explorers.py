@@ -11,7 +11,7 @@ import ipywidgets as W
 import torch
 import torch.nn.functional as F
 
-from ..engine.errors import InputError, SaliencyError
+from ..errors import InputError, SaliencyError
 from ..engine.rules import RULES, relu_backward
 from .transposed import (
     bilinear_upsample,

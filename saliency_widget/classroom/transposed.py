@@ -14,7 +14,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from ..engine.errors import InputError
+from ..errors import InputError
 
 __all__ = [
     "tf_same_padding",

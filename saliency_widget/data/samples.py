@@ -20,7 +20,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..engine.errors import InputError, choices
+from ..errors import InputError, choices
 from .shapes import CLASSES, Scene, make_scene
 
 __all__ = ["SAMPLES_DIR", "SampleInfo", "SAMPLES", "SHAPE_SCENES", "sample_images", "load_sample", "render_shape_scene"]

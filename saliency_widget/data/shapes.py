@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from ..engine.errors import InputError, choices
+from ..errors import InputError, choices
 
 __all__ = [
     "CLASSES",

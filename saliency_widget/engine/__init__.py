@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .api import layers, project, saliency
-from .errors import (
+from ..errors import (
     DegenerateMapWarning,
     InputError,
     LayerError,

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import LayerError, choices
+from ..errors import LayerError, choices
 from .methods import check_options, register_method
 from .rules import GRADIENT, GUIDED_BACKPROP
 

@@ -1,16 +1,20 @@
-"""Exception and warning classes of saliency-widget.
-
-Every error the package raises on purpose derives from :class:`SaliencyError`, so a
-caller (and the widget's status line) can catch one family. Subclasses also derive from
-the matching built-in (``ValueError``, ``KeyError``, ``TypeError``) so code written for
-those keeps working.
-"""
+"""The engine's error family lives at the package top (:mod:`saliency_widget.errors`); re-exported here."""
 
 from __future__ import annotations
 
-import threading
-import warnings
-from collections.abc import Hashable, Iterable
+from ..errors import (
+    DegenerateMapWarning,
+    InputError,
+    LayerError,
+    MethodError,
+    ModelError,
+    NonReLUActivationWarning,
+    SaliencyError,
+    SaliencyWarning,
+    choices,
+    reset_warnings,
+    warn_once,
+)
 
 __all__ = [
     "SaliencyError",
@@ -22,85 +26,6 @@ __all__ = [
     "NonReLUActivationWarning",
     "DegenerateMapWarning",
     "warn_once",
+    "reset_warnings",
     "choices",
 ]
-
-
-class SaliencyError(Exception):
-    """Base class of every error raised on purpose by saliency-widget."""
-
-
-class InputError(SaliencyError, ValueError):
-    """An argument has the wrong value, type, shape, dtype or range."""
-
-
-class LayerError(SaliencyError, KeyError):
-    """A layer name or call index does not exist in the model."""
-
-    def __str__(self) -> str:  # KeyError would repr() the message; keep it readable
-        return str(self.args[0]) if self.args else ""
-
-
-class MethodError(SaliencyError, ValueError):
-    """An unknown attribution method, or one that cannot apply to this model."""
-
-
-class ModelError(SaliencyError, TypeError):
-    """The model cannot be explained as given (TorchScript, no ReLU for DeconvNet, ...)."""
-
-
-class SaliencyWarning(UserWarning):
-    """Base class of the warnings of saliency-widget."""
-
-
-class NonReLUActivationWarning(SaliencyWarning):
-    """DeconvNet / Guided Backprop met activations other than ReLU, which kept their gradient."""
-
-
-class DegenerateMapWarning(SaliencyWarning):
-    """A map is all zeros or contains NaN/Inf."""
-
-
-_warned: set[Hashable] = set()
-_warned_lock = threading.Lock()
-
-
-def warn_once(key: Hashable, message: str, category: type[Warning] = SaliencyWarning) -> bool:
-    """Issue ``message`` once per process for the condition ``key``.
-
-    Parameters
-    ----------
-    key
-        Identifies the condition (e.g. ``("non-relu", "guided_backprop", ("GELU",))``).
-    message
-        The warning text.
-    category
-        The warning class.
-
-    Returns
-    -------
-    bool
-        True if the warning was issued now, False if it had been issued before.
-    """
-    with _warned_lock:
-        if key in _warned:
-            return False
-        _warned.add(key)
-    warnings.warn(message, category, stacklevel=3)
-    return True
-
-
-def reset_warnings() -> None:
-    """Forget which conditions were warned about (for tests)."""
-    with _warned_lock:
-        _warned.clear()
-
-
-def choices(values: Iterable[object], limit: int = 40) -> str:
-    """Format valid choices for an error message, shortened past ``limit`` items."""
-    vals = [repr(v) for v in values]
-    if len(vals) > limit:
-        head = ", ".join(vals[: limit - 5])
-        tail = ", ".join(vals[-5:])
-        return f"{head}, ... ({len(vals) - limit} more) ..., {tail}"
-    return ", ".join(vals)

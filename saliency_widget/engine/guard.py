@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import InputError, LayerError, ModelError, choices
+from ..errors import InputError, LayerError, ModelError, choices
 
 __all__ = [
     "check_model",

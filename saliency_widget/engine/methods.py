@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
-from .errors import MethodError, choices
+from ..errors import MethodError, choices
 from .rules import RULES, ReLURule
 
 if TYPE_CHECKING:  # pragma: no cover

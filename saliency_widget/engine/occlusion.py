@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .errors import InputError
+from ..errors import InputError
 from .guard import check_layer_name, eval_mode, forward_to
 from .methods import check_options, register_method
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import InputError, MethodError, choices
+from ..errors import InputError, MethodError, choices
 
 __all__ = ["ReLURule", "GRADIENT", "DECONVNET", "GUIDED_BACKPROP", "RULES", "get_rule", "relu_backward"]
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .errors import InputError
+from ..errors import InputError
 from .methods import check_options, register_method
 from .rules import GRADIENT, get_rule
 

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import (
+from ..errors import (
     DegenerateMapWarning,
     InputError,
     LayerError,

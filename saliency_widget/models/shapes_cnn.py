@@ -43,7 +43,7 @@ from PIL import Image
 from torch import nn
 
 from ..data.shapes import CLASSES, MEAN, STD
-from ..engine.errors import InputError, SaliencyError
+from ..errors import InputError, SaliencyError
 
 __all__ = [
     "CHANNELS",

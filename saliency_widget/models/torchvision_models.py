@@ -18,7 +18,7 @@ import torchvision
 from torch import nn
 from torchvision.models import WeightsEnum
 
-from ..engine.errors import InputError, choices
+from ..errors import InputError, choices
 
 __all__ = ["torchvision_model", "weights_cache_path"]
 

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..data.shapes import CLASSES, make_batch, to_tensor
-from ..engine.errors import InputError
+from ..errors import InputError
 from .shapes_cnn import CHECKPOINT, ShapesCNN, fold_batchnorm
 
 __all__ = ["train", "evaluate", "evaluate_two_objects", "main"]

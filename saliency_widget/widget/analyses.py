@@ -17,8 +17,8 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from ..analysis import SanityResult, TopActivations, pointing_game, sanity_check, top_activations
-from ..engine.errors import SaliencyError
-from . import render as R
+from ..errors import SaliencyError
+from ..viz import render as R
 
 __all__ = ["topk_grid_png", "sanity_plot_png", "sanity_gallery_png", "AnalysisPanel"]
 

@@ -38,8 +38,8 @@ import torch
 import traitlets
 from PIL import Image
 
-from ..engine.errors import InputError, LayerError, MethodError, ModelError, SaliencyError, choices
-from . import render as R
+from ..errors import InputError, LayerError, MethodError, ModelError, SaliencyError, choices
+from ..viz import render as R
 from .canvas import FeatureMapCanvas
 
 __all__ = ["Explorer", "explore", "RenderRecord"]
@@ -779,7 +779,7 @@ class Explorer(W.VBox):
         str
             The HTML text; it opens offline and loads nothing from the network.
         """
-        from .report import explorer_html
+        from ..viz.report import explorer_html
 
         page = explorer_html(self)
         if path is not None:

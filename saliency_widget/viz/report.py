@@ -22,7 +22,7 @@ from PIL import Image
 from torch import nn
 
 from ..engine import Explainer, available_methods
-from ..engine.errors import InputError, SaliencyError, choices
+from ..errors import InputError, SaliencyError, choices
 from . import render as R
 
 __all__ = ["Report", "render_report", "html_document", "img_tag", "probability_table"]
@@ -92,7 +92,7 @@ class Report:
 
 
 def _load(image: Any) -> tuple[Image.Image, str]:
-    from .explorer import _to_pil
+    from ..widget.explorer import _to_pil
 
     name = str(image) if isinstance(image, (str, Path)) else type(image).__name__
     return _to_pil(image), Path(name).name if isinstance(image, (str, Path)) else name
@@ -146,7 +146,7 @@ def render_report(
         if weights is not None:
             transform = weights.transforms()
         else:
-            from .explorer import _default_transform
+            from ..widget.explorer import _default_transform
 
             transform = _default_transform
     known = available_methods()
