@@ -24,6 +24,7 @@ from torch import nn
 from ..engine import Explainer, available_methods
 from ..errors import InputError, SaliencyError, choices
 from . import render as R
+from .images import describe_model, to_pil
 
 __all__ = ["Report", "render_report", "html_document", "img_tag", "probability_table"]
 
@@ -92,10 +93,8 @@ class Report:
 
 
 def _load(image: Any) -> tuple[Image.Image, str]:
-    from ..widget.explorer import _to_pil
-
     name = str(image) if isinstance(image, (str, Path)) else type(image).__name__
-    return _to_pil(image), Path(name).name if isinstance(image, (str, Path)) else name
+    return to_pil(image), Path(name).name if isinstance(image, (str, Path)) else name
 
 
 def render_report(
@@ -139,16 +138,8 @@ def render_report(
         from ..models import shapes_cnn
 
         model = shapes_cnn()
-    weights = getattr(model, "saliency_weights", None)
-    if labels is None and weights is not None:
-        labels = list(weights.meta["categories"])
-    if transform is None:
-        if weights is not None:
-            transform = weights.transforms()
-        else:
-            from ..widget.explorer import _default_transform
-
-            transform = _default_transform
+    io = describe_model(model, labels=labels, transform=transform)
+    labels, transform = io.labels, io.transform
     known = available_methods()
     bad = [m for m in methods if m not in known]
     if bad:

@@ -40,6 +40,7 @@ from PIL import Image
 
 from ..errors import InputError, LayerError, MethodError, ModelError, SaliencyError, choices
 from ..viz import render as R
+from ..viz.images import imagenet_transform, to_pil as _to_pil
 from .canvas import FeatureMapCanvas
 
 __all__ = ["Explorer", "explore", "RenderRecord"]
@@ -150,16 +151,6 @@ def _norm_from(obj: Any) -> tuple[Sequence[float] | None, Sequence[float] | None
     return None, None
 
 
-def _default_transform(img: Image.Image) -> torch.Tensor:
-    """Resize to 224x224 and normalise with ImageNet statistics (torchvision convention)."""
-    img = img.convert("RGB").resize((224, 224), Image.Resampling.BILINEAR)
-    a = np.asarray(img, dtype=np.float32) / 255.0
-    t = torch.from_numpy(a).permute(2, 0, 1)
-    mean = torch.tensor(_IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(_IMAGENET_STD).view(3, 1, 1)
-    return (t - mean) / std
-
-
 def _bundled_samples() -> dict[str, Callable[[], Image.Image]]:
     """Bundled sample images as ``{name: loader}``; empty if the data module has none."""
     try:
@@ -182,88 +173,6 @@ def _bundled_samples() -> dict[str, Callable[[], Image.Image]]:
     if loader is None:
         return {}
     return {str(n): (lambda n=n: loader(n)) for n in found}
-
-
-def _describe_bytes(data: bytes) -> str:
-    """A short, safe description of undecodable bytes for an error message."""
-    head = data[:16]
-    return f"{len(data)} bytes starting {head!r}"
-
-
-def _decode(src: Any, what: str) -> Image.Image:
-    """Open ``src`` (a path or a file object) with PIL, guarded, and return an RGB copy.
-
-    PIL's decompression-bomb check (``Image.MAX_IMAGE_PIXELS``) is applied strictly: an image
-    above the limit is an :class:`InputError` (PIL itself only warns up to twice the limit
-    and would decode it).
-    """
-    limit = Image.MAX_IMAGE_PIXELS
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(src) as im:
-                w, h = im.size
-                if limit is not None and w * h > limit:
-                    raise Image.DecompressionBombError(f"{w}x{h} = {w * h} pixels")
-                if w == 0 or h == 0:
-                    raise InputError(f"{what} has zero size ({w}x{h}); use an image with at least one pixel")
-                return im.convert("RGB")
-    except InputError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(
-            f"{what} is too large to decode safely ({exc}); the limit is "
-            f"PIL.Image.MAX_IMAGE_PIXELS = {limit} pixels (decompression-bomb guard). "
-            "Downscale the image first"
-        ) from None
-    except Image.UnidentifiedImageError:
-        raise InputError(f"cannot decode {what}: not in an image format PIL can read. Use a PNG or JPEG file") from None
-    except Exception as exc:
-        raise InputError(f"cannot decode {what} as an image: {exc}. Use a PNG or JPEG file") from None
-
-
-def _to_pil(obj: Any) -> Image.Image:
-    """Decode bytes / open a path / convert an HWC array into an RGB PIL image."""
-    if isinstance(obj, Image.Image):
-        if obj.width == 0 or obj.height == 0:
-            raise InputError(f"the image has zero size ({obj.width}x{obj.height}); use an image with at least one pixel")
-        return obj.convert("RGB")
-    if isinstance(obj, (bytes, bytearray, memoryview)):
-        data = bytes(obj)
-        if not data:
-            raise InputError("the image data is empty (0 bytes); upload or pass a PNG/JPEG file")
-        if data.lstrip()[:5].lower() in (b"<svg ", b"<?xml") or b"<svg" in data[:512].lower():
-            raise InputError(
-                f"the image data ({_describe_bytes(data)}) is SVG, a vector format that cannot be decoded "
-                "here; export it to PNG first"
-            )
-        return _decode(io.BytesIO(data), f"the image data ({_describe_bytes(data)})")
-    if isinstance(obj, (str, Path)):
-        p = Path(obj).expanduser()
-        if p.is_dir():
-            raise InputError(f"image path {str(p)!r} is a directory; pass the path of an image file inside it")
-        if not p.is_file():
-            raise InputError(f"image file not found: {str(p)!r}; check the path (relative to {str(Path.cwd())!r})")
-        if p.stat().st_size == 0:
-            raise InputError(f"image file {str(p)!r} is empty (0 bytes)")
-        return _decode(p, repr(str(p)))
-    if isinstance(obj, np.ndarray):
-        a = obj
-        if a.ndim == 3 and a.shape[-1] == 1:
-            a = a[..., 0]
-        if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)):
-            raise InputError(f"an image array must be (H, W), (H, W, 3) or (H, W, 4), got {a.shape}")
-        if a.shape[0] == 0 or a.shape[1] == 0:
-            raise InputError(f"the image array has zero size (shape {a.shape}); use an image with at least one pixel")
-        if a.dtype != np.uint8:
-            if not np.all(np.isfinite(a)):
-                raise InputError("the image array contains NaN/Inf")
-            hi = float(a.max()) if a.size else 0.0
-            a = np.clip(a * (255.0 if hi <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-        return Image.fromarray(a).convert("RGB")
-    raise InputError(
-        f"image must be a PIL image, ndarray, tensor, path or PNG/JPEG bytes, got {type(obj).__name__}"
-    )
 
 
 @dataclass
@@ -357,7 +266,7 @@ class Explorer(W.VBox):
         if transform is None and src is not None and callable(getattr(src, "transforms", None)):
             transform = src.transforms()
         if transform is None:
-            transform = _default_transform
+            transform = imagenet_transform()
             self._mean, self._std = _IMAGENET_MEAN, _IMAGENET_STD
         else:
             self._mean, self._std = _norm_from(src)
