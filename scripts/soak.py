@@ -41,7 +41,7 @@ def interact(w: Any, rng: random.Random, action: str) -> None:
     if action == "method":
         w.method = rng.choice([m for m in w.methods if m != w.method])
     elif action == "bar":
-        w.click_bar(rng.randrange(len(w._topk) or 1))
+        w.click_bar(rng.randrange(len(w.w_bars.x) or 1))
     elif action == "layer":
         w.layer = rng.choice([k for _, k in w.w_layer.options])
     elif action == "filter":

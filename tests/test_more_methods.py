@@ -15,6 +15,7 @@ from torch.testing import assert_close
 
 import saliency_widget as sw
 from saliency_widget import InputError, MethodError
+from saliency_widget.engine.methods import get_method
 from saliency_widget.engine.cam import default_cam_layer, gradcam_low_res
 from saliency_widget.engine.occlusion import occlusion_scores
 from saliency_widget.engine.sampling import integrated_gradients
@@ -301,11 +302,11 @@ def explorer():  # type: ignore[no-untyped-def]
 def test_widget_offers_and_renders_new_method(explorer, method: str) -> None:  # type: ignore[no-untyped-def]
     from saliency_widget.viz import render as R
 
-    assert method in explorer.w_method.options
+    assert method in [v for _, v in explorer.w_method.options]
     before = explorer.images["map"]
     explorer.method = method
     assert explorer.wait(120)
-    assert explorer.status.startswith(method), explorer.status
+    assert explorer.status.startswith(get_method(method).label), explorer.status
     png = explorer.images["map"]
     assert png != before and not R.is_blank(R.from_png(png))
 

@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
+from saliency_widget.engine.methods import method_label
 from saliency_widget.errors import InputError
 from saliency_widget.widget import Explorer, explore
 from saliency_widget.viz import render as R
@@ -58,7 +59,8 @@ def test_initial_view_has_all_panels(w: Explorer) -> None:
     for key in ("input", "map", "feature", "projection"):
         assert key in imgs and imgs[key][:8] == b"\x89PNG\r\n\x1a\n", key
         assert not R.is_blank(R.from_png(imgs[key])), key
-    assert w.w_method.options == tuple(w.methods)
+    assert [v for _, v in w.w_method.options] == w.methods
+    assert [label for label, _ in w.w_method.options] == [method_label(m) for m in w.methods]
     assert "cpu" in w.status and "ms" in w.status
     # Layers are offered in forward order, keyed by engine key.
     keys = [k for _, k in w.w_layer.options]
@@ -73,7 +75,7 @@ def test_method_switch_changes_map(w: Explorer) -> None:
     settle(w)
     assert w.method == other
     assert w.images["map"] != before
-    assert w.status.startswith(other)
+    assert w.status.startswith(method_label(other))
 
 
 def test_bar_click_selects_target(w: Explorer) -> None:
@@ -81,7 +83,7 @@ def test_bar_click_selects_target(w: Explorer) -> None:
     predicted = int(w.explainer.probabilities[0].argmax())
     w.w_bars.selected = [2]  # what bqplot's click->select interaction sets
     settle(w)
-    assert w.target == w._topk[2] != predicted
+    assert w.target == w._last.bars[2][0] != predicted
     assert w.images["map"] != before
     assert w.labels[w.target] in w.status
 
@@ -145,14 +147,14 @@ def test_upload_png(w: Explorer) -> None:
     settle(w)
     assert w._version == version + 1
     assert w.explainer is not ex_before
-    assert w.status.startswith(w.method)
+    assert w.status.startswith(method_label(w.method))
     # Garbage bytes: one-line error in the status line, widget keeps working.
     w.w_upload.value = ({"name": "bad.png", "type": "image/png", "size": 3, "content": memoryview(b"abc"), "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
     settle(w)
     assert w.status.startswith("error:") and "decode" in w.status
     w.method = w.methods[-1]
     settle(w)
-    assert w.status.startswith(w.methods[-1])
+    assert w.status.startswith(method_label(w.methods[-1]))
 
 
 def test_display_options(w: Explorer) -> None:
@@ -204,7 +206,7 @@ def test_errors_in_status_line_and_recovery(w: Explorer) -> None:
     del w.explainer.saliency
     w.target = 1
     settle(w)
-    assert w.status.startswith(w.method)
+    assert w.status.startswith(method_label(w.method))
 
 
 def test_labels_are_escaped(w: Explorer) -> None:
@@ -233,15 +235,17 @@ def test_image_inputs(tmp_path) -> None:
         explore(net, 42, labels=LABELS, transform=_to_tensor)
 
 
-def test_forward_is_cached(w: Explorer) -> None:
+def test_forward_is_cached(w: Explorer, monkeypatch: pytest.MonkeyPatch) -> None:
+    import saliency_widget.widget.explorer as explorer_module
+
     made = []
-    real = w._Explainer
+    real = explorer_module.Explainer
 
     def counting(*a: object, **k: object) -> object:
         made.append(1)
         return real(*a, **k)
 
-    w._Explainer = counting
+    monkeypatch.setattr(explorer_module, "Explainer", counting)
     w.method = w.methods[1]
     settle(w)
     w.target = 3
@@ -374,6 +378,7 @@ def test_normalisation_read_from_torchvision_weights() -> None:
     # torchvision keeps mean/std on the transforms object, not in .meta: the explorer must find them
     import torchvision
 
-    from saliency_widget.widget.explorer import _norm_from
+    from saliency_widget.viz.images import describe_model
 
-    assert _norm_from(torchvision.models.ResNet18_Weights.DEFAULT) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    io = describe_model(nn.Identity(), weights=torchvision.models.ResNet18_Weights.DEFAULT)
+    assert (io.mean, io.std) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))

@@ -1,0 +1,381 @@
+"""From a state snapshot to the pictures of one view: pure computation, no widget.
+
+:func:`compute_view` takes an engine :class:`~saliency_widget.engine.Explainer` (one recorded
+forward pass of one image) and a frozen :class:`Snapshot` of the controls, and returns a
+:class:`ViewResult` holding every panel as PNG bytes plus the numbers the view shows (class
+probabilities, the bars, the feature-map grid and the clicked position). The explorer runs it
+on its worker thread and hands the result to the view; a test can call it with a tiny net and
+no widget at all.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..engine import RULES, Explainer, LayerInfo
+from ..engine.keys import LayerKey
+from ..engine.methods import method_label
+from ..errors import InputError, LayerError, ModelError, choices
+from ..viz import render as R
+
+__all__ = ["Snapshot", "ViewResult", "ViewMemo", "compute_view", "PANEL", "TOPK"]
+
+PANEL = 224  # display size (px) of the image panels
+TOPK = 5  # bars in the class chart
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Immutable copy of the state one view is computed from.
+
+    Attributes
+    ----------
+    version
+        Image version (bumped by every new image); a result for an older version is stale.
+    method
+        Registered method name of the main map.
+    target
+        Class index, or None for the predicted class.
+    layer
+        Layer key (``"name"`` or ``"name#call"``) of the feature map.
+    channel
+        Filter of ``layer``.
+    position
+        ``(y, x)`` of the projected activation, or None for the filter's strongest.
+    sign, clip, cmap, overlay, alpha
+        Display options (see :func:`saliency_widget.viz.render.render_map`).
+    view
+        ``"single"`` or ``"compare"`` (every method side by side).
+    """
+
+    version: int
+    method: str
+    target: int | None
+    layer: str
+    channel: int
+    position: tuple[int, int] | None
+    sign: str
+    clip: float
+    cmap: str
+    overlay: bool
+    alpha: float
+    view: str
+
+
+@dataclass(frozen=True)
+class ViewResult:
+    """Everything one view shows, computed from one :class:`Snapshot`.
+
+    Attributes
+    ----------
+    snapshot
+        The state it was computed from.
+    target
+        The explained class (the predicted one when ``snapshot.target`` is None).
+    probs
+        ``(K,)`` class probabilities.
+    bars
+        ``(class index, bar name, probability)`` of each bar, most probable first; the
+        target always has a bar.
+    panels
+        PNG bytes per panel: ``input`` (with the receptive-field box), ``map``,
+        ``feature``, ``projection``, and ``compare`` in the compare view.
+    messages
+        Per panel, the text shown instead of a degenerate map (None when an image shows).
+    method_label, class_label
+        Human names of the method and the target class.
+    grid
+        ``(h, w)`` of the feature map.
+    position
+        ``(y, x)`` of the projected activation (the strongest when none was clicked).
+    feature_caption
+        Text under the feature map.
+    projection_rule
+        ReLU rule the projection used.
+    box
+        Receptive field ``(y0, x0, y1, x1)`` of the projected activation.
+    warnings
+        First lines of the warnings raised while computing.
+    ms
+        Wall time in milliseconds.
+    """
+
+    snapshot: Snapshot
+    target: int
+    probs: np.ndarray
+    bars: tuple[tuple[int, str, float], ...]
+    panels: dict[str, bytes]
+    messages: dict[str, str | None]
+    method_label: str
+    class_label: str
+    grid: tuple[int, int]
+    position: tuple[int, int]
+    feature_caption: str
+    projection_rule: str
+    box: tuple[int, int, int, int]
+    warnings: tuple[str, ...] = ()
+    ms: float = 0.0
+
+    @property
+    def probability(self) -> float:
+        """Probability of the target class."""
+        return float(self.probs[self.target])
+
+    @property
+    def selected_bar(self) -> int:
+        """Rank of the target's bar."""
+        return [b[0] for b in self.bars].index(self.target)
+
+
+class _LRU(OrderedDict):  # type: ignore[type-arg]
+    """Tiny bounded memo (maps are a few hundred KB each; keep the last few)."""
+
+    def __init__(self, maxsize: int = 24) -> None:
+        super().__init__()
+        self.maxsize = maxsize
+
+    def get_or(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        value = make()
+        self[key] = value
+        if len(self) > self.maxsize:
+            self.popitem(last=False)
+        return value
+
+
+@dataclass
+class ViewMemo:
+    """Maps, activations and projections already computed for one explainer.
+
+    Switching display options, or back to a method seen before, then costs no backward pass.
+    Bound to the explainer it was filled from: a new explainer (a new image) clears it.
+    """
+
+    saliency: _LRU = field(default_factory=_LRU)
+    activation: _LRU = field(default_factory=_LRU)
+    projection: _LRU = field(default_factory=_LRU)
+    owner: int | None = None
+
+    def bind(self, explainer: Explainer) -> None:
+        """Clear the memo unless it was filled from ``explainer``."""
+        if self.owner != id(explainer):
+            self.saliency.clear()
+            self.activation.clear()
+            self.projection.clear()
+            self.owner = id(explainer)
+
+
+def projection_rule(method: str) -> str:
+    """The ReLU rule a projection uses while ``method`` is shown.
+
+    Projections follow a ReLU rule; methods without one (Grad-CAM, occlusion, ...) project
+    with DeconvNet, the rule of Zeiler & Fergus.
+    """
+    return method if method in RULES else "deconvnet"
+
+
+def bar_entries(probs: np.ndarray, labels: Sequence[str], target: int, k: int = TOPK) -> tuple[tuple[int, str, float], ...]:
+    """The class chart's bars: the ``k`` most probable classes, with the target always among them.
+
+    Returns
+    -------
+    tuple
+        ``(class index, bar name, probability)``, most probable first; names are cut to 24
+        characters and kept distinct (an ordinal scale merges equal names).
+    """
+    top = [int(i) for i in np.argsort(-probs, kind="stable")[: min(k, probs.shape[0])]]
+    if target not in top:
+        top[-1] = target  # an explicit target outside the top-k still gets a bar
+    out, seen = [], set()
+    for i in top:
+        name = str(labels[i])[:24]
+        if name in seen:
+            name = f"{name} [{i}]"
+        seen.add(name)
+        out.append((i, name, float(probs[i])))
+    return tuple(out)
+
+
+def find_layer(explainer: Explainer, key: str) -> LayerInfo:
+    """The recorded layer execution ``key`` (``"name"`` or ``"name#call"``), or a LayerError listing the valid keys."""
+    wanted = LayerKey.parse(key)
+    layers = explainer.layers
+    for info in layers:
+        if (info.name, info.call) == (wanted.name, wanted.call):
+            return info
+    raise LayerError(f"unknown layer {key!r}; expected one of {choices([i.key for i in layers])}")
+
+
+def feature_png(fmap: np.ndarray, pos: tuple[int, int]) -> tuple[bytes, str]:
+    """One filter's ``(h, w)`` activations as a viridis PNG (min-max scaled), and its caption."""
+    if not np.isfinite(fmap).all():
+        return R.to_png(np.full((*fmap.shape, 3), 235, np.uint8)), "feature map contains NaN/Inf"
+    lo, hi = float(fmap.min()), float(fmap.max())
+    v = (fmap - lo) / (hi - lo) if hi > lo else np.zeros_like(fmap)
+    rgb = R.apply_colormap(v, "viridis")
+    my, mx = np.unravel_index(int(np.argmax(fmap)), fmap.shape)
+    caption = f"max {hi:.4g} at ({my}, {mx})   selected ({pos[0]}, {pos[1]}) = {float(fmap[pos]):.4g}"
+    if hi == lo == 0.0:
+        caption = "this filter is all zeros on this image"
+    return R.to_png(rgb), caption
+
+
+def map_png(m: np.ndarray, snap: Snapshot, base: np.ndarray) -> tuple[bytes | None, str | None]:
+    """A ``(C, H, W)`` map rendered with the snapshot's display options: ``(png, None)`` or ``(None, message)``."""
+    rm = R.render_map(m, sign=snap.sign, clip_percentile=snap.clip, cmap=snap.cmap)
+    if rm.rgb is None:
+        return None, rm.message
+    rgb = rm.rgb
+    if snap.overlay and rgb.shape == base.shape:
+        rgb = R.overlay(base, rgb, snap.alpha, rm.weight)
+    return R.to_png(rgb), None
+
+
+def compute_view(
+    explainer: Explainer,
+    snapshot: Snapshot,
+    *,
+    labels: Sequence[str] | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    methods: Sequence[str] | None = None,
+    memo: ViewMemo | None = None,
+) -> ViewResult:
+    """Compute every panel of the view described by ``snapshot``.
+
+    Parameters
+    ----------
+    explainer
+        One recorded forward pass of a single image (inputs ``(1, C, H, W)``).
+    snapshot
+        The control state.
+    labels
+        Class names (length K); default ``"class i"``.
+    mean, std
+        Normalisation of the input, to show it in colour; None min-max scales it.
+    methods
+        Methods of the compare view, in order; default all registered.
+    memo
+        Reused between calls so a repeated map costs nothing.
+
+    Returns
+    -------
+    ViewResult
+
+    Raises
+    ------
+    SaliencyError
+        A target, layer, filter or position out of range, or a method that cannot apply.
+    """
+    t0 = time.perf_counter()
+    memo = memo if memo is not None else ViewMemo()
+    memo.bind(explainer)
+    v = snapshot.version
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        probs = explainer.probabilities[0].detach().cpu().double().numpy()
+        k = probs.shape[0]
+        names = list(labels) if labels is not None else [f"class {i}" for i in range(k)]
+        target = int(np.argmax(probs)) if snapshot.target is None else int(snapshot.target)
+        if not 0 <= target < k:
+            raise InputError(f"target {target} out of range for {k} classes; valid targets are 0..{k - 1}")
+        base = R.input_to_rgb(explainer.inputs[0].detach().cpu().numpy(), mean, std)
+        panels: dict[str, bytes] = {}
+        messages: dict[str, str | None] = {}
+
+        def saliency(method: str) -> np.ndarray:
+            return memo.saliency.get_or(
+                (v, method, target), lambda: explainer.saliency(target=target, method=method)[0].detach().cpu().numpy()
+            )
+
+        png, messages["map"] = map_png(saliency(snapshot.method), snapshot, base)
+        if png:
+            panels["map"] = png
+        if snapshot.view == "compare":
+            shown = list(methods) if methods is not None else None
+            if shown is None:
+                from ..engine import available_methods
+
+                shown = available_methods()
+            tiles, titles = [], []
+            for m in shown:
+                mpng, mmsg = map_png(saliency(m), snapshot, base)
+                tiles.append(R.from_png(mpng) if mpng else R.message_panel(mmsg or "", (PANEL, PANEL)))
+                titles.append(method_label(m))
+            panels["compare"] = R.to_png(R.compose(tiles, titles, height=PANEL - 64))
+
+        info = find_layer(explainer, snapshot.layer)
+        key = LayerKey(info.name, info.call)
+        act = memo.activation.get_or((v, str(key)), lambda: explainer.activation(key.name, call=key.call)[0].detach().cpu().numpy())
+        if not 0 <= snapshot.channel < act.shape[0]:
+            raise InputError(f"filter {snapshot.channel} out of range: {key} has {act.shape[0]} filters (0..{act.shape[0] - 1})")
+        fmap = act[snapshot.channel]
+        pos = snapshot.position
+        if pos is None:
+            flat = int(np.nanargmax(fmap)) if np.isfinite(fmap).any() else 0
+            pos = (flat // fmap.shape[1], flat % fmap.shape[1])
+        if not (0 <= pos[0] < fmap.shape[0] and 0 <= pos[1] < fmap.shape[1]):
+            raise InputError(f"position {pos} outside the {fmap.shape[0]}x{fmap.shape[1]} feature map of {key}")
+        panels["feature"], caption = feature_png(fmap, pos)
+        rule = projection_rule(snapshot.method)
+        proj = memo.projection.get_or(
+            (v, str(key), snapshot.channel, pos, rule),
+            lambda: explainer.project(key.name, snapshot.channel, position=pos, call=key.call, method=rule)[0].detach().cpu().numpy(),
+        )
+        png, messages["projection"] = map_png(proj, snapshot, base)
+        if png:
+            panels["projection"] = png
+        box = explainer.receptive_field(key.name, pos[0], pos[1], call=key.call)
+        panels["input"] = R.to_png(R.draw_box(base, box, (0, 255, 0), 2))
+    return ViewResult(
+        snapshot=snapshot,
+        target=target,
+        probs=probs,
+        bars=bar_entries(probs, names, target),
+        panels=panels,
+        messages=messages,
+        method_label=method_label(snapshot.method),
+        class_label=str(names[target]),
+        grid=(int(fmap.shape[0]), int(fmap.shape[1])),
+        position=(int(pos[0]), int(pos[1])),
+        feature_caption=caption,
+        projection_rule=rule,
+        box=tuple(int(b) for b in box),  # type: ignore[arg-type]
+        warnings=tuple(str(w.message).splitlines()[0] for w in caught),
+        ms=(time.perf_counter() - t0) * 1000.0,
+    )
+
+
+def layer_choices(layers: Sequence[LayerInfo]) -> list[tuple[str, str]]:
+    """``(label, key)`` of every layer with a ``(C, H, W)`` output, in forward order, for the layer menu.
+
+    Raises
+    ------
+    ModelError
+        No layer has a ``(C, H, W)`` output.
+    """
+    spatial = [i for i in layers if len(i.shape) == 3]
+    if not spatial:
+        raise ModelError("the model has no layer with a (C, H, W) output to inspect")
+    return [(f"{i.key}  ({i.type}, {'x'.join(str(s) for s in i.shape)})", i.key) for i in spatial]
+
+
+def default_layer(layers: Sequence[LayerInfo]) -> str:
+    """The layer the explorer opens on: the last post-ReLU layer with a real spatial map.
+
+    Filters are most semantic there, and post-ReLU maps are what Zeiler & Fergus project; a
+    1x1 global pool is skipped.
+    """
+    maps = [i for i in layers if len(i.shape) == 3]
+    spatial = [i for i in maps if i.shape[1] * i.shape[2] > 1] or maps
+    relus = [i for i in spatial if "relu" in i.type.lower()]
+    return (relus or spatial)[-1].key

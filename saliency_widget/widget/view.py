@@ -1,0 +1,232 @@
+"""The explorer's controls and layout, and how a computed view is shown in them.
+
+:class:`ExplorerView` owns every ipywidget of the explorer. It knows nothing about models or
+state: the explorer links its controls to traitlets and calls :meth:`ExplorerView.show` with
+each :class:`~saliency_widget.widget.pipeline.ViewResult`, or :meth:`ExplorerView.show_error`.
+"""
+
+from __future__ import annotations
+
+import html
+import traceback
+from collections.abc import Sequence
+
+import bqplot as bq
+import ipywidgets as W
+
+from ..engine.methods import method_label
+from ..errors import SaliencyError
+from ..viz import render as R
+from .canvas import FeatureMapCanvas
+from .pipeline import PANEL, ViewResult
+
+__all__ = ["ExplorerView", "status_html"]
+
+
+def status_html(text: str, error: bool = False) -> str:
+    """One status line as HTML (text escaped; errors in red)."""
+    color = ";color:#b00" if error else ""
+    return f"<span style='font-family:monospace{color}'>{html.escape(text)}</span>"
+
+
+def message_html(text: str) -> str:
+    """The box shown in place of a degenerate map."""
+    return f"<div style='padding:8px;border:1px dashed #c66;color:#822'>{html.escape(text)}</div>"
+
+
+def _caption(text: str) -> W.HTML:
+    return W.HTML(f"<b>{html.escape(text)}</b>")
+
+
+class ExplorerView:
+    """Controls, layout and panels of the explorer.
+
+    Parameters
+    ----------
+    methods
+        Registered method names, in toggle order (shown by their human labels).
+    samples
+        Names of the bundled sample images offered in the dropdown.
+    """
+
+    def __init__(self, methods: Sequence[str], samples: Sequence[str]) -> None:
+        lay = W.Layout
+        square = {"width": f"{PANEL}px", "height": f"{PANEL}px", "object_fit": "contain"}
+        self.w_method = W.ToggleButtons(
+            options=[(method_label(m), m) for m in methods], description="method", style={"button_width": "auto"}
+        )
+        self.w_method.add_class("sw-method")
+        self.w_view = W.ToggleButtons(
+            options=[("single", "single"), ("compare all", "compare")], description="view", style={"button_width": "auto"}
+        )
+        self.w_view.add_class("sw-view")
+        self.w_sample = W.Dropdown(
+            options=[("(sample)", "")] + [(n, n) for n in samples], description="sample", layout=lay(width="220px")
+        )
+        self.w_sample.add_class("sw-sample")
+        self.w_upload = W.FileUpload(accept="image/png,image/jpeg,.png,.jpg,.jpeg", multiple=False, description="upload")
+        self.w_upload.add_class("sw-upload")
+        self.w_export = W.Button(description="export PNG", icon="download")
+        self.w_export.add_class("sw-export")
+
+        self.w_input = W.Image(format="png", layout=lay(**square))
+        self.w_input.add_class("sw-input-image")
+        self.w_map = W.Image(format="png", layout=lay(**square))
+        self.w_map.add_class("sw-map-image")
+        self.w_map_msg = W.HTML(layout=lay(width=f"{PANEL}px"))
+        self.w_map_msg.add_class("sw-map-message")
+        self.w_map_title = W.HTML(layout=lay(width=f"{PANEL}px"))
+        self.w_compare = W.Image(format="png", layout=lay(display="none"))
+        self.w_compare.add_class("sw-compare-image")
+
+        self._xs = bq.OrdinalScale()
+        self._ys = bq.LinearScale(min=0.0, max=1.0)
+        self.w_bars = bq.Bars(
+            # Stacked with the remainder 1 - p (light grey) so every row is a full-width
+            # click target: a confident model gives the other classes ~1e-7 wide bars.
+            x=["-"], y=[[0.0], [1.0]], type="stacked", scales={"x": self._xs, "y": self._ys},
+            orientation="horizontal", colors=["#4c78a8", "#e8e8e8"], interactions={"click": "select"},
+            selected_style={"stroke": "#f58518", "stroke-width": "3"}, unselected_style={},
+            tooltip=bq.Tooltip(fields=["x", "y"], formats=["", ".4f"]),
+        )
+        self.w_bars_fig = bq.Figure(
+            marks=[self.w_bars],
+            axes=[bq.Axis(scale=self._xs, side="left"), bq.Axis(scale=self._ys, side="bottom", tick_format=".0%", num_ticks=3)],
+            fig_margin={"top": 10, "bottom": 30, "left": 120, "right": 15},
+            layout=lay(width="360px", height="220px"), title="",
+        )
+        self.w_bars_fig.add_class("sw-bars")
+
+        self.w_sign = W.Dropdown(options=list(R.SIGNS), value="absolute", description="sign", layout=lay(width="200px"))
+        self.w_sign.add_class("sw-sign")
+        self.w_clip = W.FloatSlider(value=99.0, min=90.0, max=100.0, step=0.1, description="clip %", readout_format=".1f")
+        self.w_clip.add_class("sw-clip")
+        self.w_cmap = W.Dropdown(options=list(R.COLORMAPS), value="magma", description="colormap", layout=lay(width="200px"))
+        self.w_cmap.add_class("sw-cmap")
+        self.w_overlay = W.Checkbox(value=False, description="overlay", indent=False, layout=lay(width="90px"))
+        self.w_overlay.add_class("sw-overlay")
+        self.w_alpha = W.FloatSlider(value=0.6, min=0.0, max=1.0, step=0.05, description="alpha")
+        self.w_alpha.add_class("sw-alpha")
+
+        self.w_layer = W.Dropdown(options=[], description="layer", layout=lay(width="360px"))
+        self.w_layer.add_class("sw-layer")
+        self.w_channel = W.IntSlider(value=0, min=0, max=0, description="filter", continuous_update=True)
+        self.w_channel.add_class("sw-filter")
+        self.w_strongest = W.Button(description="strongest", tooltip="jump to the filter's largest activation")
+        self.w_strongest.add_class("sw-strongest")
+        self.w_canvas = FeatureMapCanvas(size=PANEL)
+        self.w_canvas.add_class("sw-feature-map")
+        self.w_proj = W.Image(format="png", layout=lay(**square))
+        self.w_proj.add_class("sw-projection-image")
+        self.w_proj_msg = W.HTML(layout=lay(width=f"{PANEL}px"))
+        self.w_proj_msg.add_class("sw-projection-message")
+        self.w_proj_title = W.HTML("<b>projection to pixel space</b>", layout=lay(width=f"{PANEL + 60}px"))
+
+        self.w_status = W.HTML()
+        self.w_status.add_class("sw-status")
+        self.w_trace = W.HTML()
+        self.w_trace_box = W.Accordion(children=[self.w_trace], titles=("details",), selected_index=None, layout=lay(display="none"))
+        self.w_trace_box.add_class("sw-traceback")
+        # Analyses (top-9 per filter, sanity check, pointing game) are built on first open:
+        # they cost nothing until a user asks for them.
+        self.w_analyses = W.Accordion(
+            children=[W.HTML("")], titles=("analyses: top-9 per filter · sanity check · pointing game",), selected_index=None
+        )
+
+    # ------------------------------------------------------------------ layout
+    def children(self) -> list[W.Widget]:
+        """The explorer's rows, top to bottom."""
+        panels = W.HBox([
+            W.VBox([_caption("input"), self.w_input]),
+            W.VBox([self.w_map_title, self.w_map, self.w_map_msg]),
+            W.VBox([_caption("target class (click a bar)"), self.w_bars_fig]),
+        ])
+        features = W.HBox([
+            W.VBox([_caption("feature map (click an activation)"), self.w_canvas]),
+            W.VBox([self.w_proj_title, self.w_proj, self.w_proj_msg]),
+        ])
+        return [
+            W.HBox([self.w_method, self.w_view]),
+            W.HBox([self.w_sample, self.w_upload, self.w_export]),
+            panels,
+            self.w_compare,
+            W.HBox([self.w_sign, self.w_clip, self.w_cmap, self.w_overlay, self.w_alpha]),
+            W.HBox([self.w_layer, self.w_channel, self.w_strongest]),
+            features,
+            self.w_status,
+            self.w_trace_box,
+            self.w_analyses,
+        ]
+
+    # ------------------------------------------------------------------ updates
+    def set_layers(self, options: Sequence[tuple[str, str]], value: str) -> None:
+        """Fill the layer dropdown with ``(label, key)`` pairs and select ``value``."""
+        self.w_layer.options = list(options)
+        self.w_layer.value = value
+
+    def set_filters(self, count: int, value: int) -> None:
+        """Let the filter slider range over ``count`` filters and show ``value``."""
+        self.w_channel.max = max(0, count - 1)
+        self.w_channel.value = value
+
+    def show(self, result: ViewResult) -> None:
+        """Put one computed view into the panels (call with the explorer's observers muted)."""
+        p, msgs = result.panels, result.messages
+        self.w_input.value = p["input"]
+        self._panel(self.w_map, self.w_map_msg, p.get("map"), msgs.get("map"))
+        self.w_map_title.value = (
+            f"<b>{html.escape(result.method_label)}</b> for <b>{html.escape(result.class_label)}</b>"
+            f" (p={result.probability:.3f})"
+        )
+        if "compare" in p:
+            self.w_compare.value = p["compare"]
+            self.w_compare.layout.display = ""
+        else:
+            self.w_compare.layout.display = "none"
+        with self.w_canvas.hold_sync():
+            self.w_canvas.grid = list(result.grid)
+            self.w_canvas.marker = list(result.position)
+            self.w_canvas.png = p["feature"]
+            self.w_canvas.caption = result.feature_caption
+        self._panel(self.w_proj, self.w_proj_msg, p.get("projection"), msgs.get("projection"))
+        y, x = result.position
+        self.w_proj_title.value = (
+            f"<b>projection to pixel space</b> ({html.escape(result.projection_rule)}, activation {y}, {x})"
+        )
+        with self.w_bars.hold_sync():
+            self.w_bars.x = [name for _, name, _ in result.bars]
+            probs = [prob for _, _, prob in result.bars]
+            self.w_bars.y = [probs, [max(0.0, 1.0 - v) for v in probs]]
+            self.w_bars.selected = [result.selected_bar]
+
+    @staticmethod
+    def _panel(img: W.Image, msg: W.HTML, png: bytes | None, text: str | None) -> None:
+        if png:
+            img.value = png
+            img.layout.display = ""
+            msg.value = ""
+        else:
+            img.layout.display = "none"
+            msg.value = message_html(text or "no map")
+
+    def show_status(self, text: str) -> None:
+        """Show a one-line status and hide any error details."""
+        self.w_status.value = status_html(text)
+        self.w_trace.value = ""
+        self.w_trace_box.layout.display = "none"
+
+    def show_error(self, exc: BaseException) -> str:
+        """Show ``exc`` as a red status line with its traceback folded below; return the line."""
+        kind = "error" if isinstance(exc, SaliencyError) else f"unexpected {type(exc).__name__}"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = f"{kind}: {first}"
+        self.w_status.value = status_html(text, error=True)
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        self.w_trace.value = f"<pre style='font-size:11px;white-space:pre-wrap'>{html.escape(tb)}</pre>"
+        self.w_trace_box.layout.display = ""
+        return text
+
+    def close(self) -> None:
+        """Close the widgets that hold front-end resources of their own."""
+        for w in (self.w_canvas, self.w_bars_fig, self.w_bars):
+            w.close()
