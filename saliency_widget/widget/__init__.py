@@ -11,7 +11,8 @@ import sys
 
 from ..viz import render, report
 from .canvas import FeatureMapCanvas, esm_path
-from .explorer import Explorer, RenderRecord, explore
+from .explorer import Explorer, explore
+from .renderlog import RenderRecord
 
 # Old import paths (``from saliency_widget.widget import render``) keep working.
 sys.modules[__name__ + ".render"] = render

@@ -17,12 +17,10 @@ Design notes
 from __future__ import annotations
 
 import base64
-import json
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -40,44 +38,11 @@ from ..errors import InputError, LayerError, MethodError, choices
 from ..viz import render as R
 from ..viz.images import describe_model, to_pil
 from .pipeline import PANEL, Snapshot, ViewMemo, ViewResult, compute_view, default_layer, find_layer, layer_choices
+from .renderlog import RenderLog, RenderRecord, short_sha
 from .scheduler import LatestOnlyWorker
 from .view import ExplorerView, status_html
 
 __all__ = ["Explorer", "explore", "RenderRecord"]
-
-
-@dataclass
-class RenderRecord:
-    """One render pass, as kept in :attr:`Explorer.render_log` (and the optional JSON log).
-
-    Attributes
-    ----------
-    seq
-        1-based number of the render (equals :attr:`Explorer.computations` after it).
-    state
-        The state snapshot the render used.
-    ms
-        Wall time of the render in milliseconds.
-    images
-        ``{panel: short sha1 of its PNG}`` for every panel produced.
-    nonblank
-        ``{panel: whether the PNG has more than one colour}``.
-    error
-        One-line error text, or None.
-    """
-
-    seq: int
-    state: dict[str, Any]
-    ms: float
-    images: dict[str, str] = field(default_factory=dict)
-    nonblank: dict[str, bool] = field(default_factory=dict)
-    error: str | None = None
-
-
-def _sha(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha1(data).hexdigest()[:12]
 
 
 def _bundled_samples() -> dict[str, Callable[[], Image.Image]]:
@@ -95,8 +60,8 @@ class Explorer(W.VBox):
     ----------
     computations : int
         Number of render passes run so far (each computes the current view once).
-    render_log : collections.deque[RenderRecord]
-        The last 200 render passes.
+    render_log : RenderLog
+        The last 200 render passes (:class:`~.renderlog.RenderRecord`).
     """
 
     method = traitlets.Unicode("gradient")
@@ -150,8 +115,7 @@ class Explorer(W.VBox):
         self._lock = threading.Lock()  # guards the input tensor and its version
         self._worker = LatestOnlyWorker(self._render_latest, name="saliency-explorer")
         self.computations = 0
-        self.render_log: deque[RenderRecord] = deque(maxlen=200)
-        self._log_path: Path | None = None
+        self.render_log = RenderLog(maxlen=200)
         self._version = 0
         self._source = ""
         self._x: torch.Tensor | None = None
@@ -387,12 +351,11 @@ class Explorer(W.VBox):
             self._show_error(exc)
         else:
             self._last = result
-            rec.images = {k: _sha(v) for k, v in result.panels.items()}
+            rec.images = {k: short_sha(v) for k, v in result.panels.items()}
             rec.nonblank = {k: not R.is_blank(R.from_png(v)) for k, v in result.panels.items()}
             self._show_status(result)
         rec.ms = (time.perf_counter() - t0) * 1000.0
         self.render_log.append(rec)
-        self._write_log(rec)
 
     def _show_status(self, result: ViewResult) -> None:
         snap = result.snapshot
@@ -452,23 +415,8 @@ class Explorer(W.VBox):
         return int(y), int(x)
 
     def log_events(self, path: str | Path | None) -> None:
-        """Append one JSON line per render pass to ``path`` (None stops logging).
-
-        The most recent render is written at once, so the log starts with the view that
-        is currently shown.
-        """
-        self._log_path = Path(path) if path is not None else None
-        if self._log_path is not None and self.render_log:
-            self._write_log(self.render_log[-1])
-
-    def _write_log(self, rec: RenderRecord) -> None:
-        if self._log_path is None:
-            return
-        try:
-            with self._log_path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(asdict(rec)) + "\n")
-        except OSError:  # logging is a diagnostic aid; never break rendering over it
-            pass
+        """Append one JSON line per render pass to ``path`` (None stops); the current view's is written at once."""
+        self.render_log.follow(path)
 
     def state(self) -> dict[str, Any]:
         """The current control state as a JSON-able dict."""
