@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -20,7 +19,7 @@ from .engine import available_methods, get_method
 from .errors import InputError, MethodError, SaliencyError, choices
 from .viz.render import COLORMAPS, SIGNS
 
-__all__ = ["main", "EPILOG"]
+__all__ = ["EPILOG", "main"]
 
 _OUT_SUFFIXES = (".html", ".htm", ".png")
 
@@ -41,7 +40,6 @@ def _epilog() -> str:
     names = available_methods()
     width = max(len(n) for n in names) + 2 if names else 0
     methods = "\n".join(f"  {n:<{width}}{get_method(n).label}" for n in names)
-    signs = textwrap.fill(f"--sign: {', '.join(SIGNS)}; --cmap: {', '.join(COLORMAPS)}.", 88)
     return f"""examples:
   saliency-widget render photo.jpg                       bundled model, three maps, report.html
   saliency-widget render a.png b.png --out grid.png      one PNG grid, rows = images
@@ -52,7 +50,7 @@ def _epilog() -> str:
 methods (--methods, comma-separated):
 {methods}
 
-{signs} --target takes a class index or name; the default is each image's predicted class.
+--target takes a class index or name; the default is each image's predicted class.
 torchvision weights must already be in the torch hub cache (no downloads happen here); the
 bundled 'shapes' model always works offline.
 """
@@ -70,8 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--methods", default="gradient,deconvnet,guided_backprop", help="comma-separated method names, listed below (default: %(default)s)")
     r.add_argument("--target", default=None, help="class index or class name (default: predicted class)")
     r.add_argument("--out", default="report.html", help="output file: .html (self-contained report) or .png (grid) (default: %(default)s)")
-    r.add_argument("--sign", default="absolute", choices=SIGNS)
-    r.add_argument("--cmap", default="magma", choices=COLORMAPS)
+    r.add_argument("--sign", default="absolute", choices=SIGNS, help="which part of the map to show (default: %(default)s)")
+    r.add_argument("--cmap", default="magma", choices=COLORMAPS, help="colormap (default: %(default)s)")
     r.add_argument("--list-samples", action="store_true", help="print the bundled sample names and exit")
     return p
 

@@ -17,7 +17,7 @@ from ..analysis import SanityResult, TopActivations
 from ..errors import InputError, choices
 from . import render as R
 
-__all__ = ["topk_grid_png", "sanity_plot_png", "sanity_gallery_png", "SANITY_METRICS"]
+__all__ = ["SANITY_METRICS", "sanity_gallery_png", "sanity_plot_png", "topk_grid_png"]
 
 #: Per-step similarity series of :class:`~saliency_widget.analysis.SanityResult` that
 #: :func:`sanity_plot_png` can draw.

@@ -25,13 +25,13 @@ from PIL import Image
 from ..errors import InputError, choices
 
 __all__ = [
-    "ModelIO",
-    "describe_model",
-    "resolve_target",
-    "imagenet_transform",
-    "to_pil",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "ModelIO",
+    "describe_model",
+    "imagenet_transform",
+    "resolve_target",
+    "to_pil",
 ]
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -73,7 +73,7 @@ def _decode(src: Any, what: str) -> Image.Image:
         ) from None
     except Image.UnidentifiedImageError:
         raise InputError(f"cannot decode {what}: not in an image format PIL can read. Use a PNG or JPEG file") from None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 -- any decoder failure (truncated, corrupt) is a bad input
         raise InputError(f"cannot decode {what} as an image: {exc}. Use a PNG or JPEG file") from None
 
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 from PIL import Image
 from torch import nn
 
@@ -28,13 +29,13 @@ from .images import describe_model, resolve_target, to_pil
 
 __all__ = [
     "Report",
-    "render_report",
     "explorer_html",
+    "figure_html",
     "html_document",
     "img_tag",
-    "figure_html",
     "message_html",
     "probability_table",
+    "render_report",
 ]
 
 _CSS = (
@@ -52,7 +53,9 @@ def img_tag(png: bytes, alt: str, size: int = 192) -> str:
     return f'<img src="data:image/png;base64,{b64}" alt="{html.escape(alt, quote=True)}" width="{size}" height="{size}">'
 
 
-def probability_table(labels: Sequence[str], probs: Sequence[float], top: int = 10, highlight: int | None = None) -> str:
+def probability_table(
+    labels: Sequence[str], probs: Sequence[float] | NDArray[np.floating], top: int = 10, highlight: int | None = None
+) -> str:
     """Top-``top`` class probabilities as an HTML table (labels escaped)."""
     order = np.argsort(-np.asarray(probs))[:top]
     bold = ' style="font-weight:600"'
@@ -227,7 +230,7 @@ def explorer_html(
     panels: Mapping[str, bytes | None] | Any,
     messages: Mapping[str, str | None] | None = None,
     labels: Sequence[str] = (),
-    probs: Sequence[float] | None = None,
+    probs: Sequence[float] | NDArray[np.floating] | None = None,
     state: Mapping[str, Any] | None = None,
     status: str = "",
     title: str = "saliency-widget: explorer view",

@@ -20,7 +20,7 @@ from ..viz.figures import sanity_gallery_png, sanity_plot_png, topk_grid_png
 from ..viz.images import describe_model
 from ..viz.report import message_html
 
-__all__ = ["topk_grid_png", "sanity_plot_png", "sanity_gallery_png", "AnalysisPanel"]
+__all__ = ["AnalysisPanel", "sanity_gallery_png", "sanity_plot_png", "topk_grid_png"]
 
 
 class AnalysisPanel(W.VBox):

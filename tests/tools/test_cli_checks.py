@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-import saliency_widget.cli as cli
+from saliency_widget import cli
 from saliency_widget.engine import available_methods, get_method
 from saliency_widget.viz import render as R
 
@@ -69,7 +69,7 @@ def test_image_is_a_directory(no_compute: list[str], capsys: pytest.CaptureFixtu
 
 
 def test_target_checked_before_any_map(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    import saliency_widget.viz.report as report
+    from saliency_widget.viz import report
 
     def refuse(*a: Any, **k: Any) -> Any:
         raise AssertionError("maps were computed before the target was checked")

@@ -13,14 +13,20 @@ from torch import nn
 from saliency_widget.data.shapes import CLASSES, MEAN, STD
 from saliency_widget.errors import InputError
 from saliency_widget.models import shapes_cnn
-from saliency_widget.viz.images import IMAGENET_MEAN, IMAGENET_STD, describe_model, resolve_target
+from saliency_widget.viz.images import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    describe_model,
+    resolve_target,
+)
 
 
 class _Normalize:
     """Like torchvision's ``ImageClassification``: a callable with ``.mean`` / ``.std`` lists."""
 
-    mean = [0.1, 0.2, 0.3]
-    std = [0.4, 0.5, 0.6]
+    def __init__(self) -> None:
+        self.mean = [0.1, 0.2, 0.3]
+        self.std = [0.4, 0.5, 0.6]
 
     def __call__(self, img: Image.Image) -> torch.Tensor:
         return torch.zeros(3, 8, 8)
