@@ -2,6 +2,10 @@
 
     saliency-widget render IMAGE... [--model shapes|torchvision:NAME] [--methods gradient,deconvnet,...]
                                     [--target CLASS] [--out report.html|grid.png]
+
+Method, sign and colormap choices come from the method registry and the renderer, so a newly
+registered method is listed and accepted here without edits. Every error is one line on
+stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -9,39 +13,97 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any, NoReturn
 
-from .errors import SaliencyError
+from .engine import available_methods, get_method
+from .errors import InputError, MethodError, SaliencyError, choices
+from .viz.render import COLORMAPS, SIGNS
 
-EPILOG = """examples:
+__all__ = ["EPILOG", "main"]
+
+_OUT_SUFFIXES = (".html", ".htm", ".png")
+
+
+class _UsageError(Exception):
+    """A command-line usage error found by argparse (reported like any other error)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are raised so :func:`main` reports them as one line."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+
+def _epilog() -> str:
+    """The examples and the registered methods, for ``render --help``."""
+    names = available_methods()
+    width = max(len(n) for n in names) + 2 if names else 0
+    methods = "\n".join(f"  {n:<{width}}{get_method(n).label}" for n in names)
+    return f"""examples:
   saliency-widget render photo.jpg                       bundled model, three maps, report.html
   saliency-widget render a.png b.png --out grid.png      one PNG grid, rows = images
   saliency-widget render cat.jpg --model torchvision:resnet50 --methods gradient,gradcam --target 281
   saliency-widget render --list-samples                  names of the bundled sample images
   saliency-widget render sample:shapes_star              a bundled sample by name
 
-Methods: gradient, deconvnet, guided_backprop, gradcam, guided_gradcam, smoothgrad,
-integrated_gradients, input_x_gradient, occlusion. --target takes a class index or name;
-the default is each image's predicted class. torchvision weights must already be in the
-torch hub cache (no downloads happen here); the bundled 'shapes' model always works offline.
+methods (--methods, comma-separated):
+{methods}
+
+--target takes a class index or name; the default is each image's predicted class.
+torchvision weights must already be in the torch hub cache (no downloads happen here); the
+bundled 'shapes' model always works offline.
 """
 
 
+EPILOG = _epilog()
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="saliency-widget", description="See what a CNN looks at: saliency maps as an offline HTML report or a PNG grid.")
+    p = _Parser(prog="saliency-widget", description="See what a CNN looks at: saliency maps as an offline HTML report or a PNG grid.")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("render", help="render maps of images to report.html or grid.png", description="Render saliency maps of IMAGE(s) with one or more methods.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("images", nargs="*", metavar="IMAGE", help="image files (PNG/JPEG) or sample:NAME for a bundled sample")
     r.add_argument("--model", default="shapes", help="'shapes' (bundled, default) or 'torchvision:NAME' (e.g. torchvision:vgg16)")
-    r.add_argument("--methods", default="gradient,deconvnet,guided_backprop", help="comma-separated method names (default: %(default)s)")
+    r.add_argument("--methods", default="gradient,deconvnet,guided_backprop", help="comma-separated method names, listed below (default: %(default)s)")
     r.add_argument("--target", default=None, help="class index or class name (default: predicted class)")
     r.add_argument("--out", default="report.html", help="output file: .html (self-contained report) or .png (grid) (default: %(default)s)")
-    r.add_argument("--sign", default="absolute", choices=["absolute", "positive", "negative", "signed"])
-    r.add_argument("--cmap", default="magma")
+    r.add_argument("--sign", default="absolute", choices=SIGNS, help="which part of the map to show (default: %(default)s)")
+    r.add_argument("--cmap", default="magma", choices=COLORMAPS, help="colormap (default: %(default)s)")
     r.add_argument("--list-samples", action="store_true", help="print the bundled sample names and exit")
     return p
 
 
-def _load_model(spec: str):  # type: ignore[no-untyped-def]
+def _methods(spec: str) -> list[str]:
+    """Parse ``--methods`` into registered method names, in the order given."""
+    known = available_methods()
+    names = [m.strip() for m in spec.split(",") if m.strip()]
+    if not names:
+        raise InputError(f"--methods {spec!r} names no method; give a comma-separated list of {choices(known)}")
+    bad = [m for m in names if m not in known]
+    if bad:
+        raise MethodError(f"unknown method(s) {bad}; expected names from {choices(known)}")
+    return names
+
+
+def _output(arg: str) -> Path:
+    """Check ``--out`` before anything is computed: a writable-looking .html/.png file path."""
+    out = Path(arg).expanduser()
+    if out.is_dir():
+        raise InputError(
+            f"--out {arg!r} is an existing directory; give a file path ending in .html or .png, "
+            f"e.g. {str(out / 'report.html')!r}"
+        )
+    if out.suffix.lower() not in _OUT_SUFFIXES:
+        raise InputError(f"--out {arg!r} must end in .html or .png")
+    if not out.parent.exists():
+        raise InputError(f"the folder of --out {arg!r} does not exist")
+    if not out.parent.is_dir():
+        raise InputError(f"the folder of --out {arg!r} ({str(out.parent)!r}) is a file, not a directory")
+    return out
+
+
+def _load_model(spec: str) -> Any:
     if spec == "shapes":
         from .models import shapes_cnn
 
@@ -50,53 +112,77 @@ def _load_model(spec: str):  # type: ignore[no-untyped-def]
         from .models import torchvision_model
 
         return torchvision_model(spec.split(":", 1)[1], download=False)
-    raise SaliencyError(f"--model {spec!r} is not valid; use 'shapes' or 'torchvision:NAME' (e.g. torchvision:resnet50)")
+    raise InputError(f"--model {spec!r} is not valid; use 'shapes' or 'torchvision:NAME' (e.g. torchvision:resnet50)")
 
 
-def _image(arg: str):  # type: ignore[no-untyped-def]
+def _image(arg: str) -> Any:
     if arg.startswith("sample:"):
         from .data import load_sample
 
         return load_sample(arg.split(":", 1)[1])
     p = Path(arg)
+    if p.is_dir():
+        raise InputError(f"image path {arg!r} is a directory; pass the path of an image file inside it")
     if not p.is_file():
-        raise SaliencyError(f"image file not found: {arg!r} (use sample:NAME for a bundled sample; --list-samples lists them)")
+        raise InputError(f"image file not found: {arg!r} (use sample:NAME for a bundled sample; --list-samples lists them)")
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``saliency-widget``; returns the exit status."""
-    args = _parser().parse_args(argv)
-    try:
-        if args.list_samples:
-            from .data import sample_images
+def _target(arg: str | None) -> int | str | None:
+    """``--target``: an integer literal is a class index, anything else a class name."""
+    if arg is not None and arg.strip().lstrip("-").isdigit():
+        return int(arg)
+    return arg
 
-            print("\n".join(sorted(sample_images())))
-            return 0
-        if not args.images:
-            raise SaliencyError("no IMAGE given; pass image files or sample:NAME (see --help)")
-        out = Path(args.out)
-        if out.suffix.lower() not in (".html", ".htm", ".png"):
-            raise SaliencyError(f"--out {args.out!r} must end in .html or .png")
-        if not out.parent.exists():
-            raise SaliencyError(f"the folder of --out {args.out!r} does not exist")
-        from .viz.report import render_report
 
-        target: int | str | None = args.target
-        if isinstance(target, str) and target.lstrip("-").isdigit():
-            target = int(target)
-        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-        names = [Path(a).name if not a.startswith("sample:") else a.split(":", 1)[1] for a in args.images]
-        rep = render_report([_image(a) for a in args.images], _load_model(args.model), methods, target, sign=args.sign, cmap=args.cmap, names=names)
-        rep.save(out)
-        print(f"wrote {out} ({len(args.images)} image(s) x {args.methods})")
+def _run(args: argparse.Namespace) -> int:
+    if args.list_samples:
+        from .data import sample_images
+
+        print("\n".join(sorted(sample_images())))
         return 0
+    if not args.images:
+        raise InputError("no IMAGE given; pass image files or sample:NAME (see --help)")
+    # Everything the user typed is checked before the model loads or anything is computed.
+    out = _output(args.out)
+    methods = _methods(args.methods)
+    target = _target(args.target)
+    images = [_image(a) for a in args.images]
+    names = [Path(a).name if not a.startswith("sample:") else a.split(":", 1)[1] for a in args.images]
+    model = _load_model(args.model)
+
+    from .viz.images import describe_model, resolve_target
+    from .viz.report import render_report
+
+    labels = describe_model(model).labels
+    if labels is not None:  # else the class count is known only after the first forward pass
+        resolve_target(target, labels, len(labels))
+    rep = render_report(images, model, methods, target, sign=args.sign, cmap=args.cmap, names=names)
+    rep.save(out)
+    print(f"wrote {out} ({len(args.images)} image(s) x {','.join(methods)})")
+    return 0
+
+
+def _fail(message: str) -> int:
+    one_line = " ".join(message.split())
+    print(f"saliency-widget: error: {one_line}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``saliency-widget``; returns the exit status (0 ok, 2 any error)."""
+    try:
+        args = _parser().parse_args(argv)
+        return _run(args)
+    except _UsageError as err:
+        return _fail(str(err))
     except SaliencyError as err:
-        print(f"saliency-widget: error: {err}", file=sys.stderr)
-        return 2
-    except ValueError as err:  # e.g. an unknown colormap from the renderer
-        print(f"saliency-widget: error: {err}", file=sys.stderr)
-        return 2
+        return _fail(str(err))
+    except ValueError as err:  # a library's input check outside the error family
+        return _fail(str(err))
+    except OSError as err:  # e.g. the output file cannot be written
+        name = f" {err.filename!r}" if getattr(err, "filename", None) else ""
+        return _fail(f"{err.strerror or err}{name}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,11 +12,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from saliency_widget.analysis import pointing_game, sanity_check
-from saliency_widget.data import ShapesDataset
+from saliency_widget.data import ShapesDataset, load_sample
 from saliency_widget.models import shapes_cnn
-from saliency_widget.widget.analyses import sanity_gallery_png, sanity_plot_png
+from saliency_widget.viz.figures import sanity_gallery_png, sanity_plot_png
 from saliency_widget.viz.report import render_report
-from saliency_widget.data import load_sample
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 

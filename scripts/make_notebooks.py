@@ -108,7 +108,7 @@ NOTEBOOKS = {
                  "          ['deconvnet', 'guided_backprop', 'gradient'], sign='signed')"),
         ("md", "## Top-9 per filter over 256 generated images (one pass, bounded memory)"),
         ("code", "from torch.utils.data import DataLoader\nfrom IPython.display import Image, display\n"
-                 "from saliency_widget.analysis import top_activations\nfrom saliency_widget.widget.analyses import topk_grid_png\n\n"
+                 "from saliency_widget.analysis import top_activations\nfrom saliency_widget.viz.figures import topk_grid_png\n\n"
                  "loader = DataLoader(ShapesDataset(256, seed=2024), batch_size=64)\n"
                  "res = top_activations(model, loader, 'features.relu4', channels=[0, 5, 11], k=9, progress=False)\n"
                  "print(f'{res.images_seen} images in {res.seconds:.1f} s; kept {len(res.images)} images in memory')\n"
@@ -121,7 +121,7 @@ NOTEBOOKS = {
                "(and Grad-CAM) maps do. We reproduce it on the bundled model, on a deep copy (the model is untouched)."),
         ("code", "import torch\nfrom IPython.display import Image, display\nfrom saliency_widget.models import shapes_cnn\n"
                  "from saliency_widget.data import ShapesDataset\nfrom saliency_widget.analysis import sanity_check\n"
-                 "from saliency_widget.widget.analyses import sanity_plot_png, sanity_gallery_png\n\n"
+                 "from saliency_widget.viz.figures import sanity_plot_png, sanity_gallery_png\n\n"
                  "model = shapes_cnn()\nds = ShapesDataset(8, seed=123)\nx = torch.stack([ds[i][0] for i in range(8)])\n"
                  "results = [sanity_check(model, x, method=m) for m in ('gradient', 'guided_backprop')]\n"
                  "for r in results:\n    print(r.method)\n    print(r.table())"),

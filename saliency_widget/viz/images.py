@@ -5,6 +5,8 @@
 * :func:`describe_model` is the single place that reads what a model says about itself: its
   class names and its preprocessing (torchvision-style ``weights`` objects today). Every caller
   (the explorer, reports, the CLI, the analyses panel) asks it instead of probing ``meta``.
+* :func:`resolve_target` turns what a user calls a class (None, an index or a label) into an
+  index, for reports and the CLI.
 """
 
 from __future__ import annotations
@@ -20,9 +22,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import InputError
+from ..errors import InputError, choices
 
-__all__ = ["ModelIO", "describe_model", "imagenet_transform", "to_pil", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "ModelIO",
+    "describe_model",
+    "imagenet_transform",
+    "resolve_target",
+    "to_pil",
+]
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -63,7 +73,7 @@ def _decode(src: Any, what: str) -> Image.Image:
         ) from None
     except Image.UnidentifiedImageError:
         raise InputError(f"cannot decode {what}: not in an image format PIL can read. Use a PNG or JPEG file") from None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 -- any decoder failure (truncated, corrupt) is a bad input
         raise InputError(f"cannot decode {what} as an image: {exc}. Use a PNG or JPEG file") from None
 
 
@@ -246,3 +256,44 @@ def describe_model(
         return ModelIO(names, tf, IMAGENET_MEAN, IMAGENET_STD, "default")
     mean, std = _norm_from(src, transform)
     return ModelIO(names, transform, mean, std, source)
+
+
+def resolve_target(target: Any, labels: Sequence[str] | None, num_classes: int) -> int | None:
+    """Turn a user's class (None, an index or a label) into a class index.
+
+    Parameters
+    ----------
+    target
+        None (the caller uses each image's predicted class), an int class index, or a class
+        label from ``labels``.
+    labels
+        Class names in class-index order, or None when the model names none (then classes are
+        called ``"0"``, ``"1"``, ... as strings).
+    num_classes
+        K, the number of logits the model outputs.
+
+    Returns
+    -------
+    int or None
+        The class index in ``0..K-1``, or None for ``target=None``.
+
+    Raises
+    ------
+    InputError
+        A bool, an index outside ``0..K-1``, an unknown label, or another type.
+    """
+    if target is None:
+        return None
+    if isinstance(target, bool):
+        raise InputError(f"target must be a class index or a class label, got the bool {target!r}")
+    if isinstance(target, str):
+        names = list(labels) if labels is not None else [str(i) for i in range(num_classes)]
+        if target not in names:
+            raise InputError(f"unknown class {target!r}; expected one of {choices(names)}")
+        return names.index(target)
+    if not hasattr(target, "__index__"):
+        raise InputError(f"target must be None, a class index or a class label, got {type(target).__name__} {target!r:.60}")
+    t = int(target.__index__())
+    if not 0 <= t < num_classes:
+        raise InputError(f"target {t} is out of range: valid classes are 0..{num_classes - 1}")
+    return t

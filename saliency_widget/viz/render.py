@@ -15,24 +15,27 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
 
+from ..errors import InputError, choices
+
 __all__ = [
     "COLORMAPS",
     "DIVERGING",
     "SIGNS",
     "RenderedMap",
-    "colormap_lut",
     "apply_colormap",
-    "prepare_map",
-    "render_map",
-    "overlay",
-    "to_png",
-    "from_png",
-    "draw_box",
-    "upscale",
-    "message_panel",
+    "colormap_lut",
     "compose",
+    "draw_box",
+    "from_png",
     "input_to_rgb",
     "is_blank",
+    "message_panel",
+    "overlay",
+    "panel_or_message",
+    "prepare_map",
+    "render_map",
+    "to_png",
+    "upscale",
 ]
 
 Sign = Literal["absolute", "positive", "negative", "signed"]
@@ -107,11 +110,11 @@ def colormap_lut(name: str) -> NDArray[np.uint8]:
 
     Raises
     ------
-    ValueError
-        If the colormap is unknown.
+    InputError
+        If the colormap is unknown (a ``ValueError``).
     """
     if name not in _ANCHORS:
-        raise ValueError(f"unknown colormap {name!r}; choose one of {', '.join(COLORMAPS)}")
+        raise InputError(f"unknown colormap {name!r}; expected one of {choices(COLORMAPS)}")
     lut = _LUT_CACHE.get(name)
     if lut is None:
         pos = np.array([p for p, _ in _ANCHORS[name]], dtype=np.float64)
@@ -153,7 +156,7 @@ def _as_2d(saliency: NDArray[np.floating], sign: str) -> NDArray[np.float64]:
     if m.ndim == 2:
         return np.abs(m) if sign == "absolute" else m
     if m.ndim != 3:
-        raise ValueError(f"a map must be (H, W) or (C, H, W), got shape {m.shape}")
+        raise InputError(f"a map must be (H, W) or (C, H, W), got shape {m.shape} ({m.ndim} dimensions)")
     if sign == "absolute":
         return np.abs(m).max(axis=0)
     return m.sum(axis=0)
@@ -180,9 +183,9 @@ def prepare_map(
         ``values`` is None when the map is degenerate, and ``message`` says why.
     """
     if sign not in SIGNS:
-        raise ValueError(f"unknown sign {sign!r}; choose one of {', '.join(SIGNS)}")
+        raise InputError(f"unknown sign {sign!r}; expected one of {choices(SIGNS)}")
     if not 0.0 < clip_percentile <= 100.0:
-        raise ValueError(f"clip_percentile must be in (0, 100], got {clip_percentile}")
+        raise InputError(f"clip_percentile must be in (0, 100], got {clip_percentile!r}")
     raw = np.asarray(saliency, dtype=np.float64)
     bad = int(raw.size - np.count_nonzero(np.isfinite(raw)))
     if bad:
@@ -263,7 +266,7 @@ def overlay(
         ``(H, W, 3)`` uint8.
     """
     if image.shape != heat.shape:
-        raise ValueError(f"image {image.shape} and heatmap {heat.shape} differ in shape")
+        raise InputError(f"image {image.shape} and heatmap {heat.shape} differ in shape; resize one to the other")
     a = float(np.clip(alpha, 0.0, 1.0))
     w = np.full(image.shape[:2], a) if weight is None else a * np.clip(weight, 0.0, 1.0)
     w = w[..., None]
@@ -350,6 +353,35 @@ def message_panel(text: str, size: tuple[int, int] = (128, 128)) -> NDArray[np.u
     return np.asarray(im)
 
 
+def panel_or_message(
+    image: bytes | NDArray[np.uint8] | None,
+    message: str | None,
+    size: tuple[int, int] = (128, 128),
+) -> NDArray[np.uint8]:
+    """The panel to show for one map: its image, or a message panel saying why there is none.
+
+    Parameters
+    ----------
+    image
+        PNG bytes or an ``(H, W, 3)`` uint8 array; None or empty bytes when nothing rendered.
+    message
+        Why there is no image (e.g. :attr:`RenderedMap.message`); None shows an empty panel.
+    size
+        ``(H, W)`` of the message panel.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(H, W, 3)`` uint8: the decoded image, else :func:`message_panel` of ``size``.
+    """
+    if isinstance(image, (bytes, bytearray)):
+        if image:
+            return from_png(bytes(image))
+    elif image is not None:
+        return np.asarray(image)
+    return message_panel(message or "", size)
+
+
 def compose(
     panels: Sequence[NDArray[np.uint8]],
     titles: Sequence[str] | None = None,
@@ -375,7 +407,7 @@ def compose(
         The composite ``(H', W', 3)`` uint8 image.
     """
     if not panels:
-        raise ValueError("compose() needs at least one panel")
+        raise InputError("compose() needs at least one panel, got none")
     title_h = 14 if titles else 0
     resized = []
     for p in panels:
@@ -406,7 +438,7 @@ def input_to_rgb(
     """
     a = np.asarray(x, dtype=np.float64)
     if a.ndim != 3:
-        raise ValueError(f"expected (C, H, W), got shape {a.shape}")
+        raise InputError(f"a model input must be (C, H, W), got shape {a.shape} ({a.ndim} dimensions)")
     if mean is not None and std is not None and len(mean) == a.shape[0] == len(std):
         a = a * np.asarray(std)[:, None, None] + np.asarray(mean)[:, None, None]
         a = np.clip(a, 0.0, 1.0)

@@ -11,22 +11,32 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 from PIL import Image
 from torch import nn
 
 from ..engine import Explainer, available_methods
 from ..errors import InputError, SaliencyError, choices
 from . import render as R
-from .images import describe_model, to_pil
+from .images import describe_model, resolve_target, to_pil
 
-__all__ = ["Report", "render_report", "html_document", "img_tag", "probability_table"]
+__all__ = [
+    "Report",
+    "explorer_html",
+    "figure_html",
+    "html_document",
+    "img_tag",
+    "message_html",
+    "probability_table",
+    "render_report",
+]
 
 _CSS = (
     "body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#222}"
@@ -43,7 +53,9 @@ def img_tag(png: bytes, alt: str, size: int = 192) -> str:
     return f'<img src="data:image/png;base64,{b64}" alt="{html.escape(alt, quote=True)}" width="{size}" height="{size}">'
 
 
-def probability_table(labels: Sequence[str], probs: Sequence[float], top: int = 10, highlight: int | None = None) -> str:
+def probability_table(
+    labels: Sequence[str], probs: Sequence[float] | NDArray[np.floating], top: int = 10, highlight: int | None = None
+) -> str:
     """Top-``top`` class probabilities as an HTML table (labels escaped)."""
     order = np.argsort(-np.asarray(probs))[:top]
     bold = ' style="font-weight:600"'
@@ -68,9 +80,30 @@ def html_document(title: str, body: str) -> str:
     )
 
 
-def _figure(png: bytes | None, caption: str, message: str | None = None, size: int = 160) -> str:
+def message_html(text: str, kind: Literal["error", "note"] = "error") -> str:
+    """One line of status text as HTML, escaped: an error in red, or a note in italics.
+
+    The widgets' status and output areas use it, so every message looks the same.
+    """
+    if kind == "error":
+        return f"<span style='color:#b00'>{html.escape(text)}</span>"
+    if kind == "note":
+        return f"<i>{html.escape(text)}</i>"
+    raise InputError(f"unknown message kind {kind!r}; expected one of {choices(('error', 'note'))}")
+
+
+def figure_html(png: bytes | None, caption: str, message: str | None = None, size: int = 160) -> str:
+    """A captioned ``<figure>``: the PNG inline, or a box with ``message`` when there is no image.
+
+    The HTML counterpart of :func:`saliency_widget.viz.render.panel_or_message`.
+    """
     inner = img_tag(png, caption, size) if png else f"<div class='msg'>{html.escape(message or 'nothing to show')}</div>"
     return f"<figure>{inner}<figcaption>{html.escape(caption)}</figcaption></figure>"
+
+
+def _settings_table(items: Mapping[str, Any]) -> str:
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in items.items())
+    return f"<table>{rows}</table>"
 
 
 @dataclass
@@ -160,19 +193,11 @@ def render_report(
         classes = list(labels) if labels is not None else [str(i) for i in range(k)]
         if len(classes) != k:
             raise InputError(f"labels has {len(classes)} entries but the model outputs {k} classes")
-        if target is None:
-            t = int(probs.argmax())
-        elif isinstance(target, str):
-            if target not in classes:
-                raise InputError(f"unknown class {target!r}; expected one of {choices(classes)}")
-            t = classes.index(target)
-        else:
-            t = int(target)
-            if not 0 <= t < k:
-                raise InputError(f"target {t} is out of range: valid classes are 0..{k - 1}")
+        resolved = resolve_target(target, classes, k)
+        t = int(probs.argmax()) if resolved is None else resolved
         shown = np.asarray(pil.convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
         shown_png = R.to_png(R.upscale(shown, 160))
-        figs = [_figure(shown_png, f"{name}")]
+        figs = [figure_html(shown_png, f"{name}")]
         panels = [R.upscale(shown, 160)]
         for m in methods:
             try:
@@ -182,38 +207,87 @@ def render_report(
                 rgb = None if rm.rgb is None else R.upscale(rm.rgb, 160)
             except SaliencyError as err:
                 rgb, msg = None, str(err)
-            figs.append(_figure(None if rgb is None else R.to_png(rgb), f"{m} · {classes[t]}", msg))
-            panels.append(rgb if rgb is not None else R.message_panel(msg or "", (panels[0].shape[0], panels[0].shape[1])))
+            figs.append(figure_html(None if rgb is None else R.to_png(rgb), f"{m} · {classes[t]}", msg))
+            panels.append(R.panel_or_message(rgb, msg, (panels[0].shape[0], panels[0].shape[1])))
         grid_rows.append(R.compose(panels, [name] + list(methods), height=160))
         rows_html.append(
             f"<tr><td>{''.join(figs)}</td><td><b>target:</b> {html.escape(classes[t])}<br>"
             f"{probability_table(classes, probs, highlight=t)}</td></tr>"
         )
         del ex
-    settings_html = "<table>" + "".join(f"<tr><th>{html.escape(str(a))}</th><td>{html.escape(str(b))}</td></tr>" for a, b in settings.items()) + "</table>"
+    settings_html = _settings_table(settings)
     body = f"<h2>Settings</h2>{settings_html}<h2>Maps</h2><table>{''.join(rows_html)}</table>"
     width = max(r.shape[1] for r in grid_rows)
     padded = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in grid_rows]
     return Report(html_document(title, body), R.to_png(np.concatenate(padded, axis=0)))
 
 
-def explorer_html(explorer: Any, title: str = "saliency-widget: explorer view") -> str:
-    """The explorer's current view (its panels, class probabilities and settings) as one offline HTML page."""
-    explorer.wait(timeout=60)
-    pngs, msgs = explorer.images, explorer.messages
-    figs = []
-    for key in ("input", "map", "feature", "projection"):
-        if pngs.get(key) or msgs.get(key):
-            figs.append(_figure(pngs.get(key), key, msgs.get(key), size=224))
-    ex = explorer.explainer
-    labels = explorer.labels
-    probs = ex.probabilities[0].double().cpu().numpy() if ex is not None else np.zeros(len(labels))
-    state = explorer.state()
-    target = state.get("target")
-    settings = "<table>" + "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in state.items()) + "</table>"
+#: The explorer's panels, in the order the HTML view shows them.
+EXPLORER_PANELS: tuple[str, ...] = ("input", "map", "feature", "projection")
+
+
+def explorer_html(
+    panels: Mapping[str, bytes | None] | Any,
+    messages: Mapping[str, str | None] | None = None,
+    labels: Sequence[str] = (),
+    probs: Sequence[float] | NDArray[np.floating] | None = None,
+    state: Mapping[str, Any] | None = None,
+    status: str = "",
+    title: str = "saliency-widget: explorer view",
+) -> str:
+    """An explorer view (its panels, class probabilities and settings) as one offline HTML page.
+
+    Parameters
+    ----------
+    panels
+        PNG bytes per panel name (``"input"``, ``"map"``, ``"feature"``, ``"projection"``);
+        other names are ignored, missing or empty ones fall back to ``messages``.
+    messages
+        Per panel, why it shows no image (None when it does).
+    labels
+        Class names in class-index order, K of them.
+    probs
+        K class probabilities (None: all zero, before the first forward pass).
+    state
+        The control settings, listed as a table; an int ``state["target"]`` is highlighted in
+        the probability table.
+    status
+        The status line, shown as text.
+    title
+        Title and heading of the page.
+
+    Returns
+    -------
+    str
+        The HTML text; it loads nothing from the network.
+    """
+    if messages is None and not isinstance(panels, Mapping):
+        # Transitional: the explorer of before the widget redesign passes itself.
+        # TODO(widget redesign): remove once Explorer.to_html passes the data.
+        return explorer_html(*_explorer_view(panels), title=title)
+    msgs: Mapping[str, str | None] = messages or {}
+    figs = [
+        figure_html(panels.get(key), key, msgs.get(key), size=224)
+        for key in EXPLORER_PANELS
+        if panels.get(key) or msgs.get(key)
+    ]
+    p = np.zeros(len(labels)) if probs is None else np.asarray(probs, dtype=np.float64)
+    if p.shape != (len(labels),):
+        raise InputError(f"probs has shape {p.shape} but there are {len(labels)} labels; give one probability per label")
+    settings = dict(state or {})
+    target = settings.get("target")
+    highlight = target if isinstance(target, int) and not isinstance(target, bool) else None
     body = (
         f"<div>{''.join(figs)}</div><h2>Class probabilities</h2>"
-        f"{probability_table(labels, probs, highlight=target if isinstance(target, int) else None)}"
-        f"<h2>Settings</h2>{settings}<p>{html.escape(explorer.status)}</p>"
+        f"{probability_table(labels, p, highlight=highlight)}"
+        f"<h2>Settings</h2>{_settings_table(settings)}<p>{html.escape(status)}</p>"
     )
     return html_document(title, body)
+
+
+def _explorer_view(explorer: Any) -> tuple[dict[str, bytes], dict[str, str | None], list[str], Any, dict[str, Any], str]:
+    """The data :func:`explorer_html` needs, read from an explorer of the old interface."""
+    explorer.wait(timeout=60)
+    ex = explorer.explainer
+    probs = ex.probabilities[0].double().cpu().numpy() if ex is not None else None
+    return explorer.images, explorer.messages, explorer.labels, probs, explorer.state(), explorer.status
