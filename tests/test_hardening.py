@@ -452,7 +452,7 @@ def test_odd_but_valid_uploads_work(w: Explorer, make: Callable[[], bytes]) -> N
     settle(w)
     assert w.computations > n and w.render_log[-1].error is None, w.status
     assert w.messages.get("map") is None and not R.is_blank(R.from_png(w.images["map"]))
-    assert w._source == "upload odd.png"
+    assert w.inputs.source == "upload odd.png"
 
 
 # ----------------------------------------------------------------------------- explore()

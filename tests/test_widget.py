@@ -138,14 +138,14 @@ def test_strongest_button(w: Explorer) -> None:
 
 
 def test_upload_png(w: Explorer) -> None:
-    version = w._version
+    version = w.inputs.version
     ex_before = w.explainer
     buf = io.BytesIO()
     _image(seed=7).save(buf, format="PNG")
     data = buf.getvalue()
     w.w_upload.value = ({"name": "mine.png", "type": "image/png", "size": len(data), "content": memoryview(data), "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
     settle(w)
-    assert w._version == version + 1
+    assert w.inputs.version == version + 1
     assert w.explainer is not ex_before
     assert w.status.startswith(method_label(w.method))
     # Garbage bytes: one-line error in the status line, widget keeps working.
@@ -236,7 +236,7 @@ def test_image_inputs(tmp_path) -> None:
 
 
 def test_forward_is_cached(w: Explorer, monkeypatch: pytest.MonkeyPatch) -> None:
-    import saliency_widget.widget.explorer as explorer_module
+    import saliency_widget.widget.inputs as explorer_module
 
     made = []
     real = explorer_module.Explainer
@@ -342,7 +342,7 @@ def test_explore_defaults_to_bundled_model() -> None:
         name = list(w._samples)[-1]
         w.w_sample.value = name
         settle(w)
-        assert w._version == 2 and "error" not in w.status
+        assert w.inputs.version == 2 and "error" not in w.status
     finally:
         w.close()
 

@@ -31,6 +31,7 @@ __all__ = [
     "describe_model",
     "imagenet_transform",
     "resolve_target",
+    "to_model_input",
     "to_pil",
 ]
 
@@ -297,3 +298,44 @@ def resolve_target(target: Any, labels: Sequence[str] | None, num_classes: int) 
     if not 0 <= t < num_classes:
         raise InputError(f"target {t} is out of range: valid classes are 0..{num_classes - 1}")
     return t
+
+
+def to_model_input(image: Any, transform: Transform) -> torch.Tensor:
+    """Turn one image of any accepted kind into the model's ``(C, H, W)`` float input.
+
+    Parameters
+    ----------
+    image
+        A float tensor ``(C, H, W)`` or ``(1, C, H, W)`` already preprocessed, a ``(C, H, W)``
+        array (C of 1 or 3), or anything :func:`to_pil` accepts (then ``transform`` runs).
+    transform
+        PIL image -> ``(C, H, W)`` tensor (or ``(1, C, H, W)``).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(C, H, W)`` float32, detached.
+
+    Raises
+    ------
+    InputError
+        A tensor that is not a float ``(C, H, W)`` input, an undecodable image, or a
+        transform that returns something else than a ``(C, H, W)`` tensor.
+    """
+    if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[0] in (1, 3) and image.shape[-1] not in (1, 3, 4):
+        image = torch.from_numpy(np.ascontiguousarray(image)).float()  # a (C, H, W) array, not (H, W, C)
+    if isinstance(image, torch.Tensor):
+        x = image.detach()
+        if x.dim() == 4 and x.shape[0] == 1:
+            x = x[0]
+        if x.dim() != 3 or not x.is_floating_point():
+            raise InputError(f"an image tensor must be a float (C, H, W) model input, got {tuple(image.shape)} {image.dtype}")
+        return x.float()
+    x = transform(to_pil(image))
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"transform must return a tensor, got {type(x).__name__}")
+    if x.dim() == 4 and x.shape[0] == 1:
+        x = x[0]
+    if x.dim() != 3:
+        raise InputError(f"transform must return a (C, H, W) tensor, got shape {tuple(x.shape)}")
+    return x.detach().float()

@@ -261,10 +261,6 @@ def explorer_html(
     str
         The HTML text; it loads nothing from the network.
     """
-    if messages is None and not isinstance(panels, Mapping):
-        # Transitional: the explorer of before the widget redesign passes itself.
-        # TODO(widget redesign): remove once Explorer.to_html passes the data.
-        return explorer_html(*_explorer_view(panels), title=title)
     msgs: Mapping[str, str | None] = messages or {}
     figs = [
         figure_html(panels.get(key), key, msgs.get(key), size=224)
@@ -283,11 +279,3 @@ def explorer_html(
         f"<h2>Settings</h2>{_settings_table(settings)}<p>{html.escape(status)}</p>"
     )
     return html_document(title, body)
-
-
-def _explorer_view(explorer: Any) -> tuple[dict[str, bytes], dict[str, str | None], list[str], Any, dict[str, Any], str]:
-    """The data :func:`explorer_html` needs, read from an explorer of the old interface."""
-    explorer.wait(timeout=60)
-    ex = explorer.explainer
-    probs = ex.probabilities[0].double().cpu().numpy() if ex is not None else None
-    return explorer.images, explorer.messages, explorer.labels, probs, explorer.state(), explorer.status

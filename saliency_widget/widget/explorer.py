@@ -17,7 +17,6 @@ Design notes
 from __future__ import annotations
 
 import base64
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -36,8 +35,9 @@ from ..engine.keys import LayerKey
 from ..engine.methods import method_label
 from ..errors import InputError, LayerError, MethodError, choices
 from ..viz import render as R
-from ..viz.images import describe_model, to_pil
-from .pipeline import PANEL, Snapshot, ViewMemo, ViewResult, compute_view, default_layer, find_layer, layer_choices
+from ..viz.images import describe_model
+from .pipeline import Snapshot, ViewMemo, ViewResult, compute_view, default_layer, find_layer, layer_choices, view_png
+from .inputs import InputState
 from .renderlog import RenderLog, RenderRecord, short_sha
 from .scheduler import LatestOnlyWorker
 from .view import ExplorerView, status_html
@@ -109,19 +109,12 @@ class Explorer(W.VBox):
     ) -> None:
         self.methods: list[str] = available_methods()
         self._model = model
-        self._device = device
         self._io = describe_model(model, weights=weights, labels=labels, transform=transform)
+        self.inputs = InputState(model, self._io, device)
         self._samples = dict(samples or {})
-        self._lock = threading.Lock()  # guards the input tensor and its version
         self._worker = LatestOnlyWorker(self._render_latest, name="saliency-explorer")
         self.computations = 0
         self.render_log = RenderLog(maxlen=200)
-        self._version = 0
-        self._source = ""
-        self._x: torch.Tensor | None = None
-        self._ex: Explainer | None = None
-        self._ex_version = -1
-        self._labels: list[str] = []
         self._memo = ViewMemo()
         self._last: ViewResult | None = None
         self._last_status = ""
@@ -134,7 +127,7 @@ class Explorer(W.VBox):
         # The first image is loaded and rendered synchronously, so explore() raises bad
         # input (e.g. labels of the wrong length) at once and the repr has a picture.
         self._set_input(image, source="argument")
-        self._populate_structure(self._ensure_explainer(self._version))
+        self._populate_structure(self.inputs.explainer())
         self._render(self._snapshot(), raise_errors=True)
 
     def __getattr__(self, name: str) -> Any:
@@ -219,36 +212,16 @@ class Explorer(W.VBox):
 
     def _apply_layer_limits(self) -> None:
         """Fit the filter slider to the current layer (call muted)."""
-        if self._ex is None:
+        if self.inputs.current is None:
             return
-        count = int(find_layer(self._ex, self.layer).shape[0])
+        count = int(find_layer(self.inputs.current, self.layer).shape[0])
         self.channel = min(self.channel, count - 1)
         self.ui.set_filters(count, self.channel)
 
     # ------------------------------------------------------------------ input
     def _set_input(self, image: Any, source: str) -> None:
-        """Preprocess ``image`` into the model input (raises InputError on bad input)."""
-        if isinstance(image, torch.Tensor):
-            x = image.detach()
-            if x.dim() == 4 and x.shape[0] == 1:
-                x = x[0]
-            if x.dim() != 3 or not x.is_floating_point():
-                raise InputError(f"an image tensor must be a float (C, H, W) model input, got {tuple(image.shape)} {image.dtype}")
-        elif isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[0] in (1, 3) and image.shape[-1] not in (1, 3, 4):
-            self._set_input(torch.from_numpy(np.ascontiguousarray(image)).float(), source)  # a (C, H, W) array
-            return
-        else:
-            x = self._io.transform(to_pil(image))
-            if not isinstance(x, torch.Tensor):
-                raise InputError(f"transform must return a tensor, got {type(x).__name__}")
-            if x.dim() == 4 and x.shape[0] == 1:
-                x = x[0]
-            if x.dim() != 3:
-                raise InputError(f"transform must return a (C, H, W) tensor, got shape {tuple(x.shape)}")
-        with self._lock:
-            self._x = x.float()
-            self._version += 1
-            self._source = source
+        """Load ``image`` as the next version (raises InputError on bad input)."""
+        self.inputs.load(image, source)
         # A new image predicts its own class and has its own strongest activation.
         with self._worker.muted():
             self.target = None
@@ -264,25 +237,20 @@ class Explorer(W.VBox):
         self._worker.schedule()
 
     def _on_upload(self, change: dict[str, Any]) -> None:
-        value = change["new"]
-        if not value:
-            return
+        if change["new"]:
+            self._guard(lambda: (self._set_upload(change["new"]), self._worker.schedule()))
+
+    def _set_upload(self, value: Any) -> None:
+        """Load the file of a FileUpload value (a list or, in ipywidgets 7, a dict of one item)."""
         item = value[0] if isinstance(value, (list, tuple)) else next(iter(value.values()))
-        name = str(item.get("name", "upload"))
-
-        def load() -> None:
-            content = item["content"]
-            size = max(int(item.get("size") or 0), len(content))
-            if size > self.max_upload_bytes:
-                raise InputError(
-                    f"upload {name!r} is {size / 2**20:.1f} MiB; the limit is "
-                    f"{self.max_upload_bytes / 2**20:.0f} MiB (Explorer.max_upload_bytes). "
-                    "Downscale the image, or pass it from Python with set_image()"
-                )
-            self._set_input(content, source=f"upload {name}")
-            self._worker.schedule()
-
-        self._guard(load)
+        name, content = str(item.get("name", "upload")), item["content"]
+        size = max(int(item.get("size") or 0), len(content))
+        if size > self.max_upload_bytes:
+            raise InputError(
+                f"upload {name!r} is {size / 2**20:.1f} MiB; the limit is {self.max_upload_bytes / 2**20:.0f} MiB "
+                "(Explorer.max_upload_bytes). Downscale the image, or pass it from Python with set_image()"
+            )
+        self._set_input(content, source=f"upload {name}")
 
     def _on_sample(self, change: dict[str, Any]) -> None:
         name = change["new"]
@@ -290,22 +258,6 @@ class Explorer(W.VBox):
             self._guard(lambda: (self._set_input(self._samples[name](), source=f"sample {name}"), self._worker.schedule()))
 
     # ------------------------------------------------------------------ engine
-    def _ensure_explainer(self, version: int) -> Explainer:
-        """The Explainer of image ``version`` (one forward pass per image); checks the labels."""
-        if self._ex is not None and self._ex_version == version:
-            return self._ex
-        with self._lock:
-            x = self._x
-        if x is None:
-            raise InputError("no image is loaded; pass image=... to explore(), pick a sample or upload a PNG/JPEG")
-        ex = Explainer(self._model, x.unsqueeze(0), device=self._device)
-        k = ex.num_classes
-        if self._io.labels is not None and len(self._io.labels) != k:
-            raise InputError(f"got {len(self._io.labels)} labels but the model has {k} classes")
-        self._labels = list(self._io.labels) if self._io.labels is not None else [f"class {i}" for i in range(k)]
-        self._ex, self._ex_version = ex, version
-        return ex
-
     def _populate_structure(self, ex: Explainer) -> None:
         """Fill the layer list (once per model) and open on the filter this image drives most."""
         options = layer_choices(ex.layers)
@@ -324,7 +276,7 @@ class Explorer(W.VBox):
     def _snapshot(self) -> Snapshot:
         pos = tuple(int(v) for v in self.position) if self.position else None
         return Snapshot(
-            version=self._version, method=self.method, target=self.target, layer=self.layer,
+            version=self.inputs.version, method=self.method, target=self.target, layer=self.layer,
             channel=int(self.channel), position=pos, sign=self.sign, clip=float(self.clip),  # type: ignore[arg-type]
             cmap=self.cmap, overlay=bool(self.overlay), alpha=float(self.alpha), view=self.view,
         )
@@ -338,9 +290,9 @@ class Explorer(W.VBox):
         self.computations += 1
         rec = RenderRecord(seq=self.computations, state=asdict(snap), ms=0.0)
         try:
-            ex = self._ensure_explainer(snap.version)
+            ex = self.inputs.explainer(snap.version)
             result = compute_view(
-                ex, snap, labels=self._labels, mean=self._io.mean, std=self._io.std, methods=self.methods, memo=self._memo
+                ex, snap, labels=self.inputs.labels, mean=self._io.mean, std=self._io.std, methods=self.methods, memo=self._memo
             )
             with self._worker.muted():
                 self.ui.show(result)
@@ -361,7 +313,7 @@ class Explorer(W.VBox):
         snap = result.snapshot
         text = (
             f"{result.method_label} map for '{result.class_label}', {snap.layer} filter {snap.channel}"
-            f" · {self._ex.device if self._ex is not None else '?'} · {result.ms:.0f} ms"
+            f" · {self.inputs.current.device if self.inputs.current else '?'} · {result.ms:.0f} ms"
         )
         if result.warnings:
             text += f" · warning: {result.warnings[0]}"
@@ -388,12 +340,12 @@ class Explorer(W.VBox):
     @property
     def explainer(self) -> Explainer | None:
         """The engine ``Explainer`` of the current image (None before the first render)."""
-        return self._ex
+        return self.inputs.current
 
     @property
     def labels(self) -> list[str]:
         """Class names in class-index order."""
-        return list(self._labels)
+        return self.inputs.labels
 
     def click_bar(self, rank: int) -> None:
         """Select the ``rank``-th bar (0 = most probable), as a click in the browser would."""
@@ -407,10 +359,8 @@ class Explorer(W.VBox):
     def jump_to_strongest(self) -> tuple[int, int]:
         """Select the current filter's largest activation and return its ``(y, x)``."""
         self.wait(timeout=60)  # the explainer must belong to the current image
-        if self._ex is None:
-            raise InputError("no image loaded yet")
         key = LayerKey.parse(self.layer)
-        y, x = self._ex.strongest(key.name, self.channel, call=key.call)[0]
+        y, x = self.inputs.explainer().strongest(key.name, self.channel, call=key.call)[0]
         self.position = (int(y), int(x))
         return int(y), int(x)
 
@@ -442,57 +392,23 @@ class Explorer(W.VBox):
         return dict(self._last.messages) if self._last is not None else {}
 
     def to_png(self, path: str | Path | None = None) -> bytes:
-        """Render the current view (input, map, feature map, projection) as one PNG.
-
-        Parameters
-        ----------
-        path
-            If given, the PNG is also written there.
-
-        Returns
-        -------
-        bytes
-            The PNG file contents.
-        """
+        """The current view (input, map, feature map, projection) as PNG bytes, also written to ``path`` if given."""
         self.wait(timeout=60)
-        pngs, msgs = self.images, self.messages
-        tiles, titles = [], []
-        for key, title in [
+        titled = [
             ("input", "input"), ("map", method_label(self.method)),
             ("feature", f"{self.layer} filter {self.channel}"), ("projection", "projection"),
-        ]:
-            png, msg = pngs.get(key), msgs.get(key)
-            if png:
-                tiles.append(R.from_png(png))
-            elif msg:
-                tiles.append(R.message_panel(msg, (PANEL, PANEL)))
-            else:
-                continue
-            titles.append(title)
-        if not tiles:
-            tiles, titles = [R.message_panel("nothing rendered yet", (PANEL, PANEL))], [""]
-        data = R.to_png(R.compose(tiles, titles, height=PANEL))
+        ]
+        data = view_png(self.images, self.messages, titled)
         if path is not None:
             Path(path).write_bytes(data)
         return data
 
     def to_html(self, path: str | Path | None = None) -> str:
-        """The current view as ONE self-contained HTML file (inline PNGs, probabilities, settings).
-
-        Parameters
-        ----------
-        path
-            If given, the page is also written there (UTF-8).
-
-        Returns
-        -------
-        str
-            The HTML text; it opens offline and loads nothing from the network.
-        """
+        """The current view as one self-contained HTML page (loads nothing from the network), also written to ``path``."""
         from ..viz.report import explorer_html
 
         self.wait(timeout=60)
-        probs = self._last.probs if self._last is not None else np.zeros(len(self._labels))
+        probs = self._last.probs if self._last is not None else np.zeros(len(self.labels))
         page = explorer_html(self.images, self.messages, self.labels, probs, self.state(), self.status)
         if path is not None:
             Path(path).write_text(page, encoding="utf-8")

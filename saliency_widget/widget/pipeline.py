@@ -379,3 +379,28 @@ def default_layer(layers: Sequence[LayerInfo]) -> str:
     spatial = [i for i in maps if i.shape[1] * i.shape[2] > 1] or maps
     relus = [i for i in spatial if "relu" in i.type.lower()]
     return (relus or spatial)[-1].key
+
+
+def view_png(
+    panels: dict[str, bytes], messages: dict[str, str | None], titled: Sequence[tuple[str, str]]
+) -> bytes:
+    """The panels of a view side by side in one PNG, for export and saved notebooks.
+
+    Parameters
+    ----------
+    panels, messages
+        As in :class:`ViewResult` (a panel without image shows its message).
+    titled
+        ``(panel, title)`` in display order; panels with neither image nor message are skipped.
+
+    Returns
+    -------
+    bytes
+        The PNG; "nothing rendered yet" when no panel shows.
+    """
+    shown = [(key, title) for key, title in titled if panels.get(key) or messages.get(key)]
+    tiles = [R.panel_or_message(panels.get(key), messages.get(key), (PANEL, PANEL)) for key, _ in shown]
+    titles = [title for _, title in shown]
+    if not tiles:
+        tiles, titles = [R.message_panel("nothing rendered yet", (PANEL, PANEL))], [""]
+    return R.to_png(R.compose(tiles, titles, height=PANEL))

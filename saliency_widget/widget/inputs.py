@@ -1,0 +1,93 @@
+"""The image being explained: its model input, a version per image, and the Explainer of its forward pass."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..engine import Explainer
+from ..errors import InputError
+from ..viz.images import ModelIO, to_model_input
+
+__all__ = ["InputState"]
+
+
+class InputState:
+    """One image at a time, preprocessed for the model, and its recorded forward pass.
+
+    Each :meth:`load` bumps :attr:`version`; :meth:`explainer` runs the forward pass once per
+    version, on the thread that first asks (the explorer's worker), and checks the labels
+    against the model's class count.
+
+    Parameters
+    ----------
+    model
+        The classifier (never modified).
+    io
+        Its labels and preprocessing (:func:`saliency_widget.viz.images.describe_model`).
+    device
+        Device for the engine, or None for the model's.
+    """
+
+    def __init__(self, model: nn.Module, io: ModelIO, device: str | torch.device | None = None) -> None:
+        self.model = model
+        self.io = io
+        self.device = device
+        self._lock = threading.Lock()  # the kernel thread loads, the worker reads
+        self._x: torch.Tensor | None = None
+        self.version = 0
+        self.source = ""
+        self._ex: Explainer | None = None
+        self._ex_version = -1
+        self._labels: list[str] = []
+
+    def load(self, image: Any, source: str) -> int:
+        """Preprocess ``image`` into the next version's ``(C, H, W)`` input; return that version.
+
+        Raises
+        ------
+        InputError
+            The image cannot be decoded or preprocessed; the current image stays.
+        """
+        x = to_model_input(image, self.io.transform)
+        with self._lock:
+            self._x = x
+            self.version += 1
+            self.source = source
+            return self.version
+
+    def explainer(self, version: int | None = None) -> Explainer:
+        """The Explainer of image ``version`` (default: the latest), created on first use.
+
+        Raises
+        ------
+        InputError
+            No image is loaded, or the labels do not match the model's class count.
+        """
+        with self._lock:
+            x, latest = self._x, self.version
+        version = latest if version is None else version
+        if self._ex is not None and self._ex_version == version:
+            return self._ex
+        if x is None:
+            raise InputError("no image is loaded; pass image=... to explore(), pick a sample or upload a PNG/JPEG")
+        ex = Explainer(self.model, x.unsqueeze(0), device=self.device)
+        k = ex.num_classes
+        if self.io.labels is not None and len(self.io.labels) != k:
+            raise InputError(f"got {len(self.io.labels)} labels but the model has {k} classes")
+        self._labels = list(self.io.labels) if self.io.labels is not None else [f"class {i}" for i in range(k)]
+        self._ex, self._ex_version = ex, version
+        return ex
+
+    @property
+    def current(self) -> Explainer | None:
+        """The last Explainer made (None before the first forward pass)."""
+        return self._ex
+
+    @property
+    def labels(self) -> list[str]:
+        """Class names in class-index order (known after the first forward pass)."""
+        return list(self._labels)
