@@ -107,7 +107,7 @@ class GradCAM:
         layer = check_options(self.name, options, {"layer": None})["layer"]
         cam = gradcam_low_res(explainer, targets, layer)
         x = explainer.inputs
-        return _upsample(cam, tuple(x.shape[-2:])).expand(-1, x.shape[1], -1, -1).contiguous()
+        return _upsample(cam, (x.shape[-2], x.shape[-1])).expand(-1, x.shape[1], -1, -1).contiguous()
 
 
 @dataclass(frozen=True)
@@ -122,5 +122,6 @@ class GuidedGradCAM:
 
     def compute(self, explainer: Explainer, targets: torch.Tensor, **options: Any) -> torch.Tensor:
         layer = check_options(self.name, options, {"layer": None})["layer"]
-        cam = _upsample(gradcam_low_res(explainer, targets, layer), tuple(explainer.inputs.shape[-2:]))
+        x = explainer.inputs
+        cam = _upsample(gradcam_low_res(explainer, targets, layer), (x.shape[-2], x.shape[-1]))
         return explainer.backward_logits(targets, GUIDED_BACKPROP) * cam

@@ -134,6 +134,7 @@ class Explainer:
                 pass
         self.forward_ms = (time.perf_counter() - t0) * 1e3
         self._records: dict[LayerKey, LayerRecord] = {}
+        self._logits: torch.Tensor  # None after a partial forward (stop_at), which only projects
         if capture is not None:
             for rec in capture.records:
                 self._records[rec.layer_key] = rec
