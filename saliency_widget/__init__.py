@@ -14,6 +14,7 @@ from .engine import (
     InputError,
     LayerError,
     LayerInfo,
+    LayerKey,
     MethodError,
     ModelError,
     NonReLUActivationWarning,
@@ -29,22 +30,23 @@ from .engine import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "saliency",
-    "project",
-    "layers",
+    "DegenerateMapWarning",
     "Explainer",
-    "LayerInfo",
-    "available_methods",
-    "relu_backward",
-    "explore",
-    "SaliencyError",
     "InputError",
     "LayerError",
+    "LayerInfo",
+    "LayerKey",
     "MethodError",
     "ModelError",
-    "SaliencyWarning",
     "NonReLUActivationWarning",
-    "DegenerateMapWarning",
+    "SaliencyError",
+    "SaliencyWarning",
+    "available_methods",
+    "explore",
+    "layers",
+    "project",
+    "relu_backward",
+    "saliency",
 ]
 
 

@@ -10,12 +10,12 @@ from .sanity import SanityResult, sanity_check, spearman, ssim
 from .topk import TopActivations, top_activations
 
 __all__ = [
-    "top_activations",
-    "TopActivations",
-    "sanity_check",
+    "PointingResult",
     "SanityResult",
+    "TopActivations",
+    "pointing_game",
+    "sanity_check",
     "spearman",
     "ssim",
-    "pointing_game",
-    "PointingResult",
+    "top_activations",
 ]

@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import InputError
 from ..engine.session import Explainer
+from ..errors import InputError
 
-__all__ = ["PointingResult", "pointing_game", "hits", "dilate"]
+__all__ = ["PointingResult", "dilate", "hits", "pointing_game"]
 
 
 def dilate(masks: torch.Tensor, tolerance: float, distance: str = "euclidean") -> torch.Tensor:

@@ -10,8 +10,8 @@ on a deep copy: the user's model is never touched.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,12 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import InputError, choices
 from ..engine.api import saliency
-from ..engine.guard import check_model
+from ..engine.checks import check_model
 from ..engine.session import Explainer
+from ..errors import InputError, choices
 
-__all__ = ["SanityResult", "sanity_check", "spearman", "ssim", "parameterised_layers"]
+__all__ = ["SanityResult", "parameterised_layers", "sanity_check", "spearman", "ssim"]
 
 
 def _ranks(v: torch.Tensor) -> torch.Tensor:

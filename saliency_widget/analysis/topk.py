@@ -17,9 +17,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..engine.capture import forward_to
+from ..engine.checks import check_layer_key, check_model, model_device_dtype
+from ..engine.keys import LayerKey
+from ..engine.receptive import receptive_fields
+from ..engine.session import Explainer
 from ..errors import InputError, LayerError, choices
-from ..engine.guard import check_layer_name, check_model, forward_to, model_device_dtype
-from ..engine.session import Explainer, parse_layer_key, receptive_fields
 
 __all__ = ["TopActivations", "top_activations"]
 
@@ -97,7 +100,7 @@ def _batches(data: Iterable[Any]) -> Iterable[torch.Tensor]:
 def top_activations(
     model: nn.Module,
     data: Iterable[Any],
-    layer: str,
+    layer: str | LayerKey,
     channels: Sequence[int] | None = None,
     k: int = 9,
     *,
@@ -117,7 +120,8 @@ def top_activations(
     data
         Iterable of image batches ``(B, C, H, W)`` or tuples ``(images, ...)``: a DataLoader works.
     layer
-        Dotted module name (or ``"name#call"``) whose output is ``(B, C', h, w)``.
+        Dotted module name (or a ``"name#call"`` key or :class:`~saliency_widget.engine.keys.LayerKey`)
+        whose output is ``(B, C', h, w)``.
     channels
         Which channels to keep (default: all).
     k
@@ -141,9 +145,8 @@ def top_activations(
     TopActivations
     """
     check_model(model)
-    if "#" in layer and call == 0:
-        layer, call = parse_layer_key(layer)
-    check_layer_name(model, layer)
+    key = check_layer_key(model, layer, call)
+    layer, call = key.name, key.call
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise InputError(f"k must be a positive int, got {k!r}")
     if isinstance(project_batch, bool) or not isinstance(project_batch, int) or project_batch < 1:

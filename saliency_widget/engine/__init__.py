@@ -1,8 +1,16 @@
-"""The pure-PyTorch engine of saliency-widget (never imports widget code)."""
+"""The pure-PyTorch engine of saliency-widget (never imports widget code).
+
+Modules, one job each: :mod:`.checks` (models, inputs, targets, layer names),
+:mod:`.capture` (recording a forward pass), :mod:`.intercept` (ReLU backward rules at run
+time), :mod:`.rules` (the rules), :mod:`.seeds` (where a backward starts),
+:mod:`.session` (the :class:`Explainer`), :mod:`.receptive` (receptive fields),
+:mod:`.methods` / :mod:`.registry` (what a method is, and which exist), :mod:`.cam`,
+:mod:`.sampling`, :mod:`.occlusion` (the methods beyond the ReLU rules), :mod:`.api`
+(one-shot functions) and :mod:`.keys` (:class:`LayerKey`).
+"""
 
 from __future__ import annotations
 
-from .api import layers, project, saliency
 from ..errors import (
     DegenerateMapWarning,
     InputError,
@@ -13,34 +21,38 @@ from ..errors import (
     SaliencyError,
     SaliencyWarning,
 )
-from .methods import available_methods, get_method, register_method
-# Importing these registers their methods, in this order (the widget lists them so).
-from . import cam  # noqa: E402,F401,I001
-from . import sampling  # noqa: E402,F401,I001
-from . import occlusion  # noqa: E402,F401,I001
+from .api import layers, project, saliency
+from .capture import LayerInfo
+from .keys import LayerKey
+from .methods import Method
+from .receptive import receptive_field, receptive_fields
+from .registry import available_methods, get_method, method_label, register_method
 from .rules import RULES, ReLURule, relu_backward
-from .session import Explainer, LayerInfo, receptive_field, receptive_fields
+from .session import Explainer
 
 __all__ = [
-    "saliency",
-    "project",
-    "layers",
-    "Explainer",
-    "LayerInfo",
-    "receptive_field",
-    "receptive_fields",
-    "available_methods",
-    "get_method",
-    "register_method",
     "RULES",
-    "ReLURule",
-    "relu_backward",
-    "SaliencyError",
+    "DegenerateMapWarning",
+    "Explainer",
     "InputError",
     "LayerError",
+    "LayerInfo",
+    "LayerKey",
+    "Method",
     "MethodError",
     "ModelError",
-    "SaliencyWarning",
     "NonReLUActivationWarning",
-    "DegenerateMapWarning",
+    "ReLURule",
+    "SaliencyError",
+    "SaliencyWarning",
+    "available_methods",
+    "get_method",
+    "layers",
+    "method_label",
+    "project",
+    "receptive_field",
+    "receptive_fields",
+    "register_method",
+    "relu_backward",
+    "saliency",
 ]

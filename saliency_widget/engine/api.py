@@ -11,12 +11,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from .guard import LayerCapture, check_layer_name, check_model, eval_mode, prepare_inputs
-from .methods import RuleMethod, get_method
+from .capture import LayerCapture, LayerInfo, layer_infos
+from .checks import check_layer_key, check_model, eval_mode, prepare_inputs
+from .keys import LayerKey
+from .methods import RuleMethod
+from .registry import get_method
 from .rules import get_rule
-from .session import Explainer, LayerInfo, parse_layer_key
+from .session import Explainer
 
-__all__ = ["saliency", "project", "layers"]
+__all__ = ["layers", "project", "saliency"]
 
 
 def saliency(
@@ -55,8 +58,8 @@ def saliency(
         model,
         inputs,
         record_layers=not rule_only,
-        intercept=m.needs_relu_rules and method != "gradient",
-        retain_graph=not getattr(m, "single_backward", False),
+        intercept=m.needs_relu_rules,
+        retain_graph=not m.single_backward,
     )
     return ex.saliency(target, method, **options)
 
@@ -64,7 +67,7 @@ def saliency(
 def project(
     model: nn.Module,
     inputs: torch.Tensor,
-    layer: str,
+    layer: str | LayerKey,
     channel: int,
     position: Any = None,
     call: int = 0,
@@ -83,7 +86,8 @@ def project(
     inputs
         Float tensor ``(N, C, H, W)``.
     layer
-        Dotted module name as in ``model.named_modules()`` (``"name#call"`` also accepted).
+        Dotted module name as in ``model.named_modules()`` (a ``"name#call"`` key or a
+        :class:`~saliency_widget.engine.keys.LayerKey` also accepted).
     channel
         Channel (filter) index in the layer's output.
     position
@@ -99,12 +103,10 @@ def project(
         Shape ``(N, C, H, W)``, on the inputs' device and dtype.
     """
     rule = get_rule(method)
-    if isinstance(layer, str) and "#" in layer and call == 0:
-        layer, call = parse_layer_key(layer)
     check_model(model)
-    check_layer_name(model, layer)
-    ex = Explainer(model, inputs, stop_at=(layer, call), retain_graph=False)
-    return ex.project(layer, channel, position, call, rule.name)
+    key = check_layer_key(model, layer, call)
+    ex = Explainer(model, inputs, stop_at=key, retain_graph=False)
+    return ex.project(key, channel, position, method=rule.name)
 
 
 def layers(model: nn.Module, inputs: torch.Tensor) -> list[LayerInfo]:
@@ -128,4 +130,4 @@ def layers(model: nn.Module, inputs: torch.Tensor) -> list[LayerInfo]:
     cap = LayerCapture(model)
     with torch.no_grad(), eval_mode(model), cap:
         model(x.detach())
-    return [LayerInfo(r.name, r.call, tuple(r.tensor.shape[1:]), r.type) for r in cap.records if r.tensor.dim() >= 2]
+    return layer_infos(cap.records)

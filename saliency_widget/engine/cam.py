@@ -20,8 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import LayerError, choices
-from .methods import check_options, register_method
-from .rules import GRADIENT, GUIDED_BACKPROP
+from .keys import LayerKey
+from .methods import check_options
+from .rules import GUIDED_BACKPROP
 
 if TYPE_CHECKING:  # pragma: no cover
     from .session import Explainer
@@ -31,7 +32,7 @@ __all__ = ["GradCAM", "GuidedGradCAM", "default_cam_layer", "gradcam_low_res"]
 _POOLING = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Dropout, nn.Dropout2d)
 
 
-def default_cam_layer(explainer: "Explainer") -> str:
+def default_cam_layer(explainer: Explainer) -> str:
     """The last spatial layer before pooling to the classifier.
 
     That is the last recorded execution of a leaf module (not a pooling or dropout module)
@@ -54,20 +55,28 @@ def default_cam_layer(explainer: "Explainer") -> str:
     return best
 
 
-def gradcam_low_res(explainer: "Explainer", targets: torch.Tensor, layer: str | None = None) -> torch.Tensor:
-    """Grad-CAM at the layer's own resolution, ``(N, 1, h, w)``, after the ReLU."""
-    key = layer if layer is not None else default_cam_layer(explainer)
-    rec = explainer._record(key)
-    act = explainer.activation(key)
+def gradcam_low_res(explainer: Explainer, targets: torch.Tensor, layer: str | LayerKey | None = None) -> torch.Tensor:
+    """Grad-CAM at the layer's own resolution, after the ReLU.
+
+    Parameters
+    ----------
+    explainer
+        Holds the recorded forward pass.
+    targets
+        ``(N,)`` class indices.
+    layer
+        Module name, ``"name#call"`` key or :class:`LayerKey`; default :func:`default_cam_layer`.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N, 1, h, w)``, detached.
+    """
+    rec = explainer.record(layer if layer is not None else default_cam_layer(explainer))
+    act = explainer.activation(rec.layer_key)
     if act.dim() != 4:
-        raise LayerError(f"Grad-CAM needs a spatial layer with output (N, K, h, w); {key!r} outputs {tuple(act.shape)}")
-    if rec.edge is None:
-        raise LayerError(f"layer {key!r} does not depend on the input through autograd; choose another layer")
-    seed = torch.zeros_like(explainer._logits)
-    seed.scatter_(1, targets.view(-1, 1).to(seed.device), 1.0)
-    with explainer._lock:
-        explainer._box.rule = GRADIENT  # Grad-CAM's gradients are plain gradients
-        (grads,) = torch.autograd.grad(explainer._logits, rec.edge, seed, retain_graph=True)
+        raise LayerError(f"Grad-CAM needs a spatial layer with output (N, K, h, w); {rec.key!r} outputs {tuple(act.shape)}")
+    grads = explainer.layer_gradient(rec.layer_key, targets)  # plain gradients, (N, K, h, w)
     alpha = grads.mean(dim=(2, 3), keepdim=True)
     return torch.relu((alpha * act).sum(dim=1, keepdim=True)).detach()
 
@@ -88,13 +97,17 @@ class GradCAM:
 
     name: str = "gradcam"
     label: str = "Grad-CAM"
+    description: str = (
+        "Grad-CAM: a layer's activations weighted by their mean gradient, upsampled (Selvaraju et al. 2017)"
+    )
     needs_relu_rules: bool = False
+    single_backward: bool = False  # its one backward stops at the layer and keeps the graph
 
-    def compute(self, explainer: "Explainer", targets: torch.Tensor, **options: Any) -> torch.Tensor:
+    def compute(self, explainer: Explainer, targets: torch.Tensor, **options: Any) -> torch.Tensor:
         layer = check_options(self.name, options, {"layer": None})["layer"]
         cam = gradcam_low_res(explainer, targets, layer)
-        x = explainer._x
-        return _upsample(cam, tuple(x.shape[-2:])).expand(-1, x.shape[1], -1, -1).contiguous()
+        x = explainer.inputs
+        return _upsample(cam, (x.shape[-2], x.shape[-1])).expand(-1, x.shape[1], -1, -1).contiguous()
 
 
 @dataclass(frozen=True)
@@ -103,14 +116,12 @@ class GuidedGradCAM:
 
     name: str = "guided_gradcam"
     label: str = "Guided Grad-CAM"
+    description: str = "Guided Grad-CAM: the Guided Backprop map times the upsampled Grad-CAM (Selvaraju et al. 2017)"
     needs_relu_rules: bool = True
     single_backward: bool = True  # the CAM backward only reaches the layer and keeps the graph
 
-    def compute(self, explainer: "Explainer", targets: torch.Tensor, **options: Any) -> torch.Tensor:
+    def compute(self, explainer: Explainer, targets: torch.Tensor, **options: Any) -> torch.Tensor:
         layer = check_options(self.name, options, {"layer": None})["layer"]
-        cam = _upsample(gradcam_low_res(explainer, targets, layer), tuple(explainer._x.shape[-2:]))
+        x = explainer.inputs
+        cam = _upsample(gradcam_low_res(explainer, targets, layer), (x.shape[-2], x.shape[-1]))
         return explainer.backward_logits(targets, GUIDED_BACKPROP) * cam
-
-
-register_method(GradCAM())
-register_method(GuidedGradCAM())

@@ -17,15 +17,15 @@ from ..errors import (
 )
 
 __all__ = [
-    "SaliencyError",
+    "DegenerateMapWarning",
     "InputError",
     "LayerError",
     "MethodError",
     "ModelError",
-    "SaliencyWarning",
     "NonReLUActivationWarning",
-    "DegenerateMapWarning",
-    "warn_once",
-    "reset_warnings",
+    "SaliencyError",
+    "SaliencyWarning",
     "choices",
+    "reset_warnings",
+    "warn_once",
 ]

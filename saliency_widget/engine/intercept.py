@@ -13,15 +13,17 @@ The mode only lives inside ``with`` blocks; it touches neither the model nor glo
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
+from ..errors import ModelError, NonReLUActivationWarning, choices, warn_once
 from .rules import GRADIENT, ReLURule
 
-__all__ = ["RuleBox", "ReLUInterceptor", "NON_RELU_ACTIVATIONS"]
+__all__ = ["NON_RELU_ACTIVATIONS", "RELU_FUNCTIONS", "ReLUInterceptor", "RuleBox"]
 
 
 class RuleBox:
@@ -90,9 +92,10 @@ NON_RELU_ACTIVATIONS: dict[Callable[..., Any], str] = {
 }
 
 
-_WATCHED: frozenset[Callable[..., Any]] = frozenset(
-    {F.relu, *_RELU_OUT_OF_PLACE, *_RELU_IN_PLACE, *NON_RELU_ACTIVATIONS}
-)
+#: Every ReLU form the interceptor routes (functional, tensor method, in place or not).
+RELU_FUNCTIONS: frozenset[Callable[..., Any]] = frozenset({F.relu, *_RELU_OUT_OF_PLACE, *_RELU_IN_PLACE})
+
+_WATCHED: frozenset[Callable[..., Any]] = frozenset({*RELU_FUNCTIONS, *NON_RELU_ACTIVATIONS})
 
 
 class ReLUInterceptor(TorchFunctionMode):
@@ -140,6 +143,44 @@ class ReLUInterceptor(TorchFunctionMode):
             self.other_activations[name] += 1
         return func(*args, **kwargs)
 
+    def check_rule(self, rule: ReLURule, model_name: str, *, ran_to_end: bool = True) -> None:
+        """Check that ``rule`` means something for the forward this interceptor saw.
+
+        Parameters
+        ----------
+        rule
+            A rule that changes the backward at ReLUs (not the plain gradient).
+        model_name
+            The model's class name, for messages.
+        ran_to_end
+            False for a partial forward, which may stop before the first ReLU.
+
+        Raises
+        ------
+        ModelError
+            The whole forward ran no ReLU: the rule would change nothing.
+
+        Warns
+        -----
+        NonReLUActivationWarning
+            Once per model and activation set: other activations keep their plain gradient.
+        """
+        if self.relu_calls == 0 and ran_to_end:
+            raise ModelError(
+                f"{rule.name!r} changes the backward pass at ReLUs, but the model ({model_name}) "
+                f"ran no ReLU on this input (other activations seen: "
+                f"{choices(sorted(self.other_activations)) or 'none'}); "
+                "use method='gradient' or a model with ReLU activations"
+            )
+        others = sorted(self.other_activations)
+        if others:
+            warn_once(
+                ("non-relu", rule.name, model_name, tuple(others)),
+                f"{rule.name}: the model also uses {', '.join(others)}, for which {rule.name} is not defined; "
+                "those activations kept their plain gradient (only the ReLUs use the rule)",
+                NonReLUActivationWarning,
+            )
+
     def _relu(self, x: torch.Tensor, inplace: bool) -> torch.Tensor:
         if not (torch.is_grad_enabled() and isinstance(x, torch.Tensor) and x.requires_grad):
             # Nothing will flow back through this call: keep the original op.
@@ -148,68 +189,3 @@ class ReLUInterceptor(TorchFunctionMode):
         if inplace:
             return _RuleReLUInplace.apply(x, self.box)
         return _RuleReLU.apply(x, self.box)
-
-
-class ReceptiveFieldMode(TorchFunctionMode):
-    """Make every path positive so an input-gradient's support is the receptive field.
-
-    ReLUs pass everything, max-pooling spreads to its whole window (as average pooling),
-    convolutions and linear layers use all-ones weights and batch-norm is the identity.
-    The backward of one unit then reaches exactly the input pixels it is connected to,
-    with no cancellation and no dependence on the image or the weights.
-    """
-
-    def __torch_function__(
-        self,
-        func: Callable[..., Any],
-        types: Any,
-        args: tuple[Any, ...] = (),
-        kwargs: dict[str, Any] | None = None,
-    ) -> Any:
-        kwargs = dict(kwargs or {})
-        if func is F.relu or func in _RELU_OUT_OF_PLACE or func in _RELU_IN_PLACE:
-            x = args[0] if args else kwargs["input"]
-            return x
-        if func in NON_RELU_ACTIVATIONS:
-            return args[0] if args else kwargs["input"]
-        if func in (F.conv1d, F.conv2d, F.conv3d, torch.conv2d, F.linear):
-            args = list(args)  # type: ignore[assignment]
-            if len(args) > 1:
-                args[1] = torch.ones_like(args[1])  # type: ignore[index]
-            else:
-                kwargs["weight"] = torch.ones_like(kwargs["weight"])
-            if len(args) > 2:
-                args[2] = None  # type: ignore[index]
-            else:
-                kwargs.pop("bias", None)
-            return func(*args, **kwargs)
-        if func is F.batch_norm or func is F.layer_norm or func is F.group_norm:
-            return args[0] if args else kwargs["input"]
-        if func in (F.max_pool2d, F.max_pool2d_with_indices, torch.max_pool2d):
-            return _max_as_avg(args, kwargs)
-        if func is F.adaptive_max_pool2d:
-            x = args[0] if args else kwargs["input"]
-            size = args[1] if len(args) > 1 else kwargs["output_size"]
-            return F.adaptive_avg_pool2d(x, size)
-        return func(*args, **kwargs)
-
-
-def _max_as_avg(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
-    names = ["input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"]
-    bound = dict(zip(names, args))
-    bound.update(kwargs)
-    dilation = bound.get("dilation", 1)
-    if dilation not in (1, (1, 1), [1, 1]):
-        # avg_pool2d has no dilation: keep the max-pool (its switches may narrow the box).
-        return F.max_pool2d(**{k: v for k, v in bound.items() if k != "return_indices"})
-    kernel = bound["kernel_size"]
-    stride = bound.get("stride") or kernel
-    out = F.avg_pool2d(
-        bound["input"],
-        kernel,
-        stride,
-        bound.get("padding", 0),
-        ceil_mode=bool(bound.get("ceil_mode", False)),
-        count_include_pad=True,
-    )
-    return out

@@ -39,7 +39,7 @@ class LayerKey:
             raise LayerError(f"a layer call index must be an int >= 0, got {self.call!r} for layer {self.name!r}")
 
     @classmethod
-    def parse(cls, key: "str | LayerKey", call: int = 0) -> "LayerKey":
+    def parse(cls, key: str | LayerKey, call: int = 0) -> LayerKey:
         """Read ``"name#call"`` (or ``"name"`` with ``call``) into a key.
 
         Parameters

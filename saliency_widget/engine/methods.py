@@ -1,9 +1,15 @@
-"""The method registry: every attribution method the engine, the API and the widget know.
+"""What an attribution method is: the :class:`Method` protocol, and the ReLU-rule methods.
 
-A method is a small object with a ``name``, a human ``label`` and a ``compute`` that receives
-an :class:`~saliency_widget.engine.session.Explainer` (which holds the cached forward pass)
-and per-sample targets. New methods register here and appear everywhere without other
-changes (``saliency(..., method=...)``, ``Explainer.saliency``, the widget's toggles).
+A method is a small object with a ``name``, a human ``label``, a one-line ``description``
+(for tooltips), two flags the engine plans with, and a ``compute`` that receives an
+:class:`~saliency_widget.engine.session.Explainer` (which holds the cached forward pass) and
+per-sample targets. ``compute`` uses only the Explainer's public surface (``inputs``,
+``logits``, ``activation``, ``record``, ``target_seed``, ``backward_logits``,
+``backward_to``, ``layer_gradient``), so every backward goes through its checks.
+
+The built-in methods are listed, in order, in :mod:`saliency_widget.engine.registry`; a
+third-party method is added with :func:`~saliency_widget.engine.registry.register_method`
+and then appears everywhere (``saliency(..., method=...)``, ``Explainer.saliency``, the widget).
 """
 
 from __future__ import annotations
@@ -13,66 +19,92 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
-from ..errors import MethodError, choices
-from .rules import RULES, ReLURule
+from ..errors import MethodError
+from .rules import ReLURule
 
 if TYPE_CHECKING:  # pragma: no cover
     from .session import Explainer
 
-__all__ = ["Method", "RuleMethod", "register_method", "get_method", "available_methods"]
+__all__ = ["REQUIRED_ATTRIBUTES", "Method", "RuleMethod", "check_options"]
 
 
 class Method(Protocol):
-    """What the registry holds."""
+    """What the registry holds: every member is required (checked by ``register_method``)."""
 
-    name: str
-    label: str
-    #: True when the method sends the recorded forward back through ReLUs with a rule.
-    needs_relu_rules: bool
-    # Optional ``single_backward: bool``: True when ``compute`` runs exactly one backward through
-    # the full graph and runs it last, so one-shot callers may free the graph during it.
-
-    def compute(self, explainer: "Explainer", targets: torch.Tensor, **options: Any) -> torch.Tensor:
-        """Return the raw attribution, shape ``(N, C, H, W)`` like the inputs."""
+    @property
+    def name(self) -> str:
+        """Registry name, e.g. ``"guided_backprop"``."""
         ...
+
+    @property
+    def label(self) -> str:
+        """Short human label for buttons, e.g. ``"Guided Backprop"``."""
+        ...
+
+    @property
+    def description(self) -> str:
+        """One line for tooltips that says what the map is and names the paper."""
+        ...
+
+    @property
+    def needs_relu_rules(self) -> bool:
+        """True when the recorded forward must route ReLUs through the rule mechanism."""
+        ...
+
+    @property
+    def single_backward(self) -> bool:
+        """True when ``compute`` runs exactly one backward through the full graph, and runs it
+        last, so one-shot callers may free the graph during it."""
+        ...
+
+    def compute(self, explainer: Explainer, targets: torch.Tensor, **options: Any) -> torch.Tensor:
+        """Return the raw attribution, shape ``(N, C, H, W)`` like the inputs.
+
+        ``targets`` is ``(N,)`` class indices on the model's device.
+        """
+        ...
+
+
+#: Attribute name -> type every registered method must have (besides a callable ``compute``).
+REQUIRED_ATTRIBUTES: dict[str, type] = {
+    "name": str,
+    "label": str,
+    "description": str,
+    "needs_relu_rules": bool,
+    "single_backward": bool,
+}
 
 
 @dataclass(frozen=True)
 class RuleMethod:
-    """Backpropagate the target logit to the input with one ReLU rule."""
+    """Backpropagate the target logit to the input with one ReLU rule.
+
+    Attributes
+    ----------
+    rule
+        The ReLU rule; its name is the method's name.
+    label, description
+        As in :class:`Method`.
+    """
 
     rule: ReLURule
     label: str
-    needs_relu_rules: bool = True
+    description: str
     single_backward: bool = True
 
     @property
     def name(self) -> str:
         return self.rule.name
 
-    def compute(self, explainer: "Explainer", targets: torch.Tensor, **options: Any) -> torch.Tensor:
+    @property
+    def needs_relu_rules(self) -> bool:
+        # The plain gradient is autograd's own ReLU backward: no interception needed.
+        return not self.rule.is_plain_gradient
+
+    def compute(self, explainer: Explainer, targets: torch.Tensor, **options: Any) -> torch.Tensor:
         if options:
             raise MethodError(f"method {self.name!r} takes no options, got {sorted(options)}")
         return explainer.backward_logits(targets, self.rule)
-
-
-_REGISTRY: dict[str, Method] = {}
-
-
-def register_method(method: Method, *, replace: bool = False) -> Method:
-    """Add ``method`` to the registry under ``method.name``."""
-    if method.name in _REGISTRY and not replace:
-        raise MethodError(f"a method named {method.name!r} is already registered")
-    _REGISTRY[method.name] = method
-    return method
-
-
-def get_method(name: Any) -> Method:
-    """Look a method up by name; raise :class:`MethodError` listing the valid names."""
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        raise MethodError(f"unknown method {name!r}; expected one of {choices(_REGISTRY)}") from None
 
 
 def check_options(method: str, options: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
@@ -81,18 +113,3 @@ def check_options(method: str, options: dict[str, Any], defaults: dict[str, Any]
     if extra:
         raise MethodError(f"method {method!r} got unknown option(s) {extra}; valid options: {sorted(defaults)}")
     return {**defaults, **options}
-
-
-def available_methods() -> list[str]:
-    """Names of the registered methods, in registration order."""
-    return list(_REGISTRY)
-
-
-def method_label(name: str) -> str:
-    """Human-readable label of a registered method."""
-    return get_method(name).label
-
-
-register_method(RuleMethod(RULES["gradient"], "Gradient"))
-register_method(RuleMethod(RULES["deconvnet"], "DeconvNet"))
-register_method(RuleMethod(RULES["guided_backprop"], "Guided Backprop"))

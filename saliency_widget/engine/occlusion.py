@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..errors import InputError
-from .guard import check_layer_name, eval_mode, forward_to
-from .methods import check_options, register_method
+from .capture import forward_to
+from .checks import check_layer_name, eval_mode
+from .methods import check_options
 
 if TYPE_CHECKING:  # pragma: no cover
     from .session import Explainer
 
-__all__ = ["Occlusion", "occlusion_scores", "occlusion_map", "default_batch_size"]
+__all__ = ["Occlusion", "default_batch_size", "occlusion_map", "occlusion_scores"]
 
 
 def _pair(name: str, v: Any) -> tuple[int, int]:
@@ -54,7 +55,7 @@ def default_batch_size(x: torch.Tensor) -> int:
 
 
 def _score(
-    explainer: "Explainer",
+    explainer: Explainer,
     batch: torch.Tensor,
     targets: torch.Tensor,
     output: str,
@@ -73,7 +74,7 @@ def _score(
 
 
 def occlusion_scores(
-    explainer: "Explainer",
+    explainer: Explainer,
     targets: torch.Tensor,
     window: int | tuple[int, int] = 16,
     stride: int | tuple[int, int] = 8,
@@ -114,7 +115,7 @@ def occlusion_scores(
         check_layer_name(explainer.model, layer)
     wy, wx = _pair("window", window)
     sy, sx = _pair("stride", stride)
-    x = explainer._x.detach()
+    x = explainer.inputs
     N, C, H, W = x.shape
     if wy > H or wx > W:
         raise InputError(f"window {(wy, wx)} is larger than the image {(H, W)}")
@@ -147,7 +148,7 @@ def occlusion_scores(
 
 
 def occlusion_map(
-    explainer: "Explainer",
+    explainer: Explainer,
     targets: torch.Tensor,
     window: int | tuple[int, int] = 16,
     stride: int | tuple[int, int] = 8,
@@ -159,7 +160,7 @@ def occlusion_map(
     """
     base, grid, ys, xs = occlusion_scores(explainer, targets, window, stride, **kwargs)
     wy, wx = _pair("window", window)
-    x = explainer._x
+    x = explainer.inputs
     N, _, H, W = x.shape
     total = torch.zeros((N, 1, H, W), dtype=x.dtype, device=x.device)
     count = torch.zeros((1, 1, H, W), dtype=x.dtype, device=x.device)
@@ -177,12 +178,13 @@ class Occlusion:
 
     name: str = "occlusion"
     label: str = "Occlusion"
+    description: str = (
+        "Occlusion: how much the class probability drops when a grey patch covers each region (Zeiler & Fergus 2014)"
+    )
     needs_relu_rules: bool = False
+    single_backward: bool = False  # no backward at all: only forward passes on occluded copies
 
-    def compute(self, explainer: "Explainer", targets: torch.Tensor, **options: Any) -> torch.Tensor:
+    def compute(self, explainer: Explainer, targets: torch.Tensor, **options: Any) -> torch.Tensor:
         check_options(self.name, options, {k: None for k in ("window", "stride", "fill", "output", "layer", "channel", "batch_size")})
         m = occlusion_map(explainer, targets, **options)
-        return m.expand(-1, explainer._x.shape[1], -1, -1).contiguous()
-
-
-register_method(Occlusion())
+        return m.expand(-1, explainer.inputs.shape[1], -1, -1).contiguous()

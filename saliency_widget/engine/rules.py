@@ -23,7 +23,7 @@ import torch
 
 from ..errors import InputError, MethodError, choices
 
-__all__ = ["ReLURule", "GRADIENT", "DECONVNET", "GUIDED_BACKPROP", "RULES", "get_rule", "relu_backward"]
+__all__ = ["DECONVNET", "GRADIENT", "GUIDED_BACKPROP", "RULES", "ReLURule", "get_rule", "relu_backward"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,15 @@ class ReLURule:
     name: str
     forward_mask: bool
     signal_mask: bool
+
+    @property
+    def is_plain_gradient(self) -> bool:
+        """True for the ordinary ReLU gradient (``forward_mask`` only), which needs no interception.
+
+        Autograd's own ReLU backward already applies it, so a forward without the rule
+        mechanism serves it, and the checks on intercepted ReLUs do not apply.
+        """
+        return self.forward_mask and not self.signal_mask
 
     def backward(self, grad: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
         """Apply the rule.

@@ -14,13 +14,14 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .methods import check_options, register_method
+from .checks import eval_mode
+from .methods import check_options
 from .rules import GRADIENT, get_rule
 
 if TYPE_CHECKING:  # pragma: no cover
     from .session import Explainer
 
-__all__ = ["InputXGradient", "SmoothGrad", "IntegratedGradients", "integrated_gradients", "batched_rule_gradients"]
+__all__ = ["InputXGradient", "IntegratedGradients", "SmoothGrad", "batched_rule_gradients", "integrated_gradients"]
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -30,7 +31,7 @@ def _positive_int(name: str, value: Any) -> int:
 
 
 def batched_rule_gradients(
-    explainer: "Explainer", inputs: torch.Tensor, targets: torch.Tensor, rule_name: str, batch_size: int
+    explainer: Explainer, inputs: torch.Tensor, targets: torch.Tensor, rule_name: str, batch_size: int
 ) -> torch.Tensor:
     """Backward maps of many inputs, ``batch_size`` per forward pass.
 
@@ -52,13 +53,14 @@ def batched_rule_gradients(
     torch.Tensor
         ``(M, C, H, W)``.
     """
-    from .session import Explainer  # local: session imports the registry that imports us
+    # local: session imports the registry, which imports this module
+    from .session import Explainer
 
     rule = get_rule(rule_name)
     out = torch.empty_like(inputs)
     for start in range(0, inputs.shape[0], batch_size):
         chunk = inputs[start : start + batch_size]
-        sub = Explainer(explainer.model, chunk, record_layers=False, intercept=rule.name != "gradient", retain_graph=False)
+        sub = Explainer(explainer.model, chunk, record_layers=False, intercept=not rule.is_plain_gradient, retain_graph=False)
         out[start : start + batch_size] = sub.backward_logits(targets[start : start + batch_size], rule)
         del sub  # frees this chunk's graph before the next forward
     return out
@@ -70,12 +72,13 @@ class InputXGradient:
 
     name: str = "input_x_gradient"
     label: str = "Gradient × Input"
+    description: str = "Gradient × Input: the gradient multiplied by the input, pixel by pixel (Shrikumar et al. 2016)"
     needs_relu_rules: bool = False
     single_backward: bool = True
 
-    def compute(self, explainer: "Explainer", targets: torch.Tensor, **options: Any) -> torch.Tensor:
+    def compute(self, explainer: Explainer, targets: torch.Tensor, **options: Any) -> torch.Tensor:
         check_options(self.name, options, {})
-        return explainer.backward_logits(targets, GRADIENT) * explainer._x.detach()
+        return explainer.backward_logits(targets, GRADIENT) * explainer.inputs
 
 
 @dataclass(frozen=True)
@@ -98,16 +101,18 @@ class SmoothGrad:
 
     name: str = "smoothgrad"
     label: str = "SmoothGrad"
-    needs_relu_rules: bool = False
+    description: str = "SmoothGrad: a base method's map averaged over noisy copies of the input (Smilkov et al. 2017)"
+    needs_relu_rules: bool = False  # the noisy copies run their own forward passes
+    single_backward: bool = False
 
-    def compute(self, explainer: "Explainer", targets: torch.Tensor, **options: Any) -> torch.Tensor:
+    def compute(self, explainer: Explainer, targets: torch.Tensor, **options: Any) -> torch.Tensor:
         o = check_options(self.name, options, {"base": "gradient", "n": 25, "noise": 0.15, "batch_size": 16, "seed": 0})
         n = _positive_int("n", o["n"])
         bs = _positive_int("batch_size", o["batch_size"])
         noise = float(o["noise"])
         if not noise >= 0:
             raise InputError(f"noise must be a fraction >= 0 of the input range, got {o['noise']!r}")
-        x = explainer._x.detach()
+        x = explainer.inputs
         N = x.shape[0]
         span = (x.flatten(1).amax(1) - x.flatten(1).amin(1)).view(N, 1, 1, 1, 1)
         gen = torch.Generator(device="cpu").manual_seed(int(o["seed"]))
@@ -136,7 +141,7 @@ def _path_points(steps: int, scheme: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def integrated_gradients(
-    explainer: "Explainer",
+    explainer: Explainer,
     targets: torch.Tensor,
     steps: int = 32,
     baseline: torch.Tensor | float | None = None,
@@ -166,7 +171,7 @@ def integrated_gradients(
         ``(N, C, H, W)`` attributions, and ``(N,)`` completeness gaps
         ``sum(attributions) - (f(x) - f(baseline))`` for the target logit.
     """
-    x = explainer._x.detach()
+    x = explainer.inputs
     steps = _positive_int("steps", steps)
     bs = _positive_int("batch_size", batch_size)
     if baseline is None:
@@ -185,13 +190,10 @@ def integrated_gradients(
     path = (base.unsqueeze(1) + a * (x - base).unsqueeze(1)).reshape(N * steps, *x.shape[1:])
     grads = batched_rule_gradients(explainer, path, targets.to(x.device).repeat_interleave(steps), "gradient", bs)
     attr = (x - base) * (grads.view(N, steps, *x.shape[1:]) * w).sum(dim=1)
-    with torch.no_grad():
-        from .guard import eval_mode
-
-        with eval_mode(explainer.model):
-            f_base = explainer.model(base.contiguous())
+    with torch.no_grad(), eval_mode(explainer.model):
+        f_base = explainer.model(base.contiguous())
     idx = torch.arange(N, device=x.device)
-    f_x = explainer._logits.detach()[idx, targets]
+    f_x = explainer.logits[idx, targets]
     delta = attr.flatten(1).sum(1) - (f_x - f_base[idx, targets.to(f_base.device)])
     return attr, delta
 
@@ -202,14 +204,14 @@ class IntegratedGradients:
 
     name: str = "integrated_gradients"
     label: str = "Integrated Gradients"
+    description: str = (
+        "Integrated Gradients: gradients summed along a straight path from a baseline to the input "
+        "(Sundararajan et al. 2017)"
+    )
     needs_relu_rules: bool = False
+    single_backward: bool = False
 
-    def compute(self, explainer: "Explainer", targets: torch.Tensor, **options: Any) -> torch.Tensor:
+    def compute(self, explainer: Explainer, targets: torch.Tensor, **options: Any) -> torch.Tensor:
         o = check_options(self.name, options, {"steps": 32, "baseline": None, "batch_size": 32, "scheme": "gausslegendre"})
         attr, _ = integrated_gradients(explainer, targets, **o)
         return attr
-
-
-register_method(SmoothGrad())
-register_method(IntegratedGradients())
-register_method(InputXGradient())

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -20,68 +18,35 @@ from torch import nn
 
 from ..errors import (
     DegenerateMapWarning,
-    InputError,
     LayerError,
     ModelError,
-    NonReLUActivationWarning,
     choices,
     warn_once,
 )
-from .guard import (
+from .capture import (
     LayerCapture,
-    forward_to,
+    LayerInfo,
     LayerRecord,
     StopForward,
-    check_layer_name,
+    forward_to,
+    layer_infos,
+)
+from .checks import (
+    check_channel_position,
+    check_layer_key,
     check_model,
     eval_mode,
     prepare_inputs,
     resolve_targets,
 )
-from .intercept import ReceptiveFieldMode, ReLUInterceptor, RuleBox
-from .methods import get_method
-from .rules import DECONVNET, ReLURule, get_rule
+from .intercept import ReLUInterceptor, RuleBox
+from .keys import LayerKey
+from .receptive import receptive_field
+from .registry import get_method
+from .rules import GRADIENT, ReLURule, get_rule
+from .seeds import activation_seed, argmax_positions, logit_seed
 
 __all__ = ["Explainer", "LayerInfo"]
-
-
-@dataclass(frozen=True)
-class LayerInfo:
-    """An inspectable layer execution, for building menus and sliders.
-
-    Attributes
-    ----------
-    name
-        Dotted module name as in ``model.named_modules()``.
-    call
-        Which execution of the module (0 = first); reused modules have several.
-    shape
-        Output shape without the batch dimension, e.g. ``(C, H, W)``.
-    type
-        Module class name, e.g. ``"ReLU"``.
-    """
-
-    name: str
-    call: int
-    shape: tuple[int, ...]
-    type: str
-
-    @property
-    def key(self) -> str:
-        """``name`` for the first call, ``"name#call"`` for later ones."""
-        return self.name if self.call == 0 else f"{self.name}#{self.call}"
-
-    @property
-    def channels(self) -> int:
-        return self.shape[0]
-
-
-def parse_layer_key(key: str) -> tuple[str, int]:
-    """Split ``"layer1.0.relu#1"`` into ``("layer1.0.relu", 1)``."""
-    name, sep, call = key.rpartition("#")
-    if sep and call.isdigit():
-        return name, int(call)
-    return key, 0
 
 
 class Explainer:
@@ -99,18 +64,25 @@ class Explainer:
     record_layers
         Record every layer's output (needed by layer methods, projections and the widget).
     intercept
-        Route ReLUs through the rule mechanism (needed by every method except ``"gradient"``).
+        Route ReLUs through the rule mechanism (needed by every rule but the plain gradient).
     stop_at
-        ``(layer, call)``: run the forward only up to that layer execution (projections).
+        ``(layer, call)`` or a :class:`~saliency_widget.engine.keys.LayerKey`: run the forward
+        only up to that layer execution (projections).
     retain_graph
         Keep the recorded graph after each backward (default) so that many maps share one
-        forward. ``False`` frees it during the first backward: faster for a single map, and
-        any further backward raises :class:`ModelError`.
+        forward. ``False`` frees it during the first backward to the input: faster for a
+        single map, and any further backward raises :class:`ModelError`.
 
     Notes
     -----
     The recorded forward is a snapshot: if the model's weights change afterwards, create a
     new Explainer. Thread-safe: requests are serialised by a lock.
+
+    Method authors (see :class:`~saliency_widget.engine.methods.Method`) use the public
+    surface only: :attr:`model`, :attr:`inputs`, :attr:`logits`, :meth:`activation`,
+    :meth:`record`, :meth:`target_seed`, :meth:`backward_logits`, :meth:`backward_to` and
+    :meth:`layer_gradient`. Every backward goes through the same checks (spent graph,
+    weights changed in place, ReLU rules on a model without ReLUs).
 
     Examples
     --------
@@ -127,7 +99,7 @@ class Explainer:
         *,
         record_layers: bool = True,
         intercept: bool = True,
-        stop_at: tuple[str, int] | None = None,
+        stop_at: tuple[str, int] | LayerKey | None = None,
         retain_graph: bool = True,
     ) -> None:
         self.model = check_model(model)
@@ -139,17 +111,17 @@ class Explainer:
         self._x, self._orig_device, self._orig_dtype = prepare_inputs(inputs, model, dev)
         self._box = RuleBox()
         self._lock = threading.RLock()
-        self._intercept = intercept
-        self._rf_cache: dict[tuple[str, int, int, int], tuple[int, int, int, int]] = {}
+        self._rf_cache: dict[tuple[LayerKey, int, int], tuple[int, int, int, int]] = {}
         t0 = time.perf_counter()
         self._interceptor = ReLUInterceptor(self._box) if intercept else None
-        self._partial = stop_at is not None
+        stop: LayerKey | None = None
         if stop_at is not None:
             # Partial forward: record only that layer and stop right after it.
-            check_layer_name(model, stop_at[0])
-            capture: LayerCapture | None = LayerCapture(model, names=[stop_at[0]], stop_at=stop_at, clone=True)
+            stop = check_layer_key(model, stop_at) if isinstance(stop_at, LayerKey) else check_layer_key(model, *stop_at)
+            capture: LayerCapture | None = LayerCapture(model, names=[stop.name], stop_at=(stop.name, stop.call), clone=True)
         else:
             capture = LayerCapture(model) if record_layers else None
+        self._partial = stop is not None
         out: Any = None
         with torch.enable_grad(), eval_mode(model):
             try:
@@ -161,14 +133,14 @@ class Explainer:
             except StopForward:
                 pass
         self.forward_ms = (time.perf_counter() - t0) * 1e3
-        self._records: dict[tuple[str, int], LayerRecord] = {}
+        self._records: dict[LayerKey, LayerRecord] = {}
+        self._logits: torch.Tensor  # None after a partial forward (stop_at), which only projects
         if capture is not None:
             for rec in capture.records:
-                self._records[(rec.name, rec.call)] = rec
-        if stop_at is not None:
+                self._records[rec.layer_key] = rec
+        if stop is not None:
             self._logits = None  # type: ignore[assignment]
-            if stop_at not in self._records:
-                self._record(*stop_at)  # raises a LayerError naming the valid calls
+            self.record(stop)  # raises a LayerError naming the valid calls if it did not run
             return
         if not isinstance(out, torch.Tensor) or out.dim() != 2:
             desc = f"a tensor of shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__
@@ -192,7 +164,11 @@ class Explainer:
 
     @property
     def inputs(self) -> torch.Tensor:
-        """The (private copy of the) inputs, ``(N, C, H, W)``, detached."""
+        """The Explainer's own copy of the inputs, ``(N, C, H, W)``, detached.
+
+        On the model's device and in its dtype (the maps are computed there); the user's
+        tensor may have been elsewhere.
+        """
         return self._x.detach()
 
     @property
@@ -212,11 +188,7 @@ class Explainer:
     @property
     def layers(self) -> list[LayerInfo]:
         """Inspectable layer executions in forward order (modules with tensor outputs ≥ 2-D)."""
-        return [
-            LayerInfo(r.name, r.call, tuple(r.tensor.shape[1:]), r.type)
-            for r in self._records.values()
-            if r.tensor.dim() >= 2
-        ]
+        return layer_infos(self._records.values())
 
     # ------------------------------------------------------------------ maps
     def saliency(self, target: Any = None, method: str = "gradient", **options: Any) -> torch.Tensor:
@@ -243,14 +215,113 @@ class Explainer:
         self._warn_degenerate(out, method)
         return out.to(device=self._orig_device, dtype=self._orig_dtype)
 
-    def backward_logits(self, targets: torch.Tensor, rule: ReLURule) -> torch.Tensor:
-        """d(logit[target]) / d(input) with ``rule`` at every ReLU; ``(N, C, H, W)`` on the model's device."""
-        seed = torch.zeros_like(self._logits)
-        seed.scatter_(1, targets.view(-1, 1).to(seed.device), 1.0)
-        return self._backward(self._logits, seed, rule)
+    def target_seed(self, targets: torch.Tensor) -> torch.Tensor:
+        """One-hot backward seed on the target logits.
 
-    def _backward(self, output: Any, grad_output: torch.Tensor, rule: ReLURule) -> torch.Tensor:
+        Parameters
+        ----------
+        targets
+            ``(N,)`` class indices (as :meth:`saliency` passes them to a method).
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, K)`` like :attr:`logits`: 1 at ``[i, targets[i]]``, 0 elsewhere.
+        """
+        if self._logits is None:
+            raise ModelError("this Explainer ran a partial forward (stop_at=...) and has no logits; it can only project")
+        return logit_seed(self._logits, targets)
+
+    def backward_logits(self, targets: torch.Tensor, rule: ReLURule) -> torch.Tensor:
+        """d(logit[target]) / d(input) with ``rule`` at every ReLU.
+
+        Parameters
+        ----------
+        targets
+            ``(N,)`` class indices.
+        rule
+            The ReLU rule of the backward pass.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, C, H, W)`` on the model's device, detached.
+        """
+        return self.backward_to(self._logits, self.target_seed(targets), rule)
+
+    def backward_to(self, output: Any, grad_output: torch.Tensor, rule: ReLURule = GRADIENT) -> torch.Tensor:
+        """Send ``grad_output`` back from ``output`` to the inputs, with ``rule`` at every ReLU.
+
+        Parameters
+        ----------
+        output
+            A tensor of the recorded forward (e.g. the logits) or a layer's autograd edge
+            (:attr:`LayerRecord.edge <saliency_widget.engine.capture.LayerRecord.edge>`).
+        grad_output
+            The seed, same shape as ``output``.
+        rule
+            The ReLU rule of the backward pass.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, C, H, W)`` like :attr:`inputs`, on the model's device, detached; zeros
+            where ``output`` does not depend on the inputs.
+
+        Raises
+        ------
+        ModelError
+            The graph was freed (``retain_graph=False``) or invalidated by an in-place change
+            of the weights, or ``rule`` needs ReLUs the model does not have.
+        """
+        g = self._grad(output, self._x, grad_output, rule, keep_graph=False)
+        if g is None:  # the output does not depend on the input
+            g = torch.zeros_like(self._x)
+        return g.detach()
+
+    def layer_gradient(
+        self, layer: str | LayerKey, targets: torch.Tensor, rule: ReLURule = GRADIENT, call: int = 0
+    ) -> torch.Tensor:
+        """d(logit[target]) / d(layer output): the gradient Grad-CAM weighs activations with.
+
+        The backward stops at the layer and always keeps the graph (it is partial), so a
+        method may follow it with one full backward (:meth:`backward_logits`).
+
+        Parameters
+        ----------
+        layer
+            Module name, ``"name#call"`` key or :class:`LayerKey`.
+        targets
+            ``(N,)`` class indices.
+        rule
+            ReLU rule between the logits and the layer (Grad-CAM: the plain gradient).
+        call
+            Execution index when ``layer`` names none.
+
+        Returns
+        -------
+        torch.Tensor
+            Same shape as the layer's output, e.g. ``(N, K, h, w)``, detached.
+
+        Raises
+        ------
+        LayerError
+            The layer did not run, or its output or the logits do not depend on it through autograd.
+        ModelError
+            As :meth:`backward_to`.
+        """
+        rec = self.record(layer, call)
+        if rec.edge is None:
+            raise LayerError(f"layer {rec.key!r} does not depend on the input through autograd; choose another layer")
+        g = self._grad(self._logits, rec.edge, self.target_seed(targets), rule, keep_graph=True)
+        if g is None:
+            raise LayerError(f"the logits do not depend on layer {rec.key!r}; choose a layer on the path to the output")
+        return g.detach()
+
+    def _grad(self, output: Any, wrt: Any, grad_output: torch.Tensor, rule: ReLURule, *, keep_graph: bool) -> torch.Tensor | None:
+        """The one checked ``torch.autograd.grad`` every map goes through (None: ``wrt`` unused)."""
         self._check_rule(rule)
+        retain = keep_graph or self._retain
         with self._lock:
             if self._spent:
                 raise ModelError(
@@ -259,8 +330,8 @@ class Explainer:
                 )
             self._box.rule = rule
             try:
-                self._spent = not self._retain
-                (g,) = torch.autograd.grad(output, self._x, grad_output, retain_graph=self._retain, allow_unused=True)
+                self._spent = not retain
+                (g,) = torch.autograd.grad(output, wrt, grad_output, retain_graph=retain, allow_unused=True)
             except RuntimeError as err:
                 if "modified by an inplace operation" in str(err) or "backward through the graph" in str(err):
                     raise ModelError(
@@ -268,31 +339,15 @@ class Explainer:
                         f"in place after the Explainer was created); create a new Explainer. ({err})"
                     ) from err
                 raise
-        if g is None:  # the output does not depend on the input
-            g = torch.zeros_like(self._x)
-        return g.detach()
+        return g
 
     def _check_rule(self, rule: ReLURule) -> None:
-        if rule.name == "gradient":
+        if rule.is_plain_gradient:
             return
         if self._interceptor is None:
             raise ModelError("this Explainer was created with intercept=False and can only compute gradients")
-        if self._interceptor.relu_calls == 0 and not self._partial:
-            # (A partial forward may legitimately stop before the first ReLU.)
-            raise ModelError(
-                f"{rule.name!r} changes the backward pass at ReLUs, but the model ({type(self.model).__name__}) "
-                f"ran no ReLU on this input (other activations seen: "
-                f"{choices(sorted(self._interceptor.other_activations)) or 'none'}); "
-                "use method='gradient' or a model with ReLU activations"
-            )
-        others = sorted(self._interceptor.other_activations)
-        if others:
-            warn_once(
-                ("non-relu", rule.name, type(self.model).__name__, tuple(others)),
-                f"{rule.name}: the model also uses {', '.join(others)}, for which {rule.name} is not defined; "
-                "those activations kept their plain gradient (only the ReLUs use the rule)",
-                NonReLUActivationWarning,
-            )
+        # (A partial forward may legitimately stop before the first ReLU.)
+        self._interceptor.check_rule(rule, type(self.model).__name__, ran_to_end=not self._partial)
 
     def _warn_degenerate(self, out: torch.Tensor, what: str) -> None:
         if not bool(torch.isfinite(out).all()):
@@ -301,84 +356,64 @@ class Explainer:
             warn_once(("allzero", what), f"{what}: the map is all zeros", DegenerateMapWarning)
 
     # ------------------------------------------------------------------ layers
-    def _record(self, layer: str, call: int = 0) -> LayerRecord:
-        if isinstance(layer, str) and "#" in layer and call == 0:
-            layer, call = parse_layer_key(layer)
-        check_layer_name(self.model, layer)
-        rec = self._records.get((layer, call))
+    def record(self, layer: str | LayerKey, call: int = 0) -> LayerRecord:
+        """The recorded execution of ``layer``: its output tensor, autograd edge and type.
+
+        Parameters
+        ----------
+        layer
+            Module name, ``"name#call"`` key or :class:`LayerKey`.
+        call
+            Execution index when ``layer`` names none.
+
+        Returns
+        -------
+        LayerRecord
+            ``record(...).tensor`` is ``(N, ...)``; read values with :meth:`activation`, which
+            also handles outputs later overwritten in place.
+
+        Raises
+        ------
+        LayerError
+            Unknown module name, or that execution did not run (the message lists the valid ones).
+        """
+        key = check_layer_key(self.model, layer, call)
+        rec = self._records.get(key)
         if rec is None:
-            calls = sorted(c for (n, c) in self._records if n == layer)
+            calls = sorted(k.call for k in self._records if k.name == key.name)
             if not calls:
                 raise LayerError(
-                    f"layer {layer!r} did not run (or returned no tensor) in the forward pass; "
+                    f"layer {key.name!r} did not run (or returned no tensor) in the forward pass; "
                     f"layers that ran: {choices([i.key for i in self.layers])}"
                 )
-            raise LayerError(f"layer {layer!r} ran {len(calls)} time(s); call must be one of {calls}, got {call!r}")
+            raise LayerError(f"layer {key.name!r} ran {len(calls)} time(s); call must be one of {calls}, got {key.call!r}")
         return rec
 
-    def activation(self, layer: str, call: int = 0) -> torch.Tensor:
+    def activation(self, layer: str | LayerKey, call: int = 0) -> torch.Tensor:
         """Output of ``layer`` at its ``call``-th execution, detached, ``(N, C, h, w)``.
 
         A value later overwritten by an in-place op (e.g. a conv output followed by
         ``ReLU(inplace=True)``) is recomputed with a no-grad forward up to that layer.
         """
-        rec = self._record(layer, call)
+        rec = self.record(layer, call)
         val = rec.current_value()
         if val is None:
-            with self._lock:
-                rec.value = _recompute_output(self.model, self._x.detach(), rec.name, rec.call)
+            with self._lock, torch.no_grad():
+                rec.value = forward_to(self.model, self._x.detach(), rec.name, rec.call, clone=True)
             val = rec.value
         return val
 
-    def _check_channel_position(
-        self, act: torch.Tensor, layer: str, channel: Any, position: Any
-    ) -> tuple[Any, torch.Tensor | None]:
-        if act.dim() not in (2, 4):
-            raise LayerError(
-                f"layer {layer!r} outputs shape {tuple(act.shape)}; projections need (N, C, H, W) or (N, C) outputs"
-            )
-        c_count = act.shape[1]
-        if isinstance(channel, (torch.Tensor, list, tuple)):
-            # one channel per sample (used to project many winners in one batch)
-            ch = torch.as_tensor(channel)
-            if ch.shape != (act.shape[0],) or ch.is_floating_point() or bool(((ch < 0) | (ch >= c_count)).any()):
-                raise InputError(
-                    f"per-sample channels must be N={act.shape[0]} ints in 0..{c_count - 1}, got {channel!r}"
-                )
-            channel = ch.to(torch.long)
-        elif isinstance(channel, bool) or not isinstance(channel, int) or not 0 <= channel < c_count:
-            raise InputError(f"channel {channel!r} is out of range for layer {layer!r}: valid channels are 0..{c_count - 1}")
-        if act.dim() == 2:
-            if position is not None:
-                raise InputError(f"layer {layer!r} has no spatial dimensions (shape {tuple(act.shape)}); use position=None")
-            return channel, None
-        n, _, h, w = act.shape
-        if position is None:
-            return channel, None
-        pos = torch.as_tensor(position)
-        if pos.is_floating_point() or pos.shape not in ((2,), (n, 2)):
-            raise InputError(f"position must be (y, x) or an (N, 2) array of ints, got {position!r}")
-        pos = pos.reshape(-1, 2).expand(n, 2).to(torch.long)
-        bad = (pos[:, 0] < 0) | (pos[:, 0] >= h) | (pos[:, 1] < 0) | (pos[:, 1] >= w)
-        if bool(bad.any()):
-            y, x = pos[bad][0].tolist()
-            raise InputError(
-                f"position (y={y}, x={x}) is out of range for layer {layer!r} with feature maps of "
-                f"{h}x{w}: valid y is 0..{h - 1}, x is 0..{w - 1}"
-            )
-        return channel, pos
-
-    def strongest(self, layer: str, channel: int, call: int = 0) -> list[tuple[int, int]]:
+    def strongest(self, layer: str | LayerKey, channel: int, call: int = 0) -> list[tuple[int, int]]:
         """Per sample, the ``(y, x)`` of the largest activation of ``channel`` in ``layer``."""
         act = self.activation(layer, call)
-        ch, _ = self._check_channel_position(act, layer, channel, None)
+        ch, _ = check_channel_position(act, str(layer), channel, None)
         if act.dim() == 2:
             return [(0, 0)] * act.shape[0]
-        return [tuple(p) for p in _argmax_positions(act[:, ch]).tolist()]  # type: ignore[misc]
+        return [tuple(p) for p in argmax_positions(act[:, ch]).tolist()]  # type: ignore[misc]
 
     def project(
         self,
-        layer: str,
+        layer: str | LayerKey,
         channel: int,
         position: Any = None,
         call: int = 0,
@@ -410,130 +445,29 @@ class Explainer:
             Shape ``(N, C, H, W)`` like the inputs, on the inputs' device and dtype.
         """
         rule = get_rule(method) if isinstance(method, str) else method
-        rec = self._record(layer, call)
-        act = self.activation(layer, call)
-        ch, pos = self._check_channel_position(act, rec.name, channel, position)
+        rec = self.record(layer, call)
+        act = self.activation(rec.layer_key)
+        ch, pos = check_channel_position(act, rec.name, channel, position)
         if rec.edge is None:
             raise ModelError(f"layer {rec.key!r} output does not depend on the input through autograd; it cannot be projected")
-        seed = _one_hot_seed(act, ch, pos)
-        out = self._backward(rec.edge, seed, rule)
+        out = self.backward_to(rec.edge, activation_seed(act, ch, pos), rule)
         self._warn_degenerate(out, f"projection of {rec.key}")
         return out.to(device=self._orig_device, dtype=self._orig_dtype)
 
-    def receptive_field(self, layer: str, y: int, x: int, call: int = 0) -> tuple[int, int, int, int]:
+    def receptive_field(self, layer: str | LayerKey, y: int, x: int, call: int = 0) -> tuple[int, int, int, int]:
         """Input-pixel box ``(y0, x0, y1, x1)`` (half-open) that the unit at ``(y, x)`` of ``layer`` sees.
 
         Computed structurally (ReLUs pass, max-pools spread over their window, all weights
-        one), so it is the full theoretical receptive field clipped to the image.
+        one), so it is the full theoretical receptive field clipped to the image; see
+        :mod:`saliency_widget.engine.receptive`.
         """
-        rec = self._record(layer, call)
-        act = self.activation(layer, call)
-        self._check_channel_position(act, rec.name, 0, (y, x))
-        key = (rec.name, rec.call, int(y), int(x))
-        if key not in self._rf_cache:
+        rec = self.record(layer, call)
+        act = self.activation(rec.layer_key)
+        check_channel_position(act, rec.name, 0, (y, x))
+        cache_key = (rec.layer_key, int(y), int(x))
+        if cache_key not in self._rf_cache:
             with self._lock:
-                self._rf_cache[key] = receptive_field(self.model, tuple(self._x.shape[1:]), rec.name, int(y), int(x), rec.call, self._x.dtype, self.device)
-        return self._rf_cache[key]
-
-
-def _argmax_positions(maps: torch.Tensor) -> torch.Tensor:
-    """``(N, H, W)`` -> ``(N, 2)`` long tensor of (y, x) of each map's maximum."""
-    n, h, w = maps.shape
-    flat = maps.reshape(n, -1).argmax(dim=1)
-    return torch.stack([flat // w, flat % w], dim=1)
-
-
-def _one_hot_seed(act: torch.Tensor, channel: int | torch.Tensor, pos: torch.Tensor | None) -> torch.Tensor:
-    """Zero everywhere except the chosen activation, which keeps its forward value.
-
-    ``channel`` is one int, or an ``(N,)`` tensor with one channel per sample.
-    """
-    seed = torch.zeros_like(act)
-    n = act.shape[0]
-    idx = torch.arange(n, device=act.device)
-    if isinstance(channel, torch.Tensor):
-        channel = channel.to(act.device)
-    if act.dim() == 2:
-        seed[idx, channel] = act[idx, channel]
-        return seed
-    if pos is None:
-        pos = _argmax_positions(act[idx, channel])
-    pos = pos.to(act.device)
-    seed[idx, channel, pos[:, 0], pos[:, 1]] = act[idx, channel, pos[:, 0], pos[:, 1]]
-    return seed
-
-
-def _recompute_output(model: nn.Module, x: torch.Tensor, layer: str, call: int) -> torch.Tensor:
-    """Forward (no grad) until ``layer`` ran for the ``call``-th time; return a copy of its output."""
-    with torch.no_grad():
-        return forward_to(model, x, layer, call, clone=True)
-
-
-def receptive_field(
-    model: nn.Module,
-    input_shape: Sequence[int],
-    layer: str,
-    y: int,
-    x: int,
-    call: int = 0,
-    dtype: torch.dtype = torch.float32,
-    device: torch.device | str = "cpu",
-) -> tuple[int, int, int, int]:
-    """Receptive field of unit ``(y, x)`` of ``layer`` as a half-open pixel box ``(y0, x0, y1, x1)``.
-
-    Parameters
-    ----------
-    model
-        The model (not modified).
-    input_shape
-        ``(C, H, W)`` of one input.
-    layer, call
-        Module name and execution index.
-    y, x
-        Position in the layer's output feature map.
-    """
-    return receptive_fields(model, input_shape, layer, [(y, x)], call, dtype, device)[0]
-
-
-def receptive_fields(
-    model: nn.Module,
-    input_shape: Sequence[int],
-    layer: str,
-    positions: Sequence[tuple[int, int]],
-    call: int = 0,
-    dtype: torch.dtype = torch.float32,
-    device: torch.device | str = "cpu",
-    batch_size: int = 32,
-) -> list[tuple[int, int, int, int]]:
-    """Receptive-field boxes of many units at once: one probe image per position, batched.
-
-    Each probe is an all-ones input run under :class:`ReceptiveFieldMode` (ReLUs pass,
-    max-pools spread, weights are ones), so the input-gradient's support of unit ``(y, x)``
-    is exactly the set of pixels it is connected to.
-    """
-    boxes: list[tuple[int, int, int, int]] = []
-    for start in range(0, len(positions), batch_size):
-        chunk = positions[start : start + batch_size]
-        probe = torch.ones((len(chunk), *input_shape), dtype=dtype, device=device, requires_grad=True)
-        with torch.enable_grad():
-            out = forward_to(model, probe, layer, call, mode=ReceptiveFieldMode())
-        if out.dim() != 4 or not out.requires_grad:
-            boxes += [(0, 0, int(input_shape[-2]), int(input_shape[-1]))] * len(chunk)
-            continue
-        seed = torch.zeros_like(out)
-        for i, (y, x) in enumerate(chunk):
-            seed[i, :, y, x] = 1.0
-        (g,) = torch.autograd.grad(out, probe, seed, allow_unused=True)
-        if g is None:
-            boxes += [(0, 0, 0, 0)] * len(chunk)
-            continue
-        support = g.abs().sum(1) > 0  # (B, H, W)
-        for i in range(len(chunk)):
-            ys = torch.nonzero(support[i].any(1)).flatten()
-            xs = torch.nonzero(support[i].any(0)).flatten()
-            boxes.append((0, 0, 0, 0) if ys.numel() == 0 else (int(ys[0]), int(xs[0]), int(ys[-1]) + 1, int(xs[-1]) + 1))
-    return boxes
-
-
-# Re-exported for callers that want the paper's default rule object.
-DEFAULT_PROJECTION_RULE = DECONVNET
+                self._rf_cache[cache_key] = receptive_field(
+                    self.model, tuple(self._x.shape[1:]), rec.name, int(y), int(x), rec.call, self._x.dtype, self.device
+                )
+        return self._rf_cache[cache_key]

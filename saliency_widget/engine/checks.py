@@ -1,25 +1,31 @@
-"""Checks on models and inputs, and the context that leaves the user's model as it was."""
+"""Checks on models, inputs, targets and layer names, and the context that restores ``training`` flags.
+
+Everything here validates or normalises what the user passed before a forward pass runs;
+recording the forward pass itself is :mod:`saliency_widget.engine.capture`.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import itertools
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import InputError, LayerError, ModelError, choices
+from .keys import LayerKey
 
 __all__ = [
+    "check_channel_position",
+    "check_layer_key",
+    "check_layer_name",
     "check_model",
-    "model_device_dtype",
-    "prepare_inputs",
     "eval_mode",
-    "LayerCapture",
-    "StopForward",
+    "model_device_dtype",
+    "module_names",
+    "prepare_inputs",
     "resolve_targets",
 ]
 
@@ -148,154 +154,6 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
             m.training = True
 
 
-class StopForward(BaseException):
-    """Raised by a capture hook to end the forward pass once the wanted layer has run.
-
-    A BaseException so that a model's own ``except Exception`` cannot swallow it.
-    """
-
-
-@dataclass
-class LayerRecord:
-    """One execution of one module during a recorded forward pass.
-
-    Attributes
-    ----------
-    name, call
-        Dotted module name and which execution of it (0 = first).
-    type
-        Module class name.
-    tensor
-        The output tensor object, shape ``(N, ...)``; its values may have been changed
-        afterwards by an in-place op (see ``version``).
-    version
-        ``tensor._version`` right after the module ran: a different value now means an
-        in-place op changed it, so its values must be recomputed.
-    edge
-        Autograd edge of the output at the time the module ran (None if no grad).
-    """
-
-    name: str
-    call: int
-    type: str
-    tensor: torch.Tensor
-    version: int
-    edge: Any
-    value: torch.Tensor | None = field(default=None, repr=False)
-
-    @property
-    def key(self) -> str:
-        return self.name if self.call == 0 else f"{self.name}#{self.call}"
-
-    def current_value(self) -> torch.Tensor | None:
-        """The forward value, if no in-place op changed it since; else None."""
-        if self.value is not None:
-            return self.value
-        if self.tensor._version == self.version:
-            return self.tensor.detach()
-        return None
-
-
-class LayerCapture:
-    """Forward hooks that record module outputs; installed only inside ``with``.
-
-    Parameters
-    ----------
-    model
-        The model; hooks go on its submodules (not on the model itself).
-    names
-        Module names to hook, or None for all.
-    stop_at
-        ``(name, call)``: raise :class:`StopForward` right after that execution.
-    clone
-        Keep a detached copy of the values of the ``stop_at`` execution.
-    """
-
-    def __init__(
-        self,
-        model: nn.Module,
-        names: Sequence[str] | None = None,
-        stop_at: tuple[str, int] | None = None,
-        clone: bool = False,
-    ) -> None:
-        self.model = model
-        self.names = None if names is None else set(names)
-        self.stop_at = stop_at
-        self.clone = clone
-        self.records: list[LayerRecord] = []
-        self.counts: dict[str, int] = {}
-        self._handles: list[Any] = []
-
-    def __enter__(self) -> "LayerCapture":
-        try:
-            for name, module in self.model.named_modules():
-                if name == "" or (self.names is not None and name not in self.names):
-                    continue
-                self._handles.append(module.register_forward_hook(self._make_hook(name)))
-        except BaseException:
-            self._remove()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._remove()
-
-    def _remove(self) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
-
-    def _make_hook(self, name: str) -> Any:
-        def hook(module: nn.Module, args: Any, output: Any) -> None:
-            call = self.counts.get(name, 0)
-            self.counts[name] = call + 1
-            if not isinstance(output, torch.Tensor):
-                return
-            edge = None
-            if output.requires_grad:
-                gfn = output.grad_fn
-                # A C++ node directly (get_gradient_edge costs ~20 µs per layer); leaves and Python
-                # nodes (our ReLU Function) need get_gradient_edge's ownership token.
-                edge = (
-                    torch.autograd.graph.GradientEdge(gfn, output.output_nr)
-                    if gfn is not None and not isinstance(gfn, torch._C._FunctionBase)
-                    else torch.autograd.graph.get_gradient_edge(output)
-                )
-            rec = LayerRecord(name, call, type(module).__name__, output, output._version, edge)
-            if self.stop_at == (name, call) and self.clone:
-                rec.value = output.detach().clone()
-            self.records.append(rec)
-            if self.stop_at == (name, call):
-                raise StopForward
-
-        return hook
-
-
-def forward_to(
-    model: nn.Module, x: torch.Tensor, layer: str, call: int = 0, *, clone: bool = False, mode: Any = None
-) -> torch.Tensor:
-    """Run ``model(x)`` in eval mode until ``layer`` ran for the ``call``-th time; return that output.
-
-    Grad mode is the caller's (wrap in ``torch.no_grad()`` for a plain scan). ``mode`` is an
-    optional TorchFunctionMode active during the partial forward; ``clone`` returns a copy
-    that later in-place ops cannot change.
-    """
-    cap = LayerCapture(model, names=[layer], stop_at=(layer, call), clone=clone)
-    with eval_mode(model), cap, (mode if mode is not None else contextlib.nullcontext()):
-        try:
-            model(x)
-        except StopForward:
-            pass
-    for rec in cap.records:
-        if (rec.name, rec.call) == (layer, call):
-            return rec.value if clone and rec.value is not None else rec.tensor
-    ran = sorted(c for (n, c) in ((r.name, r.call) for r in cap.records) if n == layer)
-    raise LayerError(
-        f"layer {layer!r} call {call} did not run in the forward pass"
-        + (f"; valid calls are {ran}" if ran else " (it is not on the path of this input)")
-    )
-
-
 def module_names(model: nn.Module) -> list[str]:
     """Dotted names of all submodules (the model itself excluded)."""
     return [n for n, _ in model.named_modules() if n]
@@ -310,6 +168,31 @@ def check_layer_name(model: nn.Module, layer: Any) -> str:
             f"{choices(names)}"
         )
     return layer
+
+
+def check_layer_key(model: nn.Module, layer: Any, call: int = 0) -> LayerKey:
+    """Read ``layer`` (``"name"``, ``"name#call"`` or a :class:`LayerKey`) and check that the module exists.
+
+    Parameters
+    ----------
+    model
+        The model whose ``named_modules()`` define the valid names.
+    layer
+        The layer as the user gave it; anything that is not a str or key is reported by
+        :func:`check_layer_name` with the list of valid names.
+    call
+        Execution index when ``layer`` names none (see :meth:`LayerKey.parse`).
+
+    Returns
+    -------
+    LayerKey
+        Whether that execution ran is checked later, against a recorded forward pass.
+    """
+    if not isinstance(layer, (str, LayerKey)):
+        check_layer_name(model, layer)  # raises: not a name
+    key = LayerKey.parse(layer, call)
+    check_layer_name(model, key.name)
+    return key
 
 
 def resolve_targets(target: Any, logits: torch.Tensor) -> torch.Tensor:
@@ -363,3 +246,61 @@ def resolve_targets(target: Any, logits: torch.Tensor) -> torch.Tensor:
             f"target {t[bad][0].item()} is out of range: the model has {k} classes, valid targets are 0..{k - 1}"
         )
     return t.clone()
+
+
+def check_channel_position(
+    act: torch.Tensor, layer: str, channel: Any, position: Any
+) -> tuple[int | torch.Tensor, torch.Tensor | None]:
+    """Validate a unit of a layer output for projections and receptive fields.
+
+    Parameters
+    ----------
+    act
+        The layer's output, ``(N, C, H, W)`` or ``(N, C)``.
+    layer
+        Its key, for messages.
+    channel
+        One channel index, or N of them (a sequence or ``(N,)`` tensor, one per sample).
+    position
+        ``(y, x)``, an ``(N, 2)`` array of ints, or None (each sample's strongest activation).
+
+    Returns
+    -------
+    channel, position
+        ``channel`` as given (one int) or an ``(N,)`` long tensor; ``position`` None or an
+        ``(N, 2)`` long tensor.
+    """
+    if act.dim() not in (2, 4):
+        raise LayerError(
+            f"layer {layer!r} outputs shape {tuple(act.shape)}; projections need (N, C, H, W) or (N, C) outputs"
+        )
+    c_count = act.shape[1]
+    if isinstance(channel, (torch.Tensor, list, tuple)):
+        # one channel per sample (used to project many winners in one batch)
+        ch = torch.as_tensor(channel)
+        if ch.shape != (act.shape[0],) or ch.is_floating_point() or bool(((ch < 0) | (ch >= c_count)).any()):
+            raise InputError(
+                f"per-sample channels must be N={act.shape[0]} ints in 0..{c_count - 1}, got {channel!r}"
+            )
+        channel = ch.to(torch.long)
+    elif isinstance(channel, bool) or not isinstance(channel, int) or not 0 <= channel < c_count:
+        raise InputError(f"channel {channel!r} is out of range for layer {layer!r}: valid channels are 0..{c_count - 1}")
+    if act.dim() == 2:
+        if position is not None:
+            raise InputError(f"layer {layer!r} has no spatial dimensions (shape {tuple(act.shape)}); use position=None")
+        return channel, None
+    n, _, h, w = act.shape
+    if position is None:
+        return channel, None
+    pos = torch.as_tensor(position)
+    if pos.is_floating_point() or pos.shape not in ((2,), (n, 2)):
+        raise InputError(f"position must be (y, x) or an (N, 2) array of ints, got {position!r}")
+    pos = pos.reshape(-1, 2).expand(n, 2).to(torch.long)
+    bad = (pos[:, 0] < 0) | (pos[:, 0] >= h) | (pos[:, 1] < 0) | (pos[:, 1] >= w)
+    if bool(bad.any()):
+        y, x = pos[bad][0].tolist()
+        raise InputError(
+            f"position (y={y}, x={x}) is out of range for layer {layer!r} with feature maps of "
+            f"{h}x{w}: valid y is 0..{h - 1}, x is 0..{w - 1}"
+        )
+    return channel, pos

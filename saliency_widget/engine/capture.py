@@ -1,0 +1,216 @@
+"""Recording a forward pass: per-module outputs with their autograd edges, and partial forwards.
+
+Forward hooks exist only inside a :class:`LayerCapture` ``with`` block; :func:`forward_to`
+stops the model right after a chosen layer execution by raising :class:`StopForward`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import LayerError
+from .checks import eval_mode
+from .keys import LayerKey
+
+__all__ = ["LayerCapture", "LayerInfo", "LayerRecord", "StopForward", "forward_to", "layer_infos"]
+
+
+class StopForward(BaseException):
+    """Raised by a capture hook to end the forward pass once the wanted layer has run.
+
+    A BaseException so that a model's own ``except Exception`` cannot swallow it.
+    """
+
+
+@dataclass
+class LayerRecord:
+    """One execution of one module during a recorded forward pass.
+
+    Attributes
+    ----------
+    name, call
+        Dotted module name and which execution of it (0 = first).
+    type
+        Module class name.
+    tensor
+        The output tensor object, shape ``(N, ...)``; its values may have been changed
+        afterwards by an in-place op (see ``version``).
+    version
+        ``tensor._version`` right after the module ran: a different value now means an
+        in-place op changed it, so its values must be recomputed.
+    edge
+        Autograd edge of the output at the time the module ran (None if no grad).
+    """
+
+    name: str
+    call: int
+    type: str
+    tensor: torch.Tensor
+    version: int
+    edge: Any
+    value: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def layer_key(self) -> LayerKey:
+        """This execution as a :class:`~saliency_widget.engine.keys.LayerKey`."""
+        return LayerKey(self.name, self.call)
+
+    @property
+    def key(self) -> str:
+        """``"name"`` for the first call, ``"name#call"`` for later ones (``str(self.layer_key)``)."""
+        return str(self.layer_key)
+
+    def current_value(self) -> torch.Tensor | None:
+        """The forward value, if no in-place op changed it since; else None."""
+        if self.value is not None:
+            return self.value
+        if self.tensor._version == self.version:
+            return self.tensor.detach()
+        return None
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """An inspectable layer execution, for building menus and sliders.
+
+    Attributes
+    ----------
+    name
+        Dotted module name as in ``model.named_modules()``.
+    call
+        Which execution of the module (0 = first); reused modules have several.
+    shape
+        Output shape without the batch dimension, e.g. ``(C, H, W)``.
+    type
+        Module class name, e.g. ``"ReLU"``.
+    """
+
+    name: str
+    call: int
+    shape: tuple[int, ...]
+    type: str
+
+    @property
+    def layer_key(self) -> LayerKey:
+        """This execution as a :class:`~saliency_widget.engine.keys.LayerKey`."""
+        return LayerKey(self.name, self.call)
+
+    @property
+    def key(self) -> str:
+        """``name`` for the first call, ``"name#call"`` for later ones (``str(self.layer_key)``)."""
+        return str(self.layer_key)
+
+    @property
+    def channels(self) -> int:
+        return self.shape[0]
+
+
+def layer_infos(records: Iterable[LayerRecord]) -> list[LayerInfo]:
+    """The inspectable executions among ``records`` (tensor outputs of rank >= 2), in order."""
+    return [LayerInfo(r.name, r.call, tuple(r.tensor.shape[1:]), r.type) for r in records if r.tensor.dim() >= 2]
+
+
+class LayerCapture:
+    """Forward hooks that record module outputs; installed only inside ``with``.
+
+    Parameters
+    ----------
+    model
+        The model; hooks go on its submodules (not on the model itself).
+    names
+        Module names to hook, or None for all.
+    stop_at
+        ``(name, call)``: raise :class:`StopForward` right after that execution.
+    clone
+        Keep a detached copy of the values of the ``stop_at`` execution.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        names: Sequence[str] | None = None,
+        stop_at: tuple[str, int] | None = None,
+        clone: bool = False,
+    ) -> None:
+        self.model = model
+        self.names = None if names is None else set(names)
+        self.stop_at = stop_at
+        self.clone = clone
+        self.records: list[LayerRecord] = []
+        self.counts: dict[str, int] = {}
+        self._handles: list[Any] = []
+
+    def __enter__(self) -> LayerCapture:
+        try:
+            for name, module in self.model.named_modules():
+                if name == "" or (self.names is not None and name not in self.names):
+                    continue
+                self._handles.append(module.register_forward_hook(self._make_hook(name)))
+        except BaseException:
+            self._remove()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._remove()
+
+    def _remove(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    def _make_hook(self, name: str) -> Any:
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            call = self.counts.get(name, 0)
+            self.counts[name] = call + 1
+            if not isinstance(output, torch.Tensor):
+                return
+            edge = None
+            if output.requires_grad:
+                gfn = output.grad_fn
+                # A C++ node directly (get_gradient_edge costs ~20 µs per layer); leaves and Python
+                # nodes (our ReLU Function) need get_gradient_edge's ownership token.
+                edge = (
+                    torch.autograd.graph.GradientEdge(gfn, output.output_nr)
+                    if gfn is not None and not isinstance(gfn, torch._C._FunctionBase)
+                    else torch.autograd.graph.get_gradient_edge(output)
+                )
+            rec = LayerRecord(name, call, type(module).__name__, output, output._version, edge)
+            if self.stop_at == (name, call) and self.clone:
+                rec.value = output.detach().clone()
+            self.records.append(rec)
+            if self.stop_at == (name, call):
+                raise StopForward
+
+        return hook
+
+
+def forward_to(
+    model: nn.Module, x: torch.Tensor, layer: str, call: int = 0, *, clone: bool = False, mode: Any = None
+) -> torch.Tensor:
+    """Run ``model(x)`` in eval mode until ``layer`` ran for the ``call``-th time; return that output.
+
+    Grad mode is the caller's (wrap in ``torch.no_grad()`` for a plain scan). ``mode`` is an
+    optional TorchFunctionMode active during the partial forward; ``clone`` returns a copy
+    that later in-place ops cannot change.
+    """
+    cap = LayerCapture(model, names=[layer], stop_at=(layer, call), clone=clone)
+    with eval_mode(model), cap, (mode if mode is not None else contextlib.nullcontext()):
+        try:
+            model(x)
+        except StopForward:
+            pass
+    for rec in cap.records:
+        if (rec.name, rec.call) == (layer, call):
+            return rec.value if clone and rec.value is not None else rec.tensor
+    ran = sorted(c for (n, c) in ((r.name, r.call) for r in cap.records) if n == layer)
+    raise LayerError(
+        f"layer {layer!r} call {call} did not run in the forward pass"
+        + (f"; valid calls are {ran}" if ran else " (it is not on the path of this input)")
+    )
