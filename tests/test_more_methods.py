@@ -15,7 +15,7 @@ from torch.testing import assert_close
 
 import saliency_widget as sw
 from saliency_widget import InputError, MethodError
-from saliency_widget.engine.methods import get_method
+from saliency_widget.engine import get_method
 from saliency_widget.engine.cam import default_cam_layer, gradcam_low_res
 from saliency_widget.engine.occlusion import occlusion_scores
 from saliency_widget.engine.sampling import integrated_gradients

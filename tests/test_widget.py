@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from saliency_widget.engine.methods import method_label
+from saliency_widget.engine import method_label
 from saliency_widget.errors import InputError
 from saliency_widget.widget import Explorer, explore
 from saliency_widget.viz import render as R

@@ -31,8 +31,8 @@ from PIL import Image
 
 from ..data import load_sample, sample_images
 from ..engine import Explainer, available_methods
-from ..engine.keys import LayerKey
-from ..engine.methods import method_label
+from ..engine import LayerKey
+from ..engine import method_label
 from ..errors import InputError, LayerError, MethodError, choices
 from ..viz import render as R
 from ..viz.images import describe_model

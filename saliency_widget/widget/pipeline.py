@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from ..engine import RULES, Explainer, LayerInfo
-from ..engine.keys import LayerKey
-from ..engine.methods import method_label
+from ..engine import LayerKey
+from ..engine import method_label
 from ..errors import InputError, LayerError, ModelError, choices
 from ..viz import render as R
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import bqplot as bq
 import ipywidgets as W
 
-from ..engine.methods import method_label
+from ..engine import method_label
 from ..errors import SaliencyError
 from ..viz import render as R
 from .canvas import FeatureMapCanvas
