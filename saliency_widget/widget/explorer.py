@@ -31,7 +31,6 @@ from PIL import Image
 
 from ..data import load_sample, sample_images
 from ..engine import Explainer, available_methods
-from ..engine import LayerKey
 from ..engine import method_label
 from ..errors import InputError, LayerError, MethodError, choices
 from ..viz import render as R
@@ -268,8 +267,7 @@ class Explorer(W.VBox):
             self.layer = current
             self._apply_layer_limits()
             # The strongest filter rather than a possibly dead filter 0, so the first view shows something.
-            key = LayerKey.parse(current)
-            act = ex.activation(key.name, call=key.call)[0]
+            act = ex.activation(current)[0]
             self.channel = int(act.flatten(1).amax(dim=1).argmax())
 
     # ------------------------------------------------------------------ rendering
@@ -359,8 +357,7 @@ class Explorer(W.VBox):
     def jump_to_strongest(self) -> tuple[int, int]:
         """Select the current filter's largest activation and return its ``(y, x)``."""
         self.wait(timeout=60)  # the explainer must belong to the current image
-        key = LayerKey.parse(self.layer)
-        y, x = self.inputs.explainer().strongest(key.name, self.channel, call=key.call)[0]
+        y, x = self.inputs.explainer().strongest(self.layer, self.channel)[0]
         self.position = (int(y), int(x))
         return int(y), int(x)
 

@@ -315,7 +315,7 @@ def compute_view(
 
         info = find_layer(explainer, snapshot.layer)
         key = LayerKey(info.name, info.call)
-        act = memo.activation.get_or((v, str(key)), lambda: explainer.activation(key.name, call=key.call)[0].detach().cpu().numpy())
+        act = memo.activation.get_or((v, str(key)), lambda: explainer.activation(key)[0].detach().cpu().numpy())
         if not 0 <= snapshot.channel < act.shape[0]:
             raise InputError(f"filter {snapshot.channel} out of range: {key} has {act.shape[0]} filters (0..{act.shape[0] - 1})")
         fmap = act[snapshot.channel]
@@ -329,12 +329,12 @@ def compute_view(
         rule = projection_rule(snapshot.method)
         proj = memo.projection.get_or(
             (v, str(key), snapshot.channel, pos, rule),
-            lambda: explainer.project(key.name, snapshot.channel, position=pos, call=key.call, method=rule)[0].detach().cpu().numpy(),
+            lambda: explainer.project(key, snapshot.channel, position=pos, method=rule)[0].detach().cpu().numpy(),
         )
         png, messages["projection"] = map_png(proj, snapshot, base)
         if png:
             panels["projection"] = png
-        box = explainer.receptive_field(key.name, pos[0], pos[1], call=key.call)
+        box = explainer.receptive_field(key, pos[0], pos[1])
         panels["input"] = R.to_png(R.draw_box(base, box, (0, 255, 0), 2))
     return ViewResult(
         snapshot=snapshot,
