@@ -1,6 +1,6 @@
-"""A tiny hand-weighted conv net with every expected map written out by hand.
+"""Gradient, DeconvNet, Guided Backprop maps and projections on a hand-weighted net, as hand-computed literals.
 
-Network (no biases)::
+Network (``tests.nets.HandWeightedNet``, no biases; input ``tests.nets.HAND_X``)::
 
     x (1,1,3,3) -> conv 2x2 (2 filters) -> ReLU -> max-pool 2x2 -> flatten (2)
       -> linear V (2x2) -> ReLU -> linear U (2x2) -> logits
@@ -30,33 +30,12 @@ from torch import nn
 from torch.testing import assert_close
 
 import saliency_widget as sw
-
-
-class Tiny(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(1, 2, 2, bias=False)
-        self.relu = nn.ReLU()
-        self.pool = nn.MaxPool2d(2)
-        self.fc1 = nn.Linear(2, 2, bias=False)
-        self.relu2 = nn.ReLU()
-        self.fc2 = nn.Linear(2, 2, bias=False)
-        with torch.no_grad():
-            self.conv.weight.copy_(torch.tensor([[[[1.0, 0.0], [0.0, 1.0]]], [[[-1.0, 1.0], [1.0, -1.0]]]]))
-            self.fc1.weight.copy_(torch.tensor([[1.0, -1.0], [0.0, 1.0]]))
-            self.fc2.weight.copy_(torch.tensor([[2.0, 1.0], [-1.0, 2.0]]))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(self.relu(self.conv(x))).flatten(1)
-        return self.fc2(self.relu2(self.fc1(x)))
-
-
-X = torch.tensor([[[[1.0, 2.0, 0.0], [-1.0, 3.0, 1.0], [0.0, -2.0, 2.0]]]])
+from tests.nets import HAND_X, HandWeightedNet
 
 
 @pytest.fixture(params=[torch.float32, torch.float64], ids=["f32", "f64"])
 def net_and_x(request: pytest.FixtureRequest) -> tuple[nn.Module, torch.Tensor]:
-    return Tiny().to(request.param), X.to(request.param)
+    return HandWeightedNet().to(request.param), HAND_X.to(request.param)
 
 
 def test_forward_values(net_and_x: tuple[nn.Module, torch.Tensor]) -> None:
@@ -137,7 +116,7 @@ def test_maxpool_goes_back_through_its_switches() -> None:
 
 
 def test_layers_lists_forward_order() -> None:
-    infos = sw.layers(Tiny(), X)
+    infos = sw.layers(HandWeightedNet(), HAND_X)
     assert [(i.name, i.call, i.shape, i.type) for i in infos] == [
         ("conv", 0, (2, 2, 2), "Conv2d"),
         ("relu", 0, (2, 2, 2), "ReLU"),
@@ -149,6 +128,6 @@ def test_layers_lists_forward_order() -> None:
 
 
 def test_receptive_field_of_tiny_net() -> None:
-    ex = sw.Explainer(Tiny(), X)
+    ex = sw.Explainer(HandWeightedNet(), HAND_X)
     assert ex.receptive_field("conv", 1, 0) == (1, 0, 3, 2)
     assert ex.receptive_field("pool", 0, 0) == (0, 0, 3, 3)

@@ -10,31 +10,11 @@ from torch import nn
 
 import saliency_widget as sw
 from saliency_widget import InputError, LayerError, MethodError, ModelError, SaliencyError
+from tests.helpers import seeded_randn
+from tests.nets import FiveClassCNN, NoReLU, seeded
 
-
-class Small(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
-        self.fc = nn.Linear(4 * 4 * 4, 5)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x).flatten(1))
-
-
-class NoReLU(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 2, 3)
-        self.act = nn.Tanh()
-        self.fc = nn.Linear(2, 3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.act(self.conv(x)).mean((2, 3)))
-
-
-M = Small().eval()
-X = torch.randn(2, 3, 8, 8)
+M = seeded(FiveClassCNN).eval()
+X = seeded_randn(2, 3, 8, 8, seed=1)
 
 
 @pytest.mark.parametrize(
@@ -89,7 +69,7 @@ def test_no_relu_model_still_has_gradients() -> None:
 
 
 def test_mixed_dtype_input_is_cast_and_returned_in_input_dtype() -> None:
-    m64 = Small().double().eval()
+    m64 = FiveClassCNN().double().eval()
     out = sw.saliency(m64, X)
     assert out.dtype == torch.float32
     xr = X.double().requires_grad_(True)

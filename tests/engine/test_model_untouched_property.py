@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import saliency_widget as sw
-from conftest import assert_unchanged, snapshot
+from tests.helpers import assert_unchanged, snapshot
 
 RELU_FORMS = ("module", "module_inplace", "shared_module", "F.relu", "F.relu_inplace", "torch.relu_", "x.relu()", "x.relu_()")
 POOLS = ("none", "max", "avg")

@@ -1,7 +1,7 @@
 """Engine vs. an independent slow reference (explicit-mask ReLUs), float64, on real architectures.
 
 The reference never uses the engine's mechanism: it rewrites each network's ReLUs as
-:class:`conftest.RefReLU` (explicit ``(x > 0)`` / ``(R > 0)`` masks) by swapping modules in a
+:class:`tests.helpers.RefReLU` (explicit ``(x > 0)`` / ``(R > 0)`` masks) by swapping modules in a
 deep copy or by re-writing the forward functionally, then calls plain autograd.
 """
 
@@ -17,7 +17,8 @@ from torch import nn
 from torch.testing import assert_close
 
 import saliency_widget as sw
-from conftest import RefReLU, assert_unchanged, snapshot, swap_relus
+from tests.helpers import RefReLU, assert_unchanged, seeded_randn, snapshot, swap_relus
+from tests.nets import AllReLUForms, seeded
 
 METHODS = ["gradient", "deconvnet", "guided_backprop"]
 
@@ -182,61 +183,10 @@ def test_densenet121_functional_relu_matches_reference(images: torch.Tensor, met
 
 
 # ---------------------------------------------------------------- every ReLU form in one custom net
-class AllForms(nn.Module):
-    """Uses F.relu, F.relu(inplace), F.relu_, torch.relu, torch.relu_, Tensor.relu, Tensor.relu_ and a reused nn.ReLU."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.c1 = nn.Conv2d(3, 6, 3, padding=1)
-        self.c2 = nn.Conv2d(6, 6, 3, padding=1)
-        self.c3 = nn.Conv2d(6, 8, 3, padding=1)
-        self.c4 = nn.Conv2d(8, 8, 3, padding=1)
-        self.c5 = nn.Conv2d(8, 8, 3, padding=1)
-        self.act = nn.ReLU(inplace=True)
-        self.fc = nn.Linear(8, 5)
-        self.ref_rule: str | None = None  # set only by the test's reference path
-
-    def r(self, form: str, t: torch.Tensor) -> torch.Tensor:
-        if self.ref_rule is not None:
-            return RefReLU.apply(t, self.ref_rule)
-        if form == "F.relu":
-            return F.relu(t)
-        if form == "F.relu_inplace":
-            return F.relu(t, inplace=True)
-        if form == "F.relu_":
-            return F.relu_(t)
-        if form == "torch.relu":
-            return torch.relu(t)
-        if form == "torch.relu_":
-            return torch.relu_(t)
-        if form == "Tensor.relu":
-            return t.relu()
-        if form == "Tensor.relu_ (result ignored)":
-            t.relu_()  # the caller relies on the in-place change, not the return value
-            return t
-        if form == "nn.ReLU":
-            return self.act(t)
-        raise ValueError(form)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.r("F.relu", self.c1(x))
-        x = self.r("torch.relu_", self.c2(x) + x)
-        x = F.max_pool2d(x, 2)
-        x = self.r("Tensor.relu", self.c3(x))
-        x = self.r("nn.ReLU", self.c4(x))
-        x = self.r("Tensor.relu_ (result ignored)", self.c5(x) - 0.1)
-        x = self.r("nn.ReLU", self.c4(x) + x)
-        x = self.r("F.relu_", self.c5(x))
-        x = self.r("F.relu_inplace", self.c5(x) * 1.5)
-        x = self.r("torch.relu", F.max_pool2d(x, 2))
-        return self.fc(F.adaptive_max_pool2d(x, 1).flatten(1))
-
-
 @pytest.mark.parametrize("method", METHODS)
 def test_every_relu_form_matches_reference(method: str) -> None:
-    torch.manual_seed(5)
-    net = AllForms().double().eval()
-    x = torch.randn(3, 3, 16, 16, dtype=torch.float64)
+    net = seeded(AllReLUForms, 5).double().eval()
+    x = seeded_randn(3, 3, 16, 16, seed=6, dtype=torch.float64)
     target = torch.tensor([0, 2, 4])
 
     def ref_forward(t: torch.Tensor) -> torch.Tensor:
@@ -253,8 +203,8 @@ def test_every_relu_form_matches_reference(method: str) -> None:
 
 
 def test_every_relu_form_is_intercepted() -> None:
-    net = AllForms().double().eval()
-    ex = sw.Explainer(net, torch.randn(1, 3, 16, 16, dtype=torch.float64))
+    net = seeded(AllReLUForms, 5).double().eval()
+    ex = sw.Explainer(net, seeded_randn(1, 3, 16, 16, seed=7, dtype=torch.float64))
     assert ex._interceptor is not None and ex._interceptor.relu_calls == 9
 
 

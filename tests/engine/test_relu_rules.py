@@ -40,8 +40,9 @@ def test_rule_at_zero_input_passes_nothing_forward_masked(rule: str) -> None:
 
 
 def test_gradient_rule_equals_autograd_relu_backward() -> None:
-    x = torch.randn(50, dtype=torch.float64, requires_grad=True)
-    r = torch.randn(50, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(50, generator=gen, dtype=torch.float64, requires_grad=True)
+    r = torch.randn(50, generator=gen, dtype=torch.float64)
     (g,) = torch.autograd.grad(torch.relu(x), x, r)
     assert_close(relu_backward(x.detach(), r, "gradient"), g, rtol=0, atol=0)
 

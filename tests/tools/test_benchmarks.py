@@ -8,12 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO_ROOT
 
 
 def test_benchmark_entry_point_tiny(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "benchmarks", "--models", "tiny", "--batches", "1,2", "--repeats", "1", "--warmup", "0", "--out", str(tmp_path)]
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    res = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     assert res.returncode == 0, res.stderr[-2000:]
     (js,) = tmp_path.glob("cpu-*.json")
     data = json.loads(js.read_text())

@@ -11,11 +11,12 @@ hundred interactions and far exceeds it. No timing is asserted.
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "soak.py"
+from tests.helpers import REPO_ROOT
+
+SCRIPT = REPO_ROOT / "scripts" / "soak.py"
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +28,7 @@ def soak_module():  # type: ignore[no-untyped-def]
     return mod
 
 
+@pytest.mark.slow
 def test_reduced_soak_memory_is_bounded(soak_module) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("saliency_widget.models")
     # Cheap methods only, to keep the reduced run short; the full script uses all of them.

@@ -1,11 +1,9 @@
-"""Reports and the command line: a self-contained HTML that renders offline, PNG grids, clear CLI errors."""
+"""HTML reports (saliency_widget.viz.report): self-contained, render offline in Chromium, names escaped, captions."""
 
 from __future__ import annotations
 
 import html
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +11,8 @@ import pytest
 from PIL import Image
 
 from saliency_widget.cli import main
-from saliency_widget.data import load_sample, sample_images
+from saliency_widget.data import load_sample
 from saliency_widget.viz.report import render_report
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +32,9 @@ def test_html_is_self_contained(report_html: Path) -> None:
     assert "star" in text and "guided_backprop" in text
 
 
+@pytest.mark.browser
 def test_html_renders_offline_in_chromium(report_html: Path, tmp_path: Path) -> None:
-    from browser.harness import browser_page
+    from tests.browser.harness import browser_page
 
     requests: list[str] = []
     with browser_page(viewport={"width": 1100, "height": 900}, offline=True) as page:
@@ -54,69 +51,12 @@ def test_html_renders_offline_in_chromium(report_html: Path, tmp_path: Path) -> 
     assert a.std() > 10  # not blank
 
 
-def test_png_grid(tmp_path: Path) -> None:
-    out = tmp_path / "grid.png"
-    assert main(["render", "sample:shapes_star", "--methods", "gradient,gradcam", "--out", str(out)]) == 0
-    img = Image.open(out)
-    assert img.format == "PNG" and img.width > 3 * 150 and img.height >= 160
-
-
 def test_render_report_api_names_escaped(tmp_path: Path) -> None:
     img = load_sample("shapes_star")
     rep = render_report([img], names=["<img src=x onerror=alert(1)>"], methods=["deconvnet"], target="star")
     assert "<img src=x onerror" not in rep.html
     assert html.escape("<img src=x onerror=alert(1)>") in rep.html
     assert rep.save(tmp_path / "r.html").read_text() == rep.html
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["render", "missing.png"], "image file not found: 'missing.png'"),
-        (["render", "sample:nope"], "nope"),
-        (["render", "sample:shapes_star", "--methods", "foo"], "unknown method(s) ['foo']"),
-        (["render", "sample:shapes_star", "--model", "keras:x"], "--model 'keras:x' is not valid"),
-        (["render", "sample:shapes_star", "--out", "x.pdf"], "must end in .html or .png"),
-        (["render", "sample:shapes_star", "--target", "hexagon"], "unknown class 'hexagon'"),
-        (["render", "sample:shapes_star", "--target", "17"], "target 17 is out of range"),
-        (["render"], "no IMAGE given"),
-        (["render", "sample:shapes_star", "--model", "torchvision:vgg16"], "not in the torch hub cache"),
-    ],
-)
-def test_cli_errors_one_clear_line(args: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # an empty hub cache
-    assert main(args) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and message in err, err
-
-
-def test_cli_help_and_entry_point() -> None:
-    res = subprocess.run([sys.executable, "-m", "saliency_widget.cli", "render", "--help"], capture_output=True, text=True, cwd=ROOT)
-    assert res.returncode == 0
-    assert "sample:NAME" in res.stdout and "torchvision:NAME" in res.stdout and "--methods" in res.stdout
-
-
-def test_cli_lists_samples(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["render", "--list-samples"]) == 0
-    assert set(capsys.readouterr().out.split()) == set(sample_images())
-
-
-def test_explorer_to_html(tmp_path: Path) -> None:
-    from saliency_widget.widget import explore
-
-    w = explore()
-    try:
-        w.wait(60)
-        page = w.to_html(tmp_path / "view.html")
-        assert (tmp_path / "view.html").read_text() == page
-        srcs = re.findall(r'src="([^"]+)"', page)
-        assert len(srcs) >= 3 and all(s.startswith("data:image/png;base64,") for s in srcs)
-        assert "Class probabilities" in page and "<script" not in page
-        for label in w.labels:
-            assert html.escape(label) in page
-    finally:
-        w.close()
 
 
 def test_report_captions_each_image_by_its_own_name() -> None:

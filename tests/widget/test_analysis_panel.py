@@ -44,7 +44,7 @@ def test_panel_pointing_refuses_foreign_model() -> None:
 
 
 def test_sanity_pngs() -> None:
-    maps = torch.rand(3, 2, 16, 16)
+    maps = torch.rand(3, 2, 16, 16, generator=torch.Generator().manual_seed(0))
     r = SanityResult("gradient", "cascading", ["original", "fc", "conv"], [1.0, 0.5, 0.2], [1.0, 0.1, 0.0], [1.0, 0.6, 0.3], maps)
     _png_ok(sanity_plot_png([r]))
     _png_ok(sanity_gallery_png(r))

@@ -10,24 +10,15 @@ import time
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
 from PIL import Image
 
 from saliency_widget.errors import InputError
 from saliency_widget.widget import Explorer, explore
 from saliency_widget.viz import render as R
+from tests.helpers import settle
+from tests.nets import sequential_cnn
 
 LABELS = ["disc", "square", "<img src=x onerror=alert(1)>", "ring"]
-
-
-def _tiny_net(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(8, 12, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(12, 16, 3, padding=1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 4),
-    ).eval()
 
 
 def _to_tensor(img: Image.Image) -> torch.Tensor:
@@ -44,13 +35,9 @@ def _image(seed: int = 0) -> Image.Image:
 
 @pytest.fixture
 def w() -> Explorer:
-    widget = explore(_tiny_net(), _image(), labels=LABELS, transform=_to_tensor)
+    widget = explore(sequential_cnn(), _image(), labels=LABELS, transform=_to_tensor)
     yield widget
     widget.close()
-
-
-def settle(widget: Explorer) -> None:
-    assert widget.wait(timeout=60), "render did not finish"
 
 
 def test_initial_view_has_all_panels(w: Explorer) -> None:
@@ -167,7 +154,7 @@ def test_display_options(w: Explorer) -> None:
 
 
 def test_all_zero_map_says_so() -> None:
-    net = _tiny_net()
+    net = sequential_cnn()
     with torch.no_grad():
         net[0].bias.fill_(-1e6)  # every first-layer ReLU is off -> zero gradient
     w = explore(net, _image(), labels=LABELS, transform=_to_tensor)
@@ -217,11 +204,11 @@ def test_labels_are_escaped(w: Explorer) -> None:
 
 def test_wrong_label_count_raises() -> None:
     with pytest.raises(InputError, match="3 labels but the model has 4 classes"):
-        explore(_tiny_net(), _image(), labels=["a", "b", "c"], transform=_to_tensor)
+        explore(sequential_cnn(), _image(), labels=["a", "b", "c"], transform=_to_tensor)
 
 
 def test_image_inputs(tmp_path) -> None:
-    net = _tiny_net()
+    net = sequential_cnn()
     p = tmp_path / "x.png"
     _image().save(p)
     arr = np.asarray(_image())
@@ -341,33 +328,6 @@ def test_explore_defaults_to_bundled_model() -> None:
         assert w._version == 2 and "error" not in w.status
     finally:
         w.close()
-
-
-# ---------------------------------------------------------------- render.py
-def test_render_degenerate_and_colormaps() -> None:
-    nan = np.zeros((3, 8, 8))
-    nan[0, 1, 1] = np.nan
-    assert "non-finite" in R.render_map(nan).message
-    assert "all zeros" in R.render_map(np.zeros((8, 8))).message
-    pos = np.abs(np.random.RandomState(0).randn(3, 8, 8))
-    assert "negative part is all zeros" in R.render_map(pos, sign="negative").message
-    for name in R.COLORMAPS:
-        lut = R.colormap_lut(name)
-        assert lut.shape == (256, 3) and lut.dtype == np.uint8
-    signed = R.render_map(np.array([[-1.0, 0.0, 1.0]]), sign="signed", cmap="magma", clip_percentile=100)
-    cw = R.colormap_lut("coolwarm")
-    assert (signed.rgb[0, 0] == cw[0]).all() and (signed.rgb[0, 2] == cw[255]).all()
-    with pytest.raises(ValueError):
-        R.colormap_lut("nope")
-
-
-def test_render_clip_and_box() -> None:
-    m = np.arange(100, dtype=float).reshape(10, 10)
-    v, msg, vmax = R.prepare_map(m, "absolute", 50.0)
-    assert msg is None and vmax == pytest.approx(np.percentile(m, 50)) and v.max() == 1.0
-    boxed = R.draw_box(np.zeros((10, 10, 3), np.uint8), (-3, 2, 5, 8), width=1)
-    assert (boxed[0, 2:8] == (0, 255, 0)).all() and (boxed[4, 2:8] == (0, 255, 0)).all()
-    assert (boxed[2, 3] == 0).all()
 
 
 def test_normalisation_read_from_torchvision_weights() -> None:
