@@ -241,6 +241,7 @@ def resnet18_random_bn(seed: int = 11, num_classes: int = 10) -> nn.Module:
         m = torchvision.models.resnet18(weights=None, num_classes=num_classes).double().eval()
         for mod in m.modules():
             if isinstance(mod, nn.BatchNorm2d):
+                assert mod.running_mean is not None  # track_running_stats is on in torchvision's BatchNorm
                 mod.running_mean.uniform_(-0.3, 0.3)
                 mod.bias.data.uniform_(-0.2, 0.2)
         return m

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -118,3 +121,16 @@ def test_esm_found_in_source_checkout() -> None:
     p = esm_path()
     assert p.is_file() and p.read_text(encoding="utf-8").strip()
     assert "export default" in FeatureMapCanvas._esm
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js")
+def test_esm_imports_under_node_and_exports_render() -> None:
+    # The module is plain ESM with no imports: Node can load it without a DOM or a build step.
+    code = "const m = (await import(process.argv[1])).default;" "console.log(JSON.stringify({keys: Object.keys(m), render: typeof m.render}))"
+    out = subprocess.run(["node", "--input-type=module", "-e", code, JS.as_uri()], capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(out.stdout) == {"keys": ["render"], "render": "function"}
+
+
+def test_esm_is_type_checked_with_jsdoc() -> None:
+    # `// @ts-check` must stay the first line for editors and tsc --checkJs to check the JSDoc types.
+    assert JS.read_text(encoding="utf-8").splitlines()[0] == "// @ts-check"
