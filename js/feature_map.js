@@ -1,3 +1,4 @@
+// @ts-check
 // Feature-map canvas of saliency-widget (anywidget front-end module, no build step).
 //
 // Model traits (all synced by the Python class saliency_widget.widget.canvas.FeatureMapCanvas):
@@ -9,13 +10,66 @@
 //   click    {y, x, seq}  written by this view when the user clicks an activation
 // Custom messages are used only for commands: {type: "cmd", id, cmd} -> reply
 // {type: "reply", id, ok, result | error}. Double-click asks Python for "strongest".
+//
+// Types are JSDoc, checked without a build step:
+//   npx -y -p typescript tsc --noEmit --allowJs --checkJs --strict --target es2022 --lib es2022,dom js/*.js
+
+/**
+ * The synced traits of the Python class FeatureMapCanvas.
+ * @typedef {object} Traits
+ * @property {DataView | ArrayBuffer | Uint8Array | null} png  PNG bytes (a DataView from ipywidgets)
+ * @property {number[]} grid  [h, w] activation grid size
+ * @property {number[]} marker  [y, x] highlighted activation, or []
+ * @property {string} caption  text under the canvas
+ * @property {number} size  CSS size in pixels of the longer canvas side
+ * @property {Click | Record<string, never>} click  last click ({} before the first)
+ */
+
+/**
+ * A click on activation (y, x); seq counts clicks so a repeat is still a change.
+ * @typedef {{y: number, x: number, seq: number}} Click
+ */
+
+/**
+ * A command to Python (custom message).
+ * @typedef {{type: "cmd", id: string, cmd: string, [arg: string]: unknown}} CommandMessage
+ */
+
+/**
+ * Python's reply to a command: `result` when ok, else `error`.
+ * @typedef {{type: "reply", id: string, ok: boolean, result?: unknown, error?: string}} ReplyMessage
+ */
+
+/**
+ * The part of anywidget's model interface this module uses.
+ * @typedef {object} Model
+ * @property {<K extends keyof Traits>(key: K) => Traits[K]} get
+ * @property {<K extends keyof Traits>(key: K, value: Traits[K]) => void} set
+ * @property {() => void} save_changes
+ * @property {(event: string, callback: (...args: any[]) => void) => void} on
+ * @property {(event: string, callback: (...args: any[]) => void) => void} off
+ * @property {(content: CommandMessage) => void} send
+ */
+
+/**
+ * What anywidget passes to `render`.
+ * @typedef {{model: Model, el: HTMLElement}} RenderProps
+ */
 
 let nextId = 1;
 
-/** Send a command to Python and resolve with its reply (rejects on error reply / timeout). */
+/**
+ * Send a command to Python and resolve with its reply (rejects on error reply / timeout).
+ * @param {Model} model  the widget model
+ * @param {string} cmd  command name, e.g. "strongest"
+ * @param {Record<string, unknown>} [args]  extra fields of the message
+ * @param {number} [timeoutMs]  reject after this many milliseconds without a reply
+ * @returns {Promise<unknown>}  the reply's `result`
+ */
 function command(model, cmd, args = {}, timeoutMs = 10000) {
   const id = `fm-${Date.now()}-${nextId++}`;
   return new Promise((resolve, reject) => {
+    /** @param {ReplyMessage | undefined} msg */
     const onMsg = (msg) => {
       if (!msg || msg.type !== "reply" || msg.id !== id) return;
       clearTimeout(timer);
@@ -32,7 +86,12 @@ function command(model, cmd, args = {}, timeoutMs = 10000) {
   });
 }
 
-/** Copy whatever ipywidgets gives us for a Bytes trait into a Uint8Array. */
+/**
+ * View whatever ipywidgets gives us for a Bytes trait (DataView, ArrayBuffer, typed array) as a
+ * Uint8Array without copying; anything else is empty.
+ * @param {unknown} value  the trait value
+ * @returns {Uint8Array}
+ */
 function toBytes(value) {
   if (!value) return new Uint8Array(0);
   if (value instanceof Uint8Array) return value;
@@ -43,6 +102,11 @@ function toBytes(value) {
   return new Uint8Array(0);
 }
 
+/**
+ * Draw the feature map into `el` and wire clicks to the model.
+ * @param {RenderProps} props
+ * @returns {() => void}  cleanup, called by anywidget when the view is removed
+ */
 function render({ model, el }) {
   const root = document.createElement("div");
   root.className = "sw-fm-root";
@@ -61,10 +125,12 @@ function render({ model, el }) {
   root.append(canvas, caption);
   el.appendChild(root);
 
+  /** @type {ImageBitmap | null} */
   let bitmap = null; // last decoded image
   let drawToken = 0; // guards against an older decode finishing after a newer one
   let disposed = false;
 
+  /** @returns {{gh: number, gw: number, w: number, h: number}} grid size and canvas size in pixels */
   function geometry() {
     const [gh, gw] = model.get("grid") || [1, 1];
     const size = model.get("size") || 256;
@@ -78,6 +144,7 @@ function render({ model, el }) {
     if (canvas.width !== w) canvas.width = w;
     if (canvas.height !== h) canvas.height = h;
     const ctx = canvas.getContext("2d");
+    if (!ctx) return;
     ctx.imageSmoothingEnabled = false;
     ctx.fillStyle = "#eee";
     ctx.fillRect(0, 0, w, h);
@@ -101,7 +168,9 @@ function render({ model, el }) {
       return;
     }
     try {
-      const bmp = await createImageBitmap(new Blob([bytes], { type: "image/png" }));
+      // (ipywidgets' buffers are plain ArrayBuffers, never shared ones, as BlobPart requires)
+      const png = new Blob([/** @type {BlobPart} */ (bytes)], { type: "image/png" });
+      const bmp = await createImageBitmap(png);
       if (disposed || token !== drawToken) {
         bmp.close?.();
         return;
@@ -120,6 +189,7 @@ function render({ model, el }) {
     caption.textContent = model.get("caption") || "";
   }
 
+  /** @param {MouseEvent} event */
   function onClick(event) {
     const { gh, gw } = geometry();
     const rect = canvas.getBoundingClientRect();
@@ -127,18 +197,20 @@ function render({ model, el }) {
     const fy = (event.clientY - rect.top) / Math.max(1, rect.height);
     const x = Math.min(gw - 1, Math.max(0, Math.floor(fx * gw)));
     const y = Math.min(gh - 1, Math.max(0, Math.floor(fy * gh)));
+    /** @type {Partial<Click>} */
     const prev = model.get("click") || {};
     // seq makes a repeated click on the same cell still a change Python observes.
     model.set("click", { y, x, seq: (prev.seq || 0) + 1 });
     model.save_changes();
   }
 
+  /** @param {MouseEvent} event */
   async function onDblClick(event) {
     event.preventDefault();
     try {
       await command(model, "strongest");
     } catch (err) {
-      caption.textContent = `error: ${err.message}`;
+      caption.textContent = `error: ${err instanceof Error ? err.message : err}`;
     }
   }
 

@@ -6,18 +6,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch import nn
 
 from saliency_widget.widget import Explorer, explore
-
-
-def _net() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3),
-    ).eval()
+from tests.nets import sequential_cnn
 
 
 def _to_tensor(img: Image.Image) -> torch.Tensor:
@@ -27,7 +18,7 @@ def _to_tensor(img: Image.Image) -> torch.Tensor:
 @pytest.fixture
 def w() -> Explorer:
     rng = np.random.default_rng(0)
-    widget = explore(_net(), Image.fromarray((rng.random((24, 24, 3)) * 255).astype(np.uint8)), transform=_to_tensor)
+    widget = explore(sequential_cnn(), Image.fromarray((rng.random((24, 24, 3)) * 255).astype(np.uint8)), transform=_to_tensor)
     yield widget
     widget.close()
 
@@ -45,7 +36,7 @@ def test_channel_change_resets_position_before_scheduling(w: Explorer, monkeypat
         real()
 
     monkeypatch.setattr(w._worker, "schedule", spy)
-    w.channel = (w.channel + 1) % 8
+    w.channel = (w.channel + 1) % 12
     assert w.wait(30)
     assert seen_at_schedule == [None]
     strongest = w.explainer.strongest("4", w.channel)[0]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from saliency_widget.engine import Explainer, LayerInfo
 from saliency_widget.errors import InputError, LayerError, ModelError
@@ -20,23 +19,15 @@ from saliency_widget.widget.pipeline import (
     map_png,
     projection_rule,
 )
+from tests.nets import sequential_cnn
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def _net() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 3),
-    ).eval()
 
 
 @pytest.fixture
 def explainer() -> Explainer:
     gen = torch.Generator().manual_seed(1)
-    return Explainer(_net(), torch.randn(1, 3, 16, 16, generator=gen))
+    return Explainer(sequential_cnn(), torch.randn(1, 3, 16, 16, generator=gen))
 
 
 def snap(**kw: object) -> Snapshot:
@@ -49,12 +40,12 @@ def snap(**kw: object) -> Snapshot:
 
 
 def test_single_view_panels_and_numbers(explainer: Explainer) -> None:
-    res = compute_view(explainer, snap(), labels=["a", "b", "c"])
+    res = compute_view(explainer, snap(), labels=["a", "b", "c", "d"])
     assert sorted(res.panels) == ["feature", "input", "map", "projection"]
     assert all(png[:8] == PNG for png in res.panels.values())
     probs = explainer.probabilities[0].double().numpy()
     assert res.target == int(np.argmax(probs))
-    assert res.class_label == "abc"[res.target] and res.method_label == "Gradient"
+    assert res.class_label == "abcd"[res.target] and res.method_label == "Gradient"
     assert [b[0] for b in res.bars] == [int(i) for i in np.argsort(-probs)]
     assert res.selected_bar == 0
     act = explainer.activation("4")[0, 2]  # (8, 8) after the pool
@@ -96,9 +87,9 @@ def test_clicked_position_is_used(explainer: Explainer) -> None:
 @pytest.mark.parametrize(
     ("change", "error", "pattern"),
     [
-        ({"channel": 6}, InputError, r"filter 6 out of range: 4 has 6 filters"),
+        ({"channel": 12}, InputError, r"filter 12 out of range: 4 has 12 filters"),
         ({"position": (8, 0)}, InputError, r"position \(8, 0\) outside the 8x8"),
-        ({"target": 3}, InputError, r"target 3 out of range for 3 classes"),
+        ({"target": 4}, InputError, r"target 4 out of range for 4 classes"),
         ({"layer": "nope"}, LayerError, r"unknown layer 'nope'; expected one of '0', '1'"),
     ],
 )
@@ -127,7 +118,7 @@ def test_memo_is_cleared_for_another_explainer(explainer: Explainer) -> None:
     memo = ViewMemo()
     compute_view(explainer, snap(), memo=memo)
     assert len(memo.saliency) == 1
-    other = Explainer(_net(), torch.zeros(1, 3, 16, 16))
+    other = Explainer(sequential_cnn(), torch.zeros(1, 3, 16, 16))
     compute_view(other, snap(), memo=memo)
     assert len(memo.saliency) == 1 and memo.owner == id(other)
 

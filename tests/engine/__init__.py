@@ -1,0 +1,1 @@
+"""Tests of saliency_widget.engine: maps, projections, methods, errors, model hygiene."""

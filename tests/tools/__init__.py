@@ -1,0 +1,1 @@
+"""Tests of the tools around the package: command line, benchmarks, soak script, notebooks, wheel."""

@@ -1,0 +1,1 @@
+"""Tests of saliency_widget.widget: the explorer, its canvas module and the analysis panel."""
