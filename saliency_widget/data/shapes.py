@@ -30,6 +30,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from ..errors import InputError, choices
+from .drawing import background, contrasting_color, draw_clutter, object_mask, place
 
 __all__ = [
     "CLASSES",
@@ -50,7 +51,7 @@ CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "cross", "star", "ri
 # Normalisation constants: the per-channel statistics of generated scenes in [0, 1]
 # (measured about (0.51, 0.49, 0.50) and (0.26, 0.26, 0.27) over 1000 single-object 128 px
 # scenes of seed 0), rounded. The bundled model was trained with exactly these values, so
-# changing them means retraining; ``tests/test_data_shapes.py`` checks they stay within
+# changing them means retraining; ``tests/data/test_shapes_generator.py`` checks they stay within
 # 0.03 of what the generator produces.
 MEAN: tuple[float, float, float] = (0.49, 0.49, 0.49)
 STD: tuple[float, float, float] = (0.25, 0.25, 0.25)
@@ -162,170 +163,6 @@ def _as_rng(rng_or_seed: np.random.Generator | int | Sequence[int]) -> np.random
 # backgrounds
 
 
-def _smooth_noise(rng: np.random.Generator, size: int, cells: int, channels: int) -> np.ndarray:
-    """Random ``(cells, cells, channels)`` values bicubically upsampled to ``(size, size, channels)`` in [0, 1]."""
-    grid = rng.integers(0, 256, size=(cells, cells, channels), dtype=np.uint8)
-    mode = "RGB" if channels == 3 else "L"
-    img = Image.fromarray(grid if channels == 3 else grid[..., 0], mode).resize((size, size), Image.BICUBIC)
-    out = np.asarray(img, dtype=np.float32) / 255.0
-    return out if channels == 3 else out[..., None]
-
-
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A ``(size, size, 3)`` float32 background in [0, 255].
-
-    Three families so that no single colour statistic identifies the background:
-    photo-like smooth colour fields, oriented gratings / plaids, and two-colour noise
-    textures. All get a little pixel noise, like a camera.
-    """
-    kind = rng.integers(3)
-    if kind == 0:  # photo-like: large smooth colour regions plus mid-frequency detail
-        base = _smooth_noise(rng, size, int(rng.integers(2, 6)), 3)
-        detail = _smooth_noise(rng, size, int(rng.integers(8, 20)), 3) - 0.5
-        img = np.float32(255.0) * np.clip(base + np.float32(rng.uniform(0.1, 0.4)) * detail, 0.0, 1.0)
-    else:
-        c1 = rng.uniform(0, 255, 3).astype(np.float32)
-        c2 = rng.uniform(0, 255, 3).astype(np.float32)
-        if kind == 1:  # gratings: one or two oriented sinusoids (stripes or a plaid)
-            coord = np.arange(size, dtype=np.float32) / np.float32(size)
-            t = np.ones((size, size), np.float32)
-            for _ in range(int(rng.integers(1, 3))):
-                phi = rng.uniform(0, math.pi)
-                freq = 2 * math.pi * rng.uniform(2.0, 14.0)
-                # separable phase: row term (y) plus column term (x), broadcast to (size, size)
-                phase = (
-                    np.float32(freq * math.sin(phi)) * coord[:, None]
-                    + np.float32(freq * math.cos(phi)) * coord[None, :]
-                )
-                t *= 0.5 + 0.5 * np.sin(phase + np.float32(rng.uniform(0, 2 * math.pi)))
-        else:  # mottled two-colour noise texture
-            t = _smooth_noise(rng, size, int(rng.integers(size // 16, size // 4 + 1)), 1)[..., 0]
-        img = c1 + (c2 - c1) * t[..., None]
-    # uniform rather than Gaussian sensor noise: several times cheaper to draw, looks the same
-    img = img + np.float32(rng.uniform(0.0, 30.0)) * (rng.random(img.shape, dtype=np.float32) - np.float32(0.5))
-    return np.clip(img, 0.0, 255.0, out=img)
-
-
-def _random_color(rng: np.random.Generator) -> tuple[int, int, int]:
-    r, g, b = rng.integers(0, 256, size=3)
-    return int(r), int(g), int(b)
-
-
-def _draw_clutter(rng: np.random.Generator, draw: ImageDraw.ImageDraw, size: int) -> None:
-    """Lines, small blobs and irregular 4-7-gons in random colours.
-
-    Clutter is smaller than any object and never a regular triangle, square, cross, star
-    or ring, so the scene's class stays unambiguous while the network still has to ignore
-    strong edges that are not the object.
-    """
-    for _ in range(int(rng.integers(3, 13))):
-        kind = rng.integers(3)
-        color = _random_color(rng)
-        if kind == 0:
-            x0, y0, x1, y1 = (float(v) for v in rng.uniform(-0.1 * size, 1.1 * size, 4))
-            draw.line([(x0, y0), (x1, y1)], fill=color, width=int(rng.integers(1, max(2, size // 40) + 1)))
-        elif kind == 1:
-            cx, cy = (float(v) for v in rng.uniform(0, size, 2))
-            rx, ry = (float(v) for v in rng.uniform(0.015 * size, 0.075 * size, 2))
-            draw.ellipse([cx - rx, cy - ry, cx + rx, cy + ry], fill=color)
-        else:
-            cx, cy = (float(v) for v in rng.uniform(0, size, 2))
-            n = int(rng.integers(4, 8))
-            ang = np.sort(rng.uniform(0, 2 * math.pi, n))
-            rad = rng.uniform(0.03 * size, 0.10 * size, n)
-            draw.polygon(
-                [(cx + r * math.cos(a), cy + r * math.sin(a)) for a, r in zip(ang, rad, strict=True)], fill=color
-            )
-
-
-# --------------------------------------------------------------------------------------
-# objects
-
-
-def _regular(n: int, r: float, phase: float = 0.0) -> np.ndarray:
-    a = phase + 2 * math.pi * np.arange(n) / n
-    return r * np.stack([np.cos(a), np.sin(a)], axis=1)
-
-
-def _outline(label: int, r: float) -> np.ndarray:
-    """Polygon vertices ``(V, 2)`` of a shape with circumradius ``r`` centred at 0 (not rotated).
-
-    Circles and rings are handled separately (PIL ellipses); this covers the polygons.
-    """
-    name = CLASSES[label]
-    if name == "square":
-        return _regular(4, r, math.pi / 4)
-    if name == "triangle":
-        return _regular(3, r, -math.pi / 2)
-    if name == "star":
-        outer = _regular(5, r, -math.pi / 2)
-        inner = _regular(5, 0.42 * r, -math.pi / 2 + math.pi / 5)
-        return np.stack([outer, inner], axis=1).reshape(10, 2)
-    if name == "cross":
-        w = 0.32 * r  # half-width of the arms
-        pts = [
-            (w, -r),
-            (w, -w),
-            (r, -w),
-            (r, w),
-            (w, w),
-            (w, r),
-            (-w, r),
-            (-w, w),
-            (-r, w),
-            (-r, -w),
-            (-w, -w),
-            (-w, -r),
-        ]
-        return np.asarray(pts, dtype=np.float64)
-    raise AssertionError(f"no polygon for {name!r}")  # internal: callers pass polygon classes only
-
-
-def _object_mask(label: int, size: int, cx: float, cy: float, r: float, theta: float) -> np.ndarray:
-    """``(size, size)`` bool mask of one object."""
-    canvas = Image.new("L", (size, size), 0)
-    draw = ImageDraw.Draw(canvas)
-    name = CLASSES[label]
-    if name in ("circle", "ring"):
-        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=255)
-        if name == "ring":  # punch the hole: the background shows through it
-            ri = 0.55 * r
-            draw.ellipse([cx - ri, cy - ri, cx + ri, cy + ri], fill=0)
-    else:
-        c, s = math.cos(theta), math.sin(theta)
-        pts = _outline(label, r) @ np.array([[c, s], [-s, c]])
-        draw.polygon([(cx + float(x), cy + float(y)) for x, y in pts], fill=255)
-    return np.asarray(canvas) > 127
-
-
-def _place(rng: np.random.Generator, size: int, n_objects: int) -> list[tuple[float, float, float]]:
-    """Centres and radii ``(cx, cy, r)`` of non-overlapping objects fully inside the image."""
-    lo, hi = (0.14, 0.30) if n_objects == 1 else (0.11, 0.21)
-    margin = 2.0
-    while True:  # rejection sampling; the shrink below guarantees termination
-        placed: list[tuple[float, float, float]] = []
-        for _ in range(50 * n_objects):
-            r = float(rng.uniform(lo, hi)) * size
-            cx, cy = (float(v) for v in rng.uniform(r + margin, size - r - margin, 2))
-            if all(math.hypot(cx - px, cy - py) > r + pr + margin for px, py, pr in placed):
-                placed.append((cx, cy, r))
-                if len(placed) == n_objects:
-                    return placed
-        lo, hi = 0.9 * lo, 0.9 * hi
-
-
-def _contrasting_color(rng: np.random.Generator, region: np.ndarray) -> tuple[int, int, int]:
-    """Of a few random colours, the one farthest from the mean colour of ``region`` ``(h, w, 3)``.
-
-    Random colours alone would sometimes vanish into the background; this keeps colour
-    random while making the object visible in practically every scene.
-    """
-    mean = region.reshape(-1, 3).mean(axis=0)
-    cands = rng.integers(0, 256, size=(6, 3))
-    best = cands[int(np.argmax(np.linalg.norm(cands - mean, axis=1)))]
-    return int(best[0]), int(best[1]), int(best[2])
-
-
 def make_scene(
     rng_or_seed: np.random.Generator | int | Sequence[int],
     size: int = 128,
@@ -365,18 +202,18 @@ def make_scene(
     if chosen is None:
         chosen = [int(k) for k in rng.choice(len(CLASSES), size=n_objects, replace=False)]
 
-    canvas = Image.fromarray(_background(rng, size).astype(np.uint8), "RGB")
-    _draw_clutter(rng, ImageDraw.Draw(canvas), size)
+    canvas = Image.fromarray(background(rng, size).astype(np.uint8), "RGB")
+    draw_clutter(rng, ImageDraw.Draw(canvas), size)
     image = np.array(canvas)  # writable copy
 
     masks = np.zeros((n_objects, size, size), dtype=bool)
     colors: list[tuple[int, int, int]] = []
-    for j, ((cx, cy, r), label) in enumerate(zip(_place(rng, size, n_objects), chosen, strict=True)):
+    for j, ((cx, cy, r), label) in enumerate(zip(place(rng, size, n_objects), chosen, strict=True)):
         theta = float(rng.uniform(0, 2 * math.pi))
-        mask = _object_mask(label, size, cx, cy, r, theta)
+        mask = object_mask(CLASSES[label], size, cx, cy, r, theta)
         y0, y1 = max(0, int(cy - r)), min(size, int(cy + r) + 1)
         x0, x1 = max(0, int(cx - r)), min(size, int(cx + r) + 1)
-        color = _contrasting_color(rng, image[y0:y1, x0:x1])
+        color = contrasting_color(rng, image[y0:y1, x0:x1])
         image[mask] = color
         masks[:j, mask] = False  # cannot happen with the placement above; keeps masks exact regardless
         masks[j] = mask
