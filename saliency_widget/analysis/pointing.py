@@ -1,4 +1,4 @@
-"""The pointing game (Zhang et al. 2016): does the map's maximum fall on the object?
+"""The pointing game (Zhang et al. 2016): does the map's maximum fall on the object.
 
 A hit is a map whose maximum (of the channel-summed ``|map|``) lies within ``tolerance``
 pixels (Euclidean) of the ground-truth mask. The centre-point baseline always points at the
@@ -69,6 +69,7 @@ class PointingResult:
     per_image: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)
 
     def table(self) -> str:
+        """The accuracies as a markdown table, one row per method."""
         rows = [f"| method | pointing accuracy ({self.distance} tolerance {self.tolerance:g} px, {self.n_images} images) |", "|---|---:|"]
         for k, v in self.accuracy.items():
             rows.append(f"| {k} | {v:.3f} |")

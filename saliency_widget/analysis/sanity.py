@@ -86,7 +86,7 @@ def parameterised_layers(model: nn.Module) -> list[str]:
 def _randomise(module: nn.Module, gen: torch.Generator) -> None:
     """Re-initialise one module's parameters with a seeded generator (Adebayo: random re-init)."""
     with torch.no_grad():
-        for name, p in module.named_parameters(recurse=False):
+        for _name, p in module.named_parameters(recurse=False):
             if p.dim() > 1:
                 fan_in = p[0].numel()
                 p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype).to(p.device) * (2.0 / fan_in) ** 0.5)

@@ -206,7 +206,7 @@ def top_activations(
     finally:
         if bar is not None:
             bar.close()
-    if best_v is None or chans is None:
+    if best_v is None or best_i is None or best_p is None or chans is None:
         raise InputError("data yielded no images")
     scan_s = time.perf_counter() - t0
     C, kk = best_v.shape

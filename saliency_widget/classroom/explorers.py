@@ -7,12 +7,13 @@ from :mod:`saliency_widget.classroom.transposed`; nothing is re-implemented here
 from __future__ import annotations
 
 import html
+
 import ipywidgets as W
 import torch
 import torch.nn.functional as F
 
-from ..errors import InputError, SaliencyError
 from ..engine.rules import RULES, relu_backward
+from ..errors import InputError, SaliencyError
 from .transposed import (
     bilinear_upsample,
     conv_matrix,
@@ -189,7 +190,7 @@ class TransposedConvExplorer(W.VBox):
         w = self._kernel()
         try:
             if isinstance(pad, str):
-                out = conv_transpose2d_tf(x, w, stride=s, padding=pad)
+                out = conv_transpose2d_tf(x, w, stride=s, padding="same" if pad == "same" else "valid")
                 torch_pad = 0
                 op_note = " (output padding is not used with TF-style padding)" if op else ""
             else:

@@ -103,7 +103,7 @@ def conv_transpose2d_tf(
         output_size = (h * stride, w * stride) if padding == "same" else ((h - 1) * stride + kh, (w - 1) * stride + kw)
     H, W = output_size
     if padding == "same":
-        (pt, pb), (pl, pr) = tf_same_padding(H, kh, stride), tf_same_padding(W, kw, stride)
+        (pt, _pb), (pl, _pr) = tf_same_padding(H, kh, stride), tf_same_padding(W, kw, stride)
     else:
         pt = pl = 0
     # TF's forward-conv output sizes: SAME -> ceil(H / s), VALID -> ceil((H - k + 1) / s)
@@ -173,7 +173,7 @@ def transposed_is_input_gradient(
         ``stride``, ``padding``, ``dilation``, ``groups`` of the convolution.
     """
     xr = x.detach().clone().requires_grad_(True)
-    y = F.conv2d(xr, weight, **conv_kwargs)
+    y = F.conv2d(xr, weight, **conv_kwargs)  # type: ignore[call-overload]  # kwargs checked by torch
     (g,) = torch.autograd.grad(y, xr, grad_out)
     stride = conv_kwargs.get("stride", 1)
     padding = conv_kwargs.get("padding", 0)

@@ -18,7 +18,7 @@ def smooth_noise(rng: np.random.Generator, size: int, cells: int, channels: int)
     """Random ``(cells, cells, channels)`` values bicubically upsampled to ``(size, size, channels)`` in [0, 1]."""
     grid = rng.integers(0, 256, size=(cells, cells, channels), dtype=np.uint8)
     mode = "RGB" if channels == 3 else "L"
-    img = Image.fromarray(grid if channels == 3 else grid[..., 0], mode).resize((size, size), Image.BICUBIC)
+    img = Image.fromarray(grid if channels == 3 else grid[..., 0], mode).resize((size, size), Image.Resampling.BICUBIC)
     out = np.asarray(img, dtype=np.float32) / 255.0
     return out if channels == 3 else out[..., None]
 
@@ -59,6 +59,7 @@ def background(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def random_color(rng: np.random.Generator) -> tuple[int, int, int]:
+    """A uniformly random RGB colour."""
     r, g, b = rng.integers(0, 256, size=3)
     return int(r), int(g), int(b)
 

@@ -104,6 +104,7 @@ class GradCAM:
     single_backward: bool = False  # its one backward stops at the layer and keeps the graph
 
     def compute(self, explainer: Explainer, targets: torch.Tensor, **options: Any) -> torch.Tensor:
+        """The map of ``targets`` ``(N,)`` on the explainer's inputs, ``(N, C, H, W)``."""
         layer = check_options(self.name, options, {"layer": None})["layer"]
         cam = gradcam_low_res(explainer, targets, layer)
         x = explainer.inputs
@@ -121,6 +122,7 @@ class GuidedGradCAM:
     single_backward: bool = True  # the CAM backward only reaches the layer and keeps the graph
 
     def compute(self, explainer: Explainer, targets: torch.Tensor, **options: Any) -> torch.Tensor:
+        """The map of ``targets`` ``(N,)`` on the explainer's inputs, ``(N, C, H, W)``."""
         layer = check_options(self.name, options, {"layer": None})["layer"]
         x = explainer.inputs
         cam = _upsample(gradcam_low_res(explainer, targets, layer), (x.shape[-2], x.shape[-1]))

@@ -58,7 +58,7 @@ class LayerRecord:
 
     @property
     def layer_key(self) -> LayerKey:
-        """This execution as a :class:`~saliency_widget.engine.keys.LayerKey`."""
+        """The execution as a :class:`~saliency_widget.engine.keys.LayerKey`."""
         return LayerKey(self.name, self.call)
 
     @property
@@ -98,7 +98,7 @@ class LayerInfo:
 
     @property
     def layer_key(self) -> LayerKey:
-        """This execution as a :class:`~saliency_widget.engine.keys.LayerKey`."""
+        """The execution as a :class:`~saliency_widget.engine.keys.LayerKey`."""
         return LayerKey(self.name, self.call)
 
     @property
@@ -108,6 +108,7 @@ class LayerInfo:
 
     @property
     def channels(self) -> int:
+        """Number of channels (the first output dimension)."""
         return self.shape[0]
 
 

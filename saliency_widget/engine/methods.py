@@ -53,8 +53,10 @@ class Method(Protocol):
 
     @property
     def single_backward(self) -> bool:
-        """True when ``compute`` runs exactly one backward through the full graph, and runs it
-        last, so one-shot callers may free the graph during it."""
+        """True when ``compute`` runs exactly one backward through the full graph, last.
+
+        One-shot callers may then free the graph during it.
+        """
         ...
 
     def compute(self, explainer: Explainer, targets: torch.Tensor, **options: Any) -> torch.Tensor:
@@ -94,14 +96,17 @@ class RuleMethod:
 
     @property
     def name(self) -> str:
+        """The rule's name, which is the method's."""
         return self.rule.name
 
     @property
     def needs_relu_rules(self) -> bool:
+        """True unless the rule is the plain gradient."""
         # The plain gradient is autograd's own ReLU backward: no interception needed.
         return not self.rule.is_plain_gradient
 
     def compute(self, explainer: Explainer, targets: torch.Tensor, **options: Any) -> torch.Tensor:
+        """The map of ``targets`` ``(N,)`` on the explainer's inputs, ``(N, C, H, W)``."""
         if options:
             raise MethodError(f"method {self.name!r} takes no options, got {sorted(options)}")
         return explainer.backward_logits(targets, self.rule)

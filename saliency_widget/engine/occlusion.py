@@ -185,6 +185,7 @@ class Occlusion:
     single_backward: bool = False  # no backward at all: only forward passes on occluded copies
 
     def compute(self, explainer: Explainer, targets: torch.Tensor, **options: Any) -> torch.Tensor:
+        """The map of ``targets`` ``(N,)`` on the explainer's inputs, ``(N, C, H, W)``."""
         check_options(self.name, options, {k: None for k in ("window", "stride", "fill", "output", "layer", "channel", "batch_size")})
         m = occlusion_map(explainer, targets, **options)
         return m.expand(-1, explainer.inputs.shape[1], -1, -1).contiguous()

@@ -1,5 +1,6 @@
-"""Methods that evaluate the model on many modified inputs: SmoothGrad, Integrated Gradients,
-plus Gradient x Input (which needs only the cached forward).
+"""Methods on many modified inputs (SmoothGrad, Integrated Gradients), and Gradient x Input.
+
+Gradient x Input needs only the cached forward.
 
 Samples are evaluated in batches (``batch_size`` inputs per forward), never one by one, with
 the ReLU rule of the base method applied by the same interception mechanism.
@@ -77,6 +78,7 @@ class InputXGradient:
     single_backward: bool = True
 
     def compute(self, explainer: Explainer, targets: torch.Tensor, **options: Any) -> torch.Tensor:
+        """The map of ``targets`` ``(N,)`` on the explainer's inputs, ``(N, C, H, W)``."""
         check_options(self.name, options, {})
         return explainer.backward_logits(targets, GRADIENT) * explainer.inputs
 
@@ -106,6 +108,7 @@ class SmoothGrad:
     single_backward: bool = False
 
     def compute(self, explainer: Explainer, targets: torch.Tensor, **options: Any) -> torch.Tensor:
+        """The map of ``targets`` ``(N,)`` on the explainer's inputs, ``(N, C, H, W)``."""
         o = check_options(self.name, options, {"base": "gradient", "n": 25, "noise": 0.15, "batch_size": 16, "seed": 0})
         n = _positive_int("n", o["n"])
         bs = _positive_int("batch_size", o["batch_size"])
@@ -212,6 +215,7 @@ class IntegratedGradients:
     single_backward: bool = False
 
     def compute(self, explainer: Explainer, targets: torch.Tensor, **options: Any) -> torch.Tensor:
+        """The map of ``targets`` ``(N,)`` on the explainer's inputs, ``(N, C, H, W)``."""
         o = check_options(self.name, options, {"steps": 32, "baseline": None, "batch_size": 32, "scheme": "gausslegendre"})
         attr, _ = integrated_gradients(explainer, targets, **o)
         return attr

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -183,6 +184,7 @@ class Explainer:
 
     @property
     def num_classes(self) -> int:
+        """K, the number of classes (logits per sample)."""
         return int(self._logits.shape[1])
 
     @property
@@ -414,7 +416,7 @@ class Explainer:
     def project(
         self,
         layer: str | LayerKey,
-        channel: int,
+        channel: int | Sequence[int] | torch.Tensor,
         position: Any = None,
         call: int = 0,
         method: str = "deconvnet",

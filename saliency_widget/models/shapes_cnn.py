@@ -137,7 +137,10 @@ def fold_batchnorm(trained: ShapesCNN) -> ShapesCNN:
     ShapesCNN
         ``batchnorm=False`` model in eval mode.
     """
-    num_classes = trained.classifier.fc2.out_features
+    fc2 = trained.get_submodule("classifier.fc2")
+    if not isinstance(fc2, nn.Linear):
+        raise InputError(f"expected a ShapesCNN with a Linear classifier.fc2, got {type(fc2).__name__}")
+    num_classes = fc2.out_features
     folded = ShapesCNN(num_classes=num_classes, batchnorm=False).eval()
     for k in range(1, len(CHANNELS) + 1):
         conv: nn.Conv2d = getattr(trained.features, f"conv{k}")
@@ -145,13 +148,14 @@ def fold_batchnorm(trained: ShapesCNN) -> ShapesCNN:
         target: nn.Conv2d = getattr(folded.features, f"conv{k}")
         weight = conv.weight.detach().clone()
         bias = conv.bias.detach().clone() if conv.bias is not None else torch.zeros(weight.shape[0])
-        if bn is not None:
+        if bn is not None and bn.running_var is not None and bn.running_mean is not None:
             scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
             weight = weight * scale.view(-1, 1, 1, 1)
             bias = (bias - bn.running_mean) * scale + bn.bias
         target.weight.copy_(weight)
-        target.bias.copy_(bias)
-    folded.classifier.load_state_dict(trained.classifier.state_dict())
+        if target.bias is not None:
+            target.bias.copy_(bias)
+    folded.classifier.load_state_dict(trained.classifier.state_dict())  # type: ignore[union-attr,operator]
     return folded
 
 
@@ -204,7 +208,7 @@ class Preprocess:
         scale = self.size / min(w, h)
         new_w, new_h = max(self.size, round(w * scale)), max(self.size, round(h * scale))
         if (new_w, new_h) != (w, h):
-            image = image.resize((new_w, new_h), Image.BILINEAR)
+            image = image.resize((new_w, new_h), Image.Resampling.BILINEAR)
         left, top = (new_w - self.size) // 2, (new_h - self.size) // 2
         image = image.crop((left, top, left + self.size, top + self.size))
         x = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255.0)
@@ -333,5 +337,5 @@ def shapes_cnn(pretrained: bool = True) -> ShapesCNN:
     model = ShapesCNN(num_classes=len(CLASSES), batchnorm=False)
     if pretrained:
         model.load_state_dict(SHAPES_WEIGHTS.get_state_dict())
-    model.saliency_weights = SHAPES_WEIGHTS
+    model.saliency_weights = SHAPES_WEIGHTS  # type: ignore[assignment]  # read by describe_model
     return model.eval()

@@ -39,7 +39,7 @@ def esm_path(name: str = ESM_NAME) -> Path:
     """
     candidates: list[Path] = []
     try:
-        static = resources.files("saliency_widget").joinpath("static", name)
+        static = resources.files("saliency_widget").joinpath("static").joinpath(name)
         if static.is_file():
             return Path(str(static))
     except (ModuleNotFoundError, FileNotFoundError):  # pragma: no cover - odd installs

@@ -17,6 +17,7 @@ Design notes
 from __future__ import annotations
 
 import base64
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -30,13 +31,12 @@ import traitlets
 from PIL import Image
 
 from ..data import load_sample, sample_images
-from ..engine import Explainer, available_methods
-from ..engine import method_label
+from ..engine import Explainer, available_methods, method_label
 from ..errors import InputError, LayerError, MethodError, choices
 from ..viz import render as R
 from ..viz.images import describe_model
-from .pipeline import Snapshot, ViewMemo, ViewResult, compute_view, default_layer, find_layer, layer_choices, view_png
 from .inputs import InputState
+from .pipeline import Snapshot, ViewMemo, ViewResult, compute_view, default_layer, find_layer, layer_choices, view_png
 from .renderlog import RenderLog, RenderRecord, short_sha
 from .scheduler import LatestOnlyWorker
 from .view import ExplorerView, status_html
@@ -46,7 +46,7 @@ __all__ = ["Explorer", "explore", "RenderRecord"]
 
 def _bundled_samples() -> dict[str, Callable[[], Image.Image]]:
     """The bundled sample images as ``{name: loader}``."""
-    return {name: (lambda name=name: load_sample(name)) for name in sample_images()}
+    return {name: functools.partial(load_sample, name) for name in sample_images()}
 
 
 class Explorer(W.VBox):
@@ -167,7 +167,7 @@ class Explorer(W.VBox):
         if self._worker.is_muted:
             return
         with self._worker.muted():
-            self.position = None
+            self.set_trait("position", None)
         self._worker.schedule()
 
     def _on_layer(self, change: dict[str, Any]) -> None:
@@ -177,7 +177,7 @@ class Explorer(W.VBox):
             if self.ui.w_layer.value != change["new"]:
                 self.ui.w_layer.value = change["new"]
             self._apply_layer_limits()
-            self.position = None
+            self.set_trait("position", None)
         self._worker.schedule()
 
     def _on_layer_control(self, change: dict[str, Any]) -> None:
@@ -224,7 +224,7 @@ class Explorer(W.VBox):
         # A new image predicts its own class and has its own strongest activation.
         with self._worker.muted():
             self.target = None
-            self.position = None
+            self.set_trait("position", None)
 
     def set_image(self, image: Any) -> None:
         """Show a new image (PIL image, ndarray, tensor, path or PNG/JPEG bytes).
@@ -237,7 +237,11 @@ class Explorer(W.VBox):
 
     def _on_upload(self, change: dict[str, Any]) -> None:
         if change["new"]:
-            self._guard(lambda: (self._set_upload(change["new"]), self._worker.schedule()))
+            self._guard(lambda: self._load_then_render(self._set_upload, change["new"]))
+
+    def _load_then_render(self, load: Callable[..., None], *args: Any) -> None:
+        load(*args)
+        self._worker.schedule()
 
     def _set_upload(self, value: Any) -> None:
         """Load the file of a FileUpload value (a list or, in ipywidgets 7, a dict of one item)."""
@@ -254,7 +258,7 @@ class Explorer(W.VBox):
     def _on_sample(self, change: dict[str, Any]) -> None:
         name = change["new"]
         if name:
-            self._guard(lambda: (self._set_input(self._samples[name](), source=f"sample {name}"), self._worker.schedule()))
+            self._guard(lambda: self._load_then_render(lambda: self._set_input(self._samples[name](), source=f"sample {name}")))
 
     # ------------------------------------------------------------------ engine
     def _populate_structure(self, ex: Explainer) -> None:

@@ -19,9 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import RULES, Explainer, LayerInfo
-from ..engine import LayerKey
-from ..engine import method_label
+from ..engine import RULES, Explainer, LayerInfo, LayerKey, method_label
 from ..errors import InputError, LayerError, ModelError, choices
 from ..viz import render as R
 

@@ -46,7 +46,7 @@ class RenderRecord:
 
 
 class RenderLog(deque):  # type: ignore[type-arg]
-    """The last ``maxlen`` :class:`RenderRecord`\\ s; :meth:`follow` also appends each to a file."""
+    """The last ``maxlen`` render records; :meth:`follow` also appends each to a file."""
 
     def __init__(self, maxlen: int = 200) -> None:
         super().__init__(maxlen=maxlen)

@@ -7,7 +7,7 @@ deep copy or by re-writing the forward functionally, then calls plain autograd.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -125,7 +125,6 @@ def test_resnet18_reused_relu_listed_per_call(resnet: nn.Module, images: torch.T
 
 def test_activation_overwritten_in_place_is_recomputed(resnet: nn.Module, images: torch.Tensor) -> None:
     # bn2's output is changed in place by `out += identity` and the in-place ReLU.
-    taps: dict[str, torch.Tensor] = {}
     ex = sw.Explainer(resnet, images)
     with torch.no_grad():
         blk = resnet.layer1[0]

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from saliency_widget import MethodError, InputError, relu_backward
+from saliency_widget import InputError, MethodError, relu_backward
 from saliency_widget.engine import RULES
 
 X = torch.tensor([[1.0, -2.0], [-4.0, 5.0]])

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from saliency_widget.analysis.pointing import hits
 from torch import nn
 
 import saliency_widget
+from saliency_widget.analysis.pointing import hits
 from saliency_widget.data import CLASSES, MEAN, STD, load_sample, make_batch, render_shape_scene, to_tensor
 from saliency_widget.errors import InputError
 from saliency_widget.models import SHAPES_WEIGHTS, ShapesCNN, fold_batchnorm, shapes_cnn

@@ -14,8 +14,8 @@ from PIL import Image
 
 from saliency_widget.engine import method_label
 from saliency_widget.errors import InputError
-from saliency_widget.widget import Explorer, explore
 from saliency_widget.viz import render as R
+from saliency_widget.widget import Explorer, explore
 from tests.helpers import settle
 from tests.nets import sequential_cnn
 
