@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import bqplot as bq
 import ipywidgets as W
 
-from ..engine import method_label
+from ..engine import get_method, method_label
 from ..errors import SaliencyError
 from ..viz import render as R
 from .canvas import FeatureMapCanvas
@@ -53,7 +53,10 @@ class ExplorerView:
         lay = W.Layout
         square = {"width": f"{PANEL}px", "height": f"{PANEL}px", "object_fit": "contain"}
         self.w_method = W.ToggleButtons(
-            options=[(method_label(m), m) for m in methods], description="method", style={"button_width": "auto"}
+            options=[(method_label(m), m) for m in methods],
+            tooltips=[get_method(m).description for m in methods],  # one line each: what it shows, its paper
+            description="method",
+            style={"button_width": "auto"},
         )
         self.w_method.add_class("sw-method")
         self.w_view = W.ToggleButtons(

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from saliency_widget.engine import method_label
+from saliency_widget.engine import get_method, method_label
 from saliency_widget.errors import InputError
 from saliency_widget.viz import render as R
 from saliency_widget.widget import Explorer, explore
@@ -48,6 +48,8 @@ def test_initial_view_has_all_panels(w: Explorer) -> None:
         assert not R.is_blank(R.from_png(imgs[key])), key
     assert [v for _, v in w.w_method.options] == w.methods
     assert [label for label, _ in w.w_method.options] == [method_label(m) for m in w.methods]
+    assert list(w.w_method.tooltips) == [get_method(m).description for m in w.methods]
+    assert all(w.w_method.tooltips)
     assert "cpu" in w.status and "ms" in w.status
     # Layers are offered in forward order, keyed by engine key.
     keys = [k for _, k in w.w_layer.options]
