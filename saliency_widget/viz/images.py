@@ -1,20 +1,17 @@
-"""Images in, model inputs out: guarded decoding and the one reader of a model's labels and preprocessing.
+"""Images in, model inputs out: guarded decoding.
 
 * :func:`to_pil` turns whatever a user passes (PIL image, array, path, PNG/JPEG bytes) into an
   RGB PIL image, with the decompression-bomb and format guards.
-* :func:`describe_model` is the single place that reads what a model says about itself: its
-  class names and its preprocessing (torchvision-style ``weights`` objects today). Every caller
-  (the explorer, reports, the CLI, the analyses panel) asks it instead of probing ``meta``.
-* :func:`resolve_target` turns what a user calls a class (None, an index or a label) into an
-  index, for reports and the CLI.
+* :func:`to_model_input` turns one image into the model's ``(C, H, W)`` input with its transform.
+
+What a model says about itself (labels, preprocessing) is read by
+:func:`saliency_widget.viz.modelio.describe_model`, re-exported here.
 """
 
 from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +19,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import InputError, choices
+from ..errors import InputError
+from .modelio import IMAGENET_MEAN, IMAGENET_STD, ModelIO, Transform, describe_model, imagenet_transform, resolve_target
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -35,10 +33,6 @@ __all__ = [
     "to_pil",
 ]
 
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-
-Transform = Callable[[Image.Image], torch.Tensor]
 
 
 def _describe_bytes(data: bytes) -> str:
@@ -141,163 +135,6 @@ def to_pil(obj: Any) -> Image.Image:
     raise InputError(
         f"image must be a PIL image, ndarray, tensor, path or PNG/JPEG bytes, got {type(obj).__name__}"
     )
-
-
-class _ImageNetTransform:
-    """Resize to ``size`` x ``size`` (bilinear) and normalise with ImageNet statistics."""
-
-    def __init__(self, size: int = 224) -> None:
-        self.size = int(size)
-        self.mean = IMAGENET_MEAN
-        self.std = IMAGENET_STD
-
-    def __call__(self, img: Image.Image) -> torch.Tensor:
-        """PIL image -> ``(3, size, size)`` float32, normalised."""
-        img = img.convert("RGB").resize((self.size, self.size), Image.Resampling.BILINEAR)
-        t = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
-        return (t - torch.tensor(self.mean).view(3, 1, 1)) / torch.tensor(self.std).view(3, 1, 1)
-
-    def __repr__(self) -> str:
-        return f"imagenet_transform(size={self.size})"
-
-
-def imagenet_transform(size: int = 224) -> Transform:
-    """The default preprocessing: resize to ``size`` x ``size`` and ImageNet normalisation.
-
-    Returns
-    -------
-    callable
-        PIL image -> ``(3, size, size)`` float32 tensor; it has ``.mean`` and ``.std``.
-    """
-    return _ImageNetTransform(size)
-
-
-@dataclass(frozen=True)
-class ModelIO:
-    """What a model expects and answers, as far as it tells.
-
-    Attributes
-    ----------
-    labels
-        Class names in class-index order, or None when the model names none.
-    transform
-        PIL image -> ``(C, H, W)`` float tensor, the model's preprocessing.
-    mean, std
-        Per-channel normalisation of ``transform`` (to show inputs in colour), or None when unknown.
-    source
-        Where the description came from, for status lines (e.g. ``"weights"``, ``"default"``).
-    """
-
-    labels: list[str] | None
-    transform: Transform
-    mean: tuple[float, ...] | None
-    std: tuple[float, ...] | None
-    source: str = "default"
-
-
-def _labels_from(weights: Any) -> list[str] | None:
-    meta = getattr(weights, "meta", None)
-    if isinstance(meta, dict) and meta.get("categories") is not None:
-        return [str(c) for c in meta["categories"]]
-    return None
-
-
-def _norm_from(weights: Any, transform: Any) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
-    meta = getattr(weights, "meta", None)
-    if isinstance(meta, dict) and "mean" in meta and "std" in meta:
-        return tuple(meta["mean"]), tuple(meta["std"])
-    # torchvision weights keep them on their transforms object (ImageClassification.mean/.std)
-    mean, std = getattr(transform, "mean", None), getattr(transform, "std", None)
-    if mean is not None and std is not None:
-        return tuple(float(v) for v in mean), tuple(float(v) for v in std)
-    return None, None
-
-
-def describe_model(
-    model: Any,
-    weights: Any = None,
-    labels: Sequence[str] | None = None,
-    transform: Transform | None = None,
-) -> ModelIO:
-    """Read a model's class names and preprocessing, with explicit arguments taking precedence.
-
-    Parameters
-    ----------
-    model
-        The classifier. A ``saliency_weights`` attribute (the bundled model) is read like ``weights``.
-    weights
-        A torchvision-style weights object (``.meta["categories"]``, ``.transforms()``).
-    labels
-        Class names; overrides what the weights say.
-    transform
-        PIL image -> ``(C, H, W)`` tensor; overrides the weights' ``transforms()``.
-
-    Returns
-    -------
-    ModelIO
-        Labels (None when unknown), the transform (default :func:`imagenet_transform`) and
-        its normalisation constants.
-
-    Raises
-    ------
-    InputError
-        ``labels`` is not a sequence of names.
-    """
-    if labels is not None and (isinstance(labels, (str, bytes)) or not isinstance(labels, Sequence)):
-        raise InputError(
-            f"labels must be a list of class names (one per class), got {type(labels).__name__} {labels!r:.60}"
-        )
-    src = weights if weights is not None else getattr(model, "saliency_weights", None)
-    names = [str(s) for s in labels] if labels is not None else _labels_from(src)
-    source = "weights" if src is not None else "default"
-    if transform is None and src is not None and callable(getattr(src, "transforms", None)):
-        transform = src.transforms()
-    if transform is None:
-        tf = imagenet_transform()
-        return ModelIO(names, tf, IMAGENET_MEAN, IMAGENET_STD, "default")
-    mean, std = _norm_from(src, transform)
-    return ModelIO(names, transform, mean, std, source)
-
-
-def resolve_target(target: Any, labels: Sequence[str] | None, num_classes: int) -> int | None:
-    """Turn a user's class (None, an index or a label) into a class index.
-
-    Parameters
-    ----------
-    target
-        None (the caller uses each image's predicted class), an int class index, or a class
-        label from ``labels``.
-    labels
-        Class names in class-index order, or None when the model names none (then classes are
-        called ``"0"``, ``"1"``, ... as strings).
-    num_classes
-        K, the number of logits the model outputs.
-
-    Returns
-    -------
-    int or None
-        The class index in ``0..K-1``, or None for ``target=None``.
-
-    Raises
-    ------
-    InputError
-        A bool, an index outside ``0..K-1``, an unknown label, or another type.
-    """
-    if target is None:
-        return None
-    if isinstance(target, bool):
-        raise InputError(f"target must be a class index or a class label, got the bool {target!r}")
-    if isinstance(target, str):
-        names = list(labels) if labels is not None else [str(i) for i in range(num_classes)]
-        if target not in names:
-            raise InputError(f"unknown class {target!r}; expected one of {choices(names)}")
-        return names.index(target)
-    if not hasattr(target, "__index__"):
-        raise InputError(f"target must be None, a class index or a class label, got {type(target).__name__} {target!r:.60}")
-    t = int(target.__index__())
-    if not 0 <= t < num_classes:
-        raise InputError(f"target {t} is out of range: valid classes are 0..{num_classes - 1}")
-    return t
 
 
 def to_model_input(image: Any, transform: Transform) -> torch.Tensor:

@@ -138,6 +138,8 @@ def render_report(
     *,
     labels: Sequence[str] | None = None,
     transform: Callable[[Image.Image], torch.Tensor] | None = None,
+    weights: Any = None,
+    processor: Any = None,
     sign: str = "absolute",
     clip_percentile: float = 99.0,
     cmap: str = "magma",
@@ -156,8 +158,9 @@ def render_report(
         Registered method names.
     target
         None (each image's predicted class), a class index, or a class label.
-    labels, transform
-        Class names and preprocessing; default from ``model.saliency_weights`` when present.
+    labels, transform, weights, processor
+        Class names and preprocessing; default: what the model says, read by
+        :func:`saliency_widget.viz.modelio.describe_model`.
     sign, clip_percentile, cmap
         Display options, as in the widget.
     title
@@ -171,7 +174,7 @@ def render_report(
         from ..models import shapes_cnn
 
         model = shapes_cnn()
-    io = describe_model(model, labels=labels, transform=transform)
+    io = describe_model(model, weights=weights, labels=labels, transform=transform, processor=processor)
     labels, transform = io.labels, io.transform
     known = available_methods()
     bad = [m for m in methods if m not in known]

@@ -104,11 +104,12 @@ class Explorer(W.VBox):
         transform: Callable[[Image.Image], torch.Tensor] | None = None,
         device: str | torch.device | None = None,
         weights: Any = None,
+        processor: Any = None,
         samples: dict[str, Callable[[], Image.Image]] | None = None,
     ) -> None:
         self.methods: list[str] = available_methods()
         self._model = model
-        self._io = describe_model(model, weights=weights, labels=labels, transform=transform)
+        self._io = describe_model(model, weights=weights, labels=labels, transform=transform, processor=processor)
         self.inputs = InputState(model, self._io, device)
         self._samples = dict(samples or {})
         self._worker = LatestOnlyWorker(self._render_latest, name="saliency-explorer")
@@ -446,6 +447,7 @@ def explore(
     transform: Callable[[Image.Image], torch.Tensor] | None = None,
     device: str | torch.device | None = None,
     weights: Any = None,
+    processor: Any = None,
 ) -> Explorer:
     """Open the interactive saliency explorer.
 
@@ -458,15 +460,19 @@ def explore(
         PIL image, ndarray (H, W[, 3]), float tensor (C, H, W) already preprocessed, a
         file path, or PNG/JPEG bytes. None: the first bundled sample image.
     labels
-        Class names (length = number of classes). Default: ``weights.meta["categories"]``,
-        else ``model.saliency_weights.meta["categories"]``, else ``"class i"``.
+        Class names (length = number of classes). Default: what the model says
+        (``weights.meta["categories"]``, the bundled model's, a Hugging Face
+        ``config.id2label``), else ``"class i"``.
     transform
-        PIL image -> (C, H, W) tensor. Default: ``weights.transforms()`` (or the model's
-        ``saliency_weights``), else resize to 224 and ImageNet normalisation.
+        PIL image -> (C, H, W) tensor. Default: ``processor``, ``weights.transforms()``, a timm
+        model's ``pretrained_cfg``, else resize to 224 (a Hugging Face config's ``image_size``)
+        and ImageNet normalisation. See :func:`saliency_widget.viz.modelio.describe_model`.
     device
         Device for the engine (the model is not moved; must match it if given).
     weights
         A weights object with ``.transforms()`` and ``.meta`` (torchvision style).
+    processor
+        A Hugging Face image processor (``AutoImageProcessor.from_pretrained(...)``).
 
     Returns
     -------
@@ -492,4 +498,6 @@ def explore(
         if not names:
             raise InputError("no image given and no bundled sample image is available")
         image = samples[names[0]]()
-    return Explorer(model, image, labels=labels, transform=transform, device=device, weights=weights, samples=samples)
+    return Explorer(
+        model, image, labels=labels, transform=transform, device=device, weights=weights, processor=processor, samples=samples
+    )
