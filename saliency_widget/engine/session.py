@@ -187,6 +187,23 @@ class Explainer:
         """K, the number of classes (logits per sample)."""
         return int(self._logits.shape[1])
 
+    def unavailable(self, method: str) -> str | None:
+        """Why ``method`` cannot run on this recorded forward, in one line; None when it can.
+
+        A method that changes the backward pass at ReLUs (DeconvNet, Guided Backprop, Guided
+        Grad-CAM) means nothing for a model that ran no ReLU (GELU / SiLU networks: ViT,
+        ConvNeXt, EfficientNet); the other methods always run.
+        """
+        m = get_method(method)
+        if not m.needs_relu_rules:
+            return None
+        if self._interceptor is None:
+            return f"{m.label} is unavailable: this Explainer was created with intercept=False"
+        if self._interceptor.relu_calls == 0 and not self._partial:
+            seen = ", ".join(sorted(self._interceptor.other_activations)) or "no activation it knows"
+            return f"{m.label} is unavailable: it changes the backward pass at ReLUs, and this model has no ReLU (it uses {seen})"
+        return None
+
     @property
     def layers(self) -> list[LayerInfo]:
         """Inspectable layer executions in forward order (modules with tensor outputs ≥ 2-D)."""

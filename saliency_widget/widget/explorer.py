@@ -267,6 +267,7 @@ class Explorer(W.VBox):
         options = layer_choices(ex.layers)
         keys = [k for _, k in options]
         current = self.layer if self.layer in keys else default_layer(ex.layers)
+        self.ui.set_method_notes(self.methods, {m: ex.unavailable(m) for m in self.methods})
         with self._worker.muted():
             self.ui.set_layers(options, current)
             self.layer = current

@@ -97,6 +97,8 @@ class ViewResult:
         Text under the feature map.
     projection_rule
         ReLU rule the projection used.
+    projection_note
+        Why the projection does not use DeconvNet's rule when the model has no ReLU ("" otherwise).
     box
         Receptive field ``(y0, x0, y1, x1)`` of the projected activation.
     warnings
@@ -117,6 +119,7 @@ class ViewResult:
     position: tuple[int, int]
     feature_caption: str
     projection_rule: str
+    projection_note: str
     box: tuple[int, int, int, int]
     warnings: tuple[str, ...] = ()
     ms: float = 0.0
@@ -172,12 +175,15 @@ class ViewMemo:
             self.owner = id(explainer)
 
 
-def projection_rule(method: str) -> str:
+def projection_rule(method: str, has_relu: bool = True) -> str:
     """The ReLU rule a projection uses while ``method`` is shown.
 
     Projections follow a ReLU rule; methods without one (Grad-CAM, occlusion, ...) project
-    with DeconvNet, the rule of Zeiler & Fergus.
+    with DeconvNet, the rule of Zeiler & Fergus. A model without ReLU projects with the
+    plain gradient (the only rule defined there), and the view says so.
     """
+    if not has_relu:
+        return "gradient"
     return method if method in RULES else "deconvnet"
 
 
@@ -290,12 +296,16 @@ def compute_view(
         panels: dict[str, bytes] = {}
         messages: dict[str, str | None] = {}
 
-        def saliency(method: str) -> np.ndarray:
-            return memo.saliency.get_or(
+        def rendered(method: str) -> tuple[bytes | None, str | None]:
+            why = explainer.unavailable(method)
+            if why is not None:  # e.g. DeconvNet on a GELU model: say why instead of failing the view
+                return None, why
+            sal = memo.saliency.get_or(
                 (v, method, target), lambda: explainer.saliency(target=target, method=method)[0].detach().cpu().numpy()
             )
+            return map_png(sal, snapshot, base)
 
-        png, messages["map"] = map_png(saliency(snapshot.method), snapshot, base)
+        png, messages["map"] = rendered(snapshot.method)
         if png:
             panels["map"] = png
         if snapshot.view == "compare":
@@ -306,7 +316,7 @@ def compute_view(
                 shown = available_methods()
             tiles, titles = [], []
             for m in shown:
-                mpng, mmsg = map_png(saliency(m), snapshot, base)
+                mpng, mmsg = rendered(m)
                 tiles.append(R.from_png(mpng) if mpng else R.message_panel(mmsg or "", (PANEL, PANEL)))
                 titles.append(method_label(m))
             panels["compare"] = R.to_png(R.compose(tiles, titles, height=PANEL - 64))
@@ -324,7 +334,8 @@ def compute_view(
         if not (0 <= pos[0] < fmap.shape[0] and 0 <= pos[1] < fmap.shape[1]):
             raise InputError(f"position {pos} outside the {fmap.shape[0]}x{fmap.shape[1]} feature map of {key}")
         panels["feature"], caption = feature_png(fmap, pos)
-        rule = projection_rule(snapshot.method)
+        has_relu = explainer.unavailable("deconvnet") is None
+        rule = projection_rule(snapshot.method, has_relu)
         proj = memo.projection.get_or(
             (v, str(key), snapshot.channel, pos, rule),
             lambda: explainer.project(key, snapshot.channel, position=pos, method=rule)[0].detach().cpu().numpy(),
@@ -347,6 +358,7 @@ def compute_view(
         position=(int(pos[0]), int(pos[1])),
         feature_caption=caption,
         projection_rule=rule,
+        projection_note="" if has_relu else "the model has no ReLU, so DeconvNet is undefined: gradient projection",
         box=tuple(int(b) for b in box),  # type: ignore[arg-type]
         warnings=tuple(str(w.message).splitlines()[0] for w in caught),
         ms=(time.perf_counter() - t0) * 1000.0,

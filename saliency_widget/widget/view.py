@@ -167,6 +167,10 @@ class ExplorerView:
         self.w_layer.options = list(options)
         self.w_layer.value = value
 
+    def set_method_notes(self, methods: Sequence[str], unavailable: dict[str, str | None]) -> None:
+        """Tooltips of the method buttons: what each shows, or why it is unavailable for this model."""
+        self.w_method.tooltips = [unavailable.get(m) or get_method(m).description for m in methods]
+
     def set_filters(self, count: int, value: int) -> None:
         """Let the filter slider range over ``count`` filters and show ``value``."""
         self.w_channel.max = max(0, count - 1)
@@ -193,9 +197,8 @@ class ExplorerView:
             self.w_canvas.caption = result.feature_caption
         self._panel(self.w_proj, self.w_proj_msg, p.get("projection"), msgs.get("projection"))
         y, x = result.position
-        self.w_proj_title.value = (
-            f"<b>projection to pixel space</b> ({html.escape(result.projection_rule)}, activation {y}, {x})"
-        )
+        rule = result.projection_note or result.projection_rule
+        self.w_proj_title.value = f"<b>projection to pixel space</b> ({html.escape(rule)}, activation {y}, {x})"
         with self.w_bars.hold_sync():
             self.w_bars.x = [name for _, name, _ in result.bars]
             probs = [prob for _, _, prob in result.bars]
