@@ -22,6 +22,7 @@ import torch
 from ..errors import InputError
 from .guard import check_layer_name, eval_mode, forward_to
 from .methods import check_options, register_method
+from .outputs import logits_of  # [models]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .session import Explainer
@@ -66,7 +67,7 @@ def _score(
     if output == "activation":
         act = forward_to(model, batch, str(layer), 0)
         return act[:, channel].flatten(1).amax(1)
-    out = model(batch)
+    out = logits_of(model(batch))  # [models] output adapter
     if output == "probability":
         out = torch.softmax(out.double(), dim=1).to(out.dtype)
     return out.gather(1, targets.view(-1, 1)).squeeze(1)

@@ -15,6 +15,7 @@ import torch
 
 from ..errors import InputError
 from .methods import check_options, register_method
+from .outputs import logits_of  # [models]
 from .rules import GRADIENT, get_rule
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -189,7 +190,7 @@ def integrated_gradients(
         from .guard import eval_mode
 
         with eval_mode(explainer.model):
-            f_base = explainer.model(base.contiguous())
+            f_base = logits_of(explainer.model(base.contiguous()))  # [models] output adapter
     idx = torch.arange(N, device=x.device)
     f_x = explainer._logits.detach()[idx, targets]
     delta = attr.flatten(1).sum(1) - (f_x - f_base[idx, targets.to(f_base.device)])

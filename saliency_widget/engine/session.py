@@ -40,6 +40,7 @@ from .guard import (
 )
 from .intercept import ReceptiveFieldMode, ReLUInterceptor, RuleBox
 from .methods import get_method
+from .outputs import logits_of  # [models]
 from .rules import DECONVNET, ReLURule, get_rule
 
 __all__ = ["Explainer", "LayerInfo"]
@@ -170,13 +171,7 @@ class Explainer:
             if stop_at not in self._records:
                 self._record(*stop_at)  # raises a LayerError naming the valid calls
             return
-        if not isinstance(out, torch.Tensor) or out.dim() != 2:
-            desc = f"a tensor of shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ModelError(
-                f"the model must return logits of shape (N, K); it returned {desc}. "
-                "Wrap it so that forward returns the class scores"
-            )
-        self._logits = out
+        self._logits = logits_of(out)  # [models] output adapter: tensor, .logits, {"logits"}, (logits, ...)
 
     def _forward(self) -> torch.Tensor:
         if self._interceptor is None:
