@@ -140,7 +140,7 @@ def top_activations(
     -------
     TopActivations
     """
-    check_model(model)
+    model = check_model(model)  # [models] compiled -> original module
     if "#" in layer and call == 0:
         layer, call = parse_layer_key(layer)
     check_layer_name(model, layer)

@@ -101,7 +101,7 @@ def project(
     rule = get_rule(method)
     if isinstance(layer, str) and "#" in layer and call == 0:
         layer, call = parse_layer_key(layer)
-    check_model(model)
+    model = check_model(model)  # [models] compiled -> original module
     check_layer_name(model, layer)
     ex = Explainer(model, inputs, stop_at=(layer, call), retain_graph=False)
     return ex.project(layer, channel, position, call, rule.name)
@@ -123,7 +123,7 @@ def layers(model: nn.Module, inputs: torch.Tensor) -> list[LayerInfo]:
         One entry per module execution with a tensor output of rank ≥ 2; a module that runs
         twice (ResNet's ``layer1.0.relu``) appears twice, with ``call`` 0 and 1.
     """
-    check_model(model)
+    model = check_model(model)  # [models] compiled -> original module
     x, _, _ = prepare_inputs(inputs[:1] if isinstance(inputs, torch.Tensor) and inputs.dim() == 4 else inputs, model)
     cap = LayerCapture(model)
     with torch.no_grad(), eval_mode(model), cap:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError, LayerError, ModelError, choices
+from .compiled import unwrap_compiled  # [models]
 
 __all__ = [
     "check_model",
@@ -25,7 +26,7 @@ __all__ = [
 
 
 def check_model(model: Any) -> nn.Module:
-    """Return ``model`` if it can be explained, else raise :class:`ModelError`."""
+    """Return the module to explain (``model``, or a compiled model's original), else raise :class:`ModelError`."""
     if isinstance(model, (torch.jit.ScriptModule, torch.jit.ScriptFunction)):
         raise ModelError(
             f"got a TorchScript model ({type(model).__name__}); its ReLUs run inside the TorchScript "
@@ -34,7 +35,7 @@ def check_model(model: Any) -> nn.Module:
         )
     if not isinstance(model, nn.Module):
         raise ModelError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    return model
+    return unwrap_compiled(model)  # [models] torch.compile: explain _orig_mod, or refuse loudly
 
 
 def model_device_dtype(model: nn.Module) -> tuple[torch.device | None, torch.dtype | None]:

@@ -131,7 +131,7 @@ class Explainer:
         stop_at: tuple[str, int] | None = None,
         retain_graph: bool = True,
     ) -> None:
-        self.model = check_model(model)
+        self.model = model = check_model(model)  # [models] a compiled model's original module from here on
         # One-shot callers (``saliency()``) free the graph during their single backward: keeping
         # it costs ~30 % more time on big CPU batches (no buffer reuse), measured on resnet50.
         self._retain = bool(retain_graph)
