@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .guard import LayerCapture, check_layer_name, check_model, eval_mode, prepare_inputs
+from .layouts import LayoutTracker  # [models]
 from .methods import RuleMethod, get_method
 from .rules import get_rule
 from .session import Explainer, LayerInfo, parse_layer_key
@@ -121,11 +122,16 @@ def layers(model: nn.Module, inputs: torch.Tensor) -> list[LayerInfo]:
     -------
     list of LayerInfo
         One entry per module execution with a tensor output of rank ≥ 2; a module that runs
-        twice (ResNet's ``layer1.0.relu``) appears twice, with ``call`` 0 and 1.
+        twice (ResNet's ``layer1.0.relu``) appears twice, with ``call`` 0 and 1. Each has its
+        layout (``"NCHW"``, ``"NHWC"``, ``"tokens"``, ``"flat"``, ``"ambiguous"``) and reports
+        ``shape`` as ``(C, H, W)`` for the three spatial layouts (``raw_shape`` as returned).
     """
     model = check_model(model)  # [models] compiled -> original module
     x, _, _ = prepare_inputs(inputs[:1] if isinstance(inputs, torch.Tensor) and inputs.dim() == 4 else inputs, model)
     cap = LayerCapture(model)
-    with torch.no_grad(), eval_mode(model), cap:
-        model(x.detach())
-    return [LayerInfo(r.name, r.call, tuple(r.tensor.shape[1:]), r.type) for r in cap.records if r.tensor.dim() >= 2]
+    tracker = LayoutTracker()  # [models] layer layouts
+    with torch.no_grad(), eval_mode(model), cap, tracker:
+        x = x.detach()
+        tracker.watch(x)
+        model(x)
+    return [LayerInfo.of(r, tracker.layout_of(r.tensor)) for r in cap.records if r.tensor.dim() >= 2]

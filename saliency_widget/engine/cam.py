@@ -12,6 +12,7 @@ cached forward: Grad-CAM costs one backward to ``A``, Guided Grad-CAM one more t
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import LayerError, choices
+from .layouts import SPATIAL_LAYOUTS, to_nchw  # [models]
 from .methods import check_options, register_method
 from .rules import GRADIENT, GUIDED_BACKPROP
 
@@ -29,38 +31,75 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["GradCAM", "GuidedGradCAM", "default_cam_layer", "gradcam_low_res"]
 
 _POOLING = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Dropout, nn.Dropout2d)
+_NORMS = (nn.LayerNorm, nn.GroupNorm)
+# default layer per Explainer: the transformer search costs a few backward passes, once
+_DEFAULTS: "weakref.WeakKeyDictionary[Explainer, str]" = weakref.WeakKeyDictionary()
 
 
 def default_cam_layer(explainer: "Explainer") -> str:
     """The last spatial layer before pooling to the classifier.
 
-    That is the last recorded execution of a leaf module (not a pooling or dropout module)
-    whose output is ``(N, K, h, w)`` with ``h * w > 1``. Returns its key (``"name"`` or ``"name#call"``).
+    Candidates are the recorded executions of leaf modules (not pooling or dropout) whose
+    output has a spatial layout (NCHW, NHWC or tokens) with an ``h x w > 1`` grid. If the last
+    candidate is NCHW (every CNN; torchvision Swin's final ``permute``, the same values as
+    its ``norm``), it is the default. Otherwise (a transformer ending in NHWC or token
+    layers) the default is the last candidate whose grid reaches the class score, a
+    normalisation layer preferred: in a class-token ViT the patch tokens after the last
+    attention never reach the score (the final norm, the last MLP and the last block's
+    output give all-zero Grad-CAMs), so that is the last block's input norm (``norm1`` /
+    ``ln_1`` / ``layernorm_before``), pytorch-grad-cam's documented choice; in a pooled
+    model (Swin) it is the final norm. Returns its key (``"name"`` or ``"name#call"``).
     """
+    if explainer in _DEFAULTS:
+        return _DEFAULTS[explainer]
     modules = dict(explainer.model.named_modules())
-    best = None
+    candidates = []
     for info in explainer.layers:
         mod = modules[info.name]
-        if len(info.shape) != 3 or info.shape[1] * info.shape[2] <= 1:
+        if info.layout not in SPATIAL_LAYOUTS or info.shape[1] * info.shape[2] <= 1:
             continue
         if any(True for _ in mod.children()) or isinstance(mod, _POOLING):
             continue
-        best = info.key
-    if best is None:
+        candidates.append(info)
+    if not candidates:
         raise LayerError(
-            "no spatial layer (output (N, K, h, w) with h*w > 1) found for Grad-CAM; pass layer=... "
+            "no spatial layer (layout NCHW, NHWC or tokens with an h x w > 1 grid) found for Grad-CAM; pass layer=... "
             f"from: {choices([i.key for i in explainer.layers])}"
         )
+    best = candidates[-1].key
+    if candidates[-1].layout != "NCHW":
+        norms = [i for i in candidates if isinstance(modules[i.name], _NORMS) or i.type.endswith("Norm")]
+        best = next(
+            (i.key for i in [*reversed(norms), *reversed(candidates)] if _reaches_score(explainer, i.key)), best
+        )
+    _DEFAULTS[explainer] = best
     return best
+
+
+def _reaches_score(explainer: "Explainer", key: str) -> bool:
+    """Whether the gradient of the predicted classes' scores at ``key``'s grid is not all zero."""
+    rec = explainer._record(key)
+    if rec.edge is None:
+        return False
+    seed = torch.zeros_like(explainer._logits)
+    seed.scatter_(1, explainer._logits.detach().argmax(1, keepdim=True), 1.0)
+    with explainer._lock:
+        explainer._box.rule = GRADIENT
+        (grads,) = torch.autograd.grad(explainer._logits, rec.edge, seed, retain_graph=True)
+    return bool(to_nchw(grads, explainer.layout(key)).any())
 
 
 def gradcam_low_res(explainer: "Explainer", targets: torch.Tensor, layer: str | None = None) -> torch.Tensor:
     """Grad-CAM at the layer's own resolution, ``(N, 1, h, w)``, after the ReLU."""
     key = layer if layer is not None else default_cam_layer(explainer)
     rec = explainer._record(key)
+    lay = explainer.layout(key)  # [models] NHWC and token layers are read through their layout
+    if not lay.spatial:
+        raise LayerError(
+            f"Grad-CAM needs a spatial layer (layout NCHW, NHWC or tokens); {key!r} outputs "
+            f"{tuple(rec.tensor.shape)} with layout {lay.kind!r}"
+        )
     act = explainer.activation(key)
-    if act.dim() != 4:
-        raise LayerError(f"Grad-CAM needs a spatial layer with output (N, K, h, w); {key!r} outputs {tuple(act.shape)}")
     if rec.edge is None:
         raise LayerError(f"layer {key!r} does not depend on the input through autograd; choose another layer")
     seed = torch.zeros_like(explainer._logits)
@@ -68,6 +107,7 @@ def gradcam_low_res(explainer: "Explainer", targets: torch.Tensor, layer: str | 
     with explainer._lock:
         explainer._box.rule = GRADIENT  # Grad-CAM's gradients are plain gradients
         (grads,) = torch.autograd.grad(explainer._logits, rec.edge, seed, retain_graph=True)
+    grads = to_nchw(grads, lay)  # [models]
     alpha = grads.mean(dim=(2, 3), keepdim=True)
     return torch.relu((alpha * act).sum(dim=1, keepdim=True)).detach()
 

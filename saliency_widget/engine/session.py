@@ -9,6 +9,7 @@ forward; afterwards the model is exactly as it was.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
@@ -39,6 +40,7 @@ from .guard import (
     resolve_targets,
 )
 from .intercept import ReceptiveFieldMode, ReLUInterceptor, RuleBox
+from .layouts import AMBIGUOUS, Layout, LayoutTracker, from_nchw, nchw_shape, to_nchw  # [models]
 from .methods import get_method
 from .outputs import logits_of  # [models]
 from .rules import DECONVNET, ReLURule, get_rule
@@ -57,15 +59,33 @@ class LayerInfo:
     call
         Which execution of the module (0 = first); reused modules have several.
     shape
-        Output shape without the batch dimension, e.g. ``(C, H, W)``.
+        ``(C, H, W)`` for the spatial layouts (``"NCHW"``, ``"NHWC"``, ``"tokens"``), else the
+        output shape without the batch dimension (``(C,)`` for ``"flat"``).
     type
         Module class name, e.g. ``"ReLU"``.
+    layout
+        ``"NCHW"``, ``"NHWC"``, ``"tokens"``, ``"flat"`` or ``"ambiguous"``, see
+        :mod:`~saliency_widget.engine.layouts`.
+    prefix_tokens
+        Number of prefix tokens ``P`` (class, distillation, registers) of a ``"tokens"`` layer, else 0.
+    raw_shape
+        The output shape as the module returns it, without the batch dimension.
     """
 
     name: str
     call: int
     shape: tuple[int, ...]
     type: str
+    # [models] layer layouts (defaults keep the positional constructor)
+    layout: str = "NCHW"
+    prefix_tokens: int = 0
+    raw_shape: tuple[int, ...] = ()
+
+    @classmethod
+    def of(cls, rec: LayerRecord, layout: Layout) -> "LayerInfo":
+        """The entry of one recorded execution whose output has ``layout``."""
+        shape = tuple(rec.tensor.shape)
+        return cls(rec.name, rec.call, nchw_shape(shape, layout), rec.type, layout.kind, layout.prefix, shape[1:])
 
     @property
     def key(self) -> str:
@@ -151,12 +171,13 @@ class Explainer:
             capture: LayerCapture | None = LayerCapture(model, names=[stop_at[0]], stop_at=stop_at, clone=True)
         else:
             capture = LayerCapture(model) if record_layers else None
+        tracker = LayoutTracker() if capture is not None else None  # [models] layer layouts
         out: Any = None
         with torch.enable_grad(), eval_mode(model):
             try:
                 if capture is not None:
                     with capture:
-                        out = self._forward()
+                        out = self._forward(tracker)
                 else:
                     out = self._forward()
             except StopForward:
@@ -166,6 +187,10 @@ class Explainer:
         if capture is not None:
             for rec in capture.records:
                 self._records[(rec.name, rec.call)] = rec
+        # [models] each recorded output's layout, decided once from the tracked forward
+        self._layouts: dict[tuple[str, int], Layout] = (
+            {k: tracker.layout_of(r.tensor) for k, r in self._records.items()} if tracker is not None else {}
+        )
         if stop_at is not None:
             self._logits = None  # type: ignore[assignment]
             if stop_at not in self._records:
@@ -173,11 +198,14 @@ class Explainer:
             return
         self._logits = logits_of(out)  # [models] output adapter: tensor, .logits, {"logits"}, (logits, ...)
 
-    def _forward(self) -> torch.Tensor:
-        if self._interceptor is None:
-            return self.model(self._x)
-        with self._interceptor:
-            return self.model(self._x)
+    def _forward(self, tracker: LayoutTracker | None = None) -> Any:
+        # [models] the layout tracker is the innermost mode: it sees the ReLU interceptor's outputs
+        with self._interceptor if self._interceptor is not None else contextlib.nullcontext():
+            if tracker is None:
+                return self.model(self._x)
+            with tracker:
+                tracker.watch(self._x)
+                return self.model(self._x)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -207,11 +235,7 @@ class Explainer:
     @property
     def layers(self) -> list[LayerInfo]:
         """Inspectable layer executions in forward order (modules with tensor outputs ≥ 2-D)."""
-        return [
-            LayerInfo(r.name, r.call, tuple(r.tensor.shape[1:]), r.type)
-            for r in self._records.values()
-            if r.tensor.dim() >= 2
-        ]
+        return [LayerInfo.of(r, self._layouts.get(k, AMBIGUOUS)) for k, r in self._records.items() if r.tensor.dim() >= 2]
 
     # ------------------------------------------------------------------ maps
     def saliency(self, target: Any = None, method: str = "gradient", **options: Any) -> torch.Tensor:
@@ -311,11 +335,19 @@ class Explainer:
             raise LayerError(f"layer {layer!r} ran {len(calls)} time(s); call must be one of {calls}, got {call!r}")
         return rec
 
-    def activation(self, layer: str, call: int = 0) -> torch.Tensor:
-        """Output of ``layer`` at its ``call``-th execution, detached, ``(N, C, h, w)``.
+    def layout(self, layer: str, call: int = 0) -> Layout:
+        """The :class:`~saliency_widget.engine.layouts.Layout` of ``layer``'s output at its ``call``-th execution."""
+        rec = self._record(layer, call)
+        return self._layouts.get((rec.name, rec.call), AMBIGUOUS)
 
-        A value later overwritten by an in-place op (e.g. a conv output followed by
-        ``ReLU(inplace=True)``) is recomputed with a no-grad forward up to that layer.
+    def activation(self, layer: str, call: int = 0) -> torch.Tensor:
+        """Output of ``layer`` at its ``call``-th execution, detached.
+
+        ``(N, C, h, w)`` for the spatial layouts (an NHWC or tokens output is viewed through
+        its layout, see :func:`~saliency_widget.engine.layouts.to_nchw`), ``(N, C)`` for a
+        flat one, the output as returned for an ambiguous one. A value later overwritten by
+        an in-place op (e.g. a conv output followed by ``ReLU(inplace=True)``) is recomputed
+        with a no-grad forward up to that layer.
         """
         rec = self._record(layer, call)
         val = rec.current_value()
@@ -323,7 +355,21 @@ class Explainer:
             with self._lock:
                 rec.value = _recompute_output(self.model, self._x.detach(), rec.name, rec.call)
             val = rec.value
-        return val
+        lay = self._layouts.get((rec.name, rec.call), AMBIGUOUS)  # [models] read through the layout
+        return to_nchw(val, lay).contiguous() if lay.kind in ("NHWC", "tokens") else val
+
+    def _spatial_activation(self, layer: str, call: int = 0) -> tuple[LayerRecord, Layout, torch.Tensor]:
+        """[models] Record, layout and ``(N, C, h, w)`` / ``(N, C)`` activation; an ambiguous layer is refused."""
+        rec = self._record(layer, call)
+        lay = self._layouts.get((rec.name, rec.call), AMBIGUOUS)
+        if lay.kind == "ambiguous":
+            raise LayerError(
+                f"layer {rec.key!r} outputs shape {tuple(rec.tensor.shape)} whose channel and spatial axes are "
+                "ambiguous (not followed from the input's (N, C, H, W), e.g. attention maps or window partitions); "
+                f"choose a layer with layout NCHW, NHWC or tokens: "
+                f"{choices([i.key for i in self.layers if i.layout in ('NCHW', 'NHWC', 'tokens')])}"
+            )
+        return rec, lay, self.activation(rec.name, rec.call)
 
     def _check_channel_position(
         self, act: torch.Tensor, layer: str, channel: Any, position: Any
@@ -365,7 +411,7 @@ class Explainer:
 
     def strongest(self, layer: str, channel: int, call: int = 0) -> list[tuple[int, int]]:
         """Per sample, the ``(y, x)`` of the largest activation of ``channel`` in ``layer``."""
-        act = self.activation(layer, call)
+        _, _, act = self._spatial_activation(layer, call)  # [models]
         ch, _ = self._check_channel_position(act, layer, channel, None)
         if act.dim() == 2:
             return [(0, 0)] * act.shape[0]
@@ -405,12 +451,13 @@ class Explainer:
             Shape ``(N, C, H, W)`` like the inputs, on the inputs' device and dtype.
         """
         rule = get_rule(method) if isinstance(method, str) else method
-        rec = self._record(layer, call)
-        act = self.activation(layer, call)
+        rec, lay, act = self._spatial_activation(layer, call)  # [models]
         ch, pos = self._check_channel_position(act, rec.name, channel, position)
         if rec.edge is None:
             raise ModelError(f"layer {rec.key!r} output does not depend on the input through autograd; it cannot be projected")
         seed = _one_hot_seed(act, ch, pos)
+        if lay.kind in ("NHWC", "tokens"):
+            seed = from_nchw(seed, lay)  # [models] the seed in the layer's own layout
         out = self._backward(rec.edge, seed, rule)
         self._warn_degenerate(out, f"projection of {rec.key}")
         return out.to(device=self._orig_device, dtype=self._orig_dtype)
@@ -421,13 +468,12 @@ class Explainer:
         Computed structurally (ReLUs pass, max-pools spread over their window, all weights
         one), so it is the full theoretical receptive field clipped to the image.
         """
-        rec = self._record(layer, call)
-        act = self.activation(layer, call)
+        rec, lay, act = self._spatial_activation(layer, call)  # [models]
         self._check_channel_position(act, rec.name, 0, (y, x))
         key = (rec.name, rec.call, int(y), int(x))
         if key not in self._rf_cache:
             with self._lock:
-                self._rf_cache[key] = receptive_field(self.model, tuple(self._x.shape[1:]), rec.name, int(y), int(x), rec.call, self._x.dtype, self.device)
+                self._rf_cache[key] = receptive_field(self.model, tuple(self._x.shape[1:]), rec.name, int(y), int(x), rec.call, self._x.dtype, self.device, layout=lay)
         return self._rf_cache[key]
 
 
@@ -473,6 +519,7 @@ def receptive_field(
     call: int = 0,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
+    layout: Layout | None = None,
 ) -> tuple[int, int, int, int]:
     """Receptive field of unit ``(y, x)`` of ``layer`` as a half-open pixel box ``(y0, x0, y1, x1)``.
 
@@ -485,9 +532,11 @@ def receptive_field(
     layer, call
         Module name and execution index.
     y, x
-        Position in the layer's output feature map.
+        Position in the layer's output feature map (its ``(C, H, W)`` view).
+    layout
+        The layer's :class:`~saliency_widget.engine.layouts.Layout` (default: NCHW).
     """
-    return receptive_fields(model, input_shape, layer, [(y, x)], call, dtype, device)[0]
+    return receptive_fields(model, input_shape, layer, [(y, x)], call, dtype, device, layout=layout)[0]
 
 
 def receptive_fields(
@@ -499,12 +548,14 @@ def receptive_fields(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
     batch_size: int = 32,
+    layout: Layout | None = None,
 ) -> list[tuple[int, int, int, int]]:
     """Receptive-field boxes of many units at once: one probe image per position, batched.
 
     Each probe is an all-ones input run under :class:`ReceptiveFieldMode` (ReLUs pass,
     max-pools spread, weights are ones), so the input-gradient's support of unit ``(y, x)``
-    is exactly the set of pixels it is connected to.
+    is exactly the set of pixels it is connected to. ``layout`` (default NCHW) places the
+    units of an NHWC or tokens layer on its ``(C, H, W)`` view.
     """
     boxes: list[tuple[int, int, int, int]] = []
     for start in range(0, len(positions), batch_size):
@@ -512,6 +563,8 @@ def receptive_fields(
         probe = torch.ones((len(chunk), *input_shape), dtype=dtype, device=device, requires_grad=True)
         with torch.enable_grad():
             out = forward_to(model, probe, layer, call, mode=ReceptiveFieldMode())
+        if layout is not None and layout.kind in ("NHWC", "tokens"):
+            out = to_nchw(out, layout)  # [models] the unit (y, x) on the layer's (C, H, W) view
         if out.dim() != 4 or not out.requires_grad:
             boxes += [(0, 0, int(input_shape[-2]), int(input_shape[-1]))] * len(chunk)
             continue
