@@ -68,25 +68,29 @@ def default_cam_layer(explainer: "Explainer") -> str:
         )
     best = candidates[-1].key
     if candidates[-1].layout != "NCHW":
+        reach = _reaching(explainer, [i.key for i in candidates])
         norms = [i for i in candidates if isinstance(modules[i.name], _NORMS) or i.type.endswith("Norm")]
-        best = next(
-            (i.key for i in [*reversed(norms), *reversed(candidates)] if _reaches_score(explainer, i.key)), best
-        )
+        # none reaching (e.g. a zero-initialised head): every Grad-CAM is zero; keep the last layer
+        best = next((i.key for i in [*reversed(norms), *reversed(candidates)] if i.key in reach), best)
     _DEFAULTS[explainer] = best
     return best
 
 
-def _reaches_score(explainer: "Explainer", key: str) -> bool:
-    """Whether the gradient of the predicted classes' scores at ``key``'s grid is not all zero."""
-    rec = explainer._record(key)
-    if rec.edge is None:
-        return False
+def _reaching(explainer: "Explainer", keys: list[str]) -> set[str]:
+    """The layers among ``keys`` whose grid gets a non-zero gradient of the predicted classes' scores.
+
+    One backward pass for all of them.
+    """
+    recs = [(k, explainer._record(k)) for k in keys]
+    recs = [(k, r) for k, r in recs if r.edge is not None]
+    if not recs:
+        return set()
     seed = torch.zeros_like(explainer._logits)
     seed.scatter_(1, explainer._logits.detach().argmax(1, keepdim=True), 1.0)
     with explainer._lock:
         explainer._box.rule = GRADIENT
-        (grads,) = torch.autograd.grad(explainer._logits, rec.edge, seed, retain_graph=True)
-    return bool(to_nchw(grads, explainer.layout(key)).any())
+        grads = torch.autograd.grad(explainer._logits, [r.edge for _, r in recs], seed, retain_graph=True, allow_unused=True)
+    return {k for (k, _), g in zip(recs, grads) if g is not None and bool(to_nchw(g, explainer.layout(k)).any())}
 
 
 def gradcam_low_res(explainer: "Explainer", targets: torch.Tensor, layer: str | None = None) -> torch.Tensor:
