@@ -36,9 +36,9 @@ seed) back to the layer's own layout.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -47,13 +47,13 @@ from torch.utils.weak import WeakIdKeyDictionary
 from ..errors import LayerError
 
 __all__ = [
-    "Layout",
-    "LayoutTracker",
     "LAYOUTS",
     "SPATIAL_LAYOUTS",
-    "to_nchw",
+    "Layout",
+    "LayoutTracker",
     "from_nchw",
     "nchw_shape",
+    "to_nchw",
 ]
 
 LAYOUTS = ("NCHW", "NHWC", "tokens", "flat", "ambiguous")
@@ -224,7 +224,7 @@ def _permutation(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[s
             shape = func(probe, *args[1:], **kwargs).shape
         else:
             shape = func(**{**kwargs, "input": probe}).shape
-    except Exception:  # an unusual signature: no evidence, not an error of the user's model
+    except (RuntimeError, TypeError, ValueError, IndexError):  # an unusual signature: no evidence, not an error
         return None
     return tuple(_PRIMES.index(s) for s in shape)
 
@@ -320,18 +320,19 @@ class LayoutTracker(TorchFunctionMode):
                 self._tags.pop(o, None)  # not computed from the input (parameters, constants)
             return
         tagged = [(t, lay) for t, lay in derived if lay.kind != "unknown"]
-        src = args[0] if args and isinstance(args[0], torch.Tensor) else kwargs.get("input")
-        src_layout = self._tags.get(src) if isinstance(src, torch.Tensor) else None
+        first = args[0] if args else kwargs.get("input")
+        src: torch.Tensor | None = first if isinstance(first, torch.Tensor) else None
+        src_layout = self._tags.get(src) if src is not None else None
         if src_layout is not None and src_layout.kind == "unknown":
             src_layout = None
-        if func in _PERMUTES and src_layout is not None:
+        if func in _PERMUTES and src is not None and src_layout is not None:
             perm = _permutation(func, args, kwargs, src.dim())
             self._tag(outs[0], None if perm is None else _permuted(src_layout, perm))
-        elif func in _RESHAPES and src_layout is not None:
+        elif func in _RESHAPES and src is not None and src_layout is not None:
             self._tag(outs[0], _reshaped(src_layout, src.shape, outs[0].shape))
         elif func in _CATS and outs[0].dim() == 3:
             self._tag(outs[0], self._cat_tokens(args, kwargs, outs[0]))
-        elif func is torch.Tensor.__getitem__ and src_layout is not None and src_layout.kind == "tokens":
+        elif func is torch.Tensor.__getitem__ and src is not None and src_layout is not None and src_layout.kind == "tokens":
             self._tag(outs[0], _token_slice(src_layout, args[1], src.shape, outs[0].shape))
         else:
             for o in outs:

@@ -192,7 +192,7 @@ class Explainer:
             {k: tracker.layout_of(r.tensor) for k, r in self._records.items()} if tracker is not None else {}
         )
         if stop_at is not None:
-            self._logits = None  # type: ignore[assignment]
+            self._logits: torch.Tensor = None  # type: ignore[assignment]  # [models] typed: logits_of returns Tensor
             if stop_at not in self._records:
                 self._record(*stop_at)  # raises a LayerError naming the valid calls
             return

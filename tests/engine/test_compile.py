@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import assert_unchanged, snapshot, swap_relus
 from torch import nn
 
 import saliency_widget as sw
 from saliency_widget.engine.compiled import unwrap_compiled
 from saliency_widget.errors import ModelError
-
-from conftest import assert_unchanged, snapshot, swap_relus
 
 X = torch.rand(2, 3, 12, 12, generator=torch.Generator().manual_seed(3))
 

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import torch
+from model_zoo import hf_model, timm_model, timm_vit_with_registers, torchvision_model
 from torch import nn
 
 import saliency_widget as sw
-from saliency_widget.engine.layouts import Layout, LayoutTracker, from_nchw, nchw_shape, to_nchw
+from saliency_widget.engine.layouts import (
+    Layout,
+    LayoutTracker,
+    from_nchw,
+    nchw_shape,
+    to_nchw,
+)
 from saliency_widget.errors import LayerError
 
 # ----------------------------------------------------------------------------- views
@@ -156,10 +164,9 @@ def test_square_outputs_are_decided_by_evidence_not_shape() -> None:
 
 def test_tracker_leaves_no_mode_behind() -> None:
     depth = torch._C._len_torch_function_stack()
-    with pytest.raises(RuntimeError, match="boom"):
-        with LayoutTracker() as tr:
-            tr.watch(torch.zeros(1, 1, 2, 2))
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), LayoutTracker() as tr:
+        tr.watch(torch.zeros(1, 1, 2, 2))
+        raise RuntimeError("boom")
     assert torch._C._len_torch_function_stack() == depth
 
 
@@ -170,7 +177,7 @@ def test_tracker_leaves_no_mode_behind() -> None:
 class Case:
     """One model family: a builder, its input size, and one layer checked by hand.
 
-    ``layer`` is matched as a suffix of the module names (Hugging Face renamed
+    ``layer`` is a module name, or else the suffix of one (Hugging Face renamed
     ``vit.encoder.layer.1`` to ``vit.layers.1`` across versions).
     """
 
@@ -186,39 +193,15 @@ class Case:
 
 
 def _tv(name: str, **kw: Any) -> Callable[[], nn.Module]:
-    def build() -> nn.Module:
-        import torchvision
-
-        return torchvision.models.get_model(name, weights=None, **kw)
-
-    return build
+    return lambda: torchvision_model(name, **kw)
 
 
 def _timm(name: str, **kw: Any) -> Callable[[], nn.Module]:
-    def build() -> nn.Module:
-        timm = pytest.importorskip("timm")
-        return timm.create_model(name, pretrained=False, **kw)
-
-    return build
-
-
-def _timm_registers() -> nn.Module:
-    vit = pytest.importorskip("timm.models.vision_transformer")
-    return vit.VisionTransformer(img_size=64, patch_size=16, embed_dim=48, depth=2, num_heads=2, reg_tokens=4, num_classes=5)
+    return lambda: timm_model(name, **kw)
 
 
 def _hf(kind: str) -> Callable[[], nn.Module]:
-    def build() -> nn.Module:
-        tr = pytest.importorskip("transformers")
-        if kind == "vit":
-            cfg = tr.ViTConfig(image_size=64, patch_size=16, hidden_size=48, num_hidden_layers=2, num_attention_heads=2, intermediate_size=96, num_labels=5)
-            return tr.ViTForImageClassification(cfg)
-        if kind == "convnext":
-            return tr.ConvNextForImageClassification(tr.ConvNextConfig(hidden_sizes=[16, 32, 48, 64], depths=[1, 1, 1, 1], num_labels=5))
-        cfg = tr.SwinConfig(image_size=64, patch_size=4, embed_dim=16, depths=[1, 1, 1], num_heads=[1, 2, 2], window_size=4, num_labels=5)
-        return tr.SwinForImageClassification(cfg)
-
-    return build
+    return lambda: hf_model(kind)
 
 
 CASES = {
@@ -232,7 +215,7 @@ CASES = {
         allowed=("NCHW", "tokens", "flat", "ambiguous"), ambiguous=("attn.q_norm", "attn.k_norm"),
     ),
     "timm-vit-registers": Case(
-        _timm_registers, 64, "blocks.1.norm1", "tokens", (48, 4, 4), 5,
+        timm_vit_with_registers, 64, "blocks.1.norm1", "tokens", (48, 4, 4), 5,
         allowed=("NCHW", "tokens", "flat", "ambiguous"), ambiguous=("attn.q_norm", "attn.k_norm"),
     ),
     "timm-convnext_atto": Case(_timm("convnext_atto"), 64, "stages.3.blocks.1.norm", "NCHW", (320, 2, 2)),
@@ -272,12 +255,12 @@ def _by_hand(raw: torch.Tensor, case: Case) -> torch.Tensor:
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_layers_report_layout_and_chw_shape_checked_by_hand(name: str) -> None:
     case = CASES[name]
-    torch.manual_seed(0)
-    model = case.build().eval()
+    model = case.build()
     x = torch.rand(1, 3, case.size, case.size, generator=torch.Generator().manual_seed(1))
     ex = sw.Explainer(model, x, intercept=False)
     infos = {i.key: i for i in ex.layers}
-    (layer,) = [n for n, _ in model.named_modules() if n == case.layer or n.endswith("." + case.layer)]
+    names = [n for n, _ in model.named_modules()]
+    (layer,) = [case.layer] if case.layer in names else [n for n in names if n.endswith("." + case.layer)]
     info = infos[layer]
     assert (info.layout, info.shape, info.prefix_tokens) == (case.layout, case.shape, case.prefix)
     raw = _raw_output(model, x, layer)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
+from model_zoo import hf_model, timm_model, torchvision_model
 from torch import nn
 
 import saliency_widget as sw
@@ -23,8 +25,8 @@ def _corr(a: torch.Tensor, b: torch.Tensor) -> float:
 def _reference_cam(model: nn.Module, layer: nn.Module, x: torch.Tensor, target: int, reshape: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     cam_mod = pytest.importorskip("pytorch_grad_cam")
     targets_mod = pytest.importorskip("pytorch_grad_cam.utils.model_targets")
-    cam = cam_mod.GradCAM(model=model, target_layers=[layer], reshape_transform=reshape)
-    return torch.from_numpy(cam(input_tensor=x, targets=[targets_mod.ClassifierOutputTarget(target)]))[0]
+    with cam_mod.GradCAM(model=model, target_layers=[layer], reshape_transform=reshape) as cam:  # hooks removed on exit
+        return torch.from_numpy(cam(input_tensor=x, targets=[targets_mod.ClassifierOutputTarget(target)]))[0]
 
 
 # pytorch-grad-cam's documented transforms (README "Vision Transformers" / swinT_example.py)
@@ -55,33 +57,20 @@ class LogitsOnly(nn.Module):
 
 
 def _tv_swin() -> tuple[nn.Module, nn.Module, str, Callable[..., Any], int]:
-    import torchvision
-
-    m = torchvision.models.swin_t(weights=None)
+    m = torchvision_model("swin_t")
     return m, m.norm, "norm", channels_last, 128
-
-
-def _tv_vit() -> nn.Module:
-    import torchvision
-
-    m = torchvision.models.vit_b_16(weights=None, image_size=64)
-    nn.init.normal_(m.heads.head.weight, std=0.02)  # torchvision initialises the head to zero: all scores 0
-    return m
 
 
 def _deit(block: str) -> Callable[[], tuple[nn.Module, nn.Module, str, Callable[..., Any], int]]:
     def build() -> tuple[nn.Module, nn.Module, str, Callable[..., Any], int]:
-        timm = pytest.importorskip("timm")
-        m = timm.create_model("deit_tiny_patch16_224", pretrained=False, img_size=64)
+        m = timm_model("deit_tiny_patch16_224", img_size=64)
         return m, m.get_submodule(block), block, vit_reshape, 64
 
     return build
 
 
 def _hf_swin() -> tuple[nn.Module, nn.Module, str, Callable[..., Any], int]:
-    tr = pytest.importorskip("transformers")
-    cfg = tr.SwinConfig(image_size=64, patch_size=4, embed_dim=16, depths=[1, 1, 1], num_heads=[1, 2, 2], window_size=4, num_labels=5)
-    m = tr.SwinForImageClassification(cfg)
+    m = hf_model("swin")
     return LogitsOnly(m), m.swin.layernorm, "swin.layernorm", swin_reshape, 64
 
 
@@ -96,9 +85,7 @@ def _hf_swin() -> tuple[nn.Module, nn.Module, str, Callable[..., Any], int]:
 )
 def test_gradcam_matches_pytorch_grad_cam(build: Callable[[], tuple[nn.Module, nn.Module, str, Callable[..., Any], int]]) -> None:
     pytest.importorskip("pytorch_grad_cam")
-    torch.manual_seed(0)
     model, module, name, reshape, size = build()
-    model.eval()
     x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(5))
     if isinstance(model, LogitsOnly):
         ours_model, layer = model.model, name  # ours reads the HF output's .logits itself
@@ -117,7 +104,7 @@ def test_gradcam_matches_pytorch_grad_cam(build: Callable[[], tuple[nn.Module, n
     ("build", "expected"),
     [
         # class-token ViTs: the input norm of the last block (after it the patch tokens never reach the score)
-        (_tv_vit, "encoder.layers.encoder_layer_11.ln_1"),
+        (lambda: torchvision_model("vit_b_16", image_size=64), "encoder.layers.encoder_layer_11.ln_1"),
         (lambda: _deit("blocks.11.norm1")()[0], "blocks.11.norm1"),
         # pooled models: the final norm
         (lambda: _hf_swin()[0].model, "swin.layernorm"),
@@ -127,8 +114,7 @@ def test_gradcam_matches_pytorch_grad_cam(build: Callable[[], tuple[nn.Module, n
     ids=["tv-vit_b_16", "timm-deit", "hf-swin", "tv-swin_t"],
 )
 def test_default_gradcam_layer_of_transformers_is_not_degenerate(build: Callable[[], nn.Module], expected: str) -> None:
-    torch.manual_seed(0)
-    model = build().eval()
+    model = build()
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(6))
     ex = sw.Explainer(model, x, intercept=False)
     assert default_cam_layer(ex) == expected
@@ -139,16 +125,14 @@ def test_default_gradcam_layer_of_transformers_is_not_degenerate(build: Callable
 
 
 def test_swin_gradcam_on_norm_equals_the_final_permute() -> None:
-    torch.manual_seed(0)
-    model = _tv_swin()[0].eval()
+    model = _tv_swin()[0]
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(7))
     ex = sw.Explainer(model, x, intercept=False)
     torch.testing.assert_close(ex.saliency(3, "gradcam", layer="norm"), ex.saliency(3, "gradcam", layer="permute"))
 
 
 def test_gradcam_refuses_an_ambiguous_layer() -> None:
-    timm = pytest.importorskip("timm")
-    model = timm.create_model("deit_tiny_patch16_224", pretrained=False, img_size=64, depth=2).eval()
+    model = timm_model("deit_tiny_patch16_224", img_size=64)
     ex = sw.Explainer(model, torch.rand(1, 3, 64, 64), intercept=False)
-    with pytest.raises(sw.LayerError, match=r"Grad-CAM needs a spatial layer.*'blocks.1.attn.q_norm'.*layout 'ambiguous'"):
-        ex.saliency(method="gradcam", layer="blocks.1.attn.q_norm")
+    with pytest.raises(sw.LayerError, match=r"Grad-CAM needs a spatial layer.*'blocks.11.attn.q_norm'.*layout 'ambiguous'"):
+        ex.saliency(method="gradcam", layer="blocks.11.attn.q_norm")
