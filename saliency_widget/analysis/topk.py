@@ -19,6 +19,7 @@ from torch import nn
 
 from ..errors import InputError, LayerError, choices
 from ..engine.guard import check_layer_name, check_model, forward_to, model_device_dtype
+from ..engine.layouts import Layout, layer_layout, to_nchw  # [models]
 from ..engine.session import Explainer, parse_layer_key, receptive_fields
 
 __all__ = ["TopActivations", "top_activations"]
@@ -154,6 +155,7 @@ def top_activations(
     best_p: torch.Tensor | None = None
     kept: dict[int, torch.Tensor] = {}
     chans: list[int] | None = list(channels) if channels is not None else None
+    lay: Layout | None = None  # [models]
     seen = 0
     t0 = time.perf_counter()
     bar = None
@@ -164,8 +166,14 @@ def top_activations(
     try:
         for x in _batches(data):
             x = x.to(device=device or x.device, dtype=dtype or x.dtype)
+            if lay is None:  # [models] the layer's layout, once: NHWC / token layers are read as (B, C, h, w)
+                lay = layer_layout(model, x[:1], layer, call)
+                if lay.kind == "ambiguous":
+                    raise LayerError(f"layer {layer!r} has an ambiguous layout (not channels x grid); top activations need NCHW, NHWC or tokens")
             with torch.no_grad():
                 act = forward_to(model, x, layer, call)
+            if lay.kind in ("NHWC", "tokens"):
+                act = to_nchw(act, lay)
             if act.dim() != 4:
                 raise LayerError(f"layer {layer!r} outputs {tuple(act.shape)}; top activations need (B, C, h, w)")
             if chans is None:
@@ -222,7 +230,7 @@ def top_activations(
     projections = torch.cat(chunks).reshape(C, kk, *sample.shape) if project else None
     # receptive fields: one batched probe for all distinct winning positions
     unique = sorted({(int(y), int(x)) for y, x in best_p.reshape(-1, 2).tolist()})
-    rf = dict(zip(unique, receptive_fields(model, tuple(sample.shape), layer, unique, call, sample.dtype, sample.device)))
+    rf = dict(zip(unique, receptive_fields(model, tuple(sample.shape), layer, unique, call, sample.dtype, sample.device, layout=lay)))
     boxes = torch.tensor([[rf[(int(y), int(x))] for y, x in best_p[row].tolist()] for row in range(C)], dtype=torch.long)
     return TopActivations(
         layer=layer,

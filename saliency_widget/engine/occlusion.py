@@ -21,6 +21,7 @@ import torch
 
 from ..errors import InputError
 from .guard import check_layer_name, eval_mode, forward_to
+from .layouts import Layout, to_nchw  # [models]
 from .methods import check_options, register_method
 from .outputs import logits_of  # [models]
 
@@ -61,11 +62,14 @@ def _score(
     output: str,
     layer: str | None,
     channel: int | None,
+    layout: Layout | None = None,
 ) -> torch.Tensor:
-    """Scores ``(M,)`` of a batch ``(M, C, H, W)`` (no grad, eval mode)."""
+    """Scores ``(M,)`` of a batch ``(M, C, H, W)`` (no grad, eval mode); ``layout``: the layer's."""
     model = explainer.model
     if output == "activation":
         act = forward_to(model, batch, str(layer), 0)
+        if layout is not None and layout.kind in ("NHWC", "tokens"):
+            act = to_nchw(act, layout)  # [models] channel axis through the layout
         return act[:, channel].flatten(1).amax(1)
     out = logits_of(model(batch))  # [models] output adapter
     if output == "probability":
@@ -113,6 +117,8 @@ def occlusion_scores(
         if layer is None or channel is None:
             raise InputError("output='activation' needs layer=... and channel=...")
         check_layer_name(explainer.model, layer)
+    # [models] the layer's layout (an ambiguous one is refused); the Explainer recorded it
+    lay = explainer._spatial_activation(str(layer))[1] if output == "activation" else None
     wy, wx = _pair("window", window)
     sy, sx = _pair("stride", stride)
     x = explainer._x.detach()
@@ -134,7 +140,7 @@ def occlusion_scores(
     yy = torch.arange(H, device=x.device).view(1, H, 1)
     xx_ = torch.arange(W, device=x.device).view(1, 1, W)
     with torch.no_grad(), eval_mode(explainer.model):
-        base = _score(explainer, x, targets.to(x.device), output, layer, channel)
+        base = _score(explainer, x, targets.to(x.device), output, layer, channel, lay)
         for start in range(0, N * P, batch_size):
             img = flat_img[start : start + batch_size]
             c = corners[flat_pos[start : start + batch_size]]
@@ -143,7 +149,7 @@ def occlusion_scores(
                 & (xx_ >= c[:, 1].view(-1, 1, 1)) & (xx_ < c[:, 1].view(-1, 1, 1) + wx)
             ).unsqueeze(1)
             batch = torch.where(inside, fill_t, x[img])
-            scores[start : start + batch_size] = _score(explainer, batch, targets.to(x.device)[img], output, layer, channel)
+            scores[start : start + batch_size] = _score(explainer, batch, targets.to(x.device)[img], output, layer, channel, lay)
     return base, scores.view(N, len(ys), len(xs)), ys, xs
 
 

@@ -330,3 +330,48 @@ def test_ambiguous_layers_are_refused_for_projection() -> None:
         ex.project("opaque", channel=0, method="gradient")
     with pytest.raises(LayerError, match="ambiguous"):
         ex.strongest("opaque", 0)
+
+
+@pytest.mark.parametrize(("model", "layer", "channel", "yx"), [(ChannelsLast, "fc", 5, (1, 2)), (TinyViT, "norm", 6, (1, 0))])
+def test_one_shot_projection_agrees_with_the_explainer(model: type, layer: str, channel: int, yx: tuple[int, int]) -> None:
+    torch.manual_seed(0)
+    net = model().eval()
+    x = torch.rand(2, 3, 8, 12, generator=torch.Generator().manual_seed(2))
+    ref = sw.Explainer(net, x, intercept=False).project(layer, channel=channel, position=yx, method="gradient")
+    torch.testing.assert_close(sw.project(net, x, layer, channel, position=yx, method="gradient"), ref)
+
+
+def test_receptive_field_of_a_channels_last_unit() -> None:
+    # fc sees one position of the 3x3, padding-1 conv: unit (y=1, x=2) sees rows 0..2, columns 1..3
+    ex = sw.Explainer(ChannelsLast().eval(), torch.rand(1, 3, 5, 7), intercept=False)
+    assert ex.receptive_field("fc", 1, 2) == (0, 1, 3, 4)
+    assert ex.receptive_field("fc", 4, 6) == (3, 5, 5, 7)
+
+
+def test_occlusion_of_a_channels_last_activation_reads_its_channel() -> None:
+    from saliency_widget.engine.occlusion import occlusion_scores
+
+    torch.manual_seed(0)
+    net = ChannelsLast().eval()
+    x = torch.rand(2, 3, 5, 7, generator=torch.Generator().manual_seed(8))
+    ex = sw.Explainer(net, x, intercept=False)
+    base, grid, _, _ = occlusion_scores(ex, torch.zeros(2, dtype=torch.long), window=2, stride=2, output="activation", layer="fc", channel=3)
+    torch.testing.assert_close(base, _raw_output(net, x, "fc")[..., 3].amax((1, 2)))
+    assert grid.shape == (2, 2, 3)
+
+
+def test_top_activations_of_a_token_layer_read_the_patch_grid() -> None:
+    from saliency_widget.analysis import top_activations
+
+    torch.manual_seed(0)
+    net = TinyViT().eval()
+    data = [torch.rand(3, 3, 8, 12, generator=torch.Generator().manual_seed(s)) for s in (10, 11)]
+    top = top_activations(net, data, "norm", channels=[6], k=2, progress=False, project=False)
+    # by hand: channel 6 of the patch tokens (3 prefix tokens dropped) of all 6 images
+    patch = torch.cat([_raw_output(net, d, "norm")[:, 3:, 6] for d in data])  # (6, 2*3)
+    best = patch.amax(1)
+    values, order = best.topk(2)
+    torch.testing.assert_close(top.values[0], values)
+    assert top.image_index[0].tolist() == order.tolist()
+    flat = patch[order].argmax(1)
+    assert top.positions[0].tolist() == [[int(i) // 3, int(i) % 3] for i in flat]
