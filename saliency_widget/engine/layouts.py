@@ -309,9 +309,14 @@ class LayoutTracker(TorchFunctionMode):
         out = func(*args, **kwargs)
         # every rank: a 6-D window partition carries "computed from the input" to the reassembled output
         if isinstance(out, torch.Tensor):
-            self._observe(func, args, kwargs, (out,))
+            outs: tuple[torch.Tensor, ...] = (out,)
         elif isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
-            self._observe(func, args, kwargs, tuple(o for o in out if isinstance(o, torch.Tensor)))
+            outs = tuple(o for o in out if isinstance(o, torch.Tensor))
+        else:
+            return out
+        # our own bookkeeping (shapes, dims, the meta replay) must not go through the other modes
+        with torch._C.DisableTorchFunction():
+            self._observe(func, args, kwargs, outs)
         return out
 
     def _observe(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], outs: tuple[torch.Tensor, ...]) -> None:
