@@ -50,6 +50,7 @@ def default_cam_layer(explainer: "Explainer") -> str:
     ``ln_1`` / ``layernorm_before``), pytorch-grad-cam's documented choice; in a pooled
     model (Swin) it is the final norm. Returns its key (``"name"`` or ``"name#call"``).
     """
+    # [models] layout-aware candidates and the transformer rule (this function and _reaching)
     if explainer in _DEFAULTS:
         return _DEFAULTS[explainer]
     modules = dict(explainer.model.named_modules())
