@@ -151,10 +151,10 @@ class MLP(nn.Module):
 
 
 class ReturnsTuple(SmallCNN):
-    """Returns ``(logits, dict)`` instead of logits."""
+    """Returns ``(dict, logits)``: a tuple is read when its first element is the logits, so this one is refused."""
 
     def forward(self, x: torch.Tensor) -> Any:  # type: ignore[override]
-        return super().forward(x), {"aux": 1}
+        return {"aux": 1}, super().forward(x)
 
 
 class Returns4D(SmallCNN):

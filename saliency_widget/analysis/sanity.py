@@ -174,7 +174,7 @@ def sanity_check(
     -------
     SanityResult
     """
-    check_model(model)
+    model = check_model(model)  # a compiled model: its original module
     if mode not in ("cascading", "independent"):
         raise InputError(f"mode must be 'cascading' or 'independent', got {mode!r}")
     all_layers = parameterised_layers(model)

@@ -20,6 +20,7 @@ from torch import nn
 from ..engine.capture import forward_to
 from ..engine.checks import check_layer_key, check_model, model_device_dtype
 from ..engine.keys import LayerKey
+from ..engine.layouts import Layout, layer_layout, to_nchw
 from ..engine.receptive import receptive_fields
 from ..engine.session import Explainer
 from ..errors import InputError, LayerError, choices
@@ -144,7 +145,7 @@ def top_activations(
     -------
     TopActivations
     """
-    check_model(model)
+    model = check_model(model)  # a compiled model: its original module
     key = check_layer_key(model, layer, call)
     layer, call = key.name, key.call
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -157,6 +158,7 @@ def top_activations(
     best_p: torch.Tensor | None = None
     kept: dict[int, torch.Tensor] = {}
     chans: list[int] | None = list(channels) if channels is not None else None
+    lay: Layout | None = None
     seen = 0
     t0 = time.perf_counter()
     bar = None
@@ -167,8 +169,14 @@ def top_activations(
     try:
         for x in _batches(data):
             x = x.to(device=device or x.device, dtype=dtype or x.dtype)
+            if lay is None:  # the layer's layout, once: NHWC / token layers are read as (B, C, h, w)
+                lay = layer_layout(model, x[:1], layer, call)
+                if lay.kind == "ambiguous":
+                    raise LayerError(f"layer {layer!r} has an ambiguous layout (not channels x grid); top activations need NCHW, NHWC or tokens")
             with torch.no_grad():
                 act = forward_to(model, x, layer, call)
+            if lay.kind in ("NHWC", "tokens"):
+                act = to_nchw(act, lay)
             if act.dim() != 4:
                 raise LayerError(f"layer {layer!r} outputs {tuple(act.shape)}; top activations need (B, C, h, w)")
             if chans is None:
@@ -225,7 +233,7 @@ def top_activations(
     projections = torch.cat(chunks).reshape(C, kk, *sample.shape) if project else None
     # receptive fields: one batched probe for all distinct winning positions
     unique = sorted({(int(y), int(x)) for y, x in best_p.reshape(-1, 2).tolist()})
-    rf = dict(zip(unique, receptive_fields(model, tuple(sample.shape), layer, unique, call, sample.dtype, sample.device)))
+    rf = dict(zip(unique, receptive_fields(model, tuple(sample.shape), layer, unique, call, sample.dtype, sample.device, layout=lay)))
     boxes = torch.tensor([[rf[(int(y), int(x))] for y, x in best_p[row].tolist()] for row in range(C)], dtype=torch.long)
     return TopActivations(
         layer=layer,

@@ -14,6 +14,7 @@ from torch import nn
 from .capture import LayerCapture, LayerInfo, layer_infos
 from .checks import check_layer_key, check_model, eval_mode, prepare_inputs
 from .keys import LayerKey
+from .layouts import LayoutTracker
 from .methods import RuleMethod
 from .registry import get_method
 from .rules import get_rule
@@ -103,7 +104,7 @@ def project(
         Shape ``(N, C, H, W)``, on the inputs' device and dtype.
     """
     rule = get_rule(method)
-    check_model(model)
+    model = check_model(model)  # a compiled model: its original module
     key = check_layer_key(model, layer, call)
     ex = Explainer(model, inputs, stop_at=key, retain_graph=False)
     return ex.project(key, channel, position, method=rule.name)
@@ -123,11 +124,16 @@ def layers(model: nn.Module, inputs: torch.Tensor) -> list[LayerInfo]:
     -------
     list of LayerInfo
         One entry per module execution with a tensor output of rank ≥ 2; a module that runs
-        twice (ResNet's ``layer1.0.relu``) appears twice, with ``call`` 0 and 1.
+        twice (ResNet's ``layer1.0.relu``) appears twice, with ``call`` 0 and 1. Each has its
+        layout (``"NCHW"``, ``"NHWC"``, ``"tokens"``, ``"flat"``, ``"ambiguous"``) and reports
+        ``shape`` as ``(C, H, W)`` for the three spatial layouts (``raw_shape`` as returned).
     """
-    check_model(model)
+    model = check_model(model)  # a compiled model: its original module
     x, _, _ = prepare_inputs(inputs[:1] if isinstance(inputs, torch.Tensor) and inputs.dim() == 4 else inputs, model)
     cap = LayerCapture(model)
-    with torch.no_grad(), eval_mode(model), cap:
-        model(x.detach())
-    return layer_infos(cap.records)
+    tracker = LayoutTracker()  # each layer's layout, followed from the input
+    with torch.no_grad(), eval_mode(model), cap, tracker:
+        x = x.detach()
+        tracker.watch(x)
+        model(x)
+    return layer_infos(cap.records, lambda rec: tracker.layout_of(rec.tensor))

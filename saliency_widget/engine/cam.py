@@ -12,6 +12,7 @@ cached forward: Grad-CAM costs one backward to ``A``, Guided Grad-CAM one more t
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from torch import nn
 
 from ..errors import LayerError, choices
 from .keys import LayerKey
+from .layouts import SPATIAL_LAYOUTS, to_nchw
 from .methods import check_options
 from .rules import GUIDED_BACKPROP
 
@@ -30,33 +32,65 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["GradCAM", "GuidedGradCAM", "default_cam_layer", "gradcam_low_res"]
 
 _POOLING = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Dropout, nn.Dropout2d)
+_NORMS = (nn.LayerNorm, nn.GroupNorm)
+# default layer per Explainer: the transformer search costs a few backward passes, once
+_DEFAULTS: weakref.WeakKeyDictionary[Explainer, str] = weakref.WeakKeyDictionary()
 
 
 def default_cam_layer(explainer: Explainer) -> str:
     """The last spatial layer before pooling to the classifier.
 
-    That is the last recorded execution of a leaf module (not a pooling or dropout module)
-    whose output is ``(N, K, h, w)`` with ``h * w > 1``. Returns its key (``"name"`` or ``"name#call"``).
+    Candidates are the recorded executions of leaf modules (not pooling or dropout) whose
+    output has a spatial layout (NCHW, NHWC or tokens) with an ``h x w > 1`` grid. If the last
+    candidate is NCHW (every CNN; torchvision Swin's final ``permute``, the same values as
+    its ``norm``), it is the default. Otherwise (a transformer ending in NHWC or token
+    layers) the default is the last candidate whose grid reaches the class score, a
+    normalisation layer preferred: in a class-token ViT the patch tokens after the last
+    attention never reach the score (the final norm, the last MLP and the last block's
+    output give all-zero Grad-CAMs), so that is the last block's input norm (``norm1`` /
+    ``ln_1`` / ``layernorm_before``), pytorch-grad-cam's documented choice; in a pooled
+    model (Swin) it is the final norm. Returns its key (``"name"`` or ``"name#call"``).
     """
+    if explainer in _DEFAULTS:
+        return _DEFAULTS[explainer]
     modules = dict(explainer.model.named_modules())
-    best = None
+    candidates = []
     for info in explainer.layers:
         mod = modules[info.name]
-        if len(info.shape) != 3 or info.shape[1] * info.shape[2] <= 1:
+        if info.layout not in SPATIAL_LAYOUTS or info.shape[1] * info.shape[2] <= 1:
             continue
         if any(True for _ in mod.children()) or isinstance(mod, _POOLING):
             continue
-        best = info.key
-    if best is None:
+        candidates.append(info)
+    if not candidates:
         raise LayerError(
-            "no spatial layer (output (N, K, h, w) with h*w > 1) found for Grad-CAM; pass layer=... "
+            "no spatial layer (layout NCHW, NHWC or tokens with an h x w > 1 grid) found for Grad-CAM; pass layer=... "
             f"from: {choices([i.key for i in explainer.layers])}"
         )
+    best = candidates[-1].key
+    if candidates[-1].layout != "NCHW":
+        reach = _reaching(explainer, [i.key for i in candidates])
+        norms = [i for i in candidates if isinstance(modules[i.name], _NORMS) or i.type.endswith("Norm")]
+        # none reaching (e.g. a zero-initialised head): every Grad-CAM is zero; keep the last layer
+        best = next((i.key for i in [*reversed(norms), *reversed(candidates)] if i.key in reach), best)
+    _DEFAULTS[explainer] = best
     return best
+
+
+def _reaching(explainer: Explainer, keys: list[str]) -> set[str]:
+    """The layers among ``keys`` whose grid gets a non-zero gradient of the predicted classes' scores.
+
+    One partial backward pass for all of them.
+    """
+    grads = explainer.layer_gradients(keys, explainer.logits.argmax(1))
+    return {k for k, g in zip(keys, grads) if g is not None and bool(to_nchw(g, explainer.layout(k)).any())}
 
 
 def gradcam_low_res(explainer: Explainer, targets: torch.Tensor, layer: str | LayerKey | None = None) -> torch.Tensor:
     """Grad-CAM at the layer's own resolution, after the ReLU.
+
+    NHWC and token layers are read through their layout (prefix tokens dropped, the grid
+    reshaped: pytorch-grad-cam's documented ViT / Swin ``reshape_transform``).
 
     Parameters
     ----------
@@ -73,10 +107,14 @@ def gradcam_low_res(explainer: Explainer, targets: torch.Tensor, layer: str | La
         ``(N, 1, h, w)``, detached.
     """
     rec = explainer.record(layer if layer is not None else default_cam_layer(explainer))
-    act = explainer.activation(rec.layer_key)
-    if act.dim() != 4:
-        raise LayerError(f"Grad-CAM needs a spatial layer with output (N, K, h, w); {rec.key!r} outputs {tuple(act.shape)}")
-    grads = explainer.layer_gradient(rec.layer_key, targets)  # plain gradients, (N, K, h, w)
+    lay = explainer.layout(rec.layer_key)
+    if not lay.spatial:
+        raise LayerError(
+            f"Grad-CAM needs a spatial layer (layout NCHW, NHWC or tokens); {rec.key!r} outputs "
+            f"{tuple(rec.tensor.shape)} with layout {lay.kind!r}"
+        )
+    act = explainer.activation(rec.layer_key)  # (N, K, h, w) view
+    grads = to_nchw(explainer.layer_gradient(rec.layer_key, targets), lay)  # plain gradients, same view
     alpha = grads.mean(dim=(2, 3), keepdim=True)
     return torch.relu((alpha * act).sum(dim=1, keepdim=True)).detach()
 

@@ -7,7 +7,7 @@ stops the model right after a chosen layer execution by raising :class:`StopForw
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ from torch import nn
 from ..errors import LayerError
 from .checks import eval_mode
 from .keys import LayerKey
+from .layouts import Layout, nchw_shape
 
 __all__ = ["LayerCapture", "LayerInfo", "LayerRecord", "StopForward", "forward_to", "layer_infos"]
 
@@ -86,15 +87,32 @@ class LayerInfo:
     call
         Which execution of the module (0 = first); reused modules have several.
     shape
-        Output shape without the batch dimension, e.g. ``(C, H, W)``.
+        ``(C, H, W)`` for the spatial layouts (``"NCHW"``, ``"NHWC"``, ``"tokens"``), else the
+        output shape without the batch dimension (``(C,)`` for ``"flat"``).
     type
         Module class name, e.g. ``"ReLU"``.
+    layout
+        ``"NCHW"``, ``"NHWC"``, ``"tokens"``, ``"flat"`` or ``"ambiguous"``, see
+        :mod:`~saliency_widget.engine.layouts`.
+    prefix_tokens
+        Number of prefix tokens ``P`` (class, distillation, registers) of a ``"tokens"`` layer, else 0.
+    raw_shape
+        The output shape as the module returns it, without the batch dimension.
     """
 
     name: str
     call: int
     shape: tuple[int, ...]
     type: str
+    layout: str = "NCHW"  # defaults keep the positional constructor of (name, call, shape, type)
+    prefix_tokens: int = 0
+    raw_shape: tuple[int, ...] = ()
+
+    @classmethod
+    def of(cls, rec: LayerRecord, layout: Layout) -> LayerInfo:
+        """The entry of one recorded execution whose output has ``layout``."""
+        shape = tuple(rec.tensor.shape)
+        return cls(rec.name, rec.call, nchw_shape(shape, layout), rec.type, layout.kind, layout.prefix, shape[1:])
 
     @property
     def layer_key(self) -> LayerKey:
@@ -112,9 +130,9 @@ class LayerInfo:
         return self.shape[0]
 
 
-def layer_infos(records: Iterable[LayerRecord]) -> list[LayerInfo]:
-    """The inspectable executions among ``records`` (tensor outputs of rank >= 2), in order."""
-    return [LayerInfo(r.name, r.call, tuple(r.tensor.shape[1:]), r.type) for r in records if r.tensor.dim() >= 2]
+def layer_infos(records: Iterable[LayerRecord], layout_of: Callable[[LayerRecord], Layout]) -> list[LayerInfo]:
+    """The inspectable executions among ``records`` (tensor outputs of rank >= 2), in order, with their layouts."""
+    return [LayerInfo.of(r, layout_of(r)) for r in records if r.tensor.dim() >= 2]
 
 
 class LayerCapture:

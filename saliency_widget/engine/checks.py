@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError, LayerError, ModelError, choices
+from .compiled import unwrap_compiled
 from .keys import LayerKey
 
 __all__ = [
@@ -31,7 +32,7 @@ __all__ = [
 
 
 def check_model(model: Any) -> nn.Module:
-    """Return ``model`` if it can be explained, else raise :class:`ModelError`."""
+    """Return the module to explain (``model``, or a compiled model's original), else raise :class:`ModelError`."""
     if isinstance(model, (torch.jit.ScriptModule, torch.jit.ScriptFunction)):
         raise ModelError(
             f"got a TorchScript model ({type(model).__name__}); its ReLUs run inside the TorchScript "
@@ -40,7 +41,7 @@ def check_model(model: Any) -> nn.Module:
         )
     if not isinstance(model, nn.Module):
         raise ModelError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    return model
+    return unwrap_compiled(model)  # torch.compile: explain _orig_mod, or refuse loudly
 
 
 def model_device_dtype(model: nn.Module) -> tuple[torch.device | None, torch.dtype | None]:

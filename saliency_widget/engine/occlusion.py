@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, LayerError
 from .capture import forward_to
 from .checks import check_layer_name, eval_mode
+from .layouts import Layout, to_nchw
 from .methods import check_options
+from .outputs import logits_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from .session import Explainer
@@ -61,13 +63,16 @@ def _score(
     output: str,
     layer: str | None,
     channel: int | None,
+    layout: Layout | None = None,
 ) -> torch.Tensor:
-    """Scores ``(M,)`` of a batch ``(M, C, H, W)`` (no grad, eval mode)."""
+    """Scores ``(M,)`` of a batch ``(M, C, H, W)`` (no grad, eval mode); ``layout``: the layer's."""
     model = explainer.model
     if output == "activation":
         act = forward_to(model, batch, str(layer), 0)
+        if layout is not None and layout.kind in ("NHWC", "tokens"):
+            act = to_nchw(act, layout)  # the channel axis through the layout
         return act[:, channel].flatten(1).amax(1)
-    out = model(batch)
+    out = logits_of(model(batch))  # a tensor, .logits, {'logits'} or (logits, ...)
     if output == "probability":
         out = torch.softmax(out.double(), dim=1).to(out.dtype)
     return out.gather(1, targets.view(-1, 1)).squeeze(1)
@@ -113,6 +118,13 @@ def occlusion_scores(
         if layer is None or channel is None:
             raise InputError("output='activation' needs layer=... and channel=...")
         check_layer_name(explainer.model, layer)
+    # the layer's layout, as the Explainer recorded it: NHWC / token channels are read through it
+    lay = explainer.layout(str(layer)) if output == "activation" else None
+    if lay is not None and lay.kind == "ambiguous":
+        raise LayerError(
+            f"layer {layer!r} has an ambiguous layout (its channel axis is not known); choose a layer with "
+            "layout NCHW, NHWC or tokens (see layers())"
+        )
     wy, wx = _pair("window", window)
     sy, sx = _pair("stride", stride)
     x = explainer.inputs
@@ -134,7 +146,7 @@ def occlusion_scores(
     yy = torch.arange(H, device=x.device).view(1, H, 1)
     xx_ = torch.arange(W, device=x.device).view(1, 1, W)
     with torch.no_grad(), eval_mode(explainer.model):
-        base = _score(explainer, x, targets.to(x.device), output, layer, channel)
+        base = _score(explainer, x, targets.to(x.device), output, layer, channel, lay)
         for start in range(0, N * P, batch_size):
             img = flat_img[start : start + batch_size]
             c = corners[flat_pos[start : start + batch_size]]
@@ -143,7 +155,7 @@ def occlusion_scores(
                 & (xx_ >= c[:, 1].view(-1, 1, 1)) & (xx_ < c[:, 1].view(-1, 1, 1) + wx)
             ).unsqueeze(1)
             batch = torch.where(inside, fill_t, x[img])
-            scores[start : start + batch_size] = _score(explainer, batch, targets.to(x.device)[img], output, layer, channel)
+            scores[start : start + batch_size] = _score(explainer, batch, targets.to(x.device)[img], output, layer, channel, lay)
     return base, scores.view(N, len(ys), len(xs)), ys, xs
 
 

@@ -19,6 +19,7 @@ from torch.overrides import TorchFunctionMode
 
 from .capture import forward_to
 from .intercept import NON_RELU_ACTIVATIONS, RELU_FUNCTIONS
+from .layouts import Layout, to_nchw
 
 __all__ = ["ReceptiveFieldMode", "receptive_field", "receptive_fields"]
 
@@ -97,6 +98,7 @@ def receptive_field(
     call: int = 0,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
+    layout: Layout | None = None,
 ) -> tuple[int, int, int, int]:
     """Receptive field of unit ``(y, x)`` of ``layer`` as a half-open pixel box ``(y0, x0, y1, x1)``.
 
@@ -118,7 +120,7 @@ def receptive_field(
     tuple of int
         ``(y0, x0, y1, x1)`` in input pixels, clipped to the image.
     """
-    return receptive_fields(model, input_shape, layer, [(y, x)], call, dtype, device)[0]
+    return receptive_fields(model, input_shape, layer, [(y, x)], call, dtype, device, layout=layout)[0]
 
 
 def receptive_fields(
@@ -130,6 +132,7 @@ def receptive_fields(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
     batch_size: int = 32,
+    layout: Layout | None = None,
 ) -> list[tuple[int, int, int, int]]:
     """Receptive-field boxes of many units at once: one probe image per position, batched.
 
@@ -141,6 +144,9 @@ def receptive_fields(
         ``(y, x)`` positions in the layer's ``(h, w)`` feature map.
     batch_size
         Probe images per forward pass.
+    layout
+        The layer's :class:`~saliency_widget.engine.layouts.Layout` (default NCHW): the units of
+        an NHWC or tokens layer are placed on its ``(C, H, W)`` view.
 
     Returns
     -------
@@ -155,6 +161,8 @@ def receptive_fields(
         probe = torch.ones((len(chunk), *input_shape), dtype=dtype, device=device, requires_grad=True)
         with torch.enable_grad():
             out = forward_to(model, probe, layer, call, mode=ReceptiveFieldMode())
+        if layout is not None and layout.kind in ("NHWC", "tokens"):
+            out = to_nchw(out, layout)
         if out.dim() != 4 or not out.requires_grad:
             boxes += [(0, 0, int(input_shape[-2]), int(input_shape[-1]))] * len(chunk)
             continue

@@ -9,6 +9,7 @@ forward; afterwards the model is exactly as it was.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
@@ -42,6 +43,8 @@ from .checks import (
 )
 from .intercept import ReLUInterceptor, RuleBox
 from .keys import LayerKey
+from .layouts import AMBIGUOUS, SPATIAL_LAYOUTS, Layout, LayoutTracker, from_nchw, to_nchw
+from .outputs import logits_of
 from .receptive import receptive_field
 from .registry import get_method
 from .rules import GRADIENT, ReLURule, get_rule
@@ -103,7 +106,8 @@ class Explainer:
         stop_at: tuple[str, int] | LayerKey | None = None,
         retain_graph: bool = True,
     ) -> None:
-        self.model = check_model(model)
+        # A compiled model is explained through its original module (same weights) from here on.
+        self.model = model = check_model(model)
         # One-shot callers (``saliency()``) free the graph during their single backward: keeping
         # it costs ~30 % more time on big CPU batches (no buffer reuse), measured on resnet50.
         self._retain = bool(retain_graph)
@@ -123,12 +127,13 @@ class Explainer:
         else:
             capture = LayerCapture(model) if record_layers else None
         self._partial = stop is not None
+        tracker = LayoutTracker() if capture is not None else None  # each layer's layout (NCHW, NHWC, tokens)
         out: Any = None
         with torch.enable_grad(), eval_mode(model):
             try:
                 if capture is not None:
                     with capture:
-                        out = self._forward()
+                        out = self._forward(tracker)
                 else:
                     out = self._forward()
             except StopForward:
@@ -139,23 +144,24 @@ class Explainer:
         if capture is not None:
             for rec in capture.records:
                 self._records[rec.layer_key] = rec
+        # each recorded output's layout, decided once from the tracked forward
+        self._layouts: dict[LayerKey, Layout] = (
+            {k: tracker.layout_of(r.tensor) for k, r in self._records.items()} if tracker is not None else {}
+        )
         if stop is not None:
             self._logits = None  # type: ignore[assignment]
             self.record(stop)  # raises a LayerError naming the valid calls if it did not run
             return
-        if not isinstance(out, torch.Tensor) or out.dim() != 2:
-            desc = f"a tensor of shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ModelError(
-                f"the model must return logits of shape (N, K); it returned {desc}. "
-                "Wrap it so that forward returns the class scores"
-            )
-        self._logits = out
+        self._logits = logits_of(out)  # a tensor, .logits (Hugging Face), {"logits": ...} or (logits, ...)
 
-    def _forward(self) -> torch.Tensor:
-        if self._interceptor is None:
-            return self.model(self._x)
-        with self._interceptor:
-            return self.model(self._x)
+    def _forward(self, tracker: LayoutTracker | None = None) -> Any:
+        # The layout tracker is the innermost mode: it sees the ReLU interceptor's outputs.
+        with self._interceptor if self._interceptor is not None else contextlib.nullcontext():
+            if tracker is None:
+                return self.model(self._x)
+            with tracker:
+                tracker.watch(self._x)
+                return self.model(self._x)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -207,7 +213,7 @@ class Explainer:
     @property
     def layers(self) -> list[LayerInfo]:
         """Inspectable layer executions in forward order (modules with tensor outputs ≥ 2-D)."""
-        return layer_infos(self._records.values())
+        return layer_infos(self._records.values(), lambda rec: self._layouts.get(rec.layer_key, AMBIGUOUS))
 
     # ------------------------------------------------------------------ maps
     def saliency(self, target: Any = None, method: str = "gradient", **options: Any) -> torch.Tensor:
@@ -337,8 +343,41 @@ class Explainer:
             raise LayerError(f"the logits do not depend on layer {rec.key!r}; choose a layer on the path to the output")
         return g.detach()
 
-    def _grad(self, output: Any, wrt: Any, grad_output: torch.Tensor, rule: ReLURule, *, keep_graph: bool) -> torch.Tensor | None:
-        """The one checked ``torch.autograd.grad`` every map goes through (None: ``wrt`` unused)."""
+    def layer_gradients(
+        self, layers: Sequence[str | LayerKey], targets: torch.Tensor, rule: ReLURule = GRADIENT
+    ) -> list[torch.Tensor | None]:
+        """d(logit[target]) / d(output) of several layers, in one partial backward pass.
+
+        Parameters
+        ----------
+        layers
+            Module names, ``"name#call"`` keys or :class:`LayerKey` s.
+        targets
+            ``(N,)`` class indices.
+        rule
+            ReLU rule between the logits and the layers.
+
+        Returns
+        -------
+        list
+            Per layer, a tensor shaped like its output, detached; None for a layer the logits
+            do not depend on through autograd.
+        """
+        recs = [self.record(layer) for layer in layers]
+        wrt = [r.edge for r in recs if r.edge is not None]
+        found = iter(self._grad(self._logits, wrt, self.target_seed(targets), rule, keep_graph=True) if wrt else ())
+        out: list[torch.Tensor | None] = []
+        for r in recs:
+            g = next(found) if r.edge is not None else None
+            out.append(None if g is None else g.detach())
+        return out
+
+    def _grad(self, output: Any, wrt: Any, grad_output: torch.Tensor, rule: ReLURule, *, keep_graph: bool) -> Any:
+        """The one checked ``torch.autograd.grad`` every map goes through.
+
+        ``wrt`` is one tensor or edge (returns its gradient, None when unused) or a list of
+        them (returns a tuple).
+        """
         self._check_rule(rule)
         retain = keep_graph or self._retain
         with self._lock:
@@ -350,7 +389,7 @@ class Explainer:
             self._box.rule = rule
             try:
                 self._spent = not retain
-                (g,) = torch.autograd.grad(output, wrt, grad_output, retain_graph=retain, allow_unused=True)
+                grads = torch.autograd.grad(output, wrt, grad_output, retain_graph=retain, allow_unused=True)
             except RuntimeError as err:
                 if "modified by an inplace operation" in str(err) or "backward through the graph" in str(err):
                     raise ModelError(
@@ -358,7 +397,7 @@ class Explainer:
                         f"in place after the Explainer was created); create a new Explainer. ({err})"
                     ) from err
                 raise
-        return g
+        return grads if isinstance(wrt, list) else grads[0]
 
     def _check_rule(self, rule: ReLURule) -> None:
         if rule.is_plain_gradient:
@@ -408,11 +447,18 @@ class Explainer:
             raise LayerError(f"layer {key.name!r} ran {len(calls)} time(s); call must be one of {calls}, got {key.call!r}")
         return rec
 
-    def activation(self, layer: str | LayerKey, call: int = 0) -> torch.Tensor:
-        """Output of ``layer`` at its ``call``-th execution, detached, ``(N, C, h, w)``.
+    def layout(self, layer: str | LayerKey, call: int = 0) -> Layout:
+        """The :class:`~saliency_widget.engine.layouts.Layout` of ``layer``'s output (NCHW, NHWC, tokens, flat, ambiguous)."""
+        return self._layouts.get(self.record(layer, call).layer_key, AMBIGUOUS)
 
-        A value later overwritten by an in-place op (e.g. a conv output followed by
-        ``ReLU(inplace=True)``) is recomputed with a no-grad forward up to that layer.
+    def activation(self, layer: str | LayerKey, call: int = 0) -> torch.Tensor:
+        """Output of ``layer`` at its ``call``-th execution, detached.
+
+        ``(N, C, h, w)`` for the spatial layouts (an NHWC or tokens output is viewed through
+        its layout, see :func:`~saliency_widget.engine.layouts.to_nchw`), ``(N, C)`` for a
+        flat one, the output as returned for an ambiguous one. A value later overwritten by
+        an in-place op (e.g. a conv output followed by ``ReLU(inplace=True)``) is recomputed
+        with a no-grad forward up to that layer.
         """
         rec = self.record(layer, call)
         val = rec.current_value()
@@ -420,11 +466,25 @@ class Explainer:
             with self._lock, torch.no_grad():
                 rec.value = forward_to(self.model, self._x.detach(), rec.name, rec.call, clone=True)
             val = rec.value
-        return val
+        lay = self._layouts.get(rec.layer_key, AMBIGUOUS)
+        return to_nchw(val, lay).contiguous() if lay.kind in ("NHWC", "tokens") else val
+
+    def _spatial_activation(self, layer: str | LayerKey, call: int = 0) -> tuple[LayerRecord, Layout, torch.Tensor]:
+        """Record, layout and ``(N, C, h, w)`` / ``(N, C)`` activation; an ambiguous layer is refused."""
+        rec = self.record(layer, call)
+        lay = self._layouts.get(rec.layer_key, AMBIGUOUS)
+        if lay.kind == "ambiguous":
+            raise LayerError(
+                f"layer {rec.key!r} outputs shape {tuple(rec.tensor.shape)} whose channel and spatial axes are "
+                "ambiguous (not followed from the input's (N, C, H, W), e.g. attention maps or window partitions); "
+                f"choose a layer with layout NCHW, NHWC or tokens: "
+                f"{choices([i.key for i in self.layers if i.layout in SPATIAL_LAYOUTS])}"
+            )
+        return rec, lay, self.activation(rec.layer_key)
 
     def strongest(self, layer: str | LayerKey, channel: int, call: int = 0) -> list[tuple[int, int]]:
         """Per sample, the ``(y, x)`` of the largest activation of ``channel`` in ``layer``."""
-        act = self.activation(layer, call)
+        _, _, act = self._spatial_activation(layer, call)
         ch, _ = check_channel_position(act, str(layer), channel, None)
         if act.dim() == 2:
             return [(0, 0)] * act.shape[0]
@@ -464,12 +524,14 @@ class Explainer:
             Shape ``(N, C, H, W)`` like the inputs, on the inputs' device and dtype.
         """
         rule = get_rule(method) if isinstance(method, str) else method
-        rec = self.record(layer, call)
-        act = self.activation(rec.layer_key)
+        rec, lay, act = self._spatial_activation(layer, call)
         ch, pos = check_channel_position(act, rec.name, channel, position)
         if rec.edge is None:
             raise ModelError(f"layer {rec.key!r} output does not depend on the input through autograd; it cannot be projected")
-        out = self.backward_to(rec.edge, activation_seed(act, ch, pos), rule)
+        seed = activation_seed(act, ch, pos)
+        if lay.kind in ("NHWC", "tokens"):
+            seed = from_nchw(seed, lay)  # the seed in the layer's own layout (prefix tokens get zero)
+        out = self.backward_to(rec.edge, seed, rule)
         self._warn_degenerate(out, f"projection of {rec.key}")
         return out.to(device=self._orig_device, dtype=self._orig_dtype)
 
@@ -480,13 +542,13 @@ class Explainer:
         one), so it is the full theoretical receptive field clipped to the image; see
         :mod:`saliency_widget.engine.receptive`.
         """
-        rec = self.record(layer, call)
-        act = self.activation(rec.layer_key)
+        rec, lay, act = self._spatial_activation(layer, call)
         check_channel_position(act, rec.name, 0, (y, x))
         cache_key = (rec.layer_key, int(y), int(x))
         if cache_key not in self._rf_cache:
             with self._lock:
                 self._rf_cache[cache_key] = receptive_field(
-                    self.model, tuple(self._x.shape[1:]), rec.name, int(y), int(x), rec.call, self._x.dtype, self.device
+                    self.model, tuple(self._x.shape[1:]), rec.name, int(y), int(x), rec.call, self._x.dtype, self.device,
+                    layout=lay,
                 )
         return self._rf_cache[cache_key]
