@@ -32,6 +32,7 @@ from PIL import Image
 
 from ..data import load_sample, sample_images
 from ..engine import Explainer, available_methods, method_label
+from ..engine.checks import check_model
 from ..errors import InputError, LayerError, MethodError, choices
 from ..viz import render as R
 from ..viz.images import describe_model
@@ -109,6 +110,8 @@ class Explorer(W.VBox):
     ) -> None:
         self.methods: list[str] = available_methods()
         self._model = model
+        # A torch.compile'd model is explained through its original module (same weights): say so once.
+        self._model_note = "compiled model: explained through its original module" if check_model(model) is not model else ""
         self._io = describe_model(model, weights=weights, labels=labels, transform=transform, processor=processor)
         self.inputs = InputState(model, self._io, device)
         self._samples = dict(samples or {})
@@ -319,6 +322,8 @@ class Explorer(W.VBox):
             f"{result.method_label} map for '{result.class_label}', {snap.layer} filter {snap.channel}"
             f" · {self.inputs.current.device if self.inputs.current else '?'} · {result.ms:.0f} ms"
         )
+        if self._model_note:
+            text += f" · {self._model_note}"
         if result.warnings:
             text += f" · warning: {result.warnings[0]}"
         self._last_status = text

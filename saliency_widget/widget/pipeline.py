@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..engine import RULES, Explainer, LayerInfo, LayerKey, method_label
+from ..engine.layouts import SPATIAL_LAYOUTS
 from ..errors import InputError, LayerError, ModelError, choices
 from ..viz import render as R
 
@@ -366,17 +367,31 @@ def compute_view(
 
 
 def layer_choices(layers: Sequence[LayerInfo]) -> list[tuple[str, str]]:
-    """``(label, key)`` of every layer with a ``(C, H, W)`` output, in forward order, for the layer menu.
+    """``(label, key)`` of every layer with a spatial layout, in forward order, for the layer menu.
+
+    NCHW layers as they are; channels-last (NHWC) and token layers through their ``(C, H, W)``
+    view, labelled with their layout (and prefix tokens); ambiguous layers are left out.
 
     Raises
     ------
     ModelError
         No layer has a ``(C, H, W)`` output.
     """
-    spatial = [i for i in layers if len(i.shape) == 3]
+    spatial = [i for i in layers if i.layout in SPATIAL_LAYOUTS]
     if not spatial:
-        raise ModelError("the model has no layer with a (C, H, W) output to inspect")
-    return [(f"{i.key}  ({i.type}, {'x'.join(str(s) for s in i.shape)})", i.key) for i in spatial]
+        raise ModelError(
+            "the model has no layer with a (C, H, W) output to inspect (layout NCHW, NHWC or tokens); "
+            f"its layers: {choices([f'{i.key} {i.layout}' for i in layers])}"
+        )
+    return [(f"{i.key}  ({i.type}, {'x'.join(str(s) for s in i.shape)}{_layout_note(i)})", i.key) for i in spatial]
+
+
+def _layout_note(info: LayerInfo) -> str:
+    if info.layout == "NHWC":
+        return ", channels-last"
+    if info.layout == "tokens":
+        return f", tokens: {info.prefix_tokens} prefix + grid" if info.prefix_tokens else ", tokens"
+    return ""
 
 
 def default_layer(layers: Sequence[LayerInfo]) -> str:
@@ -385,7 +400,7 @@ def default_layer(layers: Sequence[LayerInfo]) -> str:
     Filters are most semantic there, and post-ReLU maps are what Zeiler & Fergus project; a
     1x1 global pool is skipped.
     """
-    maps = [i for i in layers if len(i.shape) == 3]
+    maps = [i for i in layers if i.layout in SPATIAL_LAYOUTS]
     spatial = [i for i in maps if i.shape[1] * i.shape[2] > 1] or maps
     relus = [i for i in spatial if "relu" in i.type.lower()]
     return (relus or spatial)[-1].key

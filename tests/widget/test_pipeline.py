@@ -147,11 +147,27 @@ def test_layer_menu_and_default_layer() -> None:
         LayerInfo("relu", 0, (4, 8, 8), "ReLU"),
         LayerInfo("relu", 1, (4, 4, 4), "ReLU"),
         LayerInfo("gap", 0, (4, 1, 1), "AdaptiveAvgPool2d"),
-        LayerInfo("fc", 0, (3,), "Linear"),
+        LayerInfo("fc", 0, (3,), "Linear", "flat"),
     ]
     assert [k for _, k in layer_choices(layers)] == ["conv", "relu", "relu#1", "gap"]
     assert layer_choices(layers)[2][0] == "relu#1  (ReLU, 4x4x4)"
     assert default_layer(layers) == "relu#1"
     assert default_layer(layers[:1] + layers[3:]) == "conv"
-    with pytest.raises(ModelError, match=r"no layer with a \(C, H, W\) output"):
+    with pytest.raises(ModelError, match=r"no layer with a \(C, H, W\) output.*'fc flat'"):
         layer_choices(layers[4:])
+
+
+def test_layer_menu_of_a_transformer_reads_layouts() -> None:
+    layers = [
+        LayerInfo("patch", 0, (16, 4, 4), "Conv2d"),
+        LayerInfo("blocks.0.norm1", 0, (16, 4, 4), "LayerNorm", "tokens", 1, (17, 16)),
+        LayerInfo("blocks.0.attn.q", 0, (2, 17, 8), "Linear", "ambiguous", 0, (2, 17, 8)),
+        LayerInfo("stage.norm", 0, (32, 2, 2), "LayerNorm", "NHWC", 0, (2, 2, 32)),
+        LayerInfo("head", 0, (3,), "Linear", "flat"),
+    ]
+    assert layer_choices(layers) == [
+        ("patch  (Conv2d, 16x4x4)", "patch"),
+        ("blocks.0.norm1  (LayerNorm, 16x4x4, tokens: 1 prefix + grid)", "blocks.0.norm1"),
+        ("stage.norm  (LayerNorm, 32x2x2, channels-last)", "stage.norm"),
+    ]
+    assert default_layer(layers) == "stage.norm"
