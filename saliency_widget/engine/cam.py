@@ -27,6 +27,7 @@ from .methods import check_options
 from .rules import GUIDED_BACKPROP
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .capture import LayerInfo
     from .session import Explainer
 
 __all__ = ["GradCAM", "GuidedGradCAM", "default_cam_layer", "gradcam_low_res"]
@@ -49,7 +50,9 @@ def default_cam_layer(explainer: Explainer) -> str:
     attention never reach the score (the final norm, the last MLP and the last block's
     output give all-zero Grad-CAMs), so that is the last block's input norm (``norm1`` /
     ``ln_1`` / ``layernorm_before``), pytorch-grad-cam's documented choice; in a pooled
-    model (Swin) it is the final norm. Returns its key (``"name"`` or ``"name#call"``).
+    model (Swin) it is the final norm. When the last candidate is a residual branch whose
+    block adds the skip connection afterwards (ConvNeXt), the block's output is the default.
+    Returns its key (``"name"`` or ``"name#call"``).
     """
     if explainer in _DEFAULTS:
         return _DEFAULTS[explainer]
@@ -68,13 +71,35 @@ def default_cam_layer(explainer: Explainer) -> str:
             f"from: {choices([i.key for i in explainer.layers])}"
         )
     best = candidates[-1].key
-    if candidates[-1].layout != "NCHW":
+    if candidates[-1].layout == "NCHW":
+        best = _block_output_after(explainer, candidates[-1]) or best
+    else:
         reach = _reaching(explainer, [i.key for i in candidates])
         norms = [i for i in candidates if isinstance(modules[i.name], _NORMS) or i.type.endswith("Norm")]
         # none reaching (e.g. a zero-initialised head): every Grad-CAM is zero; keep the last layer
         best = next((i.key for i in [*reversed(norms), *reversed(candidates)] if i.key in reach), best)
     _DEFAULTS[explainer] = best
     return best
+
+
+def _block_output_after(explainer: Explainer, last: LayerInfo) -> str | None:
+    """The output of the residual block that ends after ``last``, when it differs from ``last``'s.
+
+    A block that ends in an addition (ConvNeXt: ``x + drop_path(branch)``) has no leaf module
+    after its last one: the last leaf is the branch, before the skip connection joins it. The
+    block's own output (the next recorded container execution on the same grid, holding a
+    different tensor or the same one changed in place) is what reaches the classifier.
+    """
+    layers = explainer.layers
+    after = layers[[i.key for i in layers].index(last.key) + 1 :]
+    last_rec = explainer.record(last.key)
+    for info in after:
+        if info.layout != "NCHW" or info.shape != last.shape:
+            return None  # a pooling or head: the branch's grid is the last one
+        rec = explainer.record(info.key)
+        if rec.tensor is not last_rec.tensor or rec.version != last_rec.version:
+            return info.key
+    return None
 
 
 def _reaching(explainer: Explainer, keys: list[str]) -> set[str]:

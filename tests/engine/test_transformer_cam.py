@@ -110,8 +110,14 @@ def test_gradcam_matches_pytorch_grad_cam(build: Callable[[], tuple[nn.Module, n
         (lambda: _hf_swin()[0].model, "swin.layernorm"),
         # torchvision Swin ends in an NCHW permute of its final norm: unchanged CNN rule
         (lambda: _tv_swin()[0], "permute"),
+        # ConvNeXt: the last block's output (after its skip connection), not its branch
+        (lambda: torchvision_model("convnext_tiny"), "features.7.2"),
+        (lambda: hf_model("convnext"), "convnext.encoder.stages.3.layers.0"),
+        # CNNs whose last leaf is the block's output: the leaf
+        (lambda: torchvision_model("resnet18"), "layer4.1.relu#1"),
+        (lambda: torchvision_model("efficientnet_b0"), "features.8.2"),
     ],
-    ids=["tv-vit_b_16", "timm-deit", "hf-swin", "tv-swin_t"],
+    ids=["tv-vit_b_16", "timm-deit", "hf-swin", "tv-swin_t", "tv-convnext_tiny", "hf-convnext", "tv-resnet18", "tv-efficientnet_b0"],
 )
 def test_default_gradcam_layer_of_transformers_is_not_degenerate(build: Callable[[], nn.Module], expected: str) -> None:
     model = build()
