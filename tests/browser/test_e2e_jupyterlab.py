@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from saliency_widget.engine import available_methods, get_method
+
 from .harness import browser_page, chromium_path
 from .jupyterlab import jupyterlab, run_notebook_in_lab
 
@@ -100,6 +102,8 @@ def test_explorer_in_jupyterlab(tmp_path: Path) -> None:
             # 1. Every method toggle reaches Python and gives a new, non-blank map.
             methods = page.eval_on_selector_all(".sw-method button", "bs => bs.map(b => b.textContent.trim())")
             assert len(methods) >= 3, methods
+            names = {get_method(n).label: n for n in available_methods()}  # buttons show labels
+            assert set(methods) <= set(names), methods
             for m in methods[1:] + methods[:1]:
                 old = _img_src(page, "sw-map-image")
                 seq = events.last_seq()
@@ -107,7 +111,9 @@ def test_explorer_in_jupyterlab(tmp_path: Path) -> None:
                 page.click(f".sw-method button:text-is('{m}')")
                 _wait_src_change(page, "sw-map-image", old)
                 latencies.append(time.perf_counter() - t0)
-                rec = events.wait_for(lambda r, m=m: r["state"]["method"] == m and "map" in r["images"], after=seq, what=f"method {m}")
+                rec = events.wait_for(
+                    lambda r, n=names[m]: r["state"]["method"] == n and "map" in r["images"], after=seq, what=f"method {m}"
+                )
                 assert rec["nonblank"]["map"] and rec["images"]["map"] != prev["images"]["map"]
                 prev = rec
 
@@ -171,3 +177,57 @@ def test_explorer_in_jupyterlab(tmp_path: Path) -> None:
     print(f"\nclick->image latency over {len(latencies)} interactions: median {median_ms:.0f} ms, "
           f"min {min(latencies) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms")
     (ARTIFACTS / "e2e_latency.json").write_text(json.dumps({"median_ms": median_ms, "samples_ms": [x * 1000 for x in latencies]}))
+
+
+VIT_SETUP = '''\
+import numpy as np, torch, transformers
+from PIL import Image
+from saliency_widget.widget import explore
+torch.manual_seed(0)
+cfg = transformers.ViTConfig(image_size=32, patch_size=8, num_hidden_layers=2, hidden_size=16, num_attention_heads=2,
+                             intermediate_size=32, num_labels=3, id2label={0: "cat", 1: "dog", 2: "owl"},
+                             label2id={"cat": 0, "dog": 1, "owl": 2})
+rng = np.random.default_rng(0)
+w = explore(transformers.ViTForImageClassification(cfg).eval(), Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)))
+w.log_events("vit_events.jsonl")
+w
+'''
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_transformer_explorer_in_jupyterlab(tmp_path: Path) -> None:
+    """A Hugging Face ViT (GELU, token layers): methods render or say why, in a real browser."""
+    chromium_path()
+    pytest.importorskip("transformers")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with jupyterlab(tmp_path) as lab:
+        events = Events(lab.root / "vit_events.jsonl")
+        with browser_page(viewport={"width": 1500, "height": 1300}) as page:
+            run_notebook_in_lab(page, lab, "vit.ipynb", [VIT_SETUP])
+            page.wait_for_selector("img.sw-map-image", state="visible", timeout=120000)
+            first = events.wait_for(lambda r: r["error"] is None, after=0, timeout=90, what="initial render")
+            assert first["nonblank"]["map"], first
+            # class names from config.id2label on the bars
+            page.wait_for_function("() => document.querySelector('.sw-bars')?.textContent.includes('owl')", timeout=30000)
+
+            # Grad-CAM renders a map on the token layers
+            old = _img_src(page, "sw-map-image")
+            seq = events.last_seq()
+            page.click(".sw-method button:text-is('Grad-CAM')")
+            _wait_src_change(page, "sw-map-image", old)
+            rec = events.wait_for(lambda r: r["state"]["method"] == "gradcam", after=seq, what="Grad-CAM")
+            assert rec["error"] is None and "map" in rec["images"]
+
+            # DeconvNet says in one line why it is unavailable; no error in the status line
+            seq = events.last_seq()
+            page.click(".sw-method button:text-is('DeconvNet')")
+            rec = events.wait_for(lambda r: r["state"]["method"] == "deconvnet", after=seq, what="DeconvNet")
+            assert rec["error"] is None and "map" not in rec["images"]
+            page.wait_for_function(
+                "() => document.querySelector('.sw-map-message')?.textContent.includes('has no ReLU')", timeout=30000
+            )
+            status = page.locator(".sw-status").inner_text()
+            assert not status.startswith(("error", "unexpected")), status
+            page.wait_for_timeout(300)
+            page.locator(".sw-explorer").screenshot(path=str(ARTIFACTS / "e2e_jupyterlab_vit.png"))
