@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 import saliency_widget as sw
+from saliency_widget.engine import LayerKey
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -258,9 +259,9 @@ def bench_model(
 
         timed("all three maps, Captum", captum_three, "floor", floor, "three separate calls")
         timed("guided_gradcam, Captum", lambda: ca.GuidedGradCam(model, _last_conv(model)).attribute(x, target=t), "floor", floor)
-        name0, call0 = mid_layer.split("#")[0], int(mid_layer.split("#")[1]) if "#" in mid_layer else 0
-        if call0 == 0:
-            mod = dict(model.named_modules())[name0]
+        key = LayerKey.parse(mid_layer)
+        if key.call == 0:
+            mod = dict(model.named_modules())[key.name]
             timed("projection, Captum NeuronDeconvolution", lambda: ca.NeuronDeconvolution(model, mod).attribute(x, neuron_selector=(0, 2, 2)), "floor", floor, f"layer {mid_layer}")
     if scan_batches:
         inference, scan, full, layer = scan_cases(model, name, x, scan_batches)
