@@ -1,51 +1,30 @@
 """The Explainer: one recorded forward pass, many maps.
 
-An :class:`Explainer` runs the model once on the inputs, with every ReLU routed through the
-rule-switching function of :mod:`~saliency_widget.engine.intercept` and every module's output
-recorded. The autograd graph is kept, so switching method, target class, layer or filter
-only costs a backward pass. Hooks and the interception mode exist only during that one
-forward; afterwards the model is exactly as it was.
+An :class:`Explainer` runs the model once on the inputs (a
+:class:`~saliency_widget.engine.recording.RecordedForward`: every ReLU routed through the
+rule-switching function of :mod:`~saliency_widget.engine.intercept`, every module's output
+recorded) and keeps the autograd graph, so switching method, target class, layer or filter
+only costs a backward pass, which goes through the Explainer's checks. Hooks and the
+interception mode exist only during that one forward; afterwards the model is exactly as it was.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..errors import (
-    DegenerateMapWarning,
-    LayerError,
-    ModelError,
-    choices,
-    warn_once,
-)
-from .capture import (
-    LayerCapture,
-    LayerInfo,
-    LayerRecord,
-    StopForward,
-    forward_to,
-    layer_infos,
-)
-from .checks import (
-    check_channel_position,
-    check_layer_key,
-    check_model,
-    eval_mode,
-    prepare_inputs,
-    resolve_targets,
-)
+from ..errors import DegenerateMapWarning, LayerError, ModelError, warn_once
+from .capture import LayerInfo, LayerRecord
+from .checks import check_channel_position, check_model, prepare_inputs, resolve_targets
 from .intercept import ReLUInterceptor, RuleBox
 from .keys import LayerKey
-from .layouts import AMBIGUOUS, SPATIAL_LAYOUTS, Layout, LayoutTracker, from_nchw, to_nchw
-from .outputs import logits_of
+from .layouts import Layout, from_nchw
 from .receptive import receptive_field
+from .recording import RecordedForward
 from .registry import get_method
 from .rules import GRADIENT, ReLURule, get_rule
 from .seeds import activation_seed, argmax_positions, logit_seed
@@ -113,61 +92,29 @@ class Explainer:
         self._retain = bool(retain_graph)
         self._spent = False
         dev = torch.device(device) if device is not None else None
-        self._x, self._orig_device, self._orig_dtype = prepare_inputs(inputs, model, dev)
+        x, self._orig_device, self._orig_dtype = prepare_inputs(inputs, model, dev)
         self._box = RuleBox()
         self._lock = threading.RLock()
         self._rf_cache: dict[tuple[LayerKey, int, int], tuple[int, int, int, int]] = {}
-        t0 = time.perf_counter()
-        self._interceptor = ReLUInterceptor(self._box) if intercept else None
-        stop: LayerKey | None = None
-        if stop_at is not None:
-            # Partial forward: record only that layer and stop right after it.
-            stop = check_layer_key(model, stop_at) if isinstance(stop_at, LayerKey) else check_layer_key(model, *stop_at)
-            capture: LayerCapture | None = LayerCapture(model, names=[stop.name], stop_at=(stop.name, stop.call), clone=True)
-        else:
-            capture = LayerCapture(model) if record_layers else None
-        self._partial = stop is not None
-        tracker = LayoutTracker() if capture is not None else None  # each layer's layout (NCHW, NHWC, tokens)
-        out: Any = None
-        with torch.enable_grad(), eval_mode(model):
-            try:
-                if capture is not None:
-                    with capture:
-                        out = self._forward(tracker)
-                else:
-                    out = self._forward()
-            except StopForward:
-                pass
-        self.forward_ms = (time.perf_counter() - t0) * 1e3
-        self._records: dict[LayerKey, LayerRecord] = {}
-        self._logits: torch.Tensor  # None after a partial forward (stop_at), which only projects
-        if capture is not None:
-            for rec in capture.records:
-                self._records[rec.layer_key] = rec
-        # each recorded output's layout, decided once from the tracked forward
-        self._layouts: dict[LayerKey, Layout] = (
-            {k: tracker.layout_of(r.tensor) for k, r in self._records.items()} if tracker is not None else {}
+        self._rec = RecordedForward(
+            model, x, self._box if intercept else None, self._lock, record_layers=record_layers, stop_at=stop_at
         )
-        if stop is not None:
-            self._logits = None  # type: ignore[assignment]
-            self.record(stop)  # raises a LayerError naming the valid calls if it did not run
-            return
-        self._logits = logits_of(out)  # a tensor, .logits (Hugging Face), {"logits": ...} or (logits, ...)
+        self.forward_ms = self._rec.forward_ms
 
-    def _forward(self, tracker: LayoutTracker | None = None) -> Any:
-        # The layout tracker is the innermost mode: it sees the ReLU interceptor's outputs.
-        with self._interceptor if self._interceptor is not None else contextlib.nullcontext():
-            if tracker is None:
-                return self.model(self._x)
-            with tracker:
-                tracker.watch(self._x)
-                return self.model(self._x)
+    # The recorded forward owns these; read through here by the backward checks (and tests).
+    @property
+    def _interceptor(self) -> ReLUInterceptor | None:
+        return self._rec.interceptor
+
+    @property
+    def _logits(self) -> torch.Tensor:
+        return self._rec.logits
 
     # ------------------------------------------------------------------ properties
     @property
     def device(self) -> torch.device:
         """Device the maps are computed on (the model's)."""
-        return self._x.device
+        return self._rec.x.device
 
     @property
     def inputs(self) -> torch.Tensor:
@@ -176,7 +123,7 @@ class Explainer:
         On the model's device and in its dtype (the maps are computed there); the user's
         tensor may have been elsewhere.
         """
-        return self._x.detach()
+        return self._rec.x.detach()
 
     @property
     def logits(self) -> torch.Tensor:
@@ -205,7 +152,7 @@ class Explainer:
             return None
         if self._interceptor is None:
             return f"{m.label} is unavailable: this Explainer was created with intercept=False"
-        if self._interceptor.relu_calls == 0 and not self._partial:
+        if self._interceptor.relu_calls == 0 and not self._rec.partial:
             seen = ", ".join(sorted(self._interceptor.other_activations)) or "no activation it knows"
             return f"{m.label} is unavailable: it changes the backward pass at ReLUs, and this model has no ReLU (it uses {seen})"
         return None
@@ -213,7 +160,7 @@ class Explainer:
     @property
     def layers(self) -> list[LayerInfo]:
         """Inspectable layer executions in forward order (modules with tensor outputs ≥ 2-D)."""
-        return layer_infos(self._records.values(), lambda rec: self._layouts.get(rec.layer_key, AMBIGUOUS))
+        return self._rec.layers
 
     # ------------------------------------------------------------------ maps
     def saliency(self, target: Any = None, method: str = "gradient", **options: Any) -> torch.Tensor:
@@ -299,9 +246,9 @@ class Explainer:
             The graph was freed (``retain_graph=False``) or invalidated by an in-place change
             of the weights, or ``rule`` needs ReLUs the model does not have.
         """
-        g = self._grad(output, self._x, grad_output, rule, keep_graph=False)
+        g = self._grad(output, self._rec.x, grad_output, rule, keep_graph=False)
         if g is None:  # the output does not depend on the input
-            g = torch.zeros_like(self._x)
+            g = torch.zeros_like(self._rec.x)
         return g.detach()
 
     def layer_gradient(
@@ -405,7 +352,7 @@ class Explainer:
         if self._interceptor is None:
             raise ModelError("this Explainer was created with intercept=False and can only compute gradients")
         # (A partial forward may legitimately stop before the first ReLU.)
-        self._interceptor.check_rule(rule, type(self.model).__name__, ran_to_end=not self._partial)
+        self._interceptor.check_rule(rule, type(self.model).__name__, ran_to_end=not self._rec.partial)
 
     def _warn_degenerate(self, out: torch.Tensor, what: str) -> None:
         if not bool(torch.isfinite(out).all()):
@@ -435,21 +382,11 @@ class Explainer:
         LayerError
             Unknown module name, or that execution did not run (the message lists the valid ones).
         """
-        key = check_layer_key(self.model, layer, call)
-        rec = self._records.get(key)
-        if rec is None:
-            calls = sorted(k.call for k in self._records if k.name == key.name)
-            if not calls:
-                raise LayerError(
-                    f"layer {key.name!r} did not run (or returned no tensor) in the forward pass; "
-                    f"layers that ran: {choices([i.key for i in self.layers])}"
-                )
-            raise LayerError(f"layer {key.name!r} ran {len(calls)} time(s); call must be one of {calls}, got {key.call!r}")
-        return rec
+        return self._rec.record(layer, call)
 
     def layout(self, layer: str | LayerKey, call: int = 0) -> Layout:
         """The :class:`~saliency_widget.engine.layouts.Layout` of ``layer``'s output (NCHW, NHWC, tokens, flat, ambiguous)."""
-        return self._layouts.get(self.record(layer, call).layer_key, AMBIGUOUS)
+        return self._rec.layout(layer, call)
 
     def activation(self, layer: str | LayerKey, call: int = 0) -> torch.Tensor:
         """Output of ``layer`` at its ``call``-th execution, detached.
@@ -460,31 +397,11 @@ class Explainer:
         an in-place op (e.g. a conv output followed by ``ReLU(inplace=True)``) is recomputed
         with a no-grad forward up to that layer.
         """
-        rec = self.record(layer, call)
-        val = rec.current_value()
-        if val is None:
-            with self._lock, torch.no_grad():
-                rec.value = forward_to(self.model, self._x.detach(), rec.name, rec.call, clone=True)
-            val = rec.value
-        lay = self._layouts.get(rec.layer_key, AMBIGUOUS)
-        return to_nchw(val, lay).contiguous() if lay.kind in ("NHWC", "tokens") else val
-
-    def _spatial_activation(self, layer: str | LayerKey, call: int = 0) -> tuple[LayerRecord, Layout, torch.Tensor]:
-        """Record, layout and ``(N, C, h, w)`` / ``(N, C)`` activation; an ambiguous layer is refused."""
-        rec = self.record(layer, call)
-        lay = self._layouts.get(rec.layer_key, AMBIGUOUS)
-        if lay.kind == "ambiguous":
-            raise LayerError(
-                f"layer {rec.key!r} outputs shape {tuple(rec.tensor.shape)} whose channel and spatial axes are "
-                "ambiguous (not followed from the input's (N, C, H, W), e.g. attention maps or window partitions); "
-                f"choose a layer with layout NCHW, NHWC or tokens: "
-                f"{choices([i.key for i in self.layers if i.layout in SPATIAL_LAYOUTS])}"
-            )
-        return rec, lay, self.activation(rec.layer_key)
+        return self._rec.activation(layer, call)
 
     def strongest(self, layer: str | LayerKey, channel: int, call: int = 0) -> list[tuple[int, int]]:
         """Per sample, the ``(y, x)`` of the largest activation of ``channel`` in ``layer``."""
-        _, _, act = self._spatial_activation(layer, call)
+        _, _, act = self._rec.spatial_activation(layer, call)
         ch, _ = check_channel_position(act, str(layer), channel, None)
         if act.dim() == 2:
             return [(0, 0)] * act.shape[0]
@@ -524,7 +441,7 @@ class Explainer:
             Shape ``(N, C, H, W)`` like the inputs, on the inputs' device and dtype.
         """
         rule = get_rule(method) if isinstance(method, str) else method
-        rec, lay, act = self._spatial_activation(layer, call)
+        rec, lay, act = self._rec.spatial_activation(layer, call)
         ch, pos = check_channel_position(act, rec.name, channel, position)
         if rec.edge is None:
             raise ModelError(f"layer {rec.key!r} output does not depend on the input through autograd; it cannot be projected")
@@ -542,13 +459,13 @@ class Explainer:
         one), so it is the full theoretical receptive field clipped to the image; see
         :mod:`saliency_widget.engine.receptive`.
         """
-        rec, lay, act = self._spatial_activation(layer, call)
+        rec, lay, act = self._rec.spatial_activation(layer, call)
         check_channel_position(act, rec.name, 0, (y, x))
         cache_key = (rec.layer_key, int(y), int(x))
         if cache_key not in self._rf_cache:
+            inp = self._rec.x
             with self._lock:
                 self._rf_cache[cache_key] = receptive_field(
-                    self.model, tuple(self._x.shape[1:]), rec.name, int(y), int(x), rec.call, self._x.dtype, self.device,
-                    layout=lay,
+                    self.model, tuple(inp.shape[1:]), rec.name, int(y), int(x), rec.call, inp.dtype, self.device, layout=lay
                 )
         return self._rf_cache[cache_key]
