@@ -3,7 +3,9 @@
 Modules, one job each: :mod:`.checks` (models, inputs, targets, layer names),
 :mod:`.capture` (recording a forward pass), :mod:`.intercept` (ReLU backward rules at run
 time), :mod:`.rules` (the rules), :mod:`.seeds` (where a backward starts),
-:mod:`.session` (the :class:`Explainer`), :mod:`.receptive` (receptive fields),
+:mod:`.session` (the :class:`Explainer`), :mod:`.recording` (the one recorded forward it
+answers from), :mod:`.layouts` (NCHW, channels-last and token layouts), :mod:`.outputs`
+(logits of any model output), :mod:`.compiled` (torch.compile unwrapped), :mod:`.receptive` (receptive fields),
 :mod:`.methods` / :mod:`.registry` (what a method is, and which exist), :mod:`.cam`,
 :mod:`.sampling`, :mod:`.occlusion` (the methods beyond the ReLU rules), :mod:`.api`
 (one-shot functions) and :mod:`.keys` (:class:`LayerKey`).
