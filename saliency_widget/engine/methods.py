@@ -68,6 +68,8 @@ class Method(Protocol):
 
 
 #: Attribute name -> type every registered method must have (besides a callable ``compute``).
+#: Optional: ``needs_gradients`` (bool, default True); a method that sets it False (occlusion)
+#: still runs on a model whose forward disables gradients (see ``Explainer.unavailable``).
 REQUIRED_ATTRIBUTES: dict[str, type] = {
     "name": str,
     "label": str,

@@ -145,7 +145,7 @@ def occlusion_scores(
     yy = torch.arange(H, device=x.device).view(1, H, 1)
     xx_ = torch.arange(W, device=x.device).view(1, 1, W)
     with torch.no_grad(), eval_mode(explainer.model):
-        base = _score(explainer, x, targets.to(x.device), output, layer, channel)
+        base = _score(explainer, x.clone(), targets.to(x.device), output, layer, channel)  # the model may modify its input in place
         for start in range(0, N * P, batch_size):
             img = flat_img[start : start + batch_size]
             c = corners[flat_pos[start : start + batch_size]]
@@ -195,6 +195,7 @@ class Occlusion:
     )
     needs_relu_rules: bool = False
     single_backward: bool = False  # no backward at all: only forward passes on occluded copies
+    needs_gradients: bool = False  # runs on models whose forward disables gradients (see Explainer.unavailable)
 
     def compute(self, explainer: Explainer, targets: torch.Tensor, **options: Any) -> torch.Tensor:
         """The map of ``targets`` ``(N,)`` on the explainer's inputs, ``(N, C, H, W)``."""

@@ -194,7 +194,7 @@ def integrated_gradients(
     grads = batched_rule_gradients(explainer, path, targets.to(x.device).repeat_interleave(steps), "gradient", bs)
     attr = (x - base) * (grads.view(N, steps, *x.shape[1:]) * w).sum(dim=1)
     with torch.no_grad(), eval_mode(explainer.model):
-        f_base = explainer.model(base.contiguous())
+        f_base = explainer.model(base.clone())  # a copy: the model may modify its input in place
     idx = torch.arange(N, device=x.device)
     f_x = explainer.logits[idx, targets]
     delta = attr.flatten(1).sum(1) - (f_x - f_base[idx, targets.to(f_base.device)])

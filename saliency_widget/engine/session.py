@@ -34,9 +34,13 @@ from .capture import (
 )
 from .checks import (
     check_channel_position,
+    check_device,
     check_layer_key,
     check_model,
     eval_mode,
+    forward_error,
+    gradients_disabled,
+    model_input,
     prepare_inputs,
     resolve_targets,
 )
@@ -108,7 +112,7 @@ class Explainer:
         # it costs ~30 % more time on big CPU batches (no buffer reuse), measured on resnet50.
         self._retain = bool(retain_graph)
         self._spent = False
-        dev = torch.device(device) if device is not None else None
+        dev = check_device(device)
         self._x, self._orig_device, self._orig_dtype = prepare_inputs(inputs, model, dev)
         self._box = RuleBox()
         self._lock = threading.RLock()
@@ -133,6 +137,11 @@ class Explainer:
                     out = self._forward()
             except StopForward:
                 pass
+            except RuntimeError as err:  # robustness: an input too small for the network
+                size_error = forward_error(err, self._x, model)
+                if size_error is None:
+                    raise
+                raise size_error from err
         self.forward_ms = (time.perf_counter() - t0) * 1e3
         self._records: dict[LayerKey, LayerRecord] = {}
         self._logits: torch.Tensor  # None after a partial forward (stop_at), which only projects
@@ -141,6 +150,7 @@ class Explainer:
                 self._records[rec.layer_key] = rec
         if stop is not None:
             self._logits = None  # type: ignore[assignment]
+            self._no_grad: str | None = None
             self.record(stop)  # raises a LayerError naming the valid calls if it did not run
             return
         if not isinstance(out, torch.Tensor) or out.dim() != 2:
@@ -150,12 +160,14 @@ class Explainer:
                 "Wrap it so that forward returns the class scores"
             )
         self._logits = out
+        self._no_grad = gradients_disabled(out, self._x)  # robustness: a @torch.no_grad() forward
 
     def _forward(self) -> torch.Tensor:
+        # model_input: a non-leaf copy, so that a forward may modify its input in place
         if self._interceptor is None:
-            return self.model(self._x)
+            return self.model(model_input(self._x))
         with self._interceptor:
-            return self.model(self._x)
+            return self.model(model_input(self._x))
 
     # ------------------------------------------------------------------ properties
     @property
@@ -192,9 +204,12 @@ class Explainer:
 
         A method that changes the backward pass at ReLUs (DeconvNet, Guided Backprop, Guided
         Grad-CAM) means nothing for a model that ran no ReLU (GELU / SiLU networks: ViT,
-        ConvNeXt, EfficientNet); the other methods always run.
+        ConvNeXt, EfficientNet); on a model whose forward disables gradients only methods
+        declaring ``needs_gradients = False`` (occlusion) run; the other methods always run.
         """
         m = get_method(method)
+        if self._no_grad is not None and getattr(m, "needs_gradients", True):
+            return self._no_grad
         if not m.needs_relu_rules:
             return None
         if self._interceptor is None:
@@ -330,6 +345,8 @@ class Explainer:
             As :meth:`backward_to`.
         """
         rec = self.record(layer, call)
+        if self._no_grad is not None:
+            raise ModelError(self._no_grad)
         if rec.edge is None:
             raise LayerError(f"layer {rec.key!r} does not depend on the input through autograd; choose another layer")
         g = self._grad(self._logits, rec.edge, self.target_seed(targets), rule, keep_graph=True)
@@ -339,6 +356,8 @@ class Explainer:
 
     def _grad(self, output: Any, wrt: Any, grad_output: torch.Tensor, rule: ReLURule, *, keep_graph: bool) -> torch.Tensor | None:
         """The one checked ``torch.autograd.grad`` every map goes through (None: ``wrt`` unused)."""
+        if self._no_grad is not None:
+            raise ModelError(self._no_grad)
         self._check_rule(rule)
         retain = keep_graph or self._retain
         with self._lock:
@@ -418,7 +437,7 @@ class Explainer:
         val = rec.current_value()
         if val is None:
             with self._lock, torch.no_grad():
-                rec.value = forward_to(self.model, self._x.detach(), rec.name, rec.call, clone=True)
+                rec.value = forward_to(self.model, model_input(self._x.detach()), rec.name, rec.call, clone=True)
             val = rec.value
         return val
 
@@ -467,6 +486,8 @@ class Explainer:
         rec = self.record(layer, call)
         act = self.activation(rec.layer_key)
         ch, pos = check_channel_position(act, rec.name, channel, position)
+        if self._no_grad is not None:
+            raise ModelError(self._no_grad)
         if rec.edge is None:
             raise ModelError(f"layer {rec.key!r} output does not depend on the input through autograd; it cannot be projected")
         out = self.backward_to(rec.edge, activation_seed(act, ch, pos), rule)
