@@ -18,6 +18,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from .capture import forward_to
+from .checks import model_input
 from .intercept import NON_RELU_ACTIVATIONS, RELU_FUNCTIONS
 
 __all__ = ["ReceptiveFieldMode", "receptive_field", "receptive_fields"]
@@ -154,7 +155,7 @@ def receptive_fields(
         chunk = positions[start : start + batch_size]
         probe = torch.ones((len(chunk), *input_shape), dtype=dtype, device=device, requires_grad=True)
         with torch.enable_grad():
-            out = forward_to(model, probe, layer, call, mode=ReceptiveFieldMode())
+            out = forward_to(model, model_input(probe), layer, call, mode=ReceptiveFieldMode())
         if out.dim() != 4 or not out.requires_grad:
             boxes += [(0, 0, int(input_shape[-2]), int(input_shape[-1]))] * len(chunk)
             continue
