@@ -52,9 +52,11 @@ def _bundled_samples() -> dict[str, Callable[[], Image.Image]]:
 
 
 class _Choice(traitlets.Unicode):  # type: ignore[type-arg]
-    """A name from a list of choices: a value of the wrong type (None, a number) is refused by the
-    owner's ``_validate_choice``, in the package's error family and naming the choices, rather
-    than with traitlets' TraitError."""
+    """A name from a list of choices, whose wrong-type values are refused in our error family.
+
+    A value of the wrong type (None, a number) goes to the owner's ``_validate_choice``, which
+    names the valid choices, rather than to traitlets' TraitError.
+    """
 
     def error(self, obj: Any, value: Any, error: Exception | None = None, info: str | None = None) -> Any:
         if obj is not None and hasattr(obj, "_validate_choice"):
