@@ -164,6 +164,7 @@ class GradCAM:
         "Grad-CAM: a layer's activations weighted by their mean gradient, upsampled (Selvaraju et al. 2017)"
     )
     needs_relu_rules: bool = False
+    needs_gradients: bool = True
     single_backward: bool = False  # its one backward stops at the layer and keeps the graph
 
     def compute(self, explainer: Explainer, targets: torch.Tensor, **options: Any) -> torch.Tensor:
@@ -182,6 +183,7 @@ class GuidedGradCAM:
     label: str = "Guided Grad-CAM"
     description: str = "Guided Grad-CAM: the Guided Backprop map times the upsampled Grad-CAM (Selvaraju et al. 2017)"
     needs_relu_rules: bool = True
+    needs_gradients: bool = True
     single_backward: bool = True  # the CAM backward only reaches the layer and keeps the graph
 
     def compute(self, explainer: Explainer, targets: torch.Tensor, **options: Any) -> torch.Tensor:

@@ -20,11 +20,16 @@ from .keys import LayerKey
 
 __all__ = [
     "check_channel_position",
+    "check_device",
     "check_layer_key",
     "check_layer_name",
     "check_model",
     "eval_mode",
+    "forward_error",
+    "gradients_disabled",
+    "min_input_side",
     "model_device_dtype",
+    "model_input",
     "module_names",
     "prepare_inputs",
     "resolve_targets",
@@ -42,6 +47,162 @@ def check_model(model: Any) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise ModelError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     return unwrap_compiled(model)  # torch.compile: explain _orig_mod, or refuse loudly
+
+
+DEVICE_CHOICES = ("cpu", "cuda", "cuda:N", "mps", "xpu", "meta")
+"""Device strings :func:`check_device` names in its message (``torch.device`` accepts a few more)."""
+
+
+def check_device(device: Any) -> torch.device | None:
+    """``device`` as a ``torch.device`` (None stays None); raise :class:`InputError` for a bad string.
+
+    Parameters
+    ----------
+    device
+        None, a ``torch.device``, a device string (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``) or
+        a CUDA index.
+    """
+    if device is None or isinstance(device, torch.device):
+        return device
+    if isinstance(device, (str, int)) and not isinstance(device, bool):
+        try:
+            return torch.device(device)
+        except (RuntimeError, ValueError, TypeError):
+            pass
+    raise InputError(
+        f"unknown device {device!r}; expected a device string such as {', '.join(map(repr, DEVICE_CHOICES))} "
+        "(N a GPU index), a torch.device, or None for the model's device"
+    )
+
+
+def model_input(x: torch.Tensor) -> torch.Tensor:
+    """A copy of ``x`` to hand to the model, so that a forward may modify its input in place.
+
+    A model that runs ``x.sub_(0.5)`` would fail on a leaf that requires grad ("a leaf Variable
+    that requires grad is being used in an in-place operation") and, without grad, would
+    change the engine's own copy. The copy is not a leaf: gradients still reach ``x``.
+    """
+    return x.clone()
+
+
+def gradients_disabled(output: Any, inputs: torch.Tensor) -> str | None:
+    """Why no gradient can reach ``inputs`` from the model's ``output``, in one line; None when one can.
+
+    Parameters
+    ----------
+    output
+        The tensor the forward pass returned (logits ``(N, K)`` or a layer's output).
+    inputs
+        The ``(N, C, H, W)`` tensor the forward pass ran on (it requires grad).
+    """
+    if not isinstance(output, torch.Tensor) or output.requires_grad or not inputs.requires_grad:
+        return None
+    return (
+        "the model disables gradients: its output does not require grad (a forward decorated with "
+        "@torch.no_grad() or torch.inference_mode(), or a .detach() on the way), so no method that "
+        "needs a backward pass can run; occlusion, which needs only forward passes, still works. "
+        "Remove the decorator, or wrap the model so that its forward runs with gradients"
+    )
+
+
+_SIZE_ERRORS = (
+    "Output size is too small",
+    "Kernel size can't be greater than actual input size",
+    "Padding size should be less than the corresponding input dimension",
+    "mat1 and mat2 shapes cannot be multiplied",
+)
+
+
+def _as_pair(v: Any) -> tuple[int, int]:
+    return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
+
+
+def min_input_side(model: nn.Module) -> int | None:
+    """Smallest square input side every 2-D convolution and pooling layer of ``model`` accepts.
+
+    Layer arithmetic on the convolutions and max / average pools in registration order,
+    assuming they run one after the other (a plain chain such as VGG or the bundled model;
+    in networks with branches the estimate is too large). Backwards from one output pixel, a
+    layer of kernel ``k``, stride ``s``, padding ``p`` and dilation ``d`` needs
+    ``(n - 1) * s + d * (k - 1) + 1 - 2 * p`` input pixels for ``n`` output pixels.
+
+    Returns
+    -------
+    int or None
+        The side in pixels, or None when the model has no such layer.
+    """
+    ops: list[tuple[int, int, int, int]] = []  # (kernel, stride, padding, dilation) along the height
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            if not isinstance(m.padding, str):
+                ops.append((_as_pair(m.kernel_size)[0], _as_pair(m.stride)[0], _as_pair(m.padding)[0], _as_pair(m.dilation)[0]))
+            # padding="same"/"valid" strings: "same" keeps the size, "valid" is padding 0
+            elif m.padding == "valid":
+                ops.append((_as_pair(m.kernel_size)[0], _as_pair(m.stride)[0], 0, _as_pair(m.dilation)[0]))
+        elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
+            k = _as_pair(m.kernel_size)[0]
+            stride = m.stride if m.stride is not None else m.kernel_size
+            dil = _as_pair(getattr(m, "dilation", 1))[0]
+            ops.append((k, _as_pair(stride)[0], _as_pair(m.padding)[0], dil))
+    if not ops:
+        return None
+    n = 1
+    for k, s, p, d in reversed(ops):
+        n = max(1, (n - 1) * s + d * (k - 1) + 1 - 2 * p)
+    return n
+
+
+def _runs_on(model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> bool:
+    """Whether a no-grad eval forward of zeros of ``shape`` succeeds (any failure: False)."""
+    try:
+        with torch.no_grad(), eval_mode(model):
+            model(torch.zeros(shape, dtype=dtype, device=device))
+    except Exception:  # noqa: BLE001 -- a probe: any failure means "does not run"
+        return False
+    return True
+
+
+def forward_error(err: BaseException, inputs: torch.Tensor, model: nn.Module) -> InputError | None:
+    """The :class:`InputError` for a forward pass that failed because the input is too small (or the wrong size).
+
+    Parameters
+    ----------
+    err
+        What the model's forward raised.
+    inputs
+        The ``(N, C, H, W)`` inputs it ran on.
+    model
+        The model; when the failure is a size error, :func:`min_input_side` estimates the
+        smallest side, and that estimate is named only if a no-grad forward of zeros at that side
+        runs and one pixel less does not (two forward passes of one tiny image, on this error
+        path only).
+
+    Returns
+    -------
+    InputError or None
+        None when ``err`` is not a size error (the caller re-raises it unchanged).
+    """
+    msg = str(err)
+    if not isinstance(err, RuntimeError) or not any(s in msg for s in _SIZE_ERRORS):
+        return None
+    shape = tuple(inputs.shape)
+    first = msg.strip().splitlines()[0] if msg.strip() else type(err).__name__
+    side = min_input_side(model)
+    if side is not None:
+        one = (1, *shape[1:-2])
+        if not (_runs_on(model, (*one, side, side), inputs.dtype, inputs.device)
+                and (side == 1 or not _runs_on(model, (*one, side - 1, side - 1), inputs.dtype, inputs.device))):
+            side = None
+    if side is not None and min(shape[-2:]) < side:
+        return InputError(
+            f"inputs of shape {shape} ({shape[-2]}x{shape[-1]} pixels) are too small for the model: it needs at "
+            f"least {side}x{side} pixels (from its convolution and pooling layers); resize the image up. "
+            f"(the model's error: {first})"
+        )
+    return InputError(
+        f"the model cannot run on inputs of shape {shape} ({shape[-2]}x{shape[-1]} pixels): {first}. "
+        "The input is too small or not the size the model expects; resize it as the model's preprocessing does"
+    )
 
 
 def model_device_dtype(model: nn.Module) -> tuple[torch.device | None, torch.dtype | None]:

@@ -52,6 +52,14 @@ class Method(Protocol):
         ...
 
     @property
+    def needs_gradients(self) -> bool:
+        """True when the method runs a backward pass (False: forwards only, e.g. occlusion).
+
+        A model whose forward disables gradients (``@torch.no_grad()``) runs only methods without.
+        """
+        ...
+
+    @property
     def single_backward(self) -> bool:
         """True when ``compute`` runs exactly one backward through the full graph, last.
 
@@ -73,6 +81,7 @@ REQUIRED_ATTRIBUTES: dict[str, type] = {
     "label": str,
     "description": str,
     "needs_relu_rules": bool,
+    "needs_gradients": bool,
     "single_backward": bool,
 }
 
@@ -93,6 +102,7 @@ class RuleMethod:
     label: str
     description: str
     single_backward: bool = True
+    needs_gradients: bool = True
 
     @property
     def name(self) -> str:

@@ -8,7 +8,9 @@ images are evaluated in batches (large on a GPU, cache-sized on a CPU: see
 :func:`default_batch_size`).
 
 The attribution map is the score drop ``score(x) - score(occluded)`` averaged over every
-patch that covers a pixel (so positive = the region supports the target). The raw grid of
+patch that covers a pixel (so positive = the region supports the target). Patches start at
+``0, stride, 2 * stride, ...`` and, when the stride does not divide ``size - window``, at
+``size - window`` too (one last full patch flush with the border), so every pixel is measured. The raw grid of
 scores per patch position, as drawn in the paper, is :func:`occlusion_scores`.
 """
 
@@ -40,7 +42,16 @@ def _pair(name: str, v: Any) -> tuple[int, int]:
 
 
 def _positions(size: int, window: int, stride: int) -> list[int]:
-    return list(range(0, size - window + 1, stride))
+    """Patch starts along one axis: ``0, stride, 2*stride, ...`` plus ``size - window``.
+
+    The last patch is added flush with the border when the stride does not divide
+    ``size - window``, so that every pixel is covered by at least one patch (Captum instead
+    cuts the last patch off at the border; a full-size patch keeps every score comparable).
+    """
+    starts = list(range(0, size - window + 1, stride))
+    if starts[-1] != size - window:
+        starts.append(size - window)
+    return starts
 
 
 def default_batch_size(x: torch.Tensor) -> int:
@@ -146,7 +157,7 @@ def occlusion_scores(
     yy = torch.arange(H, device=x.device).view(1, H, 1)
     xx_ = torch.arange(W, device=x.device).view(1, 1, W)
     with torch.no_grad(), eval_mode(explainer.model):
-        base = _score(explainer, x, targets.to(x.device), output, layer, channel, lay)
+        base = _score(explainer, x.clone(), targets.to(x.device), output, layer, channel, lay)  # the model may modify its input in place
         for start in range(0, N * P, batch_size):
             img = flat_img[start : start + batch_size]
             c = corners[flat_pos[start : start + batch_size]]
@@ -168,7 +179,8 @@ def occlusion_map(
 ) -> torch.Tensor:
     """Score drop averaged over the patches covering each pixel, ``(N, 1, H, W)``.
 
-    Pixels no patch covers (at the right/bottom border when the stride does not fit) get 0.
+    Every pixel is covered: patches start at ``0, stride, ...`` and, when the stride does not
+    divide ``size - window``, one more patch lies flush with the right / bottom border.
     """
     base, grid, ys, xs = occlusion_scores(explainer, targets, window, stride, **kwargs)
     wy, wx = _pair("window", window)
@@ -195,6 +207,7 @@ class Occlusion:
     )
     needs_relu_rules: bool = False
     single_backward: bool = False  # no backward at all: only forward passes on occluded copies
+    needs_gradients: bool = False  # runs on models whose forward disables gradients (see Explainer.unavailable)
 
     def compute(self, explainer: Explainer, targets: torch.Tensor, **options: Any) -> torch.Tensor:
         """The map of ``targets`` ``(N,)`` on the explainer's inputs, ``(N, C, H, W)``."""

@@ -18,6 +18,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from .capture import forward_to
+from .checks import model_input
 from .intercept import NON_RELU_ACTIVATIONS, RELU_FUNCTIONS
 from .layouts import Layout, to_nchw
 
@@ -160,7 +161,7 @@ def receptive_fields(
         chunk = positions[start : start + batch_size]
         probe = torch.ones((len(chunk), *input_shape), dtype=dtype, device=device, requires_grad=True)
         with torch.enable_grad():
-            out = forward_to(model, probe, layer, call, mode=ReceptiveFieldMode())
+            out = forward_to(model, model_input(probe), layer, call, mode=ReceptiveFieldMode())
         if layout is not None and layout.kind in ("NHWC", "tokens"):
             out = to_nchw(out, layout)
         if out.dim() != 4 or not out.requires_grad:

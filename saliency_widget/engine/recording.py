@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import LayerError, choices
 from .capture import LayerCapture, LayerInfo, LayerRecord, StopForward, forward_to, layer_infos
-from .checks import check_layer_key, eval_mode
+from .checks import check_layer_key, eval_mode, forward_error, gradients_disabled, model_input
 from .intercept import ReLUInterceptor, RuleBox
 from .keys import LayerKey
 from .layouts import AMBIGUOUS, SPATIAL_LAYOUTS, Layout, LayoutTracker, to_nchw
@@ -70,11 +70,16 @@ class RecordedForward:
         The model output ``(N, K)`` with its graph; None after a partial forward.
     forward_ms : float
         Wall time of the recorded forward in milliseconds.
+    no_grad : str or None
+        Why no backward can run (the forward disabled gradients), or None.
 
     Raises
     ------
     LayerError
         ``stop_at`` names an unknown layer, or an execution that did not run.
+    InputError
+        The input is too small for the network (the message gives its shape and, when it can be
+        known, the minimum side).
     """
 
     def __init__(
@@ -111,6 +116,11 @@ class RecordedForward:
                     out = self._forward()
             except StopForward:
                 pass
+            except RuntimeError as err:  # an input too small for the network: say so, with the shape
+                size_error = forward_error(err, x, model)
+                if size_error is None:
+                    raise
+                raise size_error from err
         self.forward_ms = (time.perf_counter() - t0) * 1e3
         self.records: dict[LayerKey, LayerRecord] = {}
         self.logits: torch.Tensor  # None after a partial forward (stop_at), which only projects
@@ -120,20 +130,25 @@ class RecordedForward:
         self.layouts: dict[LayerKey, Layout] = (
             {k: tracker.layout_of(r.tensor) for k, r in self.records.items()} if tracker is not None else {}
         )
+        #: Why no backward can run (a ``@torch.no_grad()`` forward), in one line; None when one can.
+        self.no_grad: str | None = None
         if stop is not None:
             self.logits = None  # type: ignore[assignment]
             self.record(stop)  # raises a LayerError naming the valid calls if it did not run
             return
         self.logits = logits_of(out)  # a tensor, .logits (Hugging Face), {"logits": ...} or (logits, ...)
+        self.no_grad = gradients_disabled(self.logits, x)
 
     def _forward(self, tracker: LayoutTracker | None = None) -> Any:
+        # The model gets a non-leaf copy: a forward may modify its input in place (x.sub_(0.5)).
+        inp = model_input(self.x)
         # The layout tracker is the innermost mode: it sees the ReLU interceptor's outputs.
         with self.interceptor if self.interceptor is not None else contextlib.nullcontext():
             if tracker is None:
-                return self.model(self.x)
+                return self.model(inp)
             with tracker:
-                tracker.watch(self.x)
-                return self.model(self.x)
+                tracker.watch(inp)
+                return self.model(inp)
 
     @property
     def layers(self) -> list[LayerInfo]:
@@ -199,7 +214,7 @@ class RecordedForward:
         val = rec.current_value()
         if val is None:
             with self._lock, torch.no_grad():
-                rec.value = forward_to(self.model, self.x.detach(), rec.name, rec.call, clone=True)
+                rec.value = forward_to(self.model, model_input(self.x.detach()), rec.name, rec.call, clone=True)
             val = rec.value
         lay = self.layouts.get(rec.layer_key, AMBIGUOUS)
         return to_nchw(val, lay).contiguous() if lay.kind in ("NHWC", "tokens") else val

@@ -76,6 +76,7 @@ class InputXGradient:
     label: str = "Gradient × Input"
     description: str = "Gradient × Input: the gradient multiplied by the input, pixel by pixel (Shrikumar et al. 2016)"
     needs_relu_rules: bool = False
+    needs_gradients: bool = True
     single_backward: bool = True
 
     def compute(self, explainer: Explainer, targets: torch.Tensor, **options: Any) -> torch.Tensor:
@@ -106,6 +107,7 @@ class SmoothGrad:
     label: str = "SmoothGrad"
     description: str = "SmoothGrad: a base method's map averaged over noisy copies of the input (Smilkov et al. 2017)"
     needs_relu_rules: bool = False  # the noisy copies run their own forward passes
+    needs_gradients: bool = True
     single_backward: bool = False
 
     def compute(self, explainer: Explainer, targets: torch.Tensor, **options: Any) -> torch.Tensor:
@@ -195,7 +197,7 @@ def integrated_gradients(
     grads = batched_rule_gradients(explainer, path, targets.to(x.device).repeat_interleave(steps), "gradient", bs)
     attr = (x - base) * (grads.view(N, steps, *x.shape[1:]) * w).sum(dim=1)
     with torch.no_grad(), eval_mode(explainer.model):
-        f_base = logits_of(explainer.model(base.contiguous()))
+        f_base = logits_of(explainer.model(base.clone()))  # a copy: the model may modify its input in place
     idx = torch.arange(N, device=x.device)
     f_x = explainer.logits[idx, targets]
     delta = attr.flatten(1).sum(1) - (f_x - f_base[idx, targets.to(f_base.device)])
@@ -213,6 +215,7 @@ class IntegratedGradients:
         "(Sundararajan et al. 2017)"
     )
     needs_relu_rules: bool = False
+    needs_gradients: bool = True
     single_backward: bool = False
 
     def compute(self, explainer: Explainer, targets: torch.Tensor, **options: Any) -> torch.Tensor:

@@ -19,7 +19,7 @@ from torch import nn
 
 from ..errors import DegenerateMapWarning, LayerError, ModelError, warn_once
 from .capture import LayerInfo, LayerRecord
-from .checks import check_channel_position, check_model, prepare_inputs, resolve_targets
+from .checks import check_channel_position, check_device, check_model, prepare_inputs, resolve_targets
 from .intercept import ReLUInterceptor, RuleBox
 from .keys import LayerKey
 from .layouts import Layout, from_nchw
@@ -91,7 +91,7 @@ class Explainer:
         # it costs ~30 % more time on big CPU batches (no buffer reuse), measured on resnet50.
         self._retain = bool(retain_graph)
         self._spent = False
-        dev = torch.device(device) if device is not None else None
+        dev = check_device(device)
         x, self._orig_device, self._orig_dtype = prepare_inputs(inputs, model, dev)
         self._box = RuleBox()
         self._lock = threading.RLock()
@@ -109,6 +109,10 @@ class Explainer:
     @property
     def _logits(self) -> torch.Tensor:
         return self._rec.logits
+
+    @property
+    def _no_grad(self) -> str | None:
+        return self._rec.no_grad
 
     # ------------------------------------------------------------------ properties
     @property
@@ -145,9 +149,12 @@ class Explainer:
 
         A method that changes the backward pass at ReLUs (DeconvNet, Guided Backprop, Guided
         Grad-CAM) means nothing for a model that ran no ReLU (GELU / SiLU networks: ViT,
-        ConvNeXt, EfficientNet); the other methods always run.
+        ConvNeXt, EfficientNet); on a model whose forward disables gradients only methods
+        declaring ``needs_gradients = False`` (occlusion) run; the other methods always run.
         """
         m = get_method(method)
+        if self._no_grad is not None and m.needs_gradients:
+            return self._no_grad
         if not m.needs_relu_rules:
             return None
         if self._interceptor is None:
@@ -283,6 +290,8 @@ class Explainer:
             As :meth:`backward_to`.
         """
         rec = self.record(layer, call)
+        if self._no_grad is not None:
+            raise ModelError(self._no_grad)
         if rec.edge is None:
             raise LayerError(f"layer {rec.key!r} does not depend on the input through autograd; choose another layer")
         g = self._grad(self._logits, rec.edge, self.target_seed(targets), rule, keep_graph=True)
@@ -325,6 +334,8 @@ class Explainer:
         ``wrt`` is one tensor or edge (returns its gradient, None when unused) or a list of
         them (returns a tuple).
         """
+        if self._no_grad is not None:  # a @torch.no_grad() forward recorded no graph
+            raise ModelError(self._no_grad)
         self._check_rule(rule)
         retain = keep_graph or self._retain
         with self._lock:
@@ -443,6 +454,8 @@ class Explainer:
         rule = get_rule(method) if isinstance(method, str) else method
         rec, lay, act = self._rec.spatial_activation(layer, call)
         ch, pos = check_channel_position(act, rec.name, channel, position)
+        if self._no_grad is not None:
+            raise ModelError(self._no_grad)
         if rec.edge is None:
             raise ModelError(f"layer {rec.key!r} output does not depend on the input through autograd; it cannot be projected")
         seed = activation_seed(act, ch, pos)

@@ -1,7 +1,14 @@
 """Images in, model inputs out: guarded decoding.
 
 * :func:`to_pil` turns whatever a user passes (PIL image, array, path, PNG/JPEG bytes) into an
-  RGB PIL image, with the decompression-bomb and format guards.
+  RGB PIL image, with the decompression-bomb, aspect-ratio and format guards. JPEG/TIFF EXIF
+  orientation is applied (a phone's portrait photo comes out upright), and 16-bit images
+  (``I;16`` PNGs, ``uint16`` arrays) are scaled by their range 0..65535 to 8 bits.
+* The aspect-ratio guard (:data:`MAX_ASPECT_RATIO`) bounds what any preprocessing can cost:
+  a transform that resizes the shorter side to ``S`` makes ``S * S * ratio`` pixels, so a
+  131-byte PNG of 10000 x 1 pixels would otherwise cost hundreds of MB. Such an image is
+  refused with an :class:`~saliency_widget.errors.InputError` naming the limit (it is not
+  silently cropped or squeezed, which would explain a picture the user did not pass).
 * :func:`to_model_input` turns one image into the model's ``(C, H, W)`` input with its transform.
 
 What a model says about itself (labels, preprocessing) is read by
@@ -17,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from ..errors import InputError
 from .modelio import IMAGENET_MEAN, IMAGENET_STD, ModelIO, Transform, describe_model, imagenet_transform, resolve_target
@@ -25,6 +32,7 @@ from .modelio import IMAGENET_MEAN, IMAGENET_STD, ModelIO, Transform, describe_m
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "MAX_ASPECT_RATIO",
     "ModelIO",
     "describe_model",
     "imagenet_transform",
@@ -33,11 +41,44 @@ __all__ = [
     "to_pil",
 ]
 
+MAX_ASPECT_RATIO = 20.0
+"""Largest accepted ratio of an image's longer side to its shorter side.
+
+Bounds the cost of every preprocessing path (bundled, ImageNet default, torchvision weights,
+timm, Hugging Face, user transforms): after a shorter-side resize to ``S`` an image holds at
+most ``S * S * MAX_ASPECT_RATIO`` pixels (10 MB of RGB at ``S = 400``). Panoramas up to 20:1
+pass; crop longer strips first.
+"""
+
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
 def _describe_bytes(data: bytes) -> str:
     """A short, safe description of undecodable bytes for an error message."""
     return f"{len(data)} bytes starting {data[:16]!r}"
+
+
+def _check_shape(w: int, h: int, what: str) -> None:
+    """Refuse zero-sized images and aspect ratios above :data:`MAX_ASPECT_RATIO`."""
+    if w == 0 or h == 0:
+        raise InputError(f"{what} has zero size ({w}x{h}); use an image with at least one pixel")
+    ratio = max(w, h) / min(w, h)
+    if ratio > MAX_ASPECT_RATIO:
+        raise InputError(
+            f"{what} is {w}x{h} pixels, an aspect ratio of {ratio:.0f}:1; the limit is "
+            f"{MAX_ASPECT_RATIO:.0f}:1 (saliency_widget.viz.images.MAX_ASPECT_RATIO), because resizing "
+            "its shorter side for the model would make a huge image. Crop it to a less elongated region first"
+        )
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """RGB copy of ``im``, upright (EXIF orientation applied) and 16-bit modes scaled to 8 bits."""
+    im = ImageOps.exif_transpose(im)  # a copy; a no-op for images without an orientation tag
+    if im.mode in _SIXTEEN_BIT_MODES:
+        # PIL's convert() clips 16-bit values at 255; scale by the format's range instead
+        a = np.asarray(im).astype(np.float64) * (255.0 / 65535.0)
+        return Image.fromarray(np.rint(a).astype(np.uint8)).convert("RGB")
+    return im.convert("RGB")
 
 
 def _decode(src: Any, what: str) -> Image.Image:
@@ -55,9 +96,8 @@ def _decode(src: Any, what: str) -> Image.Image:
                 w, h = im.size
                 if limit is not None and w * h > limit:
                     raise Image.DecompressionBombError(f"{w}x{h} = {w * h} pixels")
-                if w == 0 or h == 0:
-                    raise InputError(f"{what} has zero size ({w}x{h}); use an image with at least one pixel")
-                return im.convert("RGB")
+                _check_shape(w, h, what)  # before decoding the pixels
+                return _to_rgb(im)
     except InputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -79,7 +119,11 @@ def _array_to_pil(a: np.ndarray) -> Image.Image:
         raise InputError(f"an image array must be (H, W), (H, W, 3) or (H, W, 4), got {a.shape}")
     if a.shape[0] == 0 or a.shape[1] == 0:
         raise InputError(f"the image array has zero size (shape {a.shape}); use an image with at least one pixel")
-    if a.dtype != np.uint8:
+    _check_shape(a.shape[1], a.shape[0], f"the image array (shape {a.shape})")
+    if a.dtype == np.uint16:
+        # 16-bit data (scientific cameras, 16-bit PNGs read with other libraries): scale 0..65535 to 0..255
+        a = np.rint(a.astype(np.float64) * (255.0 / 65535.0)).astype(np.uint8)
+    elif a.dtype != np.uint8:
         if not np.all(np.isfinite(a)):
             raise InputError("the image array contains NaN/Inf")
         hi = float(a.max()) if a.size else 0.0
@@ -93,8 +137,9 @@ def to_pil(obj: Any) -> Image.Image:
     Parameters
     ----------
     obj
-        A PIL image, an ndarray ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` (uint8, or floats in
-        [0, 1] or [0, 255]), a file path, or PNG/JPEG/... bytes.
+        A PIL image, an ndarray ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` (uint8; uint16,
+        scaled from 0..65535; or floats in [0, 1] or [0, 255]), a file path, or PNG/JPEG/...
+        bytes. 16-bit images (``I;16``) are scaled from 0..65535; EXIF orientation is applied.
 
     Returns
     -------
@@ -104,13 +149,13 @@ def to_pil(obj: Any) -> Image.Image:
     Raises
     ------
     InputError
-        Empty, undecodable, vector (SVG), too large (decompression bomb) or zero-sized input,
-        a directory or a missing file, or an unsupported type.
+        Empty, undecodable, vector (SVG), too large (decompression bomb), too elongated
+        (longer side over :data:`MAX_ASPECT_RATIO` times the shorter) or zero-sized input, a
+        directory or a missing file, or an unsupported type.
     """
     if isinstance(obj, Image.Image):
-        if obj.width == 0 or obj.height == 0:
-            raise InputError(f"the image has zero size ({obj.width}x{obj.height}); use an image with at least one pixel")
-        return obj.convert("RGB")
+        _check_shape(obj.width, obj.height, "the image")
+        return _to_rgb(obj)
     if isinstance(obj, (bytes, bytearray, memoryview)):
         data = bytes(obj)
         if not data:

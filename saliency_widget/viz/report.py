@@ -36,7 +36,46 @@ __all__ = [
     "message_html",
     "probability_table",
     "render_report",
+    "write_output",
 ]
+
+
+def write_output(path: str | Path, data: str | bytes) -> Path:
+    """Write ``data`` (text as UTF-8) to ``path``; a path that cannot be written is an :class:`InputError`.
+
+    Parameters
+    ----------
+    path
+        The file to create or replace.
+    data
+        Its content.
+
+    Returns
+    -------
+    Path
+        ``path`` as a ``Path`` (``~`` expanded).
+
+    Raises
+    ------
+    InputError
+        ``path`` is a directory, its folder does not exist or is a file, or the OS refuses
+        the write (permissions, read-only file system); the message names the path.
+    """
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise InputError(f"cannot write {str(p)!r}: it is a directory; give a file path inside it, e.g. {str(p / 'view.png')!r}")
+    if not p.parent.exists():
+        raise InputError(f"cannot write {str(p)!r}: the folder {str(p.parent)!r} does not exist; create it first or choose another path")
+    if not p.parent.is_dir():
+        raise InputError(f"cannot write {str(p)!r}: {str(p.parent)!r} is a file, not a folder")
+    try:
+        if isinstance(data, str):
+            p.write_text(data, encoding="utf-8")
+        else:
+            p.write_bytes(data)
+    except OSError as exc:
+        raise InputError(f"cannot write {str(p)!r}: {exc.strerror or exc}") from None
+    return p
 
 _CSS = (
     "body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#222}"
@@ -117,12 +156,10 @@ class Report:
         """Write ``.html`` or ``.png`` depending on the suffix."""
         p = Path(path)
         if p.suffix.lower() in (".html", ".htm"):
-            p.write_text(self.html, encoding="utf-8")
-        elif p.suffix.lower() == ".png":
-            p.write_bytes(self.png)
-        else:
-            raise InputError(f"output {str(p)!r} must end in .html or .png")
-        return p
+            return write_output(p, self.html)
+        if p.suffix.lower() == ".png":
+            return write_output(p, self.png)
+        raise InputError(f"output {str(p)!r} must end in .html or .png")
 
 
 def _load(image: Any) -> tuple[Image.Image, str]:

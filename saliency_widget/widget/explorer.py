@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -36,6 +37,7 @@ from ..engine.checks import check_model
 from ..errors import InputError, LayerError, MethodError, choices
 from ..viz import render as R
 from ..viz.images import describe_model
+from ..viz.report import write_output
 from .inputs import InputState
 from .pipeline import Snapshot, ViewMemo, ViewResult, compute_view, default_layer, find_layer, layer_choices, view_png
 from .renderlog import RenderLog, RenderRecord, short_sha
@@ -48,6 +50,19 @@ __all__ = ["Explorer", "explore", "RenderRecord"]
 def _bundled_samples() -> dict[str, Callable[[], Image.Image]]:
     """The bundled sample images as ``{name: loader}``."""
     return {name: functools.partial(load_sample, name) for name in sample_images()}
+
+
+class _Choice(traitlets.Unicode):  # type: ignore[type-arg]
+    """A name from a list of choices, whose wrong-type values are refused in our error family.
+
+    A value of the wrong type (None, a number) goes to the owner's ``_validate_choice``, which
+    names the valid choices, rather than to traitlets' TraitError.
+    """
+
+    def error(self, obj: Any, value: Any, error: Exception | None = None, info: str | None = None) -> Any:
+        if obj is not None and hasattr(obj, "_validate_choice"):
+            obj._validate_choice({"trait": self, "value": value, "owner": obj})
+        super().error(obj, value, error, info)
 
 
 class Explorer(W.VBox):
@@ -64,17 +79,17 @@ class Explorer(W.VBox):
         The last 200 render passes (:class:`~.renderlog.RenderRecord`).
     """
 
-    method = traitlets.Unicode("gradient")
+    method = _Choice("gradient")
     target = traitlets.Int(None, allow_none=True)
-    layer = traitlets.Unicode("")
+    layer = _Choice("")
     channel = traitlets.Int(0)
     position = traitlets.Tuple(traitlets.Int(), traitlets.Int(), default_value=None, allow_none=True)
-    sign = traitlets.Unicode("absolute")
+    sign = _Choice("absolute")
     clip = traitlets.Float(99.0)
-    cmap = traitlets.Unicode("magma")
+    cmap = _Choice("magma")
     overlay = traitlets.Bool(False)
     alpha = traitlets.Float(0.6)
-    view = traitlets.Unicode("single")
+    view = _Choice("single")
 
     #: Largest upload accepted from the upload button, in bytes (20 MiB).
     max_upload_bytes: int = 20 * 1024 * 1024
@@ -91,10 +106,39 @@ class Explorer(W.VBox):
             valid = [k for _, k in ui.w_layer.options] if ui is not None and ui.w_layer.options else None
         else:
             valid = {"sign": R.SIGNS, "cmap": R.COLORMAPS, "view": ("single", "compare")}[name]
-        if valid is not None and value not in valid:
+        if value is None or (valid is not None and value not in valid):
             err = {"method": MethodError, "layer": LayerError}.get(name, InputError)
-            raise err(f"unknown {name} {value!r}; expected one of {choices(valid)}")
+            raise err(f"unknown {name} {value!r}; expected one of {choices(valid) if valid is not None else 'a name'}")
         return value
+
+    @traitlets.validate("clip", "alpha")
+    def _validate_number(self, proposal: dict[str, Any]) -> float:
+        """Refuse NaN and values outside what the renderer accepts: clip in (0, 100], alpha in [0, 1]."""
+        name, value = proposal["trait"].name, float(proposal["value"])
+        ok = 0.0 < value <= 100.0 if name == "clip" else 0.0 <= value <= 1.0
+        if math.isnan(value) or not ok:
+            valid = "a percentile in (0, 100] (100 = no clipping)" if name == "clip" else "an opacity in [0, 1]"
+            raise InputError(f"{name} must be {valid}, got {proposal['value']!r}")
+        ui = self.__dict__.get("ui")
+        if name == "clip" and ui is not None and value < ui.w_clip.min:
+            ui.w_clip.min = value  # a valid clip below the slider's range: widen it, so the slider shows the state
+        return value
+
+    @traitlets.validate("channel")
+    def _validate_channel(self, proposal: dict[str, Any]) -> int:
+        """Refuse a filter index outside ``0..C-1`` of the current layer (negative ones always)."""
+        value = proposal["value"]
+        inputs = self.__dict__.get("inputs")
+        count = None
+        if inputs is not None and inputs.current is not None and self.layer:
+            try:
+                count = int(find_layer(inputs.current, self.layer).shape[0])
+            except Exception:  # noqa: BLE001 -- layer of another model version: the render reports it
+                count = None
+        if value < 0 or (count is not None and value >= count):
+            valid = f"0..{count - 1}" if count is not None else "0 or more"
+            raise InputError(f"filter {value} is out of range for layer {self.layer!r}: valid filters are {valid}")
+        return int(value)
 
     def __init__(
         self,
@@ -196,6 +240,9 @@ class Explorer(W.VBox):
         bars = self._last.bars
         if sel and 0 <= sel[-1] < len(bars):
             self.target = bars[sel[-1]][0]
+        elif sel:  # no such bar: show the target's bar selected again rather than a phantom selection
+            with self._worker.muted():
+                self.ui.w_bars.selected = [self._last.selected_bar]
 
     def _on_canvas_click(self, change: dict[str, Any]) -> None:
         click = change["new"] or {}
@@ -241,7 +288,12 @@ class Explorer(W.VBox):
 
     def _on_upload(self, change: dict[str, Any]) -> None:
         if change["new"]:
-            self._guard(lambda: self._load_then_render(self._set_upload, change["new"]))
+            try:
+                self._guard(lambda: self._load_then_render(self._set_upload, change["new"]))
+            finally:
+                # Empty the control, so that uploading the same file again is a change the front end sends.
+                with self._worker.muted():
+                    self.ui.w_upload.value = ()
 
     def _load_then_render(self, load: Callable[..., None], *args: Any) -> None:
         load(*args)
@@ -262,7 +314,12 @@ class Explorer(W.VBox):
     def _on_sample(self, change: dict[str, Any]) -> None:
         name = change["new"]
         if name:
-            self._guard(lambda: self._load_then_render(lambda: self._set_input(self._samples[name](), source=f"sample {name}")))
+            try:
+                self._guard(lambda: self._load_then_render(lambda: self._set_input(self._samples[name](), source=f"sample {name}")))
+            finally:
+                # Back to "(sample)", so that choosing the same sample again (after an upload) is a change.
+                with self._worker.muted():
+                    self.ui.w_sample.value = ""
 
     # ------------------------------------------------------------------ engine
     def _populate_structure(self, ex: Explainer) -> None:
@@ -326,6 +383,8 @@ class Explorer(W.VBox):
             text += f" · {self._model_note}"
         if result.warnings:
             text += f" · warning: {result.warnings[0]}"
+        if result.box_note:
+            text += f" · {result.box_note}"
         self._last_status = text
         self.ui.show_status(text)
 
@@ -357,7 +416,17 @@ class Explorer(W.VBox):
         return self.inputs.labels
 
     def click_bar(self, rank: int) -> None:
-        """Select the ``rank``-th bar (0 = most probable), as a click in the browser would."""
+        """Select the ``rank``-th bar (0 = most probable), as a click in the browser would.
+
+        Raises
+        ------
+        InputError
+            ``rank`` is not the rank of a shown bar (the selection stays as it was).
+        """
+        self.wait(timeout=60)  # the bars of the current view
+        count = len(self._last.bars) if self._last is not None else 0
+        if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 0 <= int(rank) < count:
+            raise InputError(f"bar {rank!r} is out of range: the chart shows {count} bars, valid ranks are 0..{count - 1}")
         self.ui.w_bars.selected = [int(rank)]
 
     def click_activation(self, y: int, x: int) -> None:
@@ -400,7 +469,13 @@ class Explorer(W.VBox):
         return dict(self._last.messages) if self._last is not None else {}
 
     def to_png(self, path: str | Path | None = None) -> bytes:
-        """The current view (input, map, feature map, projection) as PNG bytes, also written to ``path`` if given."""
+        """The current view (input, map, feature map, projection) as PNG bytes, also written to ``path`` if given.
+
+        Raises
+        ------
+        InputError
+            ``path`` cannot be written (a directory, a missing folder, no permission).
+        """
         self.wait(timeout=60)
         titled = [
             ("input", "input"), ("map", method_label(self.method)),
@@ -408,7 +483,7 @@ class Explorer(W.VBox):
         ]
         data = view_png(self.images, self.messages, titled)
         if path is not None:
-            Path(path).write_bytes(data)
+            write_output(path, data)
         return data
 
     def to_html(self, path: str | Path | None = None) -> str:
@@ -419,7 +494,7 @@ class Explorer(W.VBox):
         probs = self._last.probs if self._last is not None else np.zeros(len(self.labels))
         page = explorer_html(self.images, self.messages, self.labels, probs, self.state(), self.status)
         if path is not None:
-            Path(path).write_text(page, encoding="utf-8")
+            write_output(path, page)
         return page
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:

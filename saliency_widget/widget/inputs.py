@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..engine import Explainer
+from ..engine.checks import check_device
 from ..errors import InputError
 from ..viz.images import ModelIO, to_model_input
 
@@ -35,7 +36,7 @@ class InputState:
     def __init__(self, model: nn.Module, io: ModelIO, device: str | torch.device | None = None) -> None:
         self.model = model
         self.io = io
-        self.device = device
+        self.device = check_device(device)  # a bad device string fails here, before any image is read
         self._lock = threading.Lock()  # the kernel thread loads, the worker reads
         self._x: torch.Tensor | None = None
         self.version = 0

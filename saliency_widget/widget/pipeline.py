@@ -101,7 +101,8 @@ class ViewResult:
     projection_note
         Why the projection does not use DeconvNet's rule when the model has no ReLU ("" otherwise).
     box
-        Receptive field ``(y0, x0, y1, x1)`` of the projected activation.
+        Receptive field ``(y0, x0, y1, x1)`` of the projected activation; None when the probe
+        that measures it failed (the input panel then shows no box).
     warnings
         First lines of the warnings raised while computing.
     ms
@@ -121,9 +122,11 @@ class ViewResult:
     feature_caption: str
     projection_rule: str
     projection_note: str
-    box: tuple[int, int, int, int]
+    box: tuple[int, int, int, int] | None
     warnings: tuple[str, ...] = ()
     ms: float = 0.0
+    box_note: str = ""
+    """Why there is no receptive-field box ("" when there is one)."""
 
     @property
     def probability(self) -> float:
@@ -335,17 +338,22 @@ def compute_view(
         if not (0 <= pos[0] < fmap.shape[0] and 0 <= pos[1] < fmap.shape[1]):
             raise InputError(f"position {pos} outside the {fmap.shape[0]}x{fmap.shape[1]} feature map of {key}")
         panels["feature"], caption = feature_png(fmap, pos)
-        has_relu = explainer.unavailable("deconvnet") is None
+        # (when no gradient runs at all, the panel says so below, not "no ReLU")
+        has_relu = explainer.unavailable("deconvnet") is None or explainer.unavailable("gradient") is not None
         rule = projection_rule(snapshot.method, has_relu)
-        proj = memo.projection.get_or(
-            (v, str(key), snapshot.channel, pos, rule),
-            lambda: explainer.project(key, snapshot.channel, position=pos, method=rule)[0].detach().cpu().numpy(),
-        )
-        png, messages["projection"] = map_png(proj, snapshot, base)
-        if png:
-            panels["projection"] = png
-        box = explainer.receptive_field(key, pos[0], pos[1])
-        panels["input"] = R.to_png(R.draw_box(base, box, (0, 255, 0), 2))
+        why_not = explainer.unavailable(rule)  # e.g. a forward that disables gradients
+        if why_not is not None:
+            messages["projection"] = why_not
+        else:
+            proj = memo.projection.get_or(
+                (v, str(key), snapshot.channel, pos, rule),
+                lambda: explainer.project(key, snapshot.channel, position=pos, method=rule)[0].detach().cpu().numpy(),
+            )
+            png, messages["projection"] = map_png(proj, snapshot, base)
+            if png:
+                panels["projection"] = png
+        box, box_note = receptive_box(explainer, key, pos)
+        panels["input"] = R.to_png(R.draw_box(base, box, (0, 255, 0), 2) if box is not None else base)
     return ViewResult(
         snapshot=snapshot,
         target=target,
@@ -360,10 +368,28 @@ def compute_view(
         feature_caption=caption,
         projection_rule=rule,
         projection_note="" if has_relu else "the model has no ReLU, so DeconvNet is undefined: gradient projection",
-        box=tuple(int(b) for b in box),  # type: ignore[arg-type]
+        box=box,
+        box_note=box_note,
         warnings=tuple(str(w.message).splitlines()[0] for w in caught),
         ms=(time.perf_counter() - t0) * 1000.0,
     )
+
+
+def receptive_box(
+    explainer: Explainer, key: LayerKey, pos: tuple[int, int]
+) -> tuple[tuple[int, int, int, int] | None, str]:
+    """The receptive-field box of unit ``pos`` of ``key``, or None and a one-line note.
+
+    The box is measured by a probe pass of the model on synthetic input (see
+    :mod:`saliency_widget.engine.receptive`); a model that validates its input may refuse it
+    though the real image is fine. That failure costs only the box, never the view.
+    """
+    try:
+        box = explainer.receptive_field(key, pos[0], pos[1])
+    except Exception as exc:  # noqa: BLE001 -- any failure of the user's forward on the probe
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return None, f"no receptive-field box: the model failed on the synthetic probe input ({type(exc).__name__}: {first})"
+    return (int(box[0]), int(box[1]), int(box[2]), int(box[3])), ""
 
 
 def layer_choices(layers: Sequence[LayerInfo]) -> list[tuple[str, str]]:

@@ -104,6 +104,7 @@ class Doubled:
     label: str = "Doubled"
     description: str = "Doubled: twice the gradient (nobody 2024)"
     needs_relu_rules: bool = False
+    needs_gradients: bool = True
     single_backward: bool = True
 
     def compute(self, explainer: Any, targets: torch.Tensor, **options: Any) -> torch.Tensor:
@@ -144,6 +145,7 @@ class WrongType:
     label: str = "Wrong"
     description: str = "Wrong: a flag that is not a bool (nobody 2024)"
     needs_relu_rules: bool = False
+    needs_gradients: bool = True
     single_backward: Any = "yes"
     compute: Any = None
 
@@ -151,7 +153,7 @@ class WrongType:
 @pytest.mark.parametrize(
     ("method", "pattern"),
     [
-        (NoFlags(), "cannot register method 'test_no_flags'.*missing " + re.escape("['description', 'needs_relu_rules', 'single_backward']")),
+        (NoFlags(), "cannot register method 'test_no_flags'.*missing " + re.escape("['description', 'needs_relu_rules', 'needs_gradients', 'single_backward']")),
         (WrongType(), r"'test_wrong_type'.*missing \['compute'\]; single_backward must be bool, got str"),
     ],
 )

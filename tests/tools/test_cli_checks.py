@@ -62,6 +62,24 @@ def test_out_folder_is_a_file(no_compute: list[str], capsys: pytest.CaptureFixtu
     assert "is a file, not a directory" in _err(capsys) and no_compute == []
 
 
+def test_out_folder_does_not_exist(no_compute: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "nope" / "r.html"
+    assert cli.main(["render", "sample:shapes_star", "--out", str(out)]) == 2
+    assert f"the folder of --out {str(out)!r} does not exist" in _err(capsys) and no_compute == []
+
+
+def test_elongated_image_is_one_line_naming_the_limit(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # the 10000x1 PNG that cost +668 MB in the bundled preprocessing: refused before any resize
+    from PIL import Image
+
+    strip = tmp_path / "strip.png"
+    Image.new("RGB", (10000, 1)).save(strip, optimize=True)
+    assert cli.main(["render", str(strip), "--out", str(tmp_path / "r.html")]) == 2
+    err = _err(capsys)
+    assert f"{str(strip)!r} is 10000x1 pixels, an aspect ratio of 10000:1; the limit is 20:1" in err
+    assert not (tmp_path / "r.html").exists()
+
+
 def test_image_is_a_directory(no_compute: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     (tmp_path / "pics").mkdir()
     assert cli.main(["render", str(tmp_path / "pics"), "--out", str(tmp_path / "r.html")]) == 2

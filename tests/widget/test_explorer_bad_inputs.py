@@ -115,6 +115,8 @@ WIDGET_RAISES: list[tuple[str, Callable[[Explorer, Path], Any], type[SaliencyErr
     ("sign-unknown", lambda w, t: setattr(w, "sign", "both"), InputError, r"'both'.*'absolute'"),
     ("cmap-unknown", lambda w, t: setattr(w, "cmap", "jet"), InputError, r"'jet'.*'magma'"),
     ("view-unknown", lambda w, t: setattr(w, "view", "grid"), InputError, r"'grid'.*'compare'"),
+    # the filter slider is bounded, so an out-of-range filter can only come from Python: refused at once
+    ("channel-out-of-range", lambda w, t: setattr(w, "channel", 99), InputError, r"filter 99 is out of range for layer 'features.4': valid filters are 0..5"),
 ]
 
 
@@ -142,7 +144,6 @@ WIDGET_STATUS: list[tuple[str, Callable[[Explorer], Any], str]] = [
     ("set-image-one-channel-tensor", lambda w: w.set_image(torch.zeros(1, SIDE, SIDE)), r"1 channel.*expects 3"),
     ("target-out-of-range", lambda w: setattr(w, "target", 7), r"target 7 out of range for 3 classes"),
     ("target-negative", lambda w: setattr(w, "target", -1), r"target -1 out of range"),
-    ("channel-out-of-range", lambda w: setattr(w, "channel", 99), r"filter 99 out of range"),
     ("position-out-of-range", lambda w: w.click_activation(500, 0), r"position \(500, 0\) outside"),
     ("position-negative", lambda w: w.click_activation(0, -3), r"position \(0, -3\) outside"),
 ]
