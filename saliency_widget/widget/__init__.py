@@ -11,7 +11,8 @@ import sys
 
 from ..viz import render, report
 from .canvas import FeatureMapCanvas, esm_path
-from .explorer import Explorer, explore
+from .entry import explore
+from .explorer import Explorer
 from .renderlog import RenderRecord
 
 # Old import paths (``from saliency_widget.widget import render``) keep working.

@@ -17,8 +17,6 @@ Design notes
 from __future__ import annotations
 
 import base64
-import functools
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -31,10 +29,9 @@ import torch
 import traitlets
 from PIL import Image
 
-from ..data import load_sample, sample_images
 from ..engine import Explainer, available_methods, method_label
 from ..engine.checks import check_model
-from ..errors import InputError, LayerError, MethodError, choices
+from ..errors import InputError, SaliencyError
 from ..viz import render as R
 from ..viz.images import describe_model
 from ..viz.report import write_output
@@ -42,31 +39,14 @@ from .inputs import InputState
 from .pipeline import Snapshot, ViewMemo, ViewResult, compute_view, default_layer, find_layer, layer_choices, view_png
 from .renderlog import RenderLog, RenderRecord, short_sha
 from .scheduler import LatestOnlyWorker
+from .validation import ChoiceTrait, check_choice, check_filter, check_number
 from .view import ExplorerView, status_html
 
-__all__ = ["Explorer", "explore", "RenderRecord"]
-
-
-def _bundled_samples() -> dict[str, Callable[[], Image.Image]]:
-    """The bundled sample images as ``{name: loader}``."""
-    return {name: functools.partial(load_sample, name) for name in sample_images()}
-
-
-class _Choice(traitlets.Unicode):  # type: ignore[type-arg]
-    """A name from a list of choices, whose wrong-type values are refused in our error family.
-
-    A value of the wrong type (None, a number) goes to the owner's ``_validate_choice``, which
-    names the valid choices, rather than to traitlets' TraitError.
-    """
-
-    def error(self, obj: Any, value: Any, error: Exception | None = None, info: str | None = None) -> Any:
-        if obj is not None and hasattr(obj, "_validate_choice"):
-            obj._validate_choice({"trait": self, "value": value, "owner": obj})
-        super().error(obj, value, error, info)
+__all__ = ["Explorer", "RenderRecord"]
 
 
 class Explorer(W.VBox):
-    """Interactive saliency explorer (see :func:`explore`).
+    """Interactive saliency explorer (open one with :func:`saliency_widget.widget.explore`).
 
     The controls are attributes named ``w_*`` (``w_method``, ``w_layer``, ``w_bars``, ...),
     owned by the :class:`~.view.ExplorerView` in :attr:`ui`.
@@ -79,17 +59,17 @@ class Explorer(W.VBox):
         The last 200 render passes (:class:`~.renderlog.RenderRecord`).
     """
 
-    method = _Choice("gradient")
+    method = ChoiceTrait("gradient")
     target = traitlets.Int(None, allow_none=True)
-    layer = _Choice("")
+    layer = ChoiceTrait("")
     channel = traitlets.Int(0)
     position = traitlets.Tuple(traitlets.Int(), traitlets.Int(), default_value=None, allow_none=True)
-    sign = _Choice("absolute")
+    sign = ChoiceTrait("absolute")
     clip = traitlets.Float(99.0)
-    cmap = _Choice("magma")
+    cmap = ChoiceTrait("magma")
     overlay = traitlets.Bool(False)
     alpha = traitlets.Float(0.6)
-    view = _Choice("single")
+    view = ChoiceTrait("single")
 
     #: Largest upload accepted from the upload button, in bytes (20 MiB).
     max_upload_bytes: int = 20 * 1024 * 1024
@@ -97,28 +77,20 @@ class Explorer(W.VBox):
     @traitlets.validate("method", "layer", "sign", "cmap", "view")
     def _validate_choice(self, proposal: dict[str, Any]) -> Any:
         """Reject unknown choices with our error family, before the state changes."""
-        name, value = proposal["trait"].name, proposal["value"]
-        valid: Sequence[Any] | None
-        if name == "method":
-            valid = getattr(self, "methods", None)  # None while traits initialise
-        elif name == "layer":
-            ui = self.__dict__.get("ui")
-            valid = [k for _, k in ui.w_layer.options] if ui is not None and ui.w_layer.options else None
-        else:
-            valid = {"sign": R.SIGNS, "cmap": R.COLORMAPS, "view": ("single", "compare")}[name]
-        if value is None or (valid is not None and value not in valid):
-            err = {"method": MethodError, "layer": LayerError}.get(name, InputError)
-            raise err(f"unknown {name} {value!r}; expected one of {choices(valid) if valid is not None else 'a name'}")
-        return value
+        name = proposal["trait"].name
+        ui = self.__dict__.get("ui")
+        valid: Sequence[Any] | None = {
+            "method": self.__dict__.get("methods"),  # None while traits initialise
+            "layer": [k for _, k in ui.w_layer.options] if ui is not None and ui.w_layer.options else None,
+            "sign": R.SIGNS, "cmap": R.COLORMAPS, "view": ("single", "compare"),
+        }[name]
+        return check_choice(name, proposal["value"], valid)
 
     @traitlets.validate("clip", "alpha")
     def _validate_number(self, proposal: dict[str, Any]) -> float:
         """Refuse NaN and values outside what the renderer accepts: clip in (0, 100], alpha in [0, 1]."""
-        name, value = proposal["trait"].name, float(proposal["value"])
-        ok = 0.0 < value <= 100.0 if name == "clip" else 0.0 <= value <= 1.0
-        if math.isnan(value) or not ok:
-            valid = "a percentile in (0, 100] (100 = no clipping)" if name == "clip" else "an opacity in [0, 1]"
-            raise InputError(f"{name} must be {valid}, got {proposal['value']!r}")
+        name = proposal["trait"].name
+        value = check_number(name, proposal["value"])
         ui = self.__dict__.get("ui")
         if name == "clip" and ui is not None and value < ui.w_clip.min:
             ui.w_clip.min = value  # a valid clip below the slider's range: widen it, so the slider shows the state
@@ -127,18 +99,14 @@ class Explorer(W.VBox):
     @traitlets.validate("channel")
     def _validate_channel(self, proposal: dict[str, Any]) -> int:
         """Refuse a filter index outside ``0..C-1`` of the current layer (negative ones always)."""
-        value = proposal["value"]
         inputs = self.__dict__.get("inputs")
         count = None
         if inputs is not None and inputs.current is not None and self.layer:
             try:
                 count = int(find_layer(inputs.current, self.layer).shape[0])
-            except Exception:  # noqa: BLE001 -- layer of another model version: the render reports it
+            except SaliencyError:  # a layer of another image version: the render reports it
                 count = None
-        if value < 0 or (count is not None and value >= count):
-            valid = f"0..{count - 1}" if count is not None else "0 or more"
-            raise InputError(f"filter {value} is out of range for layer {self.layer!r}: valid filters are {valid}")
-        return int(value)
+        return check_filter(proposal["value"], count, self.layer)
 
     def __init__(
         self,
@@ -272,6 +240,9 @@ class Explorer(W.VBox):
     def _set_input(self, image: Any, source: str) -> None:
         """Load ``image`` as the next version (raises InputError on bad input)."""
         self.inputs.load(image, source)
+        self._new_image()
+
+    def _new_image(self) -> None:
         # A new image predicts its own class and has its own strongest activation.
         with self._worker.muted():
             self.target = None
@@ -288,38 +259,30 @@ class Explorer(W.VBox):
 
     def _on_upload(self, change: dict[str, Any]) -> None:
         if change["new"]:
-            try:
-                self._guard(lambda: self._load_then_render(self._set_upload, change["new"]))
-            finally:
-                # Empty the control, so that uploading the same file again is a change the front end sends.
-                with self._worker.muted():
-                    self.ui.w_upload.value = ()
-
-    def _load_then_render(self, load: Callable[..., None], *args: Any) -> None:
-        load(*args)
-        self._worker.schedule()
-
-    def _set_upload(self, value: Any) -> None:
-        """Load the file of a FileUpload value (a list or, in ipywidgets 7, a dict of one item)."""
-        item = value[0] if isinstance(value, (list, tuple)) else next(iter(value.values()))
-        name, content = str(item.get("name", "upload")), item["content"]
-        size = max(int(item.get("size") or 0), len(content))
-        if size > self.max_upload_bytes:
-            raise InputError(
-                f"upload {name!r} is {size / 2**20:.1f} MiB; the limit is {self.max_upload_bytes / 2**20:.0f} MiB "
-                "(Explorer.max_upload_bytes). Downscale the image, or pass it from Python with set_image()"
-            )
-        self._set_input(content, source=f"upload {name}")
+            self._load_from(self.ui.w_upload, (), lambda: self.inputs.load_upload(change["new"], self.max_upload_bytes))
 
     def _on_sample(self, change: dict[str, Any]) -> None:
         name = change["new"]
         if name:
-            try:
-                self._guard(lambda: self._load_then_render(lambda: self._set_input(self._samples[name](), source=f"sample {name}")))
-            finally:
-                # Back to "(sample)", so that choosing the same sample again (after an upload) is a change.
-                with self._worker.muted():
-                    self.ui.w_sample.value = ""
+            self._load_from(self.ui.w_sample, "", lambda: self.inputs.load(self._samples[name](), f"sample {name}"))
+
+    def _load_from(self, control: W.ValueWidget, empty: Any, load: Callable[[], object]) -> None:
+        """Load an image chosen in ``control``, render it, and empty the control.
+
+        Emptied, the control sends a change for the same choice again (the same file
+        uploaded twice, or the sample still shown after an upload).
+        """
+
+        def run() -> None:
+            load()
+            self._new_image()
+            self._worker.schedule()
+
+        try:
+            self._guard(run)
+        finally:
+            with self._worker.muted():
+                control.value = empty
 
     # ------------------------------------------------------------------ engine
     def _populate_structure(self, ex: Explainer) -> None:
@@ -374,19 +337,8 @@ class Explorer(W.VBox):
         self.render_log.append(rec)
 
     def _show_status(self, result: ViewResult) -> None:
-        snap = result.snapshot
-        text = (
-            f"{result.method_label} map for '{result.class_label}', {snap.layer} filter {snap.channel}"
-            f" · {self.inputs.current.device if self.inputs.current else '?'} · {result.ms:.0f} ms"
-        )
-        if self._model_note:
-            text += f" · {self._model_note}"
-        if result.warnings:
-            text += f" · warning: {result.warnings[0]}"
-        if result.box_note:
-            text += f" · {result.box_note}"
-        self._last_status = text
-        self.ui.show_status(text)
+        device = str(self.inputs.current.device) if self.inputs.current else "?"
+        self._last_status = self.ui.show_result_status(result, device, self._model_note)
 
     def _show_error(self, exc: BaseException) -> None:
         self._last_status = self.ui.show_error(exc)
@@ -518,67 +470,3 @@ class Explorer(W.VBox):
         self._worker.close()
         self.ui.close()
         super().close()
-
-
-def explore(
-    model: torch.nn.Module | None = None,
-    image: Any = None,
-    *,
-    labels: Sequence[str] | None = None,
-    transform: Callable[[Image.Image], torch.Tensor] | None = None,
-    device: str | torch.device | None = None,
-    weights: Any = None,
-    processor: Any = None,
-) -> Explorer:
-    """Open the interactive saliency explorer.
-
-    Parameters
-    ----------
-    model
-        A classifier ``nn.Module`` returning logits. None: the bundled ``shapes_cnn``
-        (pretrained, offline).
-    image
-        PIL image, ndarray (H, W[, 3]), float tensor (C, H, W) already preprocessed, a
-        file path, or PNG/JPEG bytes. None: the first bundled sample image.
-    labels
-        Class names (length = number of classes). Default: what the model says
-        (``weights.meta["categories"]``, the bundled model's, a Hugging Face
-        ``config.id2label``), else ``"class i"``.
-    transform
-        PIL image -> (C, H, W) tensor. Default: ``processor``, ``weights.transforms()``, a timm
-        model's ``pretrained_cfg``, else resize to 224 (a Hugging Face config's ``image_size``)
-        and ImageNet normalisation. See :func:`saliency_widget.viz.modelio.describe_model`.
-    device
-        Device for the engine (the model is not moved; must match it if given).
-    weights
-        A weights object with ``.transforms()`` and ``.meta`` (torchvision style).
-    processor
-        A Hugging Face image processor (``AutoImageProcessor.from_pretrained(...)``).
-
-    Returns
-    -------
-    Explorer
-        The widget; display it (last expression of a cell) to interact.
-
-    Raises
-    ------
-    InputError
-        Bad image, or labels whose length differs from the model's class count.
-    ModelError
-        The model cannot be explained (e.g. TorchScript, or not an ``nn.Module``).
-    """
-    bundled = model is None
-    if model is None:
-        from ..models import shapes_cnn
-
-        model = shapes_cnn(pretrained=True)
-    samples = _bundled_samples()
-    if image is None:
-        # The bundled model was trained on shape scenes: open on one of those.
-        names = [n for n in samples if bundled and n.startswith("shapes")] or list(samples)
-        if not names:
-            raise InputError("no image given and no bundled sample image is available")
-        image = samples[names[0]]()
-    return Explorer(
-        model, image, labels=labels, transform=transform, device=device, weights=weights, processor=processor, samples=samples
-    )

@@ -60,6 +60,24 @@ class InputState:
             self.source = source
             return self.version
 
+    def load_upload(self, value: Any, max_bytes: int) -> int:
+        """Load the file of a ``FileUpload`` value (a list, or in ipywidgets 7 a dict, of one item).
+
+        Raises
+        ------
+        InputError
+            The file is larger than ``max_bytes`` (checked before decoding) or not an image.
+        """
+        item = value[0] if isinstance(value, (list, tuple)) else next(iter(value.values()))
+        name, content = str(item.get("name", "upload")), item["content"]
+        size = max(int(item.get("size") or 0), len(content))
+        if size > max_bytes:
+            raise InputError(
+                f"upload {name!r} is {size / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB "
+                "(Explorer.max_upload_bytes). Downscale the image, or pass it from Python with set_image()"
+            )
+        return self.load(content, f"upload {name}")
+
     def explainer(self, version: int | None = None) -> Explainer:
         """The Explainer of image ``version`` (default: the latest), created on first use.
 

@@ -215,6 +215,21 @@ class ExplorerView:
             img.layout.display = "none"
             msg.value = message_html(text or "no map")
 
+    def show_result_status(self, result: ViewResult, device: str, note: str = "") -> str:
+        """Show what ``result`` computed, on which device, in how long, with its notes; return the line."""
+        snap = result.snapshot
+        parts = [
+            f"{result.method_label} map for '{result.class_label}', {snap.layer} filter {snap.channel}",
+            device,
+            f"{result.ms:.0f} ms",
+        ]
+        parts += [note] if note else []
+        parts += [f"warning: {result.warnings[0]}"] if result.warnings else []
+        parts += [result.box_note] if result.box_note else []
+        text = " · ".join(parts)
+        self.show_status(text)
+        return text
+
     def show_status(self, text: str) -> None:
         """Show a one-line status and hide any error details."""
         self.w_status.value = status_html(text)

@@ -1,0 +1,85 @@
+"""``explore()``: the explorer with sensible defaults (the bundled model, a sample that fits it)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from PIL import Image
+
+from ..data import load_sample, sample_images
+from ..errors import InputError
+from .explorer import Explorer
+
+__all__ = ["explore"]
+
+
+def _bundled_samples() -> dict[str, Callable[[], Image.Image]]:
+    """The bundled sample images as ``{name: loader}``."""
+    return {name: functools.partial(load_sample, name) for name in sample_images()}
+
+
+def explore(
+    model: torch.nn.Module | None = None,
+    image: Any = None,
+    *,
+    labels: Sequence[str] | None = None,
+    transform: Callable[[Image.Image], torch.Tensor] | None = None,
+    device: str | torch.device | None = None,
+    weights: Any = None,
+    processor: Any = None,
+) -> Explorer:
+    """Open the interactive saliency explorer.
+
+    Parameters
+    ----------
+    model
+        A classifier ``nn.Module`` returning logits. None: the bundled ``shapes_cnn``
+        (pretrained, offline).
+    image
+        PIL image, ndarray (H, W[, 3]), float tensor (C, H, W) already preprocessed, a
+        file path, or PNG/JPEG bytes. None: the first bundled sample image.
+    labels
+        Class names (length = number of classes). Default: what the model says
+        (``weights.meta["categories"]``, the bundled model's, a Hugging Face
+        ``config.id2label``), else ``"class i"``.
+    transform
+        PIL image -> (C, H, W) tensor. Default: ``processor``, ``weights.transforms()``, a timm
+        model's ``pretrained_cfg``, else resize to 224 (a Hugging Face config's ``image_size``)
+        and ImageNet normalisation. See :func:`saliency_widget.viz.modelio.describe_model`.
+    device
+        Device for the engine (the model is not moved; must match it if given).
+    weights
+        A weights object with ``.transforms()`` and ``.meta`` (torchvision style).
+    processor
+        A Hugging Face image processor (``AutoImageProcessor.from_pretrained(...)``).
+
+    Returns
+    -------
+    Explorer
+        The widget; display it (last expression of a cell) to interact.
+
+    Raises
+    ------
+    InputError
+        Bad image, or labels whose length differs from the model's class count.
+    ModelError
+        The model cannot be explained (e.g. TorchScript, or not an ``nn.Module``).
+    """
+    bundled = model is None
+    if model is None:
+        from ..models import shapes_cnn
+
+        model = shapes_cnn(pretrained=True)
+    samples = _bundled_samples()
+    if image is None:
+        # The bundled model was trained on shape scenes: open on one of those.
+        names = [n for n in samples if bundled and n.startswith("shapes")] or list(samples)
+        if not names:
+            raise InputError("no image given and no bundled sample image is available")
+        image = samples[names[0]]()
+    return Explorer(
+        model, image, labels=labels, transform=transform, device=device, weights=weights, processor=processor, samples=samples
+    )
