@@ -14,7 +14,9 @@ PYTHON="${PYTHON:-python3}"
 # .venv with the pinned PyTorch build and this package (editable: the widget loads js/ from here).
 bash scripts/setup.sh 2>&1 | grep -v "^WARNING: Location" || true
 if ! .venv/bin/python -c "import jupyterlab" 2>/dev/null; then
-  .venv/bin/python -m pip install -q "jupyterlab>=4"
+  # quiet unless it fails: pip's "WARNING: Location ... is ignored" lines are noise here
+  .venv/bin/python -m pip install -q "jupyterlab>=4" 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -c "import jupyterlab" || { echo "installing JupyterLab failed" >&2; exit 1; }
 fi
 
 if [ "${1:-}" = "--headless" ]; then
