@@ -16,9 +16,14 @@ from .explorer import Explorer
 __all__ = ["explore"]
 
 
-def _bundled_samples() -> dict[str, Callable[[], Image.Image]]:
-    """The bundled sample images as ``{name: loader}``."""
-    return {name: functools.partial(load_sample, name) for name in sample_images()}
+def _bundled_samples(shapes_model: bool) -> dict[str, Callable[[], Image.Image]]:
+    """The bundled sample images that fit the model, as ``{name: loader}``.
+
+    The bundled shapes model knows only its six shapes: it gets the shape scenes (a photo of a
+    cat would be "explained" as a star). Any other model gets the photos.
+    """
+    names = [n for n in sample_images() if n.startswith("shapes") == shapes_model]
+    return {name: functools.partial(load_sample, name) for name in names}
 
 
 def explore(
@@ -40,7 +45,8 @@ def explore(
         (pretrained, offline).
     image
         PIL image, ndarray (H, W[, 3]), float tensor (C, H, W) already preprocessed, a
-        file path, or PNG/JPEG bytes. None: the first bundled sample image.
+        file path, or PNG/JPEG bytes. None: the first bundled sample that fits the model (a
+        shape scene for the bundled model, a photo for any other).
     labels
         Class names (length = number of classes). Default: what the model says
         (``weights.meta["categories"]``, the bundled model's, a Hugging Face
@@ -68,18 +74,15 @@ def explore(
     ModelError
         The model cannot be explained (e.g. TorchScript, or not an ``nn.Module``).
     """
-    bundled = model is None
-    if model is None:
-        from ..models import shapes_cnn
+    from ..models import ShapesCNN, shapes_cnn
 
+    if model is None:
         model = shapes_cnn(pretrained=True)
-    samples = _bundled_samples()
+    samples = _bundled_samples(shapes_model=isinstance(model, ShapesCNN))
     if image is None:
-        # The bundled model was trained on shape scenes: open on one of those.
-        names = [n for n in samples if bundled and n.startswith("shapes")] or list(samples)
-        if not names:
-            raise InputError("no image given and no bundled sample image is available")
-        image = samples[names[0]]()
+        if not samples:
+            raise InputError("no image given and no bundled sample image fits this model; pass image=...")
+        image = next(iter(samples.values()))()
     return Explorer(
         model, image, labels=labels, transform=transform, device=device, weights=weights, processor=processor, samples=samples
     )

@@ -130,6 +130,19 @@ def test_explorer_in_jupyterlab(tmp_path: Path) -> None:
             assert rec["nonblank"]["map"] and rec["images"]["map"] != prev["images"]["map"]
             prev = rec
 
+            # 2b. ...and a click on the top bar goes back to the predicted class (bqplot sends a
+            # numpy selection, whose truth value once swallowed this click).
+            target2 = rec["state"]["target"]
+            old = _img_src(page, "sw-map-image")
+            seq = events.last_seq()
+            bars.nth(0).click()
+            _wait_src_change(page, "sw-map-image", old)
+            rec = events.wait_for(lambda r: r["state"]["target"] not in (None, target2), after=seq, what="top bar click")
+            assert rec["images"]["map"] == first["images"]["map"]  # same method, the predicted class again
+            bars.nth(2).click()
+            rec = events.wait_for(lambda r: r["state"]["target"] == target2, after=rec["seq"], what="bar 2 again")
+            prev = rec
+
             # 3. Moving the filter slider (keyboard on the handle) changes the feature map.
             channel0 = prev["state"]["channel"]
             handle = page.locator(".sw-filter .noUi-handle")
