@@ -357,7 +357,7 @@ def test_occlusion_of_a_channels_last_activation_reads_its_channel() -> None:
     ex = sw.Explainer(net, x, intercept=False)
     base, grid, _, _ = occlusion_scores(ex, torch.zeros(2, dtype=torch.long), window=2, stride=2, output="activation", layer="fc", channel=3)
     torch.testing.assert_close(base, _raw_output(net, x, "fc")[..., 3].amax((1, 2)))
-    assert grid.shape == (2, 2, 3)
+    assert grid.shape == (2, 3, 4)  # starts 0, 2 + the border patch at 3 (rows); 0, 2, 4 + 5 (columns)
 
 
 def test_top_activations_of_a_token_layer_read_the_patch_grid() -> None:
