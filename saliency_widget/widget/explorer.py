@@ -36,11 +36,21 @@ from ..viz import render as R
 from ..viz.images import describe_model
 from ..viz.report import write_output
 from .inputs import InputState
-from .pipeline import Snapshot, ViewMemo, ViewResult, compute_view, default_layer, find_layer, layer_choices, view_png
+from .pipeline import (
+    Snapshot,
+    ViewCancelled,
+    ViewMemo,
+    ViewResult,
+    compute_view,
+    default_layer,
+    find_layer,
+    layer_choices,
+    view_png,
+)
 from .renderlog import RenderLog, RenderRecord, short_sha
 from .scheduler import LatestOnlyWorker
 from .validation import ChoiceTrait, check_choice, check_filter, check_number
-from .view import ExplorerView, status_html
+from .view import ExplorerView, busy_text, status_html
 
 __all__ = ["Explorer", "RenderRecord"]
 
@@ -127,7 +137,7 @@ class Explorer(W.VBox):
         self._io = describe_model(model, weights=weights, labels=labels, transform=transform, processor=processor)
         self.inputs = InputState(model, self._io, device)
         self._samples = dict(samples or {})
-        self._worker = LatestOnlyWorker(self._render_latest, name="saliency-explorer")
+        self._worker = LatestOnlyWorker(self._render_latest, name="saliency-explorer", on_schedule=self._show_busy)
         self.computations = 0
         self.render_log = RenderLog(maxlen=200)
         self._memo = ViewMemo()
@@ -309,7 +319,20 @@ class Explorer(W.VBox):
         )
 
     def _render_latest(self) -> None:
+        self._show_busy()  # again: a request made while the last view was shown may have lost it
         self._render(self._snapshot())
+
+    def _show_busy(self) -> None:
+        """The busy state, shown the moment a render is requested (before any computing)."""
+        if "ui" in self.__dict__:
+            self.ui.show_busy(busy_text(self.method, len(self.methods) if self.view == "compare" else 0))
+
+    def _progress(self, done: int, total: int) -> bool:
+        """Compare-view progress; False (stop) when a newer request waits, so it is served sooner."""
+        if self._worker.pending:
+            return False
+        self.ui.show_progress(done, total)
+        return True
 
     def _render(self, snap: Snapshot, raise_errors: bool = False) -> None:
         """Compute the view of ``snap`` and show it, or show the error."""
@@ -319,16 +342,21 @@ class Explorer(W.VBox):
         try:
             ex = self.inputs.explainer(snap.version)
             result = compute_view(
-                ex, snap, labels=self.inputs.labels, mean=self._io.mean, std=self._io.std, methods=self.methods, memo=self._memo
+                ex, snap, labels=self.inputs.labels, mean=self._io.mean, std=self._io.std, methods=self.methods,
+                memo=self._memo, progress=self._progress,
             )
             with self._worker.muted():
                 self.ui.show(result)
+        except ViewCancelled:  # a newer request waits: drop this view, the worker serves that one next
+            rec.cancelled = True
         except Exception as exc:
             rec.error = f"{type(exc).__name__}: {exc}"
             if raise_errors:
                 raise
+            self.ui.end_busy()
             self._show_error(exc)
         else:
+            self.ui.end_busy()
             self._last = result
             rec.images = {k: short_sha(v) for k, v in result.panels.items()}
             rec.nonblank = {k: not R.is_blank(R.from_png(v)) for k, v in result.panels.items()}

@@ -24,7 +24,7 @@ from ..engine.layouts import SPATIAL_LAYOUTS
 from ..errors import InputError, LayerError, ModelError, choices
 from ..viz import render as R
 
-__all__ = ["Snapshot", "ViewResult", "ViewMemo", "compute_view", "PANEL", "TOPK"]
+__all__ = ["Snapshot", "ViewResult", "ViewMemo", "ViewCancelled", "compute_view", "PANEL", "TOPK"]
 
 PANEL = 224  # display size (px) of the image panels
 TOPK = 5  # bars in the class chart
@@ -137,6 +137,14 @@ class ViewResult:
     def selected_bar(self) -> int:
         """Rank of the target's bar."""
         return [b[0] for b in self.bars].index(self.target)
+
+
+class ViewCancelled(Exception):
+    """Raised by :func:`compute_view` when its ``progress`` callback asks it to stop.
+
+    Control flow, not an error a user sees: a newer request superseded this view, so the
+    explorer drops it and serves the newer one (no stale view is shown).
+    """
 
 
 class _LRU(OrderedDict):  # type: ignore[type-arg]
@@ -257,6 +265,7 @@ def compute_view(
     std: Sequence[float] | None = None,
     methods: Sequence[str] | None = None,
     memo: ViewMemo | None = None,
+    progress: Callable[[int, int], bool] | None = None,
 ) -> ViewResult:
     """Compute every panel of the view described by ``snapshot``.
 
@@ -274,6 +283,11 @@ def compute_view(
         Methods of the compare view, in order; default all registered.
     memo
         Reused between calls so a repeated map costs nothing.
+    progress
+        Compare view only: called as ``progress(done, total)`` before each method's map and
+        once more when all ``total`` are done; returning False stops the computation with
+        :class:`ViewCancelled` (the engine computes one map at a time, so this is where a long
+        compare view can give way to a newer request).
 
     Returns
     -------
@@ -281,6 +295,8 @@ def compute_view(
 
     Raises
     ------
+    ViewCancelled
+        ``progress`` returned False.
     SaliencyError
         A target, layer, filter or position out of range, or a method that cannot apply.
     """
@@ -319,11 +335,15 @@ def compute_view(
 
                 shown = available_methods()
             tiles, titles = [], []
-            for m in shown:
+            for i, m in enumerate(shown):
+                if progress is not None and not progress(i, len(shown)):
+                    raise ViewCancelled(f"compare view stopped after {i} of {len(shown)} methods")
                 mpng, mmsg = rendered(m)
                 tiles.append(R.from_png(mpng) if mpng else R.message_panel(mmsg or "", (PANEL, PANEL)))
                 titles.append(method_label(m))
             panels["compare"] = R.to_png(R.compose(tiles, titles, height=PANEL - 64))
+            if progress is not None and not progress(len(shown), len(shown)):
+                raise ViewCancelled("compare view superseded")
 
         info = find_layer(explainer, snapshot.layer)
         key = LayerKey(info.name, info.call)

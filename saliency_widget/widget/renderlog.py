@@ -43,6 +43,7 @@ class RenderRecord:
     images: dict[str, str] = field(default_factory=dict)
     nonblank: dict[str, bool] = field(default_factory=dict)
     error: str | None = None
+    cancelled: bool = False
 
 
 class RenderLog(deque):  # type: ignore[type-arg]

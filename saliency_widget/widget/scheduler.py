@@ -30,6 +30,9 @@ class LatestOnlyWorker:
         exception escaping it is passed to ``on_error`` and the worker keeps serving.
     on_error
         Called with the exception (on the worker thread); default: ignore it.
+    on_schedule
+        Called in the caller's thread by every :meth:`schedule` (before the worker wakes), so
+        the widget can show a busy state at once; its exceptions are passed to ``on_error``.
     name
         Thread name, for debuggers and ``threading.enumerate()``.
     """
@@ -39,9 +42,11 @@ class LatestOnlyWorker:
         job: Callable[[], None],
         on_error: Callable[[BaseException], None] | None = None,
         name: str = "saliency-explorer",
+        on_schedule: Callable[[], None] | None = None,
     ) -> None:
         self._job = job
         self._on_error = on_error
+        self._on_schedule = on_schedule
         self._name = name
         self._cond = threading.Condition()
         self._dirty = False
@@ -55,6 +60,14 @@ class LatestOnlyWorker:
     # ------------------------------------------------------------------ requests
     def schedule(self) -> None:
         """Ask for one more run; never computes in the caller. Ignored after :meth:`close`."""
+        if self._closed:
+            return
+        if self._on_schedule is not None:
+            try:
+                self._on_schedule()
+            except Exception as exc:  # a failed busy indicator must not lose the request
+                if self._on_error is not None:
+                    self._on_error(exc)
         with self._cond:
             if self._closed:
                 return

@@ -20,7 +20,7 @@ from ..viz import render as R
 from .canvas import FeatureMapCanvas
 from .pipeline import PANEL, ViewResult
 
-__all__ = ["ExplorerView", "status_html"]
+__all__ = ["ExplorerView", "status_html", "busy_text"]
 
 
 def status_html(text: str, error: bool = False) -> str:
@@ -29,9 +29,22 @@ def status_html(text: str, error: bool = False) -> str:
     return f"<span style='font-family:monospace{color}'>{html.escape(text)}</span>"
 
 
+def busy_text(method: str, compare: int = 0) -> str:
+    """The status line while a view computes: ``computing <method label> …`` (and the compare count)."""
+    text = f"computing {method_label(method)} …"
+    return f"computing {method_label(method)} and all {compare} methods to compare …" if compare else text
+
+
 def message_html(text: str) -> str:
     """The box shown in place of a degenerate map."""
     return f"<div style='padding:8px;border:1px dashed #c66;color:#822'>{html.escape(text)}</div>"
+
+
+#: Style of the busy state: the panels that will change are dimmed until the new view shows.
+BUSY_CSS = (
+    "<style>.sw-busy{opacity:.35;transition:opacity .08s}"
+    ".sw-progress .progress-bar{transition:none}</style>"
+)
 
 
 def _caption(text: str) -> W.HTML:
@@ -127,6 +140,10 @@ class ExplorerView:
 
         self.w_status = W.HTML()
         self.w_status.add_class("sw-status")
+        self.w_style = W.HTML(BUSY_CSS, layout=lay(height="0px", overflow="hidden"))
+        self.w_progress = W.FloatProgress(value=0.0, min=0.0, max=1.0, description="", layout=lay(display="none", width="360px"))
+        self.w_progress.add_class("sw-progress")
+        self.busy = False
         self.w_trace = W.HTML()
         self.w_trace_box = W.Accordion(children=[self.w_trace], titles=("details",), selected_index=None, layout=lay(display="none"))
         self.w_trace_box.add_class("sw-traceback")
@@ -149,6 +166,7 @@ class ExplorerView:
             W.VBox([self.w_proj_title, self.w_proj, self.w_proj_msg]),
         ])
         return [
+            self.w_style,
             W.HBox([self.w_method, self.w_view]),
             W.HBox([self.w_sample, self.w_upload, self.w_export]),
             panels,
@@ -157,6 +175,7 @@ class ExplorerView:
             W.HBox([self.w_layer, self.w_channel, self.w_strongest]),
             features,
             self.w_status,
+            self.w_progress,
             self.w_trace_box,
             self.w_analyses,
         ]
@@ -175,6 +194,37 @@ class ExplorerView:
         """Let the filter slider range over ``count`` filters and show ``value``."""
         self.w_channel.max = max(0, count - 1)
         self.w_channel.value = value
+
+    # ------------------------------------------------------------------ busy state
+    def _dimmed(self) -> tuple[W.DOMWidget, ...]:
+        return (self.w_map, self.w_compare, self.w_proj)
+
+    def show_busy(self, text: str) -> None:
+        """Say ``text`` in the status line and dim the panels a new view will replace.
+
+        Called the moment a render is requested, before any computing, so a slow method
+        shows that it is working instead of leaving the old view looking current.
+        """
+        self.busy = True
+        self.w_status.value = status_html(text)
+        for w in self._dimmed():
+            if "sw-busy" not in w._dom_classes:
+                w.add_class("sw-busy")
+
+    def show_progress(self, done: int, total: int) -> None:
+        """Show the progress bar at ``done`` of ``total`` steps (e.g. methods of the compare view)."""
+        self.w_progress.value = done / total if total else 1.0
+        self.w_progress.description = f"{done}/{total}"
+        self.w_progress.layout.display = ""
+
+    def end_busy(self) -> None:
+        """Undim the panels and hide the progress bar (the status line is set by the caller)."""
+        self.busy = False
+        for w in self._dimmed():
+            if "sw-busy" in w._dom_classes:
+                w.remove_class("sw-busy")
+        self.w_progress.layout.display = "none"
+        self.w_progress.value = 0.0
 
     def show(self, result: ViewResult) -> None:
         """Put one computed view into the panels (call with the explorer's observers muted)."""
