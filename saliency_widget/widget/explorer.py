@@ -324,8 +324,7 @@ class Explorer(W.VBox):
 
     def _show_busy(self) -> None:
         """The busy state, shown the moment a render is requested (before any computing)."""
-        if "ui" in self.__dict__:
-            self.ui.show_busy(busy_text(self.method, len(self.methods) if self.view == "compare" else 0))
+        self.ui.show_busy(busy_text(self.method, len(self.methods) if self.view == "compare" else 0))
 
     def _progress(self, done: int, total: int) -> bool:
         """Compare-view progress; False (stop) when a newer request waits, so it is served sooner."""

@@ -27,7 +27,8 @@ from ..viz import render as R
 __all__ = ["Snapshot", "ViewResult", "ViewMemo", "ViewCancelled", "compute_view", "PANEL", "TOPK"]
 
 PANEL = 224  # display size (px) of the image panels
-TOPK = 5  # bars in the class chart
+TOPK = 5  # bars in the class chart when the model has more than ALL_BARS classes
+ALL_BARS = 8  # up to this many classes, every class gets a bar
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,8 @@ class ViewResult:
     ms: float = 0.0
     box_note: str = ""
     """Why there is no receptive-field box ("" when there is one)."""
+    colorbars: dict[str, bytes] = field(default_factory=dict)
+    """PNG colour scale (value range and sign convention) of each map panel that shows an image."""
 
     @property
     def probability(self) -> float:
@@ -247,13 +250,24 @@ def feature_png(fmap: np.ndarray, pos: tuple[int, int]) -> tuple[bytes, str]:
 
 def map_png(m: np.ndarray, snap: Snapshot, base: np.ndarray) -> tuple[bytes | None, str | None]:
     """A ``(C, H, W)`` map rendered with the snapshot's display options: ``(png, None)`` or ``(None, message)``."""
+    png, message, _ = _map(m, snap, base)
+    return png, message
+
+
+def _map(m: np.ndarray, snap: Snapshot, base: np.ndarray) -> tuple[bytes | None, str | None, float]:
+    """:func:`map_png` plus the value at the colormap's end (for the colour scale)."""
     rm = R.render_map(m, sign=snap.sign, clip_percentile=snap.clip, cmap=snap.cmap)
     if rm.rgb is None:
-        return None, rm.message
+        return None, rm.message, 0.0
     rgb = rm.rgb
     if snap.overlay and rgb.shape == base.shape:
         rgb = R.overlay(base, rgb, snap.alpha, rm.weight)
-    return R.to_png(rgb), None
+    return R.to_png(rgb), None, rm.vmax
+
+
+def colorbar_png(snap: Snapshot, vmax: float, width: int = PANEL) -> bytes:
+    """The colour scale of a map rendered with ``snap``'s sign and colormap, as PNG."""
+    return R.to_png(R.colorbar(snap.sign, vmax, snap.cmap, width=width))
 
 
 def compute_view(
@@ -315,19 +329,21 @@ def compute_view(
         base = R.input_to_rgb(explainer.inputs[0].detach().cpu().numpy(), mean, std)
         panels: dict[str, bytes] = {}
         messages: dict[str, str | None] = {}
+        colorbars: dict[str, bytes] = {}
 
-        def rendered(method: str) -> tuple[bytes | None, str | None]:
+        def rendered(method: str) -> tuple[bytes | None, str | None, float]:
             why = explainer.unavailable(method)
             if why is not None:  # e.g. DeconvNet on a GELU model: say why instead of failing the view
-                return None, why
+                return None, why, 0.0
             sal = memo.saliency.get_or(
                 (v, method, target), lambda: explainer.saliency(target=target, method=method)[0].detach().cpu().numpy()
             )
-            return map_png(sal, snapshot, base)
+            return _map(sal, snapshot, base)
 
-        png, messages["map"] = rendered(snapshot.method)
+        png, messages["map"], vmax = rendered(snapshot.method)
         if png:
             panels["map"] = png
+            colorbars["map"] = colorbar_png(snapshot, vmax)
         if snapshot.view == "compare":
             shown = list(methods) if methods is not None else None
             if shown is None:
@@ -338,10 +354,13 @@ def compute_view(
             for i, m in enumerate(shown):
                 if progress is not None and not progress(i, len(shown)):
                     raise ViewCancelled(f"compare view stopped after {i} of {len(shown)} methods")
-                mpng, mmsg = rendered(m)
-                tiles.append(R.from_png(mpng) if mpng else R.message_panel(mmsg or "", (PANEL, PANEL)))
+                mpng, mmsg, mvmax = rendered(m)
+                tiles.append(  # each tile with its own scale: the methods' value ranges differ by orders of magnitude
+                    R.with_colorbar(R.from_png(mpng), snapshot.sign, mvmax, snapshot.cmap, height=PANEL - 64)
+                    if mpng else R.message_panel(mmsg or "", (PANEL - 64 + 26, PANEL - 64))
+                )
                 titles.append(method_label(m))
-            panels["compare"] = R.to_png(R.compose(tiles, titles, height=PANEL - 64))
+            panels["compare"] = R.to_png(R.compose(tiles, titles, height=PANEL - 64 + 26))
             if progress is not None and not progress(len(shown), len(shown)):
                 raise ViewCancelled("compare view superseded")
 
@@ -369,16 +388,17 @@ def compute_view(
                 (v, str(key), snapshot.channel, pos, rule),
                 lambda: explainer.project(key, snapshot.channel, position=pos, method=rule)[0].detach().cpu().numpy(),
             )
-            png, messages["projection"] = map_png(proj, snapshot, base)
+            png, messages["projection"], vmax = _map(proj, snapshot, base)
             if png:
                 panels["projection"] = png
+                colorbars["projection"] = colorbar_png(snapshot, vmax)
         box, box_note = receptive_box(explainer, key, pos)
         panels["input"] = R.to_png(R.draw_box(base, box, (0, 255, 0), 2) if box is not None else base)
     return ViewResult(
         snapshot=snapshot,
         target=target,
         probs=probs,
-        bars=bar_entries(probs, names, target),
+        bars=bar_entries(probs, names, target, k=k if k <= ALL_BARS else TOPK),
         panels=panels,
         messages=messages,
         method_label=method_label(snapshot.method),
@@ -390,6 +410,7 @@ def compute_view(
         projection_note="" if has_relu else "the model has no ReLU, so DeconvNet is undefined: gradient projection",
         box=box,
         box_note=box_note,
+        colorbars=colorbars,
         warnings=tuple(str(w.message).splitlines()[0] for w in caught),
         ms=(time.perf_counter() - t0) * 1000.0,
     )

@@ -47,6 +47,13 @@ BUSY_CSS = (
 )
 
 
+#: Caption under the input: what the green box is.
+RECEPTIVE_NOTE = (
+    "<span style='font-size:11px'><span style='display:inline-block;width:10px;height:8px;"
+    "border:2px solid #0c0;vertical-align:middle'></span> receptive field of the selected unit</span>"
+)
+
+
 def _caption(text: str) -> W.HTML:
     return W.HTML(f"<b>{html.escape(text)}</b>")
 
@@ -89,13 +96,17 @@ class ExplorerView:
         self.w_input.add_class("sw-input-image")
         self.w_map = W.Image(format="png", layout=lay(**square))
         self.w_map.add_class("sw-map-image")
+        self.w_map_scale = W.Image(format="png", layout=lay(width=f"{PANEL}px", height="26px"))
+        self.w_map_scale.add_class("sw-map-colorbar")
+        self.w_input_note = W.HTML(layout=lay(width=f"{PANEL}px", height="22px"))
+        self.w_input_note.add_class("sw-input-note")
         self.w_map_msg = W.HTML(layout=lay(width=f"{PANEL}px"))
         self.w_map_msg.add_class("sw-map-message")
         self.w_map_title = W.HTML(layout=lay(width=f"{PANEL}px"))
         self.w_compare = W.Image(format="png", layout=lay(display="none"))
         self.w_compare.add_class("sw-compare-image")
 
-        self._xs = bq.OrdinalScale()
+        self._xs = bq.OrdinalScale(reverse=True)  # the most probable class on top
         self._ys = bq.LinearScale(min=0.0, max=1.0)
         self.w_bars = bq.Bars(
             # Stacked with the remainder 1 - p (light grey) so every row is a full-width
@@ -103,19 +114,22 @@ class ExplorerView:
             x=["-"], y=[[0.0], [1.0]], type="stacked", scales={"x": self._xs, "y": self._ys},
             orientation="horizontal", colors=["#4c78a8", "#e8e8e8"], interactions={"click": "select"},
             selected_style={"stroke": "#f58518", "stroke-width": "3"}, unselected_style={},
-            tooltip=bq.Tooltip(fields=["x", "y"], formats=["", ".4f"]),
+            tooltip=bq.Tooltip(fields=["x"], labels=["class · probability"]),
         )
         self.w_bars_fig = bq.Figure(
             marks=[self.w_bars],
-            axes=[bq.Axis(scale=self._xs, side="left"), bq.Axis(scale=self._ys, side="bottom", tick_format=".0%", num_ticks=3)],
-            fig_margin={"top": 10, "bottom": 30, "left": 120, "right": 15},
-            layout=lay(width="360px", height="220px"), title="",
+            axes=[bq.Axis(scale=self._xs, side="left"), bq.Axis(scale=self._ys, side="bottom", tick_format=".1%", num_ticks=3)],
+            fig_margin={"top": 10, "bottom": 30, "left": 170, "right": 20},
+            layout=lay(width="400px", height="240px"), title="",
         )
         self.w_bars_fig.add_class("sw-bars")
 
         self.w_sign = W.Dropdown(options=list(R.SIGNS), value="absolute", description="sign", layout=lay(width="200px"))
         self.w_sign.add_class("sw-sign")
-        self.w_clip = W.FloatSlider(value=99.0, min=90.0, max=100.0, step=0.1, description="clip %", readout_format=".1f")
+        self.w_clip = W.FloatSlider(
+            value=99.0, min=90.0, max=100.0, step=0.1, description="clip %", readout_format=".1f",
+            tooltip="clip the top (100 − clip)% of values to the colormap's end, so a few extreme pixels do not wash out the map",
+        )
         self.w_clip.add_class("sw-clip")
         self.w_cmap = W.Dropdown(options=list(R.COLORMAPS), value="magma", description="colormap", layout=lay(width="200px"))
         self.w_cmap.add_class("sw-cmap")
@@ -134,6 +148,8 @@ class ExplorerView:
         self.w_canvas.add_class("sw-feature-map")
         self.w_proj = W.Image(format="png", layout=lay(**square))
         self.w_proj.add_class("sw-projection-image")
+        self.w_proj_scale = W.Image(format="png", layout=lay(width=f"{PANEL}px", height="26px"))
+        self.w_proj_scale.add_class("sw-projection-colorbar")
         self.w_proj_msg = W.HTML(layout=lay(width=f"{PANEL}px"))
         self.w_proj_msg.add_class("sw-projection-message")
         self.w_proj_title = W.HTML("<b>projection to pixel space</b>", layout=lay(width=f"{PANEL + 60}px"))
@@ -157,13 +173,13 @@ class ExplorerView:
     def children(self) -> list[W.Widget]:
         """The explorer's rows, top to bottom."""
         panels = W.HBox([
-            W.VBox([_caption("input"), self.w_input]),
-            W.VBox([self.w_map_title, self.w_map, self.w_map_msg]),
+            W.VBox([_caption("input"), self.w_input, self.w_input_note]),
+            W.VBox([self.w_map_title, self.w_map, self.w_map_scale, self.w_map_msg]),
             W.VBox([_caption("target class (click a bar)"), self.w_bars_fig]),
         ])
         features = W.HBox([
             W.VBox([_caption("feature map (click an activation)"), self.w_canvas]),
-            W.VBox([self.w_proj_title, self.w_proj, self.w_proj_msg]),
+            W.VBox([self.w_proj_title, self.w_proj, self.w_proj_scale, self.w_proj_msg]),
         ])
         return [
             self.w_style,
@@ -231,6 +247,8 @@ class ExplorerView:
         p, msgs = result.panels, result.messages
         self.w_input.value = p["input"]
         self._panel(self.w_map, self.w_map_msg, p.get("map"), msgs.get("map"))
+        self._scale(self.w_map_scale, result.colorbars.get("map"))
+        self.w_input_note.value = RECEPTIVE_NOTE if result.box is not None else ""
         self.w_map_title.value = (
             f"<b>{html.escape(result.method_label)}</b> for <b>{html.escape(result.class_label)}</b>"
             f" (p={result.probability:.3f})"
@@ -246,14 +264,27 @@ class ExplorerView:
             self.w_canvas.png = p["feature"]
             self.w_canvas.caption = result.feature_caption
         self._panel(self.w_proj, self.w_proj_msg, p.get("projection"), msgs.get("projection"))
+        self._scale(self.w_proj_scale, result.colorbars.get("projection"))
         y, x = result.position
         rule = result.projection_note or result.projection_rule
         self.w_proj_title.value = f"<b>projection to pixel space</b> ({html.escape(rule)}, activation {y}, {x})"
         with self.w_bars.hold_sync():
-            self.w_bars.x = [name for _, name, _ in result.bars]
+            # Values in the names (random weights give ~1 % bars that would look empty), bars
+            # scaled to the largest probability; the remainder keeps every row a full-width target.
+            self.w_bars.x = [f"{name}  {prob:.1%}" for _, name, prob in result.bars]
             probs = [prob for _, _, prob in result.bars]
-            self.w_bars.y = [probs, [max(0.0, 1.0 - v) for v in probs]]
+            top = max(probs) if probs and max(probs) > 0 else 1.0
+            self._ys.max = top
+            self.w_bars.y = [probs, [max(0.0, top - v) for v in probs]]
             self.w_bars.selected = [result.selected_bar]
+
+    @staticmethod
+    def _scale(img: W.Image, png: bytes | None) -> None:
+        if png:
+            img.value = png
+            img.layout.visibility = "visible"
+        else:  # keep the row's height, so the panels below do not move
+            img.layout.visibility = "hidden"
 
     @staticmethod
     def _panel(img: W.Image, msg: W.HTML, png: bytes | None, text: str | None) -> None:

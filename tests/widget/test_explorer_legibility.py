@@ -1,0 +1,88 @@
+"""What a newcomer can decode (issue 17, item 5): colour scales, the receptive-field caption,
+the clip tooltip and a class chart with every class of a small model, values shown."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from saliency_widget.viz import render as R
+from saliency_widget.widget import Explorer, explore
+from tests.nets import sequential_cnn
+
+
+@pytest.mark.parametrize(
+    ("sign", "labels"),
+    [
+        ("absolute", ("0", "|value|", "0.0123")),
+        ("positive", ("0", "positive part", "0.0123")),
+        ("negative", ("0", "negative part", "-0.0123")),
+        ("signed", ("-0.0123", "0", "+0.0123")),
+    ],
+)
+def test_colorbar_labels(sign: str, labels: tuple[str, str, str]) -> None:
+    assert R.colorbar_labels(sign, 0.012345) == labels
+
+
+@pytest.mark.parametrize(("sign", "cmap", "lut"), [("absolute", "magma", "magma"), ("signed", "magma", "coolwarm")])
+def test_colorbar_strip_runs_through_the_colormap(sign: str, cmap: str, lut: str) -> None:
+    bar = R.colorbar(sign, 1.0, cmap, width=100)
+    assert bar.shape == (26, 100, 3) and bar.dtype == np.uint8
+    table = R.colormap_lut(lut)
+    np.testing.assert_array_equal(bar[0, 0], table[0])  # left end: the colormap's start
+    np.testing.assert_array_equal(bar[0, -1], table[-1])  # right end: where the map saturates
+    assert (bar[12:, :, :] < 128).any()  # the labels are written under the strip
+
+
+def test_with_colorbar_stacks_the_scale_under_the_resized_map() -> None:
+    out = R.with_colorbar(np.zeros((8, 16, 3), np.uint8), "absolute", 1.0, height=40)
+    assert out.shape == (66, 80, 3)
+
+
+def _to_tensor(img: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1) - 0.5
+
+
+@pytest.fixture
+def w() -> Explorer:
+    rng = np.random.default_rng(0)
+    widget = explore(sequential_cnn(), Image.fromarray((rng.random((24, 24, 3)) * 255).astype(np.uint8)), transform=_to_tensor)
+    yield widget
+    widget.close()
+
+
+def test_map_and_projection_have_colour_scales(w: Explorer) -> None:
+    assert w.wait(30)
+    scales = w._last.colorbars  # type: ignore[union-attr]
+    assert set(scales) == {"map", "projection"}
+    assert R.from_png(scales["map"]).shape == (26, 224, 3)
+    assert w.w_map_scale.value == scales["map"] and w.w_map_scale.layout.visibility == "visible"
+    w.sign = "signed"
+    assert w.wait(30)
+    np.testing.assert_array_equal(R.from_png(w.w_map_scale.value)[0, 0], R.colormap_lut("coolwarm")[0])
+
+
+def test_compare_tiles_carry_their_own_scale(w: Explorer) -> None:
+    w.view = "compare"
+    assert w.wait(60)
+    assert R.from_png(w.images["compare"]).shape[0] == 160 + 26 + 14 + 2 * 6  # map + scale + title + gaps
+
+
+def test_receptive_field_caption_and_clip_tooltip(w: Explorer) -> None:
+    assert w.wait(30)
+    assert "receptive field" in w.ui.w_input_note.value
+    assert w.w_clip.tooltip.startswith("clip the top (100 − clip)% of values to the colormap's end")
+
+
+def test_class_chart_shows_every_class_of_a_small_model_top_first_with_values(w: Explorer) -> None:
+    assert w.wait(30)
+    probs = w._last.probs  # type: ignore[union-attr]
+    k = probs.shape[0]
+    assert k <= 8
+    assert len(w.w_bars.x) == k  # every class, none hidden
+    order = np.argsort(-probs, kind="stable")
+    assert w.w_bars.x[0] == f"{w.labels[order[0]]}  {probs[order[0]]:.1%}"  # first bar = most probable, value in the name
+    assert w.ui._xs.reverse  # ... drawn on top
+    assert w.ui._ys.max == pytest.approx(float(probs.max()))  # scaled to the largest probability
