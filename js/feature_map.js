@@ -8,8 +8,10 @@
 //   caption  string   text under the canvas (rendered as text, never as HTML)
 //   size     int      CSS size in pixels of the longer canvas side
 //   click    {y, x, seq}  written by this view when the user clicks an activation
-// Custom messages are used only for commands: {type: "cmd", id, cmd} -> reply
+// Custom messages are used for commands: {type: "cmd", id, cmd} -> reply
 // {type: "reply", id, ok, result | error}. Double-click asks Python for "strongest".
+// Python -> JS {type: "download", filename, mime} with the file as buffers[0]: the browser
+// downloads it (the explorer's "export PNG" button).
 //
 // Types are JSDoc, checked without a build step:
 //   npx -y -p typescript tsc --noEmit --allowJs --checkJs --strict --target es2022 --lib es2022,dom js/*.js
@@ -214,6 +216,29 @@ function render({ model, el }) {
     }
   }
 
+  /**
+   * Save a file Python sent (a download message with the bytes as its first buffer).
+   * @param {{type?: string, filename?: string, mime?: string} | undefined} msg
+   * @param {unknown[]} [buffers]
+   */
+  function onCustom(msg, buffers) {
+    if (!msg || msg.type !== "download") return;
+    const bytes = toBytes(buffers && buffers[0]);
+    const blob = new Blob([/** @type {BlobPart} */ (bytes)], { type: msg.mime || "application/octet-stream" });
+    const url = URL.createObjectURL(blob);
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = msg.filename || "download";
+    a.className = "sw-download-link";
+    a.style.display = "none";
+    root.append(a);
+    a.click();
+    setTimeout(() => {
+      URL.revokeObjectURL(url);
+      a.remove();
+    }, 1000);
+  }
+
   const onPng = () => decode();
   const onGeometry = () => paint();
   canvas.addEventListener("click", onClick);
@@ -223,6 +248,7 @@ function render({ model, el }) {
   model.on("change:size", onGeometry);
   model.on("change:marker", onGeometry);
   model.on("change:caption", updateCaption);
+  model.on("msg:custom", onCustom);
   updateCaption();
   paint();
   decode();
@@ -237,6 +263,7 @@ function render({ model, el }) {
     model.off("change:size", onGeometry);
     model.off("change:marker", onGeometry);
     model.off("change:caption", updateCaption);
+    model.off("msg:custom", onCustom);
     bitmap?.close?.();
     bitmap = null;
     root.remove();

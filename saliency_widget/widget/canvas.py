@@ -107,6 +107,14 @@ class FeatureMapCanvas(anywidget.AnyWidget):
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             return {"type": "reply", "id": msg_id, "ok": False, "error": detail}
 
+    def download(self, data: bytes, filename: str, mime: str = "image/png") -> None:
+        """Make every open view of this canvas offer ``data`` to the browser as a file download.
+
+        The bytes travel as one binary buffer of a ``{"type": "download", "filename", "mime"}``
+        custom message; the front end saves them through an ``<a download>`` of a Blob.
+        """
+        self.send({"type": "download", "filename": str(filename), "mime": mime}, buffers=[bytes(data)])
+
     def _on_custom_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "cmd":
             self.send(self.handle_command(content))

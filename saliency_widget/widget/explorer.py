@@ -29,7 +29,7 @@ import torch
 import traitlets
 from PIL import Image
 
-from ..engine import Explainer, available_methods, method_label
+from ..engine import Explainer, available_methods
 from ..engine.checks import check_model
 from ..errors import InputError, SaliencyError
 from ..viz import render as R
@@ -50,7 +50,7 @@ from .pipeline import (
 from .renderlog import RenderLog, RenderRecord, short_sha
 from .scheduler import LatestOnlyWorker
 from .validation import ChoiceTrait, check_choice, check_filter, check_number
-from .view import ExplorerView, busy_text, status_html
+from .view import ExplorerView, busy_text, map_title, status_html
 
 __all__ = ["Explorer", "RenderRecord"]
 
@@ -378,9 +378,9 @@ class Explorer(W.VBox):
             self._show_error(exc)
 
     def _export_clicked(self) -> None:
-        path = Path.cwd() / f"saliency_{time.strftime('%Y%m%d-%H%M%S')}.png"
-        self.to_png(path)
-        self._last_status = f"exported the view to {path}"
+        name = f"saliency_{time.strftime('%Y%m%d-%H%M%S')}.png"
+        self.ui.w_canvas.download(self.to_png(), name)  # a browser download; scripts use to_png(path)
+        self._last_status = f"downloaded the view as {name}"
         self.ui.w_status.value = status_html(self._last_status)
 
     # ------------------------------------------------------------------ public API
@@ -457,7 +457,7 @@ class Explorer(W.VBox):
         """
         self.wait(timeout=60)
         titled = [
-            ("input", "input"), ("map", method_label(self.method)),
+            ("input", "input"), ("map", map_title(self._last, self.method)),
             ("feature", f"{self.layer} filter {self.channel}"), ("projection", "projection"),
         ]
         data = view_png(self.images, self.messages, titled)

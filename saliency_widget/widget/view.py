@@ -20,7 +20,7 @@ from ..viz import render as R
 from .canvas import FeatureMapCanvas
 from .pipeline import PANEL, ViewResult
 
-__all__ = ["ExplorerView", "status_html", "busy_text"]
+__all__ = ["ExplorerView", "status_html", "busy_text", "map_title"]
 
 
 def status_html(text: str, error: bool = False) -> str:
@@ -33,6 +33,13 @@ def busy_text(method: str, compare: int = 0) -> str:
     """The status line while a view computes: ``computing <method label> …`` (and the compare count)."""
     text = f"computing {method_label(method)} …"
     return f"computing {method_label(method)} and all {compare} methods to compare …" if compare else text
+
+
+def map_title(result: ViewResult | None, method: str) -> str:
+    """The exported map's title: method, class and probability (the method alone before any view)."""
+    if result is None:
+        return method_label(method)
+    return f"{result.method_label}: {result.class_label} p={result.probability:.3f}"
 
 
 def message_html(text: str) -> str:

@@ -134,3 +134,36 @@ def test_esm_imports_under_node_and_exports_render() -> None:
 def test_esm_is_type_checked_with_jsdoc() -> None:
     # `// @ts-check` must stay the first line for editors and tsc --checkJs to check the JSDoc types.
     assert JS.read_text(encoding="utf-8").splitlines()[0] == "// @ts-check"
+
+
+@pytest.mark.browser
+def test_download_message_saves_the_bytes_as_a_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    png = _png(np.full((2, 3, 3), 7, np.uint8))
+    source = JS.read_text(encoding="utf-8")
+    with browser_page(accept_downloads=True) as page:
+        page.route("http://sw.test/index.html", lambda r: r.fulfill(status=200, content_type="text/html", body=PAGE))
+        page.route("http://sw.test/feature_map.js", lambda r: r.fulfill(status=200, content_type="text/javascript", body=source))
+        page.goto("http://sw.test/index.html")
+        page.evaluate(
+            """async () => {
+                const mod = await import('/feature_map.js');
+                window.model = makeModel({png: null, grid: [1, 1], marker: [], caption: '', size: 50, click: {}});
+                window.cleanup = mod.default.render({model: window.model, el: document.getElementById('host')});
+            }"""
+        )
+        with page.expect_download(timeout=10000) as info:
+            page.evaluate(
+                """(png) => model.emit('msg:custom', {type: 'download', filename: 'view.png', mime: 'image/png'},
+                                      [new DataView(new Uint8Array(png).buffer)])""",
+                png,
+            )
+        download = info.value
+        assert download.suggested_filename == "view.png"
+        target = tmp_path / "view.png"
+        download.save_as(str(target))
+        assert list(target.read_bytes()) == png
+        # other custom messages (command replies) are not downloads
+        page.evaluate("() => model.emit('msg:custom', {type: 'reply', id: 'x', ok: true})")
+        assert page.locator("a.sw-download-link").count() <= 1  # the link of the download above, removed after 1 s
+        page.evaluate("() => window.cleanup()")
+        assert page.evaluate("window.model.listenerCount()") == 0
