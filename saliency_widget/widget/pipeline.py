@@ -29,6 +29,7 @@ __all__ = ["Snapshot", "ViewResult", "ViewMemo", "ViewCancelled", "compute_view"
 PANEL = 224  # display size (px) of the image panels
 TOPK = 5  # bars in the class chart when the model has more than ALL_BARS classes
 ALL_BARS = 8  # up to this many classes, every class gets a bar
+COMPARE_ROW = 5  # tiles per row of the compare view
 
 
 @dataclass(frozen=True)
@@ -359,8 +360,8 @@ def compute_view(
                     R.with_colorbar(R.from_png(mpng), snapshot.sign, mvmax, snapshot.cmap, height=PANEL - 64)
                     if mpng else R.message_panel(mmsg or "", (PANEL - 64 + 26, PANEL - 64))
                 )
-                titles.append(method_label(m))
-            panels["compare"] = R.to_png(R.compose(tiles, titles, height=PANEL - 64 + 26))
+                titles.append(method_label(m).replace("×", "x"))  # the PNG font has no ×
+            panels["compare"] = R.to_png(compare_grid(tiles, titles))
             if progress is not None and not progress(len(shown), len(shown)):
                 raise ViewCancelled("compare view superseded")
 
@@ -414,6 +415,22 @@ def compute_view(
         warnings=tuple(str(w.message).splitlines()[0] for w in caught),
         ms=(time.perf_counter() - t0) * 1000.0,
     )
+
+
+def compare_grid(tiles: Sequence[np.ndarray], titles: Sequence[str], per_row: int = COMPARE_ROW) -> np.ndarray:
+    """The compare view's tiles in rows of ``per_row``, so the composite is shown at its own size.
+
+    One row of nine tiles is ~1500 px wide and the browser shrinks it (titles became ~7 px tall).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(H, W, 3)`` uint8; rows are left-aligned on white.
+    """
+    rows = [R.compose(tiles[i : i + per_row], titles[i : i + per_row], height=PANEL - 64 + 26) for i in range(0, len(tiles), per_row)]
+    width = max(r.shape[1] for r in rows)
+    padded = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    return np.concatenate(padded, axis=0)
 
 
 def receptive_box(

@@ -67,7 +67,8 @@ def test_map_and_projection_have_colour_scales(w: Explorer) -> None:
 def test_compare_tiles_carry_their_own_scale(w: Explorer) -> None:
     w.view = "compare"
     assert w.wait(60)
-    assert R.from_png(w.images["compare"]).shape[0] == 160 + 26 + 14 + 2 * 6  # map + scale + title + gaps
+    rows = -(-len(w.methods) // 5)  # five tiles a row: the composite is not shrunk by the browser
+    assert R.from_png(w.images["compare"]).shape[0] == rows * (160 + 26 + 14 + 2 * 6)  # map + scale + title + gaps
 
 
 def test_receptive_field_caption_and_clip_tooltip(w: Explorer) -> None:
@@ -86,3 +87,12 @@ def test_class_chart_shows_every_class_of_a_small_model_top_first_with_values(w:
     assert w.w_bars.x[0] == f"{w.labels[order[0]]}  {probs[order[0]]:.1%}"  # first bar = most probable, value in the name
     assert w.ui._xs.reverse  # ... drawn on top
     assert w.ui._ys.max == pytest.approx(float(probs.max()))  # scaled to the largest probability
+
+
+@pytest.mark.parametrize(("count", "shape"), [(3, (212, 3 * 8 + 4 * 6, 3)), (7, (424, 5 * 8 + 6 * 6, 3))])
+def test_compare_grid_wraps_rows_of_five(count: int, shape: tuple[int, int, int]) -> None:
+    from saliency_widget.widget.pipeline import compare_grid
+
+    # 8x186 tiles keep their width at height 186; rows are padded to the widest
+    out = compare_grid([np.zeros((186, 8, 3), np.uint8)] * count, ["t"] * count)
+    assert out.shape == shape
