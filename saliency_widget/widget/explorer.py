@@ -36,17 +36,9 @@ from ..viz import render as R
 from ..viz.images import describe_model
 from ..viz.report import write_output
 from .inputs import InputState
-from .pipeline import (
-    Snapshot,
-    ViewCancelled,
-    ViewMemo,
-    ViewResult,
-    compute_view,
-    default_layer,
-    find_layer,
-    layer_choices,
-    view_png,
-)
+from .layermenu import default_layer, layer_choices
+from .memo import ViewMemo
+from .pipeline import Snapshot, ViewCancelled, ViewResult, compute_view, find_layer, view_png
 from .renderlog import RenderLog, RenderRecord, short_sha
 from .scheduler import LatestOnlyWorker
 from .validation import ChoiceTrait, check_choice, check_filter, check_number

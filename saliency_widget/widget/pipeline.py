@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from ..engine import RULES, Explainer, LayerInfo, LayerKey, method_label
-from ..engine.layouts import SPATIAL_LAYOUTS
-from ..errors import InputError, LayerError, ModelError, choices
+from ..errors import InputError, LayerError, choices
 from ..viz import render as R
+from ..viz.colorbar import colorbar, with_colorbar
+from .memo import ViewMemo
 
-__all__ = ["Snapshot", "ViewResult", "ViewMemo", "ViewCancelled", "compute_view", "PANEL", "TOPK"]
+__all__ = ["Snapshot", "ViewResult", "ViewCancelled", "compute_view", "PANEL", "TOPK"]
 
 PANEL = 224  # display size (px) of the image panels
 TOPK = 5  # bars in the class chart when the model has more than ALL_BARS classes
@@ -151,46 +150,6 @@ class ViewCancelled(Exception):
     """
 
 
-class _LRU(OrderedDict):  # type: ignore[type-arg]
-    """Tiny bounded memo (maps are a few hundred KB each; keep the last few)."""
-
-    def __init__(self, maxsize: int = 24) -> None:
-        super().__init__()
-        self.maxsize = maxsize
-
-    def get_or(self, key: Hashable, make: Callable[[], Any]) -> Any:
-        if key in self:
-            self.move_to_end(key)
-            return self[key]
-        value = make()
-        self[key] = value
-        if len(self) > self.maxsize:
-            self.popitem(last=False)
-        return value
-
-
-@dataclass
-class ViewMemo:
-    """Maps, activations and projections already computed for one explainer.
-
-    Switching display options, or back to a method seen before, then costs no backward pass.
-    Bound to the explainer it was filled from: a new explainer (a new image) clears it.
-    """
-
-    saliency: _LRU = field(default_factory=_LRU)
-    activation: _LRU = field(default_factory=_LRU)
-    projection: _LRU = field(default_factory=_LRU)
-    owner: int | None = None
-
-    def bind(self, explainer: Explainer) -> None:
-        """Clear the memo unless it was filled from ``explainer``."""
-        if self.owner != id(explainer):
-            self.saliency.clear()
-            self.activation.clear()
-            self.projection.clear()
-            self.owner = id(explainer)
-
-
 def projection_rule(method: str, has_relu: bool = True) -> str:
     """The ReLU rule a projection uses while ``method`` is shown.
 
@@ -268,7 +227,7 @@ def _map(m: np.ndarray, snap: Snapshot, base: np.ndarray) -> tuple[bytes | None,
 
 def colorbar_png(snap: Snapshot, vmax: float, width: int = PANEL) -> bytes:
     """The colour scale of a map rendered with ``snap``'s sign and colormap, as PNG."""
-    return R.to_png(R.colorbar(snap.sign, vmax, snap.cmap, width=width))
+    return R.to_png(colorbar(snap.sign, vmax, snap.cmap, width=width))
 
 
 def compute_view(
@@ -357,7 +316,7 @@ def compute_view(
                     raise ViewCancelled(f"compare view stopped after {i} of {len(shown)} methods")
                 mpng, mmsg, mvmax = rendered(m)
                 tiles.append(  # each tile with its own scale: the methods' value ranges differ by orders of magnitude
-                    R.with_colorbar(R.from_png(mpng), snapshot.sign, mvmax, snapshot.cmap, height=PANEL - 64)
+                    with_colorbar(R.from_png(mpng), snapshot.sign, mvmax, snapshot.cmap, height=PANEL - 64)
                     if mpng else R.message_panel(mmsg or "", (PANEL - 64 + 26, PANEL - 64))
                 )
                 titles.append(method_label(m).replace("×", "x"))  # the PNG font has no ×
@@ -448,46 +407,6 @@ def receptive_box(
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return None, f"no receptive-field box: the model failed on the synthetic probe input ({type(exc).__name__}: {first})"
     return (int(box[0]), int(box[1]), int(box[2]), int(box[3])), ""
-
-
-def layer_choices(layers: Sequence[LayerInfo]) -> list[tuple[str, str]]:
-    """``(label, key)`` of every layer with a spatial layout, in forward order, for the layer menu.
-
-    NCHW layers as they are; channels-last (NHWC) and token layers through their ``(C, H, W)``
-    view, labelled with their layout (and prefix tokens); ambiguous layers are left out.
-
-    Raises
-    ------
-    ModelError
-        No layer has a ``(C, H, W)`` output.
-    """
-    spatial = [i for i in layers if i.layout in SPATIAL_LAYOUTS]
-    if not spatial:
-        raise ModelError(
-            "the model has no layer with a (C, H, W) output to inspect (layout NCHW, NHWC or tokens); "
-            f"its layers: {choices([f'{i.key} {i.layout}' for i in layers])}"
-        )
-    return [(f"{i.key}  ({i.type}, {'x'.join(str(s) for s in i.shape)}{_layout_note(i)})", i.key) for i in spatial]
-
-
-def _layout_note(info: LayerInfo) -> str:
-    if info.layout == "NHWC":
-        return ", channels-last"
-    if info.layout == "tokens":
-        return f", tokens: {info.prefix_tokens} prefix + grid" if info.prefix_tokens else ", tokens"
-    return ""
-
-
-def default_layer(layers: Sequence[LayerInfo]) -> str:
-    """The layer the explorer opens on: the last post-ReLU layer with a real spatial map.
-
-    Filters are most semantic there, and post-ReLU maps are what Zeiler & Fergus project; a
-    1x1 global pool is skipped.
-    """
-    maps = [i for i in layers if i.layout in SPATIAL_LAYOUTS]
-    spatial = [i for i in maps if i.shape[1] * i.shape[2] > 1] or maps
-    relus = [i for i in spatial if "relu" in i.type.lower()]
-    return (relus or spatial)[-1].key
 
 
 def view_png(

@@ -16,6 +16,7 @@ from saliency_widget.engine import get_method, method_label
 from saliency_widget.errors import InputError
 from saliency_widget.viz import render as R
 from saliency_widget.widget import Explorer, explore
+from saliency_widget.widget.pipeline import COMPARE_ROW
 from tests.helpers import settle
 from tests.nets import sequential_cnn
 
@@ -254,8 +255,11 @@ def test_compare_view_shows_every_method(w: Explorer) -> None:
     w.w_view.value = "compare"
     settle(w)
     rgb = R.from_png(w.images["compare"])
-    n, side, gap = len(w.methods), 224 - 64, 6  # square panels of the square input, side by side
-    assert rgb.shape[1] == n * side + (n + 1) * gap
+    # square panels of the square input, COMPARE_ROW per row, each with its 26-px colour scale
+    n, side, gap = len(w.methods), 224 - 64, 6
+    per_row, rows = min(n, COMPARE_ROW), -(-n // COMPARE_ROW)
+    assert rgb.shape[1] == per_row * side + (per_row + 1) * gap
+    assert rgb.shape[0] >= rows * (side + 26)
     assert w.w_compare.layout.display == ""
     w.w_view.value = "single"
     settle(w)

@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from saliency_widget.viz import colorbar as CB
 from saliency_widget.viz import render as R
 from saliency_widget.widget import Explorer, explore
 from tests.nets import sequential_cnn
@@ -23,12 +24,12 @@ from tests.nets import sequential_cnn
     ],
 )
 def test_colorbar_labels(sign: str, labels: tuple[str, str, str]) -> None:
-    assert R.colorbar_labels(sign, 0.012345) == labels
+    assert CB.colorbar_labels(sign, 0.012345) == labels
 
 
 @pytest.mark.parametrize(("sign", "cmap", "lut"), [("absolute", "magma", "magma"), ("signed", "magma", "coolwarm")])
 def test_colorbar_strip_runs_through_the_colormap(sign: str, cmap: str, lut: str) -> None:
-    bar = R.colorbar(sign, 1.0, cmap, width=100)
+    bar = CB.colorbar(sign, 1.0, cmap, width=100)
     assert bar.shape == (26, 100, 3) and bar.dtype == np.uint8
     table = R.colormap_lut(lut)
     np.testing.assert_array_equal(bar[0, 0], table[0])  # left end: the colormap's start
@@ -37,7 +38,7 @@ def test_colorbar_strip_runs_through_the_colormap(sign: str, cmap: str, lut: str
 
 
 def test_with_colorbar_stacks_the_scale_under_the_resized_map() -> None:
-    out = R.with_colorbar(np.zeros((8, 16, 3), np.uint8), "absolute", 1.0, height=40)
+    out = CB.with_colorbar(np.zeros((8, 16, 3), np.uint8), "absolute", 1.0, height=40)
     assert out.shape == (66, 80, 3)
 
 

@@ -9,13 +9,12 @@ import torch
 from saliency_widget.engine import Explainer, LayerInfo
 from saliency_widget.errors import InputError, LayerError, ModelError
 from saliency_widget.viz import render as R
+from saliency_widget.widget.layermenu import default_layer, layer_choices
+from saliency_widget.widget.memo import ViewMemo
 from saliency_widget.widget.pipeline import (
     Snapshot,
-    ViewMemo,
     bar_entries,
     compute_view,
-    default_layer,
-    layer_choices,
     map_png,
     projection_rule,
 )
