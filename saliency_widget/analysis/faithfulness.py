@@ -140,7 +140,10 @@ class FaithfulnessResult:
         if kind not in KINDS:
             raise InputError(f"kind must be one of {choices(KINDS)}, got {kind!r}")
         if (kind, method) not in self.curves:
-            raise InputError(f"no curve for method {method!r}; choose from {choices([*self.methods, RANDOM])}")
+            have = sorted({m for _, m in self.curves}, key=[*self.methods, RANDOM].index)
+            if method in have:
+                raise InputError(f"no {kind} curve was computed; pass kinds=({kind!r}, ...) to deletion_insertion")
+            raise InputError(f"no curve for method {method!r}; choose from {choices(have)}")
 
     def curve(self, kind: str, method: str) -> torch.Tensor:
         """Class probability after each step.
@@ -186,7 +189,10 @@ class FaithfulnessResult:
         Methods are sorted by :meth:`score` (low deletion AUC and high insertion AUC under
         MoRF); the random reference is listed at its place in the ranking, in italics.
         """
-        names = sorted([*self.methods, RANDOM], key=lambda m: -float(self.score(m).mean()))
+        if len({k for k, _ in self.curves}) < len(KINDS):
+            raise InputError("table() needs both deletion and insertion curves; compute them with the default kinds")
+        listed = [*self.methods, RANDOM] if any(m == RANDOM for _, m in self.curves) else list(self.methods)
+        names = sorted(listed, key=lambda m: -float(self.score(m).mean()))
         rows = [
             "| method | deletion AUC | insertion AUC | insertion - deletion |",
             "|---|---:|---:|---:|",
@@ -265,6 +271,8 @@ def deletion_insertion(
     order: str = "morf",
     batch_size: int | None = None,
     seed: int = 0,
+    kinds: Sequence[str] = KINDS,
+    reference: bool = True,
 ) -> FaithfulnessResult:
     """Deletion and insertion curves of each map, with a seeded random-order reference.
 
@@ -303,6 +311,10 @@ def deletion_insertion(
         depend on it.
     seed
         Seed of the random pixel order of the reference curve.
+    kinds
+        Which curves to compute: ``("deletion", "insertion")`` (default) or one of them.
+    reference
+        Also compute the random-order reference curves (stored under :data:`RANDOM`).
 
     Returns
     -------
@@ -348,7 +360,10 @@ def deletion_insertion(
             raise InputError(f"method {m!r} is both in maps and in methods; give it once")
         get_method(m)  # MethodError naming the valid choices
 
-    bases = {k: _baseline_tensor(baseline, x, k) for k in KINDS}
+    if isinstance(kinds, str) or not kinds or any(k not in KINDS for k in kinds) or len(set(kinds)) != len(kinds):
+        raise InputError(f"kinds must be a non-empty sequence of distinct values from {choices(KINDS)}, got {kinds!r}")
+    kinds = [k for k in KINDS if k in kinds]
+    bases = {k: _baseline_tensor(baseline, x, k) for k in kinds}
     bs = batch_size or default_batch_size(x)
 
     with torch.no_grad(), eval_mode(model):
@@ -363,34 +378,36 @@ def deletion_insertion(
     # ranks (J, P) for J = (methods + random) x N orderings; image of each ordering
     gen = torch.Generator().manual_seed(seed)
     rand_perm = torch.stack([torch.randperm(npix, generator=gen) for _ in range(n)]).to(x.device)
-    ranks = torch.cat([*(pixel_ranking(all_maps[m], order) for m in names), _ranks_of(rand_perm)])
-    img = torch.arange(n, device=x.device).repeat(len(names) + 1)
+    orderings = [pixel_ranking(all_maps[m], order) for m in names] + ([_ranks_of(rand_perm)] if reference else [])
+    ranks = torch.cat(orderings)
+    img = torch.arange(n, device=x.device).repeat(len(orderings))
     counts = torch.tensor([(k * npix) // steps for k in range(steps + 1)], device=x.device)
     fractions = counts.double().cpu() / npix
 
     # the end points are shared by every ordering: the image and each baseline
     with torch.no_grad(), eval_mode(model):
         p_image = _probabilities(model, x, tgt, bs)
-        p_base = {k: _probabilities(model, bases[k][0], tgt, bs) for k in KINDS}
-        inner = steps - 1
-        n_jobs = ranks.shape[0] * len(KINDS) * inner
+        p_base = {k: _probabilities(model, bases[k][0], tgt, bs) for k in kinds}
+        inner, nk = steps - 1, len(kinds)
+        n_jobs = ranks.shape[0] * nk * inner
         probs = torch.empty(n_jobs, dtype=torch.float32, device=x.device)
-        base_stack = torch.stack([bases[k][0] for k in KINDS])  # (2, N, C, H, W)
+        base_stack = torch.stack([bases[k][0] for k in kinds])  # (kinds, N, C, H, W)
+        is_deletion = torch.tensor([k == "deletion" for k in kinds], device=x.device)
         for start in range(0, n_jobs, bs):
             t = torch.arange(start, min(start + bs, n_jobs), device=x.device)
-            j, rem = t // (len(KINDS) * inner), t % (len(KINDS) * inner)
+            j, rem = t // (nk * inner), t % (nk * inner)
             kind, k = rem // inner, rem % inner + 1
             perturbed = ranks[j] < counts[k][:, None]  # (B, P): True where pixel is perturbed
             # deletion keeps the image where not perturbed; insertion where already inserted
-            keep_image = (perturbed ^ (kind == 0)[:, None]).view(-1, 1, h, w)
+            keep_image = (perturbed ^ is_deletion[kind][:, None]).view(-1, 1, h, w)
             batch = torch.where(keep_image, x[img[j]], base_stack[kind, img[j]])
             probs[start : start + len(t)] = _probabilities(model, batch, tgt[img[j]], bs)
 
-    grid = probs.view(ranks.shape[0], len(KINDS), inner)
+    grid = probs.view(ranks.shape[0], nk, inner)
     curves: dict[tuple[str, str], torch.Tensor] = {}
-    for mi, m in enumerate([*names, RANDOM]):
+    for mi, m in enumerate([*names, RANDOM][: len(orderings)]):
         rows = slice(mi * n, (mi + 1) * n)
-        for ki, kind_name in enumerate(KINDS):
+        for ki, kind_name in enumerate(kinds):
             first, last = (p_image, p_base[kind_name]) if kind_name == "deletion" else (p_base[kind_name], p_image)
             curves[(kind_name, m)] = torch.cat([first[:, None], grid[rows, ki], last[:, None]], dim=1).cpu()
     return FaithfulnessResult(
@@ -399,7 +416,7 @@ def deletion_insertion(
         curves=curves,
         targets=tgt.cpu(),
         order=order,
-        baseline={k: bases[k][1] for k in KINDS},
+        baseline={k: bases[k][1] for k in kinds},
     )
 
 

@@ -215,3 +215,18 @@ def test_unknown_method_raises_method_error() -> None:
 def test_bad_curve_names_raise(kind: str, method: str, match: str) -> None:
     with pytest.raises(InputError, match=match):
         run().curve(kind, method)
+
+
+def test_one_kind_without_reference_gives_the_same_curve() -> None:
+    res = run(kinds=("deletion",), reference=False)
+    assert_close(res.curve("deletion", "w"), torch.tensor([[S35, S15, S05, S0, S0]]))
+    with pytest.raises(InputError, match="no insertion curve was computed"):
+        res.curve("insertion", "w")
+    with pytest.raises(InputError, match="choose from 'w'$"):
+        res.curve("deletion", RANDOM)
+
+
+@pytest.mark.parametrize("kinds", [(), ("removal",), "deletion", ("deletion", "deletion")])
+def test_bad_kinds_raise(kinds: Any) -> None:
+    with pytest.raises(InputError, match="kinds must be a non-empty sequence"):
+        run(kinds=kinds)
