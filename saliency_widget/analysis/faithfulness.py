@@ -333,10 +333,14 @@ def deletion_insertion(
     Quantus ``PixelFlipping`` with ``features_in_step = H * W / steps`` on one-channel
     inputs, ``abs=False, normalise=False`` and a non-negative map gives the same curve
     without its first point (Quantus does not evaluate the unperturbed image), provided the
-    map has no ties (NumPy's ``argsort`` is not stable). On ``C`` channels Quantus ranks the
-    ``C * H * W`` values separately, where this function perturbs whole pixels. Quantus's
-    AUC is ``np.trapz`` with ``dx=1`` over its ``steps`` points; here it is over the
-    perturbed fraction in [0, 1] with ``steps + 1`` points.
+    map has no ties (NumPy's ``argsort`` is not stable) and with ``perturb_baseline`` a
+    constant equal to the baseline tensor (``0.0`` for ``"zeros"``); Quantus ranks the signed
+    map where this function ranks ``|map|``, hence the non-negative map. On ``C`` channels
+    Quantus ranks the ``C * H * W`` values separately (a ``(N, 1, H, W)`` map is broadcast),
+    where this function perturbs whole pixels, so its curves have ``C`` times the points.
+    Quantus's AUC is ``np.trapz`` with ``dx=1`` over its ``steps`` points; here it is over
+    the perturbed fraction in [0, 1] with ``steps + 1`` points. Quantus has no insertion
+    curve and no random-order reference.
     """
     model = check_model(model)
     x, _, _ = prepare_inputs(inputs, model)
