@@ -198,7 +198,7 @@ class FaithfulnessResult:
             "|---|---:|---:|---:|",
         ]
         for m in names:
-            label = f"*{m} (random order)*" if m == RANDOM else m
+            label = "*random order (reference)*" if m == RANDOM else m
             d = float(self.auc("deletion", m).mean())
             i = float(self.auc("insertion", m).mean())
             rows.append(f"| {label} | {d:.3f} | {i:.3f} | {i - d:+.3f} |")
