@@ -350,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tag", default="", help="suffix of the result file names")
     p.add_argument("--widget", action="store_true", help="also time the widget round trip")
     p.add_argument("--faithfulness", action="store_true", help="also time deletion/insertion curves against Quantus")
+    p.add_argument("--faithfulness-images", type=int, default=8, help="bundled-model scenes of the faithfulness case")
+    p.add_argument("--faithfulness-chunks", type=int, default=16, help="Quantus steps per channel (ours: 3x as many steps)")
     p.add_argument("--out", default=str(RESULTS), help="folder for the JSON and markdown results")
     a = p.parse_args(argv)
     device = torch.device(a.device)
@@ -366,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.faithfulness:
         from .faithfulness import faithfulness_rows  # noqa: PLC0415
 
-        rows += faithfulness_rows(device, max(1, min(a.repeats, 3)))  # each call takes seconds
+        # each call takes seconds: at most 3 interleaved repeats
+        rows += faithfulness_rows(device, max(1, min(a.repeats, 3)), a.faithfulness_images, a.faithfulness_chunks)
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
     header = f"### {dev_name}, torch {torch.__version__}, {stamp}, median of {a.repeats} runs after {a.warmup} warm-up"
