@@ -7,6 +7,7 @@ input in plain autograd. Run from the repository root::
     python -m benchmarks                       # full CPU suite (vgg16, resnet50, bundled model; batch 1 and 16)
     python -m benchmarks --models resnet50 --batches 1 --repeats 5
     python -m benchmarks --device cuda --amp   # on a GPU, with fp16/bf16 autocast variants
+    python -m benchmarks --models '' --faithfulness   # deletion/insertion curves vs Quantus only
 
 It prints a markdown table and writes ``benchmarks/results/<device>-<date>.{json,md}``.
 """
@@ -348,12 +349,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scan-batches", type=int, default=4, help="batches per top-k scan case (0 skips it)")
     p.add_argument("--tag", default="", help="suffix of the result file names")
     p.add_argument("--widget", action="store_true", help="also time the widget round trip")
+    p.add_argument("--faithfulness", action="store_true", help="also time deletion/insertion curves against Quantus")
+    p.add_argument("--faithfulness-images", type=int, default=8, help="bundled-model scenes of the faithfulness case")
+    p.add_argument("--faithfulness-chunks", type=int, default=16, help="Quantus steps per channel (ours: 3x as many steps)")
     p.add_argument("--out", default=str(RESULTS), help="folder for the JSON and markdown results")
     a = p.parse_args(argv)
     device = torch.device(a.device)
     torch.manual_seed(0)
     rows: list[Row] = []
-    for name in a.models.split(","):
+    for name in [n for n in a.models.split(",") if n]:
         for b in (int(v) for v in a.batches.split(",")):
             for amp in [None] + (["fp16", "bf16"] if a.amp else []):
                 occ = not a.no_occlusion and name in a.occlusion_models.split(",")
@@ -361,6 +365,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(to_markdown([r for r in rows if r.model.startswith(name) and r.batch == b], f"<!-- {name} b{b} {amp or ''} -->"), flush=True)
     if a.widget:
         rows += widget_round_trip(a.repeats)
+    if a.faithfulness:
+        from .faithfulness import faithfulness_rows  # noqa: PLC0415
+
+        # each call takes seconds: at most 3 interleaved repeats
+        rows += faithfulness_rows(device, max(1, min(a.repeats, 3)), a.faithfulness_images, a.faithfulness_chunks)
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
     header = f"### {dev_name}, torch {torch.__version__}, {stamp}, median of {a.repeats} runs after {a.warmup} warm-up"

@@ -1,18 +1,23 @@
-"""Analyses over datasets and models: Zeiler-Fergus top-k per filter, sanity checks, pointing game.
+"""Analyses over datasets and models: top-k per filter, sanity checks, pointing game, faithfulness.
+
+Zeiler-Fergus top-k, Adebayo sanity checks, the pointing game, deletion / insertion curves.
 
 Pure PyTorch (plus tqdm); the widget layer draws them.
 """
 
 from __future__ import annotations
 
+from .faithfulness import FaithfulnessResult, deletion_insertion
 from .pointing import PointingResult, pointing_game
 from .sanity import SanityResult, sanity_check, spearman, ssim
 from .topk import TopActivations, top_activations
 
 __all__ = [
+    "FaithfulnessResult",
     "PointingResult",
     "SanityResult",
     "TopActivations",
+    "deletion_insertion",
     "pointing_game",
     "sanity_check",
     "spearman",

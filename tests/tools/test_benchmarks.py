@@ -33,3 +33,16 @@ def test_benchmark_entry_point_tiny(tmp_path: Path) -> None:
     assert table[0].startswith("| model | batch | case |")
     assert all(ln.count("|") == table[0].count("|") for ln in table)
     assert len(table) == 1 + len(rows)  # header + one line per row (the |---| line is not "| ")
+
+
+def test_benchmark_faithfulness_case(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "benchmarks", "--models", "", "--faithfulness", "--faithfulness-images", "1",
+           "--faithfulness-chunks", "2", "--repeats", "1", "--out", str(tmp_path)]
+    res = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert res.returncode == 0, res.stderr[-2000:]
+    (js,) = tmp_path.glob("cpu-*.json")
+    rows = {r["case"]: r for r in json.loads(js.read_text())["rows"]}
+    assert rows["faithfulness curves, ours (full result)"]["ratio"] > 0
+    quantus = rows["faithfulness curves, Quantus PixelFlipping"]
+    # a ratio when Quantus is installed, else a note saying why not
+    assert quantus["ratio"] is not None or "quantus unavailable" in quantus["note"]

@@ -1,0 +1,114 @@
+"""Deletion / insertion curves against Quantus ``PixelFlipping`` on the same work (issue 20).
+
+8 bundled-model scenes x 3 methods (gradient, deconvnet, guided backprop), maps computed
+once and shared. Quantus's ``features_in_step`` must divide ``H * W`` but it ranks the
+``C * H * W`` values separately, so with ``features_in_step = H * W / chunks`` each curve has
+``3 * chunks`` forward passes (48 by default); ours gets ``steps=3 * chunks`` (one pass per step too).
+Two rows against Quantus: ours on the same work (deletion only, no random reference), and
+ours on the full result (deletion + insertion + random reference, 2.7x the passes).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+import saliency_widget as sw
+from saliency_widget.analysis import deletion_insertion
+from saliency_widget.data import ShapesDataset
+from saliency_widget.models import shapes_cnn
+
+from .run import Row, measure
+
+METHODS = ("gradient", "deconvnet", "guided_backprop")
+
+# Quantus's time over ours (the row's baseline is ours): ours >= 3x faster
+TARGET = (">=", 3.0)
+
+
+def faithfulness_rows(device: torch.device, repeats: int = 3, n_images: int = 8, chunks: int = 16) -> list[Row]:
+    """Time ours vs Quantus on ``n_images`` held-out scenes; rows as in :mod:`benchmarks.run`."""
+    model = shapes_cnn().to(device).eval()
+    data = ShapesDataset(n_images, seed=2020)
+    x = torch.stack([data[i][0] for i in range(n_images)]).to(device)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    maps = {m: sw.saliency(model, x, y, method=m).detach() for m in METHODS}
+    tag = "shapes"
+    rows: list[Row] = []
+
+    steps = 3 * chunks  # Quantus's forward passes per curve (see the module docstring)
+
+    def ours_same() -> None:
+        deletion_insertion(model, x, maps=maps, target=y, steps=steps, baseline="zeros", kinds=("deletion",),
+                           reference=False)
+
+    def ours_full() -> None:
+        deletion_insertion(model, x, maps=maps, target=y, steps=steps, baseline="zeros")
+
+    missing = ""
+    try:
+        import quantus  # noqa: PLC0415
+    except Exception as err:  # pragma: no cover - quantus is a test/benchmark extra
+        quantus = None
+        missing = f"quantus unavailable: {err}"
+    feats = x.shape[-1] * x.shape[-2] // chunks
+    xn, yn = x.cpu().numpy(), y.cpu().numpy()
+    an = {m: maps[m].cpu().numpy() for m in METHODS}
+
+    def theirs() -> Any:
+        metric = quantus.PixelFlipping(features_in_step=feats, perturb_baseline=0.0, abs=False, normalise=False,
+                                       disable_warnings=True, display_progressbar=False)
+        return [metric(model=model, x_batch=xn, y_batch=yn, a_batch=an[m], device=str(device), softmax=True,
+                       batch_size=n_images) for m in METHODS]
+
+    cases: dict[str, Callable[[], Any]] = {"same": ours_same, "full": ours_full}
+    if quantus is not None:
+        cases["quantus"] = theirs
+    # one small call first (lazy setup), then the cases interleaved, so that load from other
+    # processes on a shared machine hits all of them alike
+    deletion_insertion(model, x[:1], maps={m: v[:1] for m, v in maps.items()}, target=y[:1], steps=2)
+    samples: dict[str, list[float]] = {c: [] for c in cases}
+    for r in range(repeats):
+        for c, fn in cases.items():
+            samples[c] += measure(fn, device, 1, 0)
+            print(f"faithfulness benchmark: repeat {r + 1}/{repeats}, {c}: {samples[c][-1]:.0f} ms", flush=True)
+    ours_ms = statistics.median(samples["same"])
+    note = f"{n_images} images x {len(METHODS)} methods, {steps} steps, deletion only"
+    rows.append(Row(tag, n_images, "faithfulness curves, ours (same work as Quantus)", round(ours_ms, 3), "", None,
+                    note=note, samples_ms=[round(v, 3) for v in samples["same"]]))
+    full = statistics.median(samples["full"])
+    rows.append(Row(tag, n_images, "faithfulness curves, ours (full result)", round(full, 3), "ours",
+                    round(full / ours_ms, 3), note="deletion + insertion + random reference",
+                    samples_ms=[round(v, 3) for v in samples["full"]]))
+    if quantus is None:
+        rows.append(Row(tag, n_images, "faithfulness curves, Quantus PixelFlipping", None, "ours", None, note=missing))
+        return rows
+    med = statistics.median(samples["quantus"])
+    ratio = med / ours_ms
+    rows.append(Row(tag, n_images, "faithfulness curves, Quantus PixelFlipping", round(med, 3), "ours",
+                    round(ratio, 3), f"{TARGET[0]} {TARGET[1]}", ratio >= TARGET[1],
+                    f"deletion only, features_in_step={feats} of {x[0].numel()} values",
+                    [round(v, 3) for v in samples["quantus"]]))
+    return rows
+    feats = x[0].shape[-1] * x[0].shape[-2] // chunks
+    metric = quantus.PixelFlipping(features_in_step=feats, perturb_baseline=0.0, abs=False, normalise=False,
+                                   disable_warnings=True, display_progressbar=False)
+    xn, yn = x.cpu().numpy(), y.cpu().numpy()
+    an = {m: maps[m].cpu().numpy() for m in METHODS}
+
+    def theirs() -> Any:
+        return [metric(model=model, x_batch=xn, y_batch=yn, a_batch=an[m], device=str(device), softmax=True,
+                       batch_size=n_images) for m in METHODS]
+
+    samples = measure(theirs, device, repeats, 0)
+    med = statistics.median(samples)
+    ratio = med / ours_ms
+    rows.append(Row(tag, n_images, "faithfulness curves, Quantus PixelFlipping", round(med, 3), "ours",
+                    round(ratio, 3), f"{TARGET[0]} {TARGET[1]}", ratio >= TARGET[1],
+                    f"deletion only, features_in_step={feats} of {x[0].numel()} values",
+                    [round(v, 3) for v in samples]))
+    return rows
