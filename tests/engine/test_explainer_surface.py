@@ -13,35 +13,16 @@ from types import ModuleType
 
 import pytest
 import torch
-from torch import nn
 from torch.testing import assert_close
 
 import saliency_widget as sw
 from saliency_widget import LayerError, ModelError
 from saliency_widget.engine import LayerKey, cam, occlusion, sampling
 from saliency_widget.engine.rules import DECONVNET, GRADIENT
+from tests.nets import HAND_X, HandWeightedNet
 
-
-class Tiny(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(1, 2, 2, bias=False)
-        self.relu = nn.ReLU()
-        self.pool = nn.MaxPool2d(2)
-        self.fc1 = nn.Linear(2, 2, bias=False)
-        self.relu2 = nn.ReLU()
-        self.fc2 = nn.Linear(2, 2, bias=False)
-        with torch.no_grad():
-            self.conv.weight.copy_(torch.tensor([[[[1.0, 0.0], [0.0, 1.0]]], [[[-1.0, 1.0], [1.0, -1.0]]]]))
-            self.fc1.weight.copy_(torch.tensor([[1.0, -1.0], [0.0, 1.0]]))
-            self.fc2.weight.copy_(torch.tensor([[2.0, 1.0], [-1.0, 2.0]]))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(self.relu(self.conv(x))).flatten(1)
-        return self.fc2(self.relu2(self.fc1(x)))
-
-
-X = torch.tensor([[[[1.0, 2.0, 0.0], [-1.0, 3.0, 1.0], [0.0, -2.0, 2.0]]]])
+Tiny = HandWeightedNet  # the hand-weighted net of tests/engine/test_hand_weighted_net.py
+X = HAND_X
 
 
 def private_accesses(source: str) -> list[str]:
