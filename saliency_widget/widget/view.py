@@ -306,8 +306,10 @@ class ExplorerView:
     def show_result_status(self, result: ViewResult, device: str, note: str = "") -> str:
         """Show what ``result`` computed, on which device, in how long, with its notes; return the line."""
         snap = result.snapshot
+        # No map (a method this model cannot run, or an all-zero map): say so, not "map for".
+        what = "map" if "map" in result.panels else "(no map)"
         parts = [
-            f"{result.method_label} map for '{result.class_label}', {snap.layer} filter {snap.channel}",
+            f"{result.method_label} {what} for '{result.class_label}', {snap.layer} filter {snap.channel}",
             device,
             f"{result.ms:.0f} ms",
         ]
