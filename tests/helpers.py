@@ -182,6 +182,19 @@ def small_explorer() -> Explorer:
     return explore(small_cnn(), rgb_image(0), labels=LABELS, transform=to_tensor)
 
 
+def cnn_explorer() -> Explorer:
+    """An explorer on :func:`tests.nets.sequential_cnn` (4 classes, three conv-ReLU blocks) and seeded 24 px noise.
+
+    The image is uniform noise from ``numpy.random.default_rng(0)``, preprocessed by :func:`to_tensor`; close it after use.
+    """
+    from saliency_widget.widget import explore
+    from tests.nets import sequential_cnn
+
+    rng = np.random.default_rng(0)
+    image = Image.fromarray((rng.random((SIDE, SIDE, 3)) * 255).astype(np.uint8))
+    return explore(sequential_cnn(), image, transform=to_tensor)
+
+
 def settle(widget: Explorer) -> None:
     """Wait for the explorer's pending render (fails after 60 s)."""
     assert widget.wait(timeout=60), "render did not finish"

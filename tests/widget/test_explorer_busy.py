@@ -6,28 +6,20 @@ import dataclasses
 import threading
 from typing import Any
 
-import numpy as np
 import pytest
-import torch
-from PIL import Image
 
 from saliency_widget.engine import available_methods
 from saliency_widget.errors import MethodError
-from saliency_widget.widget import Explorer, explore
+from saliency_widget.widget import Explorer
 from saliency_widget.widget import explorer as explorer_module
 from saliency_widget.widget.pipeline import ViewCancelled, compute_view
 from saliency_widget.widget.view import busy_text
-from tests.nets import sequential_cnn
-
-
-def _to_tensor(img: Image.Image) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1) - 0.5
+from tests.helpers import cnn_explorer
 
 
 @pytest.fixture
 def w() -> Explorer:
-    rng = np.random.default_rng(0)
-    widget = explore(sequential_cnn(), Image.fromarray((rng.random((24, 24, 3)) * 255).astype(np.uint8)), transform=_to_tensor)
+    widget = cnn_explorer()
     yield widget
     widget.close()
 

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-import torch
-from PIL import Image
 
-from saliency_widget.widget import Explorer, explore
-from tests.nets import sequential_cnn
-
-
-def _to_tensor(img: Image.Image) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1) - 0.5
+from saliency_widget.widget import Explorer
+from tests.helpers import cnn_explorer
 
 
 @pytest.fixture
 def w() -> Explorer:
-    rng = np.random.default_rng(0)
-    widget = explore(sequential_cnn(), Image.fromarray((rng.random((24, 24, 3)) * 255).astype(np.uint8)), transform=_to_tensor)
+    widget = cnn_explorer()
     yield widget
     widget.close()
 
