@@ -2,6 +2,7 @@
 
     saliency-widget render IMAGE... [--model shapes|torchvision:NAME] [--methods gradient,deconvnet,...]
                                     [--target CLASS] [--out report.html|grid.png]
+    saliency-widget classroom [--port N] [--no-browser] [--dir DIR]
 
 Method, sign and colormap choices come from the method registry and the renderer, so a newly
 registered method is listed and accepted here without edits. Every error is one line on
@@ -71,7 +72,21 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--sign", default="absolute", choices=SIGNS, help="which part of the map to show (default: %(default)s)")
     r.add_argument("--cmap", default="magma", choices=COLORMAPS, help="colormap (default: %(default)s)")
     r.add_argument("--list-samples", action="store_true", help="print the bundled sample names and exit")
+    c = sub.add_parser(
+        "classroom", help="serve the classroom notebooks as Voilà dashboards (needs `pip install voila`)",
+        description="Serve the classroom notebooks (02 the three ReLU rules, 03 transposed convolution) as Voilà "
+        "dashboards on this computer: widgets and outputs only, no code. Needs `pip install voila`.",
+    )
+    c.add_argument("--port", type=int, default=8866, help="port of http://localhost:PORT/ (default: %(default)s)")
+    c.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    c.add_argument("--dir", default=None, help="folder to write the notebooks into (default: a new temporary folder)")
     return p
+
+
+def _classroom(args: argparse.Namespace) -> int:
+    from .classroom.serve import serve_classroom
+
+    return serve_classroom(args.port, not args.no_browser, Path(args.dir).expanduser() if args.dir else None)
 
 
 def _methods(spec: str) -> list[str]:
@@ -173,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``saliency-widget``; returns the exit status (0 ok, 2 any error)."""
     try:
         args = _parser().parse_args(argv)
-        return _run(args)
+        return _classroom(args) if args.command == "classroom" else _run(args)
     except _UsageError as err:
         return _fail(str(err))
     except SaliencyError as err:

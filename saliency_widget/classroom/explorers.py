@@ -14,16 +14,28 @@ import torch.nn.functional as F
 
 from ..engine.rules import RULES, relu_backward
 from ..errors import InputError, SaliencyError
+from .grids import HOVER_CSS, grid_pair, heat_color, heatmap_html, matrix_html, parse_matrix
 from .transposed import (
     bilinear_upsample,
     conv_matrix,
     conv_transpose2d_tf,
+    crop_window,
     overlap_counts,
+    placements,
     transposed_is_input_gradient,
+    transposed_padding,
     zero_insertion,
 )
 
-__all__ = ["ReLURulesExplorer", "TransposedConvExplorer", "relu_rules_explorer", "transposed_conv_explorer", "parse_matrix", "matrix_html"]
+__all__ = [
+    "ReLURulesExplorer",
+    "TransposedConvExplorer",
+    "relu_rules_explorer",
+    "transposed_conv_explorer",
+    "parse_matrix",
+    "matrix_html",
+    "placement_popup",
+]
 
 # Colours of the cells: which mask zeroed an element of the backward result.
 KEPT, FWD, SIG, BOTH = "#d9f2d9", "#d6e4ff", "#ffe2c2", "#e8d6ff"
@@ -35,41 +47,14 @@ LEGEND = (
 )
 
 
-def parse_matrix(text: str) -> torch.Tensor:
-    """Parse ``"1 -2; -4 5"`` (rows split by ``;`` or newlines) into a float64 ``(rows, cols)`` tensor."""
-    rows = [r for r in (part.strip() for part in text.replace("\n", ";").split(";")) if r]
-    try:
-        vals = [[float(v) for v in r.replace(",", " ").split()] for r in rows]
-    except ValueError as err:
-        raise InputError(f"cannot read {text!r} as a matrix of numbers ({err}); write rows like '1 -2; -4 5'") from None
-    if not vals or any(len(r) != len(vals[0]) for r in vals) or not vals[0]:
-        raise InputError(f"{text!r} is not a rectangular matrix; every row needs the same number of values")
-    return torch.tensor(vals, dtype=torch.float64)
-
-
-def _fmt(v: float) -> str:
-    return f"{v:g}" if abs(v) < 1e4 else f"{v:.2e}"
-
-
-def matrix_html(t: torch.Tensor, colors: list[list[str]] | None = None, title: str = "") -> str:
-    """A small matrix as an HTML table (values escaped), optionally with per-cell background colours."""
-    t = t.detach().cpu()
-    cells = []
-    for i in range(t.shape[0]):
-        row = "".join(
-            f'<td style="border:1px solid #bbb;padding:2px 6px;text-align:right;'
-            f'background:{colors[i][j] if colors else "#fff"}">{html.escape(_fmt(float(t[i, j])))}</td>'
-            for j in range(t.shape[1])
-        )
-        cells.append(f"<tr>{row}</tr>")
-    cap = f"<div style='font-weight:600;margin-bottom:2px'>{html.escape(title)}</div>" if title else ""
-    return f"<div style='display:inline-block;margin:4px 10px;vertical-align:top'>{cap}<table style='border-collapse:collapse;font-family:monospace'>{''.join(cells)}</table></div>"
-
-
 class ReLURulesExplorer(W.VBox):
     """Edit a forward input ``x`` and an incoming signal ``R``; see the forward ReLU and the three backward rules.
 
-    Defaults are seed 000's worked example: ``x = [[1, -2], [-4, 5]]``, ``R = [[-2, -2], [4, 8]]``.
+    The question it answers: the feature map after a ReLU is already positive, so why does
+    DeconvNet (Zeiler & Fergus 2014) apply a ReLU again on the way back? Because what goes back
+    is the signal ``R``, which can be negative. The defaults are a 2×2 case where the three
+    rules (gradient, DeconvNet, guided backprop of Springenberg et al. 2015) all differ:
+    ``x = [[1, -2], [-4, 5]]``, ``R = [[-2, -2], [4, 8]]``.
 
     Attributes
     ----------
@@ -100,13 +85,13 @@ class ReLURulesExplorer(W.VBox):
             return
         self.error.value = ""
         res = {"forward": torch.relu(x)}
-        parts = [matrix_html(x, title="x"), matrix_html(res["forward"], title="relu(x) (forward)"), matrix_html(r, title="R (incoming)")]
+        parts = [grid_pair(x, title="x"), grid_pair(res["forward"], title="relu(x) (forward)"), grid_pair(r, title="R (incoming)")]
         for name, rule in RULES.items():
             out = relu_backward(x, r, rule)
             res[name] = out
             colors = [[self._color(float(x[i, j]), float(r[i, j]), rule.forward_mask, rule.signal_mask) for j in range(x.shape[1])] for i in range(x.shape[0])]
             formula = {"gradient": "R·[x>0]", "deconvnet": "relu(R)", "guided_backprop": "R·[x>0]·[R>0]"}[name]
-            parts.append(matrix_html(out, colors, title=f"{name}: {formula}"))
+            parts.append(grid_pair(out, title=f"{name}: {formula}", colors=colors))
         self.results = res
         note = (
             "<p style='max-width:760px'>DeconvNet applies a ReLU on the way back although the forward output is "
@@ -129,27 +114,62 @@ class ReLURulesExplorer(W.VBox):
 
 
 def relu_rules_explorer(x: str = "1 -2; -4 5", signal: str = "-2 -2; 4 8") -> ReLURulesExplorer:
-    """The ReLU-rule explorer widget (defaults: seed 000's example)."""
+    """The ReLU-rule explorer widget (defaults: a 2×2 case where gradient, DeconvNet and guided backprop differ)."""
     return ReLURulesExplorer(x, signal)
+
+
+def placement_popup(x: torch.Tensor, w: torch.Tensor, stride: int, offset: tuple[int, int], full_hw: tuple[int, int], rc: tuple[int, int]) -> str:
+    """HTML for output element ``rc``: the sum of its kernel placements and where they lie in the full output.
+
+    One line per placement ``x[i,j]·w[a,b]``, the total, and a small map of the full output with
+    each contributing placement's footprint shaded and the element marked (``offset`` is the crop
+    window's ``(top, left)``).
+    """
+    k = tuple(w.shape)
+    terms = placements(tuple(x.shape), k, stride, offset, rc)  # type: ignore[arg-type]
+    total = sum(float(x[i, j]) * float(w[a, b]) for i, j, a, b in terms)
+    lines = [f"out[{rc[0]},{rc[1]}] = " + (" + ".join(f"x[{i},{j}]·w[{a},{b}]" for i, j, a, b in terms) or "0 (no placement reaches it)")]
+    lines += [f"  x[{i},{j}]={float(x[i, j]):g} · w[{a},{b}]={float(w[a, b]):g}" for i, j, a, b in terms]
+    lines.append(f"  = {total:g}")
+    R, C = rc[0] + offset[0], rc[1] + offset[1]
+    cover = torch.zeros(full_hw)
+    for i, j, _a, _b in terms:
+        cover[i * stride : i * stride + k[0], j * stride : j * stride + k[1]] += 1
+    n = max(len(terms), 1)
+    squares = "".join(
+        f"<div style='width:9px;height:9px;background:{heat_color(float(cover[p, q]), n)};"
+        + ("outline:2px solid #000;" if (p, q) == (R, C) else "")
+        + "'></div>"
+        for p in range(full_hw[0])
+        for q in range(full_hw[1])
+    )
+    grid = f"<div style='display:grid;grid-template-columns:repeat({full_hw[1]},9px);gap:1px;margin-top:3px'>{squares}</div>"
+    return "<br>".join(html.escape(line) for line in lines) + f"<div style='font-size:11px'>{len(terms)} placement(s) in the full output:</div>" + grid
 
 
 class TransposedConvExplorer(W.VBox):
     """Controls for a single-channel transposed convolution and six views of it.
 
-    (a) zero-insertion view of the input, (b) the matrix C of the forward convolution and Cᵀ,
-    (c) the output, (d) live checks (Cᵀ·g equals the input-gradient of the convolution; and
-    conv_transpose(conv(x)) differs from x), (e) overlap counts behind checkerboard artifacts,
-    (f) FCN's bilinear-initialised upsampling.
+    (a) zero-insertion view of the input, with the crop from the full output to the kept size,
+    (b) the matrix C of the forward convolution and Cᵀ (asymmetric TF "same" padding included),
+    (c) the output (hover an element to see the kernel placements summed into it), (d) live checks
+    (Cᵀ·g equals the input-gradient of the convolution; conv_transpose(conv(x)) differs from x),
+    (e) overlap counts behind checkerboard artifacts (Odena et al. 2016), (f) FCN's
+    bilinear-initialised upsampling (Long et al. 2015). Every grid has a heatmap beside its numbers.
 
-    Defaults reproduce seed 003's TensorFlow example (input [[1, 2], [3, 4]], 3×3 ones kernel,
-    stride 2, padding "same").
+    The defaults are the worked example of ``tf.nn.conv2d_transpose``: input [[1, 2], [3, 4]],
+    3×3 ones kernel, stride 2, padding "same" (the odd padding pixel goes after).
 
     Attributes
     ----------
     output
         The last computed transposed-convolution output, ``(H, W)`` float64.
+    matrix
+        The matrix ``C`` of the forward convolution (``(h * w, H * W)``), empty when too large to show.
+    crop
+        ``(top, left, H, W)``: where the output sits in the full (unpadded) transposed convolution.
     checks
-        ``{"gradient_max_abs_diff": float, "roundtrip_max_abs_diff": float}``.
+        ``{"gradient_max_abs_diff": float, "roundtrip_max_abs_diff": float, "matrix_max_abs_diff": float}``.
     """
 
     def __init__(self) -> None:
@@ -163,6 +183,8 @@ class TransposedConvExplorer(W.VBox):
         self.error = W.HTML()
         self.out = W.HTML()
         self.output = torch.zeros(0)
+        self.matrix = torch.zeros(0)
+        self.crop: tuple[int, int, int, int] = (0, 0, 0, 0)
         self.checks: dict[str, float] = {}
         controls = [self.in_size, self.kernel, self.stride, self.padding, self.output_padding, self.weights]
         super().__init__([W.HTML("<b>Transposed convolution</b>: the gradient of a convolution, not its inverse"), W.HBox([W.VBox(controls[:3]), W.VBox(controls[3:])]), self.error, self.out])
@@ -191,8 +213,8 @@ class TransposedConvExplorer(W.VBox):
         try:
             if isinstance(pad, str):
                 out = conv_transpose2d_tf(x, w, stride=s, padding="same" if pad == "same" else "valid")
-                torch_pad = 0
-                op_note = " (output padding is not used with TF-style padding)" if op else ""
+                torch_pad, op = 0, 0
+                op_note = " (output padding is not used with TF-style padding)" if self.output_padding.value else ""
             else:
                 if op >= s:
                     raise InputError(f"output padding {op} must be smaller than the stride {s}")
@@ -207,22 +229,77 @@ class TransposedConvExplorer(W.VBox):
         self.error.value = ""
         self.output = out
         H, Wd = out.shape
-        views = []
-        # (a) zero insertion: a stride-1 convolution with the flipped kernel over this gives the full output
+        full_hw, crop = crop_window((n, n), (k, k), s, pad, op)
+        self.crop = crop
+        views = [HOVER_CSS]
+        views.append(self._zero_insertion_view(x, w, s, full_hw, crop))
+        views.append(self._matrix_view(x, w, s, pad, op, (H, Wd)))
+        pops = [[placement_popup(x, w, s, crop[:2], full_hw, (r, c)) for c in range(Wd)] for r in range(H)]
+        views.append(
+            "<h4>(c) output <span style='font-weight:normal'>(hover an element: the kernel placements added into it)</span></h4>"
+            + matrix_html(out, title=f"{H}×{Wd}{op_note}", pops=pops)
+            + heatmap_html(out, title="heatmap")
+        )
+        views.append(self._checks_view(w, s, torch_pad, k, H, Wd))
+        counts = overlap_counts(4, k, s)
+        views.append(
+            "<h4>(e) checkerboard artifacts</h4>"
+            f"<p>Uniform 4×4 input, kernel {k}, stride {s}: kernel placements touching each output pixel. "
+            + ("Kernel size divisible by the stride: even overlap in the interior." if k % s == 0 else "Kernel size not divisible by the stride: <b>uneven overlap</b>, a checkerboard.")
+            + "</p>" + grid_pair(counts, title="overlap count")
+        )
+        f = max(2, s)
+        ramp = torch.arange(1, 10, dtype=torch.float64).view(3, 3)
+        views.append("<h4>(f) FCN bilinear upsampling</h4>" + grid_pair(ramp, title="3×3 input") + grid_pair(bilinear_upsample(ramp, f), title=f"×{f} with a bilinear-initialised transposed conv"))
+        self.out.value = "".join(views)
+
+    @staticmethod
+    def _zero_insertion_view(x: torch.Tensor, w: torch.Tensor, s: int, full_hw: tuple[int, int], crop: tuple[int, int, int, int]) -> str:
+        """(a): zeros between and around the input, the full stride-1 result, and the crop kept from it."""
+        k = w.shape[0]
         zi = zero_insertion(x, s, k, 0)
-        views.append("<h4>(a) zero-insertion view</h4>" + matrix_html(x, title="input") + matrix_html(zi, title=f"{s - 1} zero(s) between pixels, {k - 1} around") + matrix_html(w, title="kernel"))
-        # (b) C and its transpose, for the forward convolution whose input has the output's size
-        fwd_in = (H + 2 * torch_pad, Wd + 2 * torch_pad) if not isinstance(pad, str) else (H, Wd)
-        if fwd_in[0] * fwd_in[1] <= 64:
-            C = conv_matrix((H, Wd), w, stride=s, padding=torch_pad) if not isinstance(pad, str) else None
-            if C is not None:
-                views.append("<h4>(b) matrix C of the convolution and Cᵀ</h4>" + matrix_html(C, title=f"C: {C.shape[0]}×{C.shape[1]}") + matrix_html(C.T, title="Cᵀ"))
-            else:
-                views.append("<h4>(b) matrices</h4><p>C is shown for integer padding (TF padding is asymmetric).</p>")
-        else:
-            views.append("<h4>(b) matrices</h4><p>C has more than 64 columns here; make the input smaller to see it.</p>")
-        views.append("<h4>(c) output</h4>" + matrix_html(out, title=f"{H}×{Wd}{op_note}"))
-        # (d) live checks on random tensors of these shapes
+        # a stride-1 convolution with the flipped kernel over the zero-inserted input gives the full output
+        full = F.conv2d(zi[None, None], w.flip(0, 1)[None, None])[0, 0]
+        top, left, H, Wd = crop
+        # a window past the full output (kernel smaller than the stride) reads zeros there
+        shown = F.pad(full, (0, max(0, left + Wd - full_hw[1]), 0, max(0, top + H - full_hw[0])))
+        return (
+            "<h4>(a) zero-insertion view, then the crop</h4>"
+            + grid_pair(x, title="input")
+            + grid_pair(zi, title=f"{s - 1} zero(s) between pixels, {k - 1} around")
+            + grid_pair(w.flip(0, 1), title="kernel, flipped")
+            + grid_pair(shown, title=f"full output {full_hw[0]}×{full_hw[1]}: green box kept", outline=crop)
+            + f"<p style='max-width:760px'>A stride-1 convolution of the zero-inserted input with the flipped kernel gives the "
+            f"full output; the padding setting keeps rows {top}…{top + H - 1} and columns {left}…{left + Wd - 1} of it "
+            + ("(grey cells are cropped off; TF's \"same\" crops the odd pixel at the bottom/right)." if (top, left, H, Wd) != (0, 0, *full_hw) else "(nothing is cropped).")
+            + "</p>"
+        )
+
+    def _matrix_view(self, x: torch.Tensor, w: torch.Tensor, s: int, pad: object, op: int, out_hw: tuple[int, int]) -> str:
+        """(b): C of the forward convolution over the output's size, with its (possibly asymmetric) padding, and Cᵀ."""
+        H, Wd = out_hw
+        if H * Wd > 64:
+            self.matrix = torch.zeros(0)
+            self.checks["matrix_max_abs_diff"] = float("nan")
+            return "<h4>(b) matrices</h4><p>C has more than 64 columns here; make the input smaller to see it.</p>"
+        pads = transposed_padding(tuple(x.shape), tuple(w.shape), s, pad, op)  # type: ignore[arg-type]
+        C = conv_matrix((H, Wd), w, stride=s, padding=pads)
+        self.matrix = C
+        ct_x = (C.T @ x.flatten()).view(H, Wd)
+        self.checks["matrix_max_abs_diff"] = float((ct_x - self.output).abs().max())
+        (pt, pb), (pl, pr) = pads
+        asym = " (asymmetric: TF puts the odd pixel after)" if (pt, pl) != (pb, pr) else ""
+        return (
+            "<h4>(b) matrix C of the convolution and Cᵀ</h4>"
+            f"<p style='max-width:760px'>C is the convolution of an {H}×{Wd} image (flattened row by row) padded "
+            f"top {pt}, bottom {pb}, left {pl}, right {pr}{asym}, stride {s}. Cᵀ·x, reshaped to {H}×{Wd}, is the output in (c): "
+            f"max |difference| = {self.checks['matrix_max_abs_diff']:.1e}.</p>"
+            + grid_pair(C, title=f"C: {C.shape[0]}×{C.shape[1]}")
+            + grid_pair(C.T, title="Cᵀ")
+        )
+
+    def _checks_view(self, w: torch.Tensor, s: int, torch_pad: int, k: int, H: int, Wd: int) -> str:
+        """(d): Cᵀ is the input-gradient (autograd), and it does not undo the convolution."""
         g = torch.Generator().manual_seed(1)
         # (the check's input must be at least as large as the kernel)
         H, Wd = max(H, k), max(Wd, k)
@@ -235,30 +312,18 @@ class TransposedConvExplorer(W.VBox):
         op_rt = (H - ((y.shape[2] - 1) * s - 2 * torch_pad + k), Wd - ((y.shape[3] - 1) * s - 2 * torch_pad + k))
         rt = F.conv_transpose2d(y, w[None, None], stride=s, padding=torch_pad, output_padding=op_rt)
         diff_rt = float((rt - xin).abs().max())
-        self.checks = {"gradient_max_abs_diff": diff_grad, "roundtrip_max_abs_diff": diff_rt}
+        self.checks.update(gradient_max_abs_diff=diff_grad, roundtrip_max_abs_diff=diff_rt)
         ok_rt = "<b style='color:#080'>OK</b>" if diff_rt > 1e-6 else "<b style='color:#a60'>here it happens to be x</b>"
         # plain words, not emoji: they render in every font (a classroom PC may have no emoji font)
         ok = "<b style='color:#080'>OK</b>" if diff_grad < 1e-9 else "<b style='color:#b00'>FAILED</b>"
-        views.append(
+        return (
             "<h4>(d) live checks</h4>"
             f"<p>{ok} conv_transpose2d(g, w) equals the input-gradient of conv2d(x, w): max |difference| = {diff_grad:.1e}</p>"
             f"<p>{ok_rt} conv_transpose(conv(x)) is <b>not</b> x: max |difference| = {diff_rt:.3g}"
             " (a transposed convolution is Cᵀ, not C⁻¹)</p>"
         )
-        counts = overlap_counts(4, k, s)
-        views.append(
-            "<h4>(e) checkerboard artifacts</h4>"
-            f"<p>Uniform 4×4 input, kernel {k}, stride {s}: kernel placements touching each output pixel. "
-            + ("Kernel size divisible by the stride: even overlap in the interior." if k % s == 0 else "Kernel size not divisible by the stride: <b>uneven overlap</b>, a checkerboard.")
-            + "</p>" + matrix_html(counts, title="overlap count")
-        )
-        f = max(2, s)
-        ramp = torch.arange(1, 10, dtype=torch.float64).view(3, 3)
-        views.append("<h4>(f) FCN bilinear upsampling</h4>" + matrix_html(ramp, title="3×3 input") + matrix_html(bilinear_upsample(ramp, f), title=f"×{f} with a bilinear-initialised transposed conv"))
-        self.out.value = "".join(views)
 
 
 def transposed_conv_explorer() -> TransposedConvExplorer:
-    """The transposed-convolution explorer widget (defaults: seed 003's TensorFlow example)."""
+    """The transposed-convolution explorer widget (defaults: ``tf.nn.conv2d_transpose`` of [[1, 2], [3, 4]], 3×3 ones, stride 2, "same")."""
     return TransposedConvExplorer()
-

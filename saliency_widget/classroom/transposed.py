@@ -1,4 +1,4 @@
-"""Transposed convolution, taken apart for teaching (seeds 002 and 003).
+"""Transposed convolution, taken apart for teaching: why ``conv_transpose(conv(x)) != x``, and FCN's "deconvolution".
 
 A transposed convolution is the gradient of a convolution with respect to its input, i.e.
 multiplication by ``C^T`` where ``C`` is the (sparse) matrix of the convolution. It is not
@@ -20,6 +20,9 @@ __all__ = [
     "tf_same_padding",
     "conv_transpose2d_tf",
     "conv_matrix",
+    "transposed_padding",
+    "crop_window",
+    "placements",
     "zero_insertion",
     "transposed_is_input_gradient",
     "overlap_counts",
@@ -73,7 +76,8 @@ def conv_transpose2d_tf(
 
     Examples
     --------
-    Seed 003's TensorFlow example:
+    The worked example of ``tf.nn.conv2d_transpose`` (padding ``"SAME"``), as in FCN's
+    "deconvolution" layers (Long, Shelhamer & Darrell 2015):
 
     >>> conv_transpose2d_tf(torch.tensor([[1., 2.], [3., 4.]]), torch.ones(3, 3), stride=2)
     tensor([[ 1.,  1.,  3.,  2.],
@@ -120,7 +124,25 @@ def conv_transpose2d_tf(
     return out[0, 0] if squeeze else out
 
 
-def conv_matrix(in_hw: tuple[int, int], kernel: torch.Tensor, stride: int = 1, padding: int = 0) -> torch.Tensor:
+PadSpec = int | tuple[tuple[int, int], tuple[int, int]]
+
+
+def _pads(padding: PadSpec) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``int`` or ``((top, bottom), (left, right))`` -> ``((top, bottom), (left, right))``, checked."""
+    if isinstance(padding, int) and not isinstance(padding, bool):
+        pads = ((padding, padding), (padding, padding))
+    else:
+        try:
+            (t, b), (left, r) = padding  # type: ignore[misc]
+            pads = ((int(t), int(b)), (int(left), int(r)))
+        except (TypeError, ValueError):
+            raise InputError(f"padding must be an int or ((top, bottom), (left, right)), got {padding!r}") from None
+    if min(min(p) for p in pads) < 0:
+        raise InputError(f"padding must not be negative, got {padding!r}")
+    return pads
+
+
+def conv_matrix(in_hw: tuple[int, int], kernel: torch.Tensor, stride: int = 1, padding: PadSpec = 0) -> torch.Tensor:
     """The matrix ``C`` with ``conv2d(x).flatten() == C @ x.flatten()`` for one channel.
 
     Parameters
@@ -129,16 +151,77 @@ def conv_matrix(in_hw: tuple[int, int], kernel: torch.Tensor, stride: int = 1, p
         ``(H, W)`` of the input.
     kernel
         ``(kh, kw)``.
+    stride
+        Stride of the convolution.
+    padding
+        An int (PyTorch, symmetric) or ``((top, bottom), (left, right))``: TensorFlow's
+        ``"SAME"`` pads the odd pixel after (see :func:`transposed_padding`).
 
     Returns
     -------
     torch.Tensor
         ``(out_h * out_w, H * W)``; ``C.T`` is the transposed convolution.
     """
+    (pt, pb), (pl, pr) = _pads(padding)
     H, W = in_hw
     eye = torch.eye(H * W, dtype=kernel.dtype).view(H * W, 1, H, W)
-    cols = F.conv2d(eye, kernel[None, None], stride=stride, padding=padding)  # column j = conv of basis image j
+    eye = F.pad(eye, (pl, pr, pt, pb))  # asymmetric padding, which conv2d's padding= cannot express
+    cols = F.conv2d(eye, kernel[None, None], stride=stride)  # column j = conv of basis image j
     return cols.flatten(1).T.contiguous()
+
+
+def transposed_padding(
+    in_hw: tuple[int, int], kernel_hw: tuple[int, int], stride: int, padding: Padding, output_padding: int = 0
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Padding ``((top, bottom), (left, right))`` of the forward convolution a transposed convolution is the gradient of.
+
+    The transposed convolution of an ``(h, w)`` input with ``padding`` (``"same"``/``"valid"`` as in
+    TensorFlow, or a PyTorch int with ``output_padding``) is ``C.T`` for the convolution of its
+    output size with this padding: ``conv_matrix(output_hw, w, stride, transposed_padding(...))``.
+    """
+    (h, w), (kh, kw) = in_hw, kernel_hw
+    if padding == "valid":
+        return ((0, 0), (0, 0))
+    if padding == "same":
+        return tf_same_padding(h * stride, kh, stride), tf_same_padding(w * stride, kw, stride)
+    if isinstance(padding, int) and not isinstance(padding, bool):
+        # output_padding only picks the larger of the input sizes that map to the same h (stride > 1)
+        return ((padding, padding), (padding, padding))
+    raise InputError(f"padding must be 'same', 'valid' or an int, got {padding!r}")
+
+
+def crop_window(
+    in_hw: tuple[int, int], kernel_hw: tuple[int, int], stride: int, padding: Padding, output_padding: int = 0
+) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
+    """Where the output sits in the full transposed convolution (``padding=0``).
+
+    Returns ``((full_h, full_w), (top, left, H, W))``: the full output is
+    ``(h - 1) * stride + k`` per side; the kept window starts ``top``/``left`` into it and has the
+    output's size ``(H, W)``. A window reaching past the full output (kernel smaller than the
+    stride) reads zeros there.
+    """
+    (h, w), (kh, kw) = in_hw, kernel_hw
+    full = ((h - 1) * stride + kh, (w - 1) * stride + kw)
+    (pt, pb), (pl, pr) = transposed_padding(in_hw, kernel_hw, stride, padding, output_padding)
+    if padding == "same":
+        return full, (pt, pl, h * stride, w * stride)
+    # PyTorch: H = (h - 1) * stride - 2 * padding + k + output_padding
+    return full, (pt, pl, full[0] - pt - pb + output_padding, full[1] - pl - pr + output_padding)
+
+
+def placements(in_hw: tuple[int, int], kernel_hw: tuple[int, int], stride: int, offset: tuple[int, int], out_rc: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """The kernel placements that write into output element ``out_rc``: ``[(i, j, a, b), ...]``.
+
+    Input pixel ``x[i, j]`` places the kernel at ``(i * stride, j * stride)`` of the full output;
+    it adds ``x[i, j] * w[a, b]`` to full position ``(i * stride + a, j * stride + b)``. ``offset`` is
+    the crop window's ``(top, left)`` (see :func:`crop_window`), so ``out[r, c]`` is full
+    ``(r + top, c + left)`` and equals the sum of the listed products.
+    """
+    (h, w), (kh, kw) = in_hw, kernel_hw
+    R, C = out_rc[0] + offset[0], out_rc[1] + offset[1]
+    rows = [(i, R - i * stride) for i in range(h) if 0 <= R - i * stride < kh]
+    cols = [(j, C - j * stride) for j in range(w) if 0 <= C - j * stride < kw]
+    return [(i, j, a, b) for i, a in rows for j, b in cols]
 
 
 def zero_insertion(x: torch.Tensor, stride: int, kernel: int, padding: int = 0) -> torch.Tensor:
@@ -159,7 +242,9 @@ def zero_insertion(x: torch.Tensor, stride: int, kernel: int, padding: int = 0) 
 def transposed_is_input_gradient(
     x: torch.Tensor, weight: torch.Tensor, grad_out: torch.Tensor, **conv_kwargs: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(autograd input-gradient of conv2d, conv_transpose2d of grad_out)``: equal for all settings (seed 002).
+    """``(autograd input-gradient of conv2d, conv_transpose2d of grad_out)``: equal for all settings.
+
+    This is why a transposed convolution cannot undo a convolution: it multiplies by ``C.T``, not ``C^-1``.
 
     Parameters
     ----------
