@@ -1,4 +1,4 @@
-"""Sanity checks for saliency maps (Adebayo et al. 2018, seed 004).
+"""Sanity checks for saliency maps (Adebayo et al. 2018, *Sanity Checks for Saliency Maps*).
 
 Cascading randomisation re-initialises the model's parameterised layers from the top
 (logits) down, one more layer at each step, and compares each map with the original one;

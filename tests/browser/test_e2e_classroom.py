@@ -29,10 +29,10 @@ def test_classroom_explorers_in_jupyterlab(tmp_path: Path) -> None:
                 "from saliency_widget.classroom.explorers import relu_rules_explorer\nrelu_rules_explorer()",
                 "from saliency_widget.classroom.explorers import transposed_conv_explorer\ntransposed_conv_explorer()",
             ])
-            # ReLU explorer: seed 000's example is shown, with the three rules
+            # ReLU explorer: the default 2x2 example is shown, with the three rules
             page.get_by_text("deconvnet: relu(R)").wait_for(timeout=120000)
             page.get_by_text("guided_backprop: R·[x>0]·[R>0]").wait_for()
-            # Transposed-convolution explorer: seed 003's 4x4 output and a passing live check
+            # Transposed-convolution explorer: TF conv2d_transpose's 4x4 output and a passing live check
             page.get_by_text("4×4", exact=True).wait_for(timeout=60000)
             page.get_by_text("equals the input-gradient of conv2d(x, w)").wait_for()
 

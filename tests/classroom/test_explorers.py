@@ -1,4 +1,4 @@
-"""The classroom explorers driven from Python: the ReLU-rules explorer (seed 000) and the transposed-convolution explorer (seed 003)."""
+"""The classroom explorers driven from Python: the ReLU-rules explorer (its 2x2 default example) and the transposed-convolution explorer (TF conv2d_transpose defaults)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from saliency_widget import InputError
 from saliency_widget.classroom.explorers import ReLURulesExplorer, TransposedConvExplorer, parse_matrix
 
 
-def test_relu_explorer_defaults_are_seed_000() -> None:
+def test_relu_explorer_defaults_are_the_2x2_example() -> None:
     e = ReLURulesExplorer()
     assert_close(e.results["forward"], torch.tensor([[1.0, 0.0], [0.0, 5.0]], dtype=torch.float64))
     assert_close(e.results["gradient"], torch.tensor([[-2.0, 0.0], [0.0, 8.0]], dtype=torch.float64))
@@ -40,7 +40,7 @@ def test_parse_matrix_rejects_ragged() -> None:
         parse_matrix("1 2; 3")
 
 
-def test_transposed_explorer_defaults_reproduce_seed_003() -> None:
+def test_transposed_explorer_defaults_reproduce_tf_conv2d_transpose() -> None:
     e = TransposedConvExplorer()
     assert_close(e.output, torch.tensor([[1, 1, 3, 2], [1, 1, 3, 2], [4, 4, 10, 6], [3, 3, 7, 4]], dtype=torch.float64))
     assert e.checks["gradient_max_abs_diff"] < 1e-12

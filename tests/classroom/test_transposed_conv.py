@@ -1,4 +1,4 @@
-"""Transposed-convolution tools: seed 003's TensorFlow literals, seed 002's identity (transposed conv = input gradient), conv matrices, zero insertion, overlaps, bilinear kernels."""
+"""Transposed-convolution tools: TF conv2d_transpose literals, the identity (transposed conv = input gradient), conv matrices, zero insertion, overlaps, bilinear kernels."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from saliency_widget.classroom import (
 )
 
 
-def test_seed_003_tensorflow_same_literal() -> None:
+def test_tf_conv2d_transpose_same_literal() -> None:
     out = conv_transpose2d_tf(torch.tensor([[1.0, 2.0], [3.0, 4.0]]), torch.ones(3, 3), stride=2, padding="same")
     assert_close(out, torch.tensor([[1.0, 1.0, 3.0, 2.0], [1.0, 1.0, 3.0, 2.0], [4.0, 4.0, 10.0, 6.0], [3.0, 3.0, 7.0, 4.0]]))
 
@@ -49,7 +49,7 @@ def test_tf_same_padding(n: int, k: int, s: int, want: tuple[int, int]) -> None:
         ((12, 13), 3, 3, 1, 2, 2, 4, 4),
     ],
 )
-def test_seed_002_transposed_conv_is_input_gradient(
+def test_transposed_conv_is_input_gradient(
     in_hw: tuple[int, int], kernel: int, stride: int, padding: int, dilation: int, groups: int, cin: int, cout: int
 ) -> None:
     g = torch.Generator().manual_seed(hash((in_hw, kernel, stride)) % 2**31)
@@ -62,7 +62,7 @@ def test_seed_002_transposed_conv_is_input_gradient(
 
 
 def test_transposed_conv_is_not_the_inverse() -> None:
-    # seed 002's snippet: ct(c(i)) != i
+    # conv_transpose(conv(i)) != i
     g = torch.Generator().manual_seed(0)
     i = torch.randn(1, 1, 10, 10, generator=g)
     w = torch.randn(1, 1, 2, 2, generator=g)
