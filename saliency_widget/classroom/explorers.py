@@ -137,13 +137,13 @@ def placement_popup(x: torch.Tensor, w: torch.Tensor, stride: int, offset: tuple
         cover[i * stride : i * stride + k[0], j * stride : j * stride + k[1]] += 1
     n = max(len(terms), 1)
     squares = "".join(
-        f"<div style='width:9px;height:9px;background:{heat_color(float(cover[p, q]), n)};"
+        f"<div style='width:12px;height:12px;background:{heat_color(float(cover[p, q]), n)};"
         + ("outline:2px solid #000;" if (p, q) == (R, C) else "")
         + "'></div>"
         for p in range(full_hw[0])
         for q in range(full_hw[1])
     )
-    grid = f"<div style='display:grid;grid-template-columns:repeat({full_hw[1]},9px);gap:1px;margin-top:3px'>{squares}</div>"
+    grid = f"<div style='display:grid;grid-template-columns:repeat({full_hw[1]},12px);gap:1px;margin-top:3px'>{squares}</div>"
     return "<br>".join(html.escape(line) for line in lines) + f"<div style='font-size:11px'>{len(terms)} placement(s) in the full output:</div>" + grid
 
 

@@ -94,7 +94,7 @@ def heatmap_html(t: torch.Tensor, title: str = "", size: int = 96) -> str:
     t = t.detach().cpu().to(torch.float64)
     rows, cols = t.shape
     vmax = float(t.abs().max()) if t.numel() else 0.0
-    px = max(6, min(28, size // max(rows, cols, 1)))
+    px = max(9, min(28, size // max(rows, cols, 1)))
     squares = "".join(
         f"<div title='{html.escape(_fmt(float(t[i, j])))}' style='width:{px}px;height:{px}px;background:{heat_color(float(t[i, j]), vmax)}'></div>"
         for i in range(rows)

@@ -59,13 +59,18 @@ def test_classroom_command_serves_dashboards(tmp_path: Path) -> None:
             cell.hover()
             pop.wait_for(state="visible", timeout=5000)
             assert "= 10" in pop.inner_text() and "x[1,1]·w[0,0]" in pop.inner_text()
-            page.screenshot(path=str(ARTIFACTS / "e2e_classroom_voila_transposed.png"), full_page=True)
+            page.screenshot(path=str(ARTIFACTS / "e2e_classroom_voila_hover.png"))
+            # Voilà scrolls inside its own container, so a tall viewport shows the whole dashboard
+            page.set_viewport_size({"width": 1366, "height": 3600})
+            page.screenshot(path=str(ARTIFACTS / "e2e_classroom_voila_transposed.png"))
 
             # 02: the ReLU-rules explorer and the class-correlation numbers on the bundled model
+            page.set_viewport_size({"width": 1366, "height": 1000})
             page.goto(srv.url + "/voila/render/02_relu_rules.ipynb", wait_until="domcontentloaded", timeout=180000)
             page.get_by_text("deconvnet: relu(R)").wait_for(timeout=180000)
             page.get_by_text("correlation between the", exact=False).first.wait_for(timeout=120000)
+            page.set_viewport_size({"width": 1366, "height": 3600})
             page.wait_for_timeout(500)
-            page.screenshot(path=str(ARTIFACTS / "e2e_classroom_voila_relu.png"), full_page=True)
+            page.screenshot(path=str(ARTIFACTS / "e2e_classroom_voila_relu.png"))
             assert not errors, errors
     assert not _answers(f"http://127.0.0.1:{port}/voila/files/ready-probe")  # Voilà stopped with the command
