@@ -291,7 +291,7 @@ class TransposedConvExplorer(W.VBox):
         asym = " (asymmetric: TF puts the odd pixel after)" if (pt, pl) != (pb, pr) else ""
         return (
             "<h4>(b) matrix C of the convolution and Cᵀ</h4>"
-            f"<p style='max-width:760px'>C is the convolution of an {H}×{Wd} image (flattened row by row) padded "
+            f"<p style='max-width:760px'>C is the convolution of a {H}×{Wd} image (flattened row by row) padded "
             f"top {pt}, bottom {pb}, left {pl}, right {pr}{asym}, stride {s}. Cᵀ·x, reshaped to {H}×{Wd}, is the output in (c): "
             f"max |difference| = {self.checks['matrix_max_abs_diff']:.1e}.</p>"
             + grid_pair(C, title=f"C: {C.shape[0]}×{C.shape[1]}")

@@ -101,7 +101,8 @@ def heatmap_html(t: torch.Tensor, title: str = "", size: int = 96) -> str:
         for j in range(cols)
     )
     grid = f"<div class='swc-heat' style='display:grid;grid-template-columns:repeat({cols},{px}px);border:1px solid #bbb;width:max-content'>{squares}</div>"
-    scale = f"<div style='font-size:11px;color:#555'>blue −{_fmt(vmax)} · white 0 · red +{_fmt(vmax)}</div>"
+    scale = f"blue −{_fmt(vmax)} · white 0 · red +{_fmt(vmax)}" if vmax > 0 else "all 0"
+    scale = f"<div style='font-size:11px;color:#555'>{scale}</div>"
     cap = f"<div style='font-weight:600;margin-bottom:2px'>{html.escape(title)}</div>" if title else ""
     return f"<div style='display:inline-block;margin:4px 10px;vertical-align:top'>{cap}{grid}{scale}</div>"
 

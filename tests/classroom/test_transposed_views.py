@@ -149,3 +149,8 @@ def test_conv_matrix_rejects_bad_padding() -> None:
         conv_matrix((3, 3), torch.ones(2, 2), padding=(1, 2, 3))  # type: ignore[arg-type]
     with pytest.raises(InputError, match="must not be negative"):
         conv_matrix((3, 3), torch.ones(2, 2), padding=((0, -1), (0, 0)))
+
+
+def test_heatmap_of_zeros_says_so() -> None:
+    h = heatmap_html(torch.zeros(1, 3))
+    assert "all 0" in h and "−0" not in h
