@@ -60,6 +60,13 @@ def test_classroom_command_serves_dashboards(tmp_path: Path) -> None:
             pop.wait_for(state="visible", timeout=5000)
             assert "= 10" in pop.inner_text() and "x[1,1]·w[0,0]" in pop.inner_text()
             page.screenshot(path=str(ARTIFACTS / "e2e_classroom_voila_hover.png"))
+            # a control round-trips to the dashboard's kernel: TF "valid" gives a 5x5 output
+            page.mouse.move(0, 0)
+            page.locator(".widget-dropdown select").first.select_option(label="TF valid")
+            page.get_by_text("5×5", exact=True).wait_for(timeout=60000)
+            page.get_by_text("C: 4×25", exact=True).wait_for()
+            page.locator(".widget-dropdown select").first.select_option(label="TF same")
+            page.get_by_text("C: 4×16", exact=True).wait_for(timeout=60000)
             # Voilà scrolls inside its own container, so a tall viewport shows the whole dashboard
             page.set_viewport_size({"width": 1366, "height": 3600})
             page.screenshot(path=str(ARTIFACTS / "e2e_classroom_voila_transposed.png"))
