@@ -20,8 +20,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .harness import free_port
+import pytest
+
+from .harness import free_port, in_ci
 from .jupyterlab import PAGE_CONFIG
+
+
+def require_module(name: str, minversion: str | None = None) -> None:
+    """Skip without ``name`` (>= ``minversion``) locally; fail in CI, where the test extras install it."""
+    try:
+        pytest.importorskip(name, minversion=minversion)
+    except pytest.skip.Exception:
+        if in_ci():
+            pytest.fail(f"{name}{' >= ' + minversion if minversion else ''} is not installed (CI is set; it is in the test extras)")
+        raise
 
 
 @dataclass

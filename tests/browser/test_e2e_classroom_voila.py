@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .frontends import isolated_env, serve
+from .frontends import isolated_env, require_module, serve
 from .harness import browser_page, chromium_path, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +34,7 @@ def _answers(url: str) -> bool:
 @pytest.mark.slow
 def test_classroom_command_serves_dashboards(tmp_path: Path) -> None:
     chromium_path()
-    pytest.importorskip("voila")
+    require_module("voila")
     ARTIFACTS.mkdir(exist_ok=True)
     port = free_port()
     cmd = [sys.executable, "-m", "saliency_widget.cli", "classroom", "--no-browser", f"--port={port}", f"--dir={tmp_path / 'class'}"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from .explorer_steps import SETUP, all_three
-from .frontends import notebook7, run_notebook_in_notebook7
+from .frontends import notebook7, require_module, run_notebook_in_notebook7
 from .harness import browser_page, chromium_path
 from .test_e2e_jupyterlab import Events
 
@@ -29,7 +29,7 @@ def _notebook_own(stack: str) -> bool:
 @pytest.mark.slow
 def test_explorer_in_notebook7(tmp_path: Path) -> None:
     chromium_path()
-    pytest.importorskip("notebook", minversion="7")
+    require_module("notebook", minversion="7")
     ARTIFACTS.mkdir(exist_ok=True)
     with notebook7(tmp_path) as srv:
         events = Events(srv.root / "events.jsonl")

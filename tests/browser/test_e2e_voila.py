@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from .explorer_steps import SETUP, all_three
-from .frontends import voila, write_notebook
+from .frontends import require_module, voila, write_notebook
 from .harness import browser_page, chromium_path
 from .test_e2e_jupyterlab import Events
 
@@ -23,7 +23,7 @@ ARTIFACTS = ROOT / "artifacts"
 @pytest.mark.slow
 def test_explorer_in_voila(tmp_path: Path) -> None:
     chromium_path()
-    pytest.importorskip("voila")
+    require_module("voila")
     ARTIFACTS.mkdir(exist_ok=True)
     root = tmp_path / "root"
     root.mkdir()
