@@ -35,14 +35,18 @@ def require_voila() -> None:
         raise SaliencyError(VOILA_MISSING)
 
 
+def _check_port(port: object) -> None:
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise InputError(f"--port must be an integer from 1 to 65535, got {port!r}")
+
+
 def classroom_command(folder: Path, port: int = DEFAULT_PORT, open_browser: bool = True) -> list[str]:
     """The ``voila`` command line that serves ``folder`` on ``http://localhost:<port>/``.
 
     Voilà runs with this Python (``python -m voila``), so it finds the same saliency-widget and
     widget extensions; ``--no-browser`` is added when ``open_browser`` is false.
     """
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise InputError(f"--port must be an integer from 1 to 65535, got {port!r}")
+    _check_port(port)
     cmd = [sys.executable, "-m", "voila", str(folder), f"--port={port}", "--Voila.ip=localhost"]
     return cmd + ([] if open_browser else ["--no-browser"])
 
@@ -54,6 +58,7 @@ def serve_classroom(port: int = DEFAULT_PORT, open_browser: bool = True, folder:
     its exit status (0 after Ctrl-C).
     """
     require_voila()
+    _check_port(port)  # before a temporary folder is made for nothing
     folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="saliency-classroom-"))
     if folder.exists() and not folder.is_dir():
         raise InputError(f"--dir {str(folder)!r} is a file; give a folder for the classroom notebooks")
