@@ -7,11 +7,12 @@ action and for the browser's image to change, and returns that record.
 
 from __future__ import annotations
 
+import json
+import time
+from pathlib import Path
 from typing import Any
 
 from saliency_widget.engine import available_methods, get_method
-
-from .test_e2e_jupyterlab import Events, _img_src, _wait_src_change
 
 # The bundled model and sample (the explorer's defaults), with the render log the steps read.
 SETUP = """\
@@ -20,6 +21,47 @@ w = explore()
 w.log_events("events.jsonl")
 w
 """
+
+
+class Events:
+    """Reads the kernel-side render log (one JSON line per render pass) written by the notebook.
+
+    The same reader as test_e2e_jupyterlab.py's, kept here so these tests do not depend on
+    another test module's private helpers.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def all(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+    def wait_for(self, pred: Any, after: int, timeout: float = 60.0, what: str = "") -> dict[str, Any]:
+        """Wait for a record with seq > ``after`` satisfying ``pred`` (latest such record)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            hits = [r for r in self.all() if r["seq"] > after and pred(r)]
+            if hits:
+                return hits[-1]
+            time.sleep(0.05)
+        raise AssertionError(f"no kernel-side render for {what!r}; last records: {self.all()[-3:]}")
+
+    def last_seq(self) -> int:
+        recs = self.all()
+        return recs[-1]["seq"] if recs else 0
+
+
+def _img_src(page: Any, cls: str) -> str:
+    return str(page.evaluate(f"() => document.querySelector('img.{cls}')?.src || ''"))
+
+
+def _wait_src_change(page: Any, cls: str, old: str, timeout: float = 60000) -> None:
+    page.wait_for_function(
+        "([cls, old]) => { const i = document.querySelector('img.' + cls); return i && i.src && i.src !== old && i.complete; }",
+        arg=[cls, old], timeout=timeout, polling="raf",
+    )
 
 
 def first_render(page: Any, events: Events) -> dict[str, Any]:

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from .explorer_steps import SETUP, all_three
+from .explorer_steps import SETUP, Events, all_three
 from .frontends import require_module, voila, write_notebook
 from .harness import browser_page, chromium_path
-from .test_e2e_jupyterlab import Events
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
