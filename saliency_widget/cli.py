@@ -2,6 +2,7 @@
 
     saliency-widget render IMAGE... [--model shapes|torchvision:NAME] [--methods gradient,deconvnet,...]
                                     [--target CLASS] [--out report.html|grid.png]
+    saliency-widget mine --data DIR|sample:shapes --layers L1,L2 --out INDEX_DIR   (see saliency_widget.mine)
 
 Method, sign and colormap choices come from the method registry and the renderer, so a newly
 registered method is listed and accepted here without edits. Every error is one line on
@@ -71,6 +72,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--sign", default="absolute", choices=SIGNS, help="which part of the map to show (default: %(default)s)")
     r.add_argument("--cmap", default="magma", choices=COLORMAPS, help="colormap (default: %(default)s)")
     r.add_argument("--list-samples", action="store_true", help="print the bundled sample names and exit")
+    from .mine import EXAMPLES, add_arguments
+
+    m = sub.add_parser("mine", help="mine each channel's top-k over a dataset into an index", description="Mine each channel's top-k activations over a dataset into an index (see README 'Mining a dataset').", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(m)
     return p
 
 
@@ -136,6 +141,10 @@ def _target(arg: str | None) -> int | str | None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "mine":
+        from .mine import run
+
+        return run(args)
     if args.list_samples:
         from .data import sample_images
 
