@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -101,7 +102,7 @@ def _length(data: Any) -> int | None:
 
 
 class _Checkpoints:
-    """Atomic per-rank scan checkpoints under ``out/.mining``."""
+    """Atomic per-rank scan checkpoints under ``out/.mining`` (per world size: another process count rescans)."""
 
     def __init__(self, out: Path, shard: Shard) -> None:
         self.dir = out / ".mining"
@@ -255,7 +256,6 @@ def mine(
     config = {
         "model": model_identity(model), "preprocessing": preprocessing, "data": _data_identity(data, n),
         "layers": [str(key) for key in keys], "k": k, "batch_size": batch_size, "limit": limit, "method": method,
-        "world": where.world,
     }
     _check_config(root, config, restart, where)
     if (root / "manifest.json").is_file():  # the same command ran to the end before
@@ -280,6 +280,7 @@ def mine(
         timing = {"scan_s": float(merged["_seconds"]), "project_s": proj_s, "world": where.world}
         write_index(root, keys, merged, boxes, all_names, {"config": config, "format": FORMAT, "version": VERSION, "k": k,
                     "method": method, "model": config["model"], "preprocessing": preprocessing, "timing": timing})
+        shutil.rmtree(root / ".mining", ignore_errors=True)  # the manifest now holds the config
     barrier(where)
     return load_index(root)
 
@@ -295,6 +296,8 @@ def _scan(
     if state is not None:
         runs = {key: RunningTopK.from_state(k, state["layers"][str(key)]) for key in keys}
         start, seconds = int(state["next_batch"]), float(state["seconds"])
+        print(f"saliency-widget mine: rank {where.rank} resumes at global batch {start} "
+              f"({runs[keys[0]].seen} images done)", file=sys.stderr, flush=True)
     device, dtype = model_device_dtype(model)
     scanner = _Scanner(model, keys)
     done_before = runs[keys[0]].seen
