@@ -85,7 +85,7 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     import os
 
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
+    tmp.write_text(json.dumps(obj, indent=1))
     os.replace(tmp, path)
 
 
