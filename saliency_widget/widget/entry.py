@@ -89,11 +89,17 @@ def explore(
         if not samples:
             raise InputError("no image given and no bundled sample image fits this model; pass image=...")
         image = next(iter(samples.values()))()
+    mined = None
+    if index is not None:  # checked before the explorer starts its worker: a wrong index costs nothing
+        from ..analysis import MiningIndex, load_index
+
+        mined = index if isinstance(index, MiningIndex) else load_index(index)
+        mined.check_model(model)
     explorer = Explorer(
         model, image, labels=labels, transform=transform, device=device, weights=weights, processor=processor, samples=samples
     )
-    if index is not None:
+    if mined is not None:
         from .analyses import attach_index
 
-        attach_index(explorer, index)
+        attach_index(explorer, mined)
     return explorer
