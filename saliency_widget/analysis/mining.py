@@ -264,9 +264,9 @@ def mine(
     merged = ckpt.load(ckpt.merged)
     if merged is None:
         states, seconds = _scan(model, data, keys, where, ckpt, k, batch_size, limit, checkpoint_every, num_workers, n, progress)
-        parts = all_gather_objects(states, where)
-        merged = {str(key): merge_states(k, [p[str(key)] for p in parts if "values" in p[str(key)]]).state() for key in keys}
-        merged["_seconds"] = seconds
+        parts = all_gather_objects((states, seconds), where)
+        merged = {str(key): merge_states(k, [p[str(key)] for p, _s in parts if "values" in p[str(key)]]).state() for key in keys}
+        merged["_seconds"] = max(s for _p, s in parts)  # the slowest rank's scan is the scan's wall time
         if where.rank == 0:
             ckpt.save(ckpt.merged, merged)
     barrier(where)
