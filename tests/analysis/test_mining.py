@@ -224,3 +224,31 @@ def test_image_folder_data_recursive_sorted(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(sw.InputError, match="no image files"):
         ImageFolderData(tmp_path / "empty", describe_model(shapes_cnn()).transform)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--data", "no/such/folder", "--layers", "features.relu1"], "--data 'no/such/folder' is not a folder"),
+    (["--data", "sample:cats", "--layers", "features.relu1"], "the only bundled stream is sample:shapes"),
+    (["--data", "sample:shapes", "--layers", " , "], "names no layer"),
+    (["--data", "sample:shapes", "--layers", "features.nope", "--limit", "4"], "features.nope"),
+    (["--data", "sample:shapes", "--layers", "features.relu1", "--k", "0", "--limit", "4"], "k must be a positive int, got 0"),
+])
+def test_cli_mine_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    from saliency_widget.cli import main
+
+    assert main(["mine", *args, "--out", str(tmp_path / "idx"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("saliency-widget: error: ") and message in err and err.count("\n") == 1
+
+
+def test_cli_mine_writes_an_index(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from saliency_widget.cli import main
+
+    out = tmp_path / "idx"
+    argv = ["mine", "--data", "sample:shapes", "--scene-size", "32", "--limit", "6", "--layers", "features.relu1", "--k", "2",
+            "--batch-size", "4", "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    assert f"wrote {out}: 1 layer(s), top-2" in capsys.readouterr().out
+    index = load_index(out, model=shapes_cnn())
+    assert [len(index.top("features.relu1", c)) for c in (0, 15)] == [2, 2]
+    assert index.manifest["preprocessing"]["transform"].startswith("Preprocess(size=128")
