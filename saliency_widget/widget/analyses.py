@@ -151,7 +151,6 @@ class AnalysisPanel(W.VBox):
         )
 
 
-
 # ---------------------------------------------------------------- top-9 from a mined index
 class IndexedTop:
     """The top-9 result of a layer read from a mined index (no scan): ``layer``, ``channels``, ``index``."""
