@@ -97,8 +97,8 @@ def _vgg_projection_ms(model: torch.nn.Module, x: torch.Tensor) -> float:
     return (time.perf_counter() - t0) * 1e3 / len(x)
 
 
-def _processes(n: int, procs: tuple[int, ...], tmp: Path) -> list[Row]:
-    """Scan images/s of torchrun with P processes over a folder of n PNG scenes."""
+def _processes(n: int, procs: tuple[int, ...], tmp: Path, repeats: int) -> list[Row]:
+    """Scan images/s of torchrun with P processes (one thread each) over a folder of n PNG scenes, runs interleaved."""
     from PIL import Image
 
     folder = tmp / "scenes"
@@ -106,26 +106,35 @@ def _processes(n: int, procs: tuple[int, ...], tmp: Path) -> list[Row]:
     data = ShapesDataset(n, size=64, seed=23, transform=lambda a: torch.from_numpy(a.copy()))
     for i in range(n):
         Image.fromarray(data[i][0].numpy()).resize((128, 128)).save(folder / f"{i:05d}.png")
-    rows: list[Row] = []
-    base = None
     root = Path(__file__).resolve().parents[1]
+    times: dict[int, list[float]] = {p: [] for p in procs}
+    proj: dict[int, float] = {}
+    errors: dict[int, str] = {}
+    for r in range(repeats):
+        for p in procs:
+            out = tmp / f"procs{p}-{r}"
+            cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={p}", "-m", "saliency_widget.mine",
+                   "--data", str(folder), "--layers", "features.relu3", "--out", str(out), "--batch-size", "32", "--quiet"]
+            env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+            res = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=1800)
+            if res.returncode != 0:
+                errors[p] = res.stderr[-300:]
+                continue
+            t = json.loads((out / "manifest.json").read_text())["timing"]
+            times[p].append(t["scan_s"] * 1e3)
+            proj[p] = t["project_s"]
+    rows: list[Row] = []
+    first = f"mining scan, {procs[0]} process(es) (image folder)"
+    base = statistics.median(times[procs[0]]) if times[procs[0]] else None
     for p in procs:
-        out = tmp / f"procs{p}"
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={p}", "-m", "saliency_widget.mine",
-               "--data", str(folder), "--layers", ",".join(SHAPES_LAYERS), "--out", str(out), "--batch-size", "32", "--quiet", "--restart"]
-        threads = str(max(1, (os.cpu_count() or 2) // p))
-        env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": threads}
-        res = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=1800)
-        if res.returncode != 0:
-            rows.append(Row("shapes", 32, f"mining scan, {p} process(es)", None, "", None, note=f"failed: {res.stderr[-300:]}"))
+        if not times[p]:
+            rows.append(Row("shapes", 32, f"mining scan, {p} process(es) (image folder)", None, "", None, note=f"failed: {errors.get(p, '')}"))
             continue
-        t = json.loads((out / "manifest.json").read_text())["timing"]
-        ms = t["scan_s"] * 1e3
-        base = ms if base is None else base
-        rows.append(Row("shapes", 32, f"mining scan, {p} process(es) (image folder)", ms,
-                        "" if p == procs[0] else f"mining scan, {procs[0]} process(es) (image folder)",
-                        None if p == procs[0] else ms / base,
-                        note=f"{n / ms * 1e3:.1f} img/s incl. PNG decoding, {threads} thread(s) each; projections {t['project_s']:.1f} s"))
+        ms = statistics.median(times[p])
+        rows.append(Row("shapes", 32, f"mining scan, {p} process(es) (image folder)", ms, "" if p == procs[0] else first,
+                        None if p == procs[0] or base is None else ms / base,
+                        note=f"{n / ms * 1e3:.1f} img/s incl. PNG decoding, 1 thread per process; projections {proj[p]:.1f} s",
+                        samples_ms=times[p]))
     return rows
 
 
@@ -141,39 +150,46 @@ def _projected(per_image_ms: float, per_projection_ms: float, pairs: int, effici
     return rows
 
 
-def mining_rows(repeats: int = 3, n_images: int = 256, vgg_images: int = 8, procs: tuple[int, ...] = (1, 2)) -> list[Row]:
-    """All mining rows (see the module docstring); rows as in :mod:`benchmarks.run`."""
+def mining_rows(
+    repeats: int = 3, n_images: int = 256, vgg_images: int = 8, procs: tuple[int, ...] = (1, 2),
+    parts: tuple[str, ...] = ("scan", "vgg", "procs"),
+) -> list[Row]:
+    """The mining rows of ``parts`` (see the module docstring); rows as in :mod:`benchmarks.run`."""
     torch.manual_seed(0)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        shapes_rows, _s_img, _i_img = _scan_rows("shapes", shapes_cnn().eval(), _scenes(n_images), SHAPES_LAYERS, 32, repeats, tmp)
-        rows += shapes_rows
-        import torchvision
+        if "scan" in parts:
+            rows += _scan_rows("shapes", shapes_cnn().eval(), _scenes(n_images), SHAPES_LAYERS, 32, repeats, tmp)[0]
+        if "procs" in parts and procs:
+            rows += _processes(n_images, procs, tmp, repeats)
+        if "vgg" in parts:
+            rows += _vgg_rows(repeats, vgg_images, tmp)
+    return rows
 
-        vgg = torchvision.models.vgg16(weights=None).eval()
-        xv = torch.randn(vgg_images, 3, 224, 224)
-        ds = TensorDataset(xv)
-        inf, scan = [], []
-        for _r in range(max(1, min(repeats, 2))):
-            inf.append(_inference_ms(vgg, ds, 4))
-            # mine()'s scan loop (its projection pass over 512 x 9 VGG winners would take an hour on this CPU)
-            t0 = time.perf_counter()
-            scanner, run = _Scanner(vgg, [LayerKey(VGG_LAYER)]), RunningTopK(9)
-            for first, (b,) in zip(range(0, vgg_images, 4), DataLoader(ds, batch_size=4)):
-                run.update(scanner(b)[LayerKey(VGG_LAYER)], torch.arange(first, first + len(b)))
-            scan.append((time.perf_counter() - t0) * 1e3)
-        base, ours = statistics.median(inf), statistics.median(scan)
-        rows.append(Row("vgg16", 4, f"no_grad inference ({vgg_images} images)", base, "", None, samples_ms=inf))
-        rows.append(Row("vgg16", 4, f"mining scan to {VGG_LAYER}", ours, f"no_grad inference ({vgg_images} images)", ours / base,
-                        f"{TARGET[0]} {TARGET[1]}", ours / base <= TARGET[1], f"throughput {base / ours:.2f}x inference", samples_ms=scan))
-        per_proj = _vgg_projection_ms(vgg, xv[:4])
-        rows.append(Row("vgg16", 4, "projection pass (per projection)", per_proj, "", None, note="chunk of 4 pairs at 224 px"))
-        proc_rows = _processes(n_images, procs, tmp) if procs else []
-        rows += proc_rows
-        timed = [r for r in proc_rows if r.median_ms is not None]
-        efficiency = 1.0
-        if len(timed) >= 2:  # measured speed-up of the last process count over the first, per process
-            efficiency = (timed[0].median_ms or 1.0) / (timed[-1].median_ms or 1.0) / (procs[-1] / procs[0])
-        rows += _projected(ours / vgg_images, per_proj, 512 * 9, min(1.0, efficiency))
+
+def _vgg_rows(repeats: int, vgg_images: int, tmp: Path) -> list[Row]:
+    """VGG-16 (random weights, 224 px): scan vs inference, projection cost, and the ImageNet projections."""
+    rows: list[Row] = []
+    import torchvision
+
+    vgg = torchvision.models.vgg16(weights=None).eval()
+    xv = torch.randn(vgg_images, 3, 224, 224)
+    ds = TensorDataset(xv)
+    inf, scan = [], []
+    for _r in range(max(1, min(repeats, 2))):
+        inf.append(_inference_ms(vgg, ds, 4))
+        # mine()'s scan loop (its projection pass over 512 x 9 VGG winners would take an hour on this CPU)
+        t0 = time.perf_counter()
+        scanner, run = _Scanner(vgg, [LayerKey(VGG_LAYER)]), RunningTopK(9)
+        for first, (b,) in zip(range(0, vgg_images, 4), DataLoader(ds, batch_size=4)):
+            run.update(scanner(b)[LayerKey(VGG_LAYER)], torch.arange(first, first + len(b)))
+        scan.append((time.perf_counter() - t0) * 1e3)
+    base, ours = statistics.median(inf), statistics.median(scan)
+    rows.append(Row("vgg16", 4, f"no_grad inference ({vgg_images} images)", base, "", None, samples_ms=inf))
+    rows.append(Row("vgg16", 4, f"mining scan to {VGG_LAYER}", ours, f"no_grad inference ({vgg_images} images)", ours / base,
+                    f"{TARGET[0]} {TARGET[1]}", ours / base <= TARGET[1], f"throughput {base / ours:.2f}x inference", samples_ms=scan))
+    per_proj = _vgg_projection_ms(vgg, xv[:4])
+    rows.append(Row("vgg16", 4, "projection pass (per projection)", per_proj, "", None, note="chunk of 4 pairs at 224 px"))
+    rows += _projected(ours / vgg_images, per_proj, 512 * 9, 1.0)
     return rows

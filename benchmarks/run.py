@@ -356,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mining", action="store_true", help="also time dataset mining: scan vs inference, 1 vs 2 processes, projections")
     p.add_argument("--mining-images", type=int, default=256, help="bundled-model scenes of the mining cases")
     p.add_argument("--mining-procs", default="1,2", help="process counts of the torchrun case ('' skips it)")
+    p.add_argument("--mining-parts", default="scan,vgg,procs", help="which mining cases: scan (bundled model), vgg, procs")
     p.add_argument("--out", default=str(RESULTS), help="folder for the JSON and markdown results")
     a = p.parse_args(argv)
     device = torch.device(a.device)
@@ -378,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         from .mining import mining_rows  # noqa: PLC0415
 
         procs = tuple(int(v) for v in a.mining_procs.split(",") if v)
-        rows += mining_rows(max(1, min(a.repeats, 3)), a.mining_images, procs=procs)
+        rows += mining_rows(max(1, min(a.repeats, 3)), a.mining_images, procs=procs, parts=tuple(a.mining_parts.split(",")))
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
     header = f"### {dev_name}, torch {torch.__version__}, {stamp}, median of {a.repeats} runs after {a.warmup} warm-up"

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from ..engine.capture import LayerCapture, StopForward
 from ..engine.checks import check_layer_key, check_model, eval_mode, model_device_dtype
@@ -172,7 +173,7 @@ def _check_config(out: Path, config: dict[str, Any], restart: bool, shard: Shard
 
 def mine(
     model: nn.Module,
-    data: Iterable[Any],
+    data: Iterable[Any] | Dataset[Any],
     layers: Sequence[str | LayerKey],
     out: str | Path,
     k: int = 9,
@@ -286,7 +287,7 @@ def mine(
 
 
 def _scan(
-    model: nn.Module, data: Iterable[Any], keys: list[LayerKey], where: Shard, ckpt: _Checkpoints, k: int,
+    model: nn.Module, data: Iterable[Any] | Dataset[Any], keys: list[LayerKey], where: Shard, ckpt: _Checkpoints, k: int,
     batch_size: int, limit: int | None, every: int, num_workers: int, n: int | None, progress: bool,
 ) -> tuple[dict[str, dict[str, torch.Tensor]], float]:
     """Scan this rank's batches from its last checkpoint; returns ``({layer: RunningTopK.state()}, seconds)``."""

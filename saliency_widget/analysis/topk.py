@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from ..engine.capture import forward_to
 from ..engine.checks import check_layer_key, check_model, model_device_dtype
@@ -108,7 +109,7 @@ def _gather(
 
 def top_activations(
     model: nn.Module,
-    data: Iterable[Any],
+    data: Iterable[Any] | Dataset[Any],
     layer: str | LayerKey,
     channels: Sequence[int] | None = None,
     k: int = 9,
