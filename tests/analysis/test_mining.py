@@ -252,3 +252,13 @@ def test_cli_mine_writes_an_index(tmp_path: Path, capsys: pytest.CaptureFixture[
     index = load_index(out, model=shapes_cnn())
     assert [len(index.top("features.relu1", c)) for c in (0, 15)] == [2, 2]
     assert index.manifest["preprocessing"]["transform"].startswith("Preprocess(size=128")
+
+
+def test_mine_failing_mid_scan_leaves_the_model_unchanged(tmp_path: Path) -> None:
+    model = shapes_cnn()
+    before = snapshot(model)
+    batches = [torch.zeros(2, 3, 64, 64), torch.zeros(3, 64, 64)]  # the second is not a batch
+    with pytest.raises(sw.InputError, match=r"image batches of shape \(B, C, H, W\).*got \(3, 64, 64\)"):
+        mine(model, batches, ["features.relu2"], tmp_path / "idx", k=2, progress=False)
+    assert_unchanged(model, before)
+    assert not (tmp_path / "idx" / "manifest.json").exists()
