@@ -29,7 +29,7 @@ from ..engine.capture import LayerCapture, StopForward
 from ..engine.checks import check_layer_key, check_model, eval_mode, model_device_dtype
 from ..engine.keys import LayerKey
 from ..engine.layouts import Layout, layer_layout, to_nchw
-from ..errors import InputError, LayerError, ModelError
+from ..errors import InputError, LayerError, ModelError, choices
 from .index import FORMAT, VERSION, MiningIndex, load_index, model_identity, write_json_atomic
 from .running import RunningTopK
 from .shards import Shard, all_gather_objects, barrier, merge_states, resolve_shard, shard_batches
@@ -249,6 +249,10 @@ def mine(
     for name, v in (("k", k), ("batch_size", batch_size), ("checkpoint_every", checkpoint_every), ("project_batch", project_batch)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise InputError(f"{name} must be a positive int, got {v!r}")
+    from ..engine import available_methods
+
+    if method not in available_methods():  # checked before an hour of scanning, not after
+        raise InputError(f"unknown method {method!r} for the projections; expected one of {choices(available_methods())}")
     where = resolve_shard(shard)
     root = Path(out).expanduser()
     root.mkdir(parents=True, exist_ok=True)

@@ -232,6 +232,7 @@ def test_image_folder_data_recursive_sorted(tmp_path: Path) -> None:
     (["--data", "sample:shapes", "--layers", " , "], "names no layer"),
     (["--data", "sample:shapes", "--layers", "features.nope", "--limit", "4"], "features.nope"),
     (["--data", "sample:shapes", "--layers", "features.relu1", "--k", "0", "--limit", "4"], "k must be a positive int, got 0"),
+    (["--data", "sample:shapes", "--layers", "features.relu1", "--method", "magic", "--limit", "4"], "unknown method 'magic'"),
 ])
 def test_cli_mine_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
     from saliency_widget.cli import main
