@@ -8,6 +8,7 @@ input in plain autograd. Run from the repository root::
     python -m benchmarks --models resnet50 --batches 1 --repeats 5
     python -m benchmarks --device cuda --amp   # on a GPU, with fp16/bf16 autocast variants
     python -m benchmarks --models '' --faithfulness   # deletion/insertion curves vs Quantus only
+    python -m benchmarks --models '' --mining         # dataset mining: scan vs inference, 1 vs 2 processes
 
 It prints a markdown table and writes ``benchmarks/results/<device>-<date>.{json,md}``.
 """
@@ -352,6 +353,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--faithfulness", action="store_true", help="also time deletion/insertion curves against Quantus")
     p.add_argument("--faithfulness-images", type=int, default=8, help="bundled-model scenes of the faithfulness case")
     p.add_argument("--faithfulness-chunks", type=int, default=16, help="Quantus steps per channel (ours: 3x as many steps)")
+    p.add_argument("--mining", action="store_true", help="also time dataset mining: scan vs inference, 1 vs 2 processes, projections")
+    p.add_argument("--mining-images", type=int, default=256, help="bundled-model scenes of the mining cases")
+    p.add_argument("--mining-procs", default="1,2", help="process counts of the torchrun case ('' skips it)")
+    p.add_argument("--mining-parts", default="scan,vgg,procs", help="which mining cases: scan (bundled model), vgg, procs")
     p.add_argument("--out", default=str(RESULTS), help="folder for the JSON and markdown results")
     a = p.parse_args(argv)
     device = torch.device(a.device)
@@ -370,6 +375,11 @@ def main(argv: list[str] | None = None) -> int:
 
         # each call takes seconds: at most 3 interleaved repeats
         rows += faithfulness_rows(device, max(1, min(a.repeats, 3)), a.faithfulness_images, a.faithfulness_chunks)
+    if a.mining:
+        from .mining import mining_rows  # noqa: PLC0415
+
+        procs = tuple(int(v) for v in a.mining_procs.split(",") if v)
+        rows += mining_rows(max(1, min(a.repeats, 3)), a.mining_images, procs=procs, parts=tuple(a.mining_parts.split(",")))
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
     header = f"### {dev_name}, torch {torch.__version__}, {stamp}, median of {a.repeats} runs after {a.warmup} warm-up"

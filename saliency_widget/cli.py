@@ -3,6 +3,7 @@
     saliency-widget render IMAGE... [--model shapes|torchvision:NAME] [--methods gradient,deconvnet,...]
                                     [--target CLASS] [--out report.html|grid.png]
     saliency-widget classroom [--port N] [--no-browser] [--dir DIR]
+    saliency-widget mine --data DIR|sample:shapes --layers L1,L2 --out INDEX_DIR   (see saliency_widget.mine)
 
 Method, sign and colormap choices come from the method registry and the renderer, so a newly
 registered method is listed and accepted here without edits. Every error is one line on
@@ -80,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--port", type=int, default=8866, help="port of http://localhost:PORT/ (default: %(default)s)")
     c.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
     c.add_argument("--dir", default=None, help="folder to write the notebooks into (default: a new temporary folder)")
+    from .mine import EXAMPLES, add_arguments
+
+    m = sub.add_parser("mine", help="mine each channel's top-k over a dataset into an index", description="Mine each channel's top-k activations over a dataset into an index (see README 'Mining a dataset').", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(m)
     return p
 
 
@@ -151,6 +156,10 @@ def _target(arg: str | None) -> int | str | None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "mine":
+        from .mine import run
+
+        return run(args)
     if args.list_samples:
         from .data import sample_images
 

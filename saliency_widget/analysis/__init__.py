@@ -1,4 +1,4 @@
-"""Analyses over datasets and models: top-k per filter, sanity checks, pointing game, faithfulness.
+"""Analyses over datasets and models: top-k per filter (and its mined index), sanity checks, pointing game, faithfulness.
 
 Zeiler-Fergus top-k, Adebayo sanity checks, the pointing game, deletion / insertion curves.
 
@@ -8,16 +8,22 @@ Pure PyTorch (plus tqdm); the widget layer draws them.
 from __future__ import annotations
 
 from .faithfulness import FaithfulnessResult, deletion_insertion
+from .index import MiningIndex, TopRecord, load_index
+from .mining import mine
 from .pointing import PointingResult, pointing_game
 from .sanity import SanityResult, sanity_check, spearman, ssim
 from .topk import TopActivations, top_activations
 
 __all__ = [
     "FaithfulnessResult",
+    "MiningIndex",
     "PointingResult",
     "SanityResult",
     "TopActivations",
+    "TopRecord",
     "deletion_insertion",
+    "load_index",
+    "mine",
     "pointing_game",
     "sanity_check",
     "spearman",

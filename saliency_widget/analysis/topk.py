@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from ..engine.capture import forward_to
 from ..engine.checks import check_layer_key, check_model, model_device_dtype
@@ -24,6 +25,8 @@ from ..engine.layouts import Layout, layer_layout, to_nchw
 from ..engine.receptive import receptive_fields
 from ..engine.session import Explainer
 from ..errors import InputError, LayerError, choices
+from .running import RunningTopK
+from .shards import Shard, all_gather_objects, merge_states, resolve_shard, shard_batches
 
 __all__ = ["TopActivations", "top_activations"]
 
@@ -87,20 +90,26 @@ class TopActivations:
         return self.channels.index(channel)
 
 
-def _batches(data: Iterable[Any]) -> Iterable[torch.Tensor]:
-    for item in data:
-        x = item[0] if isinstance(item, (tuple, list)) else item
-        if isinstance(x, dict):
-            raise InputError("data must yield image tensors (B, C, H, W) or tuples whose first item is one")
-        if not isinstance(x, torch.Tensor) or x.dim() != 4:
-            desc = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise InputError(f"data must yield image batches of shape (B, C, H, W) (or tuples starting with one), got {desc}")
-        yield x
+def _gather(
+    run: RunningTopK | None, kept: dict[int, torch.Tensor], chans: list[int] | None, lay: Layout | None, where: Shard, k: int
+) -> tuple[RunningTopK, dict[int, torch.Tensor], list[int] | None, Layout | None, int]:
+    """All-gather every rank's top-k, merge it exactly, and share the winners' images (CPU copies)."""
+    mine = (run.state() if run is not None else None, chans, lay)
+    parts = all_gather_objects(mine, where)
+    states = [st for st, _c, _l in parts if st is not None and "values" in st]
+    merged = merge_states(k, states)
+    chans = next((c for _s, c, _l in parts if c is not None), chans)
+    lay = next((la for _s, _c, la in parts if la is not None), lay)
+    needed = set(merged.index.flatten().tolist()) if merged.index is not None else set()
+    shared = all_gather_objects({i: t.cpu() for i, t in kept.items() if i in needed}, where)
+    device = next(iter(kept.values())).device if kept else torch.device("cpu")
+    images = {i: t.to(device) for part in shared for i, t in part.items()}
+    return merged, images, chans, lay, merged.seen
 
 
 def top_activations(
     model: nn.Module,
-    data: Iterable[Any],
+    data: Iterable[Any] | Dataset[Any],
     layer: str | LayerKey,
     channels: Sequence[int] | None = None,
     k: int = 9,
@@ -111,6 +120,9 @@ def top_activations(
     on_progress: Callable[[int, float], None] | None = None,
     project_batch: int = 64,
     project: bool = True,
+    shard: Shard | tuple[int, int] | str | None = None,
+    batch_size: int = 64,
+    limit: int | None = None,
 ) -> TopActivations:
     """Scan ``data`` once and return each channel's ``k`` strongest activations, projected.
 
@@ -140,6 +152,18 @@ def top_activations(
     project
         Project the winners (default); ``False`` stops after the scan and the receptive
         fields (winners, positions, boxes and images only).
+    shard
+        Sharding, as in :func:`~saliency_widget.analysis.shards.resolve_shard`: None scans
+        everything (or, under torchrun with a process group up, this rank's batches, then
+        all-gathers the candidates so every rank returns the exact global result); ``"auto"``
+        also starts the process group from torchrun's environment; ``(rank, world)`` scans
+        only global batches ``b`` with ``b % world == rank`` and returns that shard's top-k.
+        Winners are ordered by value, ties by the smaller image index, so merged shards equal
+        one process exactly.
+    batch_size
+        Images per batch when ``data`` is a map-style Dataset.
+    limit
+        Scan only the first ``limit`` images.
 
     Returns
     -------
@@ -153,9 +177,8 @@ def top_activations(
     if isinstance(project_batch, bool) or not isinstance(project_batch, int) or project_batch < 1:
         raise InputError(f"project_batch must be a positive int, got {project_batch!r}")
     device, dtype = model_device_dtype(model)
-    best_v: torch.Tensor | None = None  # (C, k)
-    best_i: torch.Tensor | None = None
-    best_p: torch.Tensor | None = None
+    where = resolve_shard(shard)
+    run: RunningTopK | None = None
     kept: dict[int, torch.Tensor] = {}
     chans: list[int] | None = list(channels) if channels is not None else None
     lay: Layout | None = None
@@ -167,7 +190,7 @@ def top_activations(
 
         bar = tqdm(desc=f"top-{k} of {layer}", unit="img", leave=False)
     try:
-        for x in _batches(data):
+        for _b, first, x in shard_batches(data, where, batch_size, limit=limit):
             x = x.to(device=device or x.device, dtype=dtype or x.dtype)
             if lay is None:  # the layer's layout, once: NHWC / token layers are read as (B, C, h, w)
                 lay = layer_layout(model, x[:1], layer, call)
@@ -184,24 +207,15 @@ def top_activations(
             bad = [c for c in chans if not (isinstance(c, int) and 0 <= c < act.shape[1])]
             if bad:
                 raise InputError(f"channel(s) {bad} out of range for layer {layer!r}: valid channels are 0..{act.shape[1] - 1}")
-            a = act[:, chans]  # (B, C, h, w)
-            B, C, h, w = a.shape
-            flat = a.reshape(B, C, h * w)
-            v, pos = flat.max(dim=2)  # strongest position per image and channel
-            idx = torch.arange(seen, seen + B, device=v.device).view(B, 1).expand(B, C)
-            yx = torch.stack([pos // w, pos % w], dim=-1)  # (B, C, 2)
-            cand_v = v.T if best_v is None else torch.cat([best_v, v.T], dim=1)
-            cand_i = idx.T if best_i is None else torch.cat([best_i, idx.T], dim=1)
-            cand_p = yx.transpose(0, 1) if best_p is None else torch.cat([best_p, yx.transpose(0, 1)], dim=1)
-            kk = min(k, cand_v.shape[1])
-            best_v, order = cand_v.topk(kk, dim=1)
-            best_i = cand_i.gather(1, order)
-            best_p = cand_p.gather(1, order.unsqueeze(-1).expand(-1, -1, 2))
+            B = act.shape[0]
+            if run is None:
+                run = RunningTopK(k)
+            run.update(act[:, chans], torch.arange(first, first + B))
             # keep only the images some channel still needs
-            needed = set(best_i.flatten().tolist())
+            needed = set(run.index.flatten().tolist()) if run.index is not None else set()
             for j in range(B):
-                if seen + j in needed:
-                    kept[seen + j] = x[j].detach().clone()
+                if first + j in needed:
+                    kept[first + j] = x[j].detach().clone()
             for old in [i for i in kept if i not in needed]:
                 del kept[old]
             seen += B
@@ -214,8 +228,11 @@ def top_activations(
     finally:
         if bar is not None:
             bar.close()
-    if best_v is None or best_i is None or best_p is None or chans is None:
-        raise InputError("data yielded no images")
+    if where.distributed:  # exact merge of every rank's candidates, then the winners' images
+        run, kept, chans, lay, seen = _gather(run, kept, chans, lay, where, k)
+    if run is None or run.values is None or run.index is None or run.pos is None or chans is None or lay is None:
+        raise InputError("data yielded no images" + (f" for shard {where.rank} of {where.world}" if where.world > 1 else ""))
+    best_v, best_i, best_p = run.values, run.index, run.pos
     scan_s = time.perf_counter() - t0
     C, kk = best_v.shape
     # projections: every (channel, winner) pair is one sample; one forward+backward per chunk

@@ -14,13 +14,13 @@ from typing import Any
 import ipywidgets as W
 from torch import nn
 
-from ..analysis import TopActivations, pointing_game, sanity_check, top_activations
+from ..analysis import MiningIndex, TopActivations, load_index, pointing_game, sanity_check, top_activations
 from ..errors import SaliencyError
 from ..viz.figures import sanity_gallery_png, sanity_plot_png, topk_grid_png
 from ..viz.images import describe_model
 from ..viz.report import message_html
 
-__all__ = ["AnalysisPanel", "sanity_gallery_png", "sanity_plot_png", "topk_grid_png"]
+__all__ = ["AnalysisPanel", "IndexedTop", "attach_index", "sanity_gallery_png", "sanity_plot_png", "topk_grid_png"]
 
 
 class AnalysisPanel(W.VBox):
@@ -71,6 +71,9 @@ class AnalysisPanel(W.VBox):
         self.w_pointing.on_click(lambda _b: self.run("pointing"))
         self.w_filter.observe(lambda _c: self._show_topk(), names="value")
 
+    #: A mined top-k index (:func:`attach_index`): top-9 of its layers is read from it, never rescanned.
+    index: MiningIndex | None = None
+
     def _progress(self, done: float, label: str) -> None:
         self.w_progress.value = max(0.0, min(1.0, done))
         self.w_progress.description = label
@@ -81,7 +84,10 @@ class AnalysisPanel(W.VBox):
             self.w_out_html.value = message_html("an analysis is already running", "note")
             return None
         try:
-            if which == "topk":
+            if which == "topk" and indexed_top(self) is not None:
+                self.result = indexed_top(self)
+                self._show_topk()
+            elif which == "topk":
                 n = len(self.dataset)
                 res: Any = top_activations(
                     self.model, self._batches(), self.w_layer.value, k=9, progress=False,
@@ -131,6 +137,9 @@ class AnalysisPanel(W.VBox):
 
     def _show_topk(self) -> None:
         res = self.result
+        if isinstance(res, IndexedTop):
+            show_indexed(self, res)
+            return
         if not isinstance(res, TopActivations):
             return
         c = res.channels[min(self.w_filter.value, len(res.channels) - 1)]
@@ -141,3 +150,64 @@ class AnalysisPanel(W.VBox):
             f"{res.images_seen} images scanned in {res.seconds:.1f} s"
         )
 
+
+# ---------------------------------------------------------------- top-9 from a mined index
+class IndexedTop:
+    """The top-9 result of a layer read from a mined index (no scan): ``layer``, ``channels``, ``index``."""
+
+    def __init__(self, index: MiningIndex, layer: str) -> None:
+        self.index = index
+        self.layer = layer
+        self.channels = index.channels(layer)
+
+
+def indexed_top(panel: AnalysisPanel) -> IndexedTop | None:
+    """The panel's top-9 source: its index when that holds the chosen layer, else None (scan)."""
+    if panel.index is None or panel.w_layer.value not in panel.index.layers:
+        return None
+    return IndexedTop(panel.index, panel.w_layer.value)
+
+
+def show_indexed(panel: AnalysisPanel, res: IndexedTop) -> None:
+    """Show one filter's grid and its strongest value from the index."""
+    c = res.channels[min(panel.w_filter.value, len(res.channels) - 1)]
+    panel.w_filter.max = len(res.channels) - 1
+    panel.w_out_img.value = res.index.grid_png(res.layer, c)
+    top = res.index.top(res.layer, c)
+    panel.w_out_html.value = (
+        f"<b>{html.escape(res.layer)}</b> filter {c}: strongest {top[0].value:.3f}; "
+        f"from the index {html.escape(str(res.index.root))} (top-{res.index.k}, no rescan)"
+    )
+
+
+def attach_index(explorer: Any, index: Any) -> AnalysisPanel:
+    """Give ``explorer`` an analyses panel that reads top-9 from a mined index and follows its layer and filter.
+
+    Parameters
+    ----------
+    explorer
+        The :class:`~saliency_widget.widget.explorer.Explorer`.
+    index
+        An index directory or a :class:`~saliency_widget.analysis.MiningIndex`; it must have been
+        mined with the explorer's model (else :class:`~saliency_widget.errors.ModelError`).
+    """
+    idx = index if isinstance(index, MiningIndex) else load_index(index)
+    idx.check_model(explorer._model)
+    panel = AnalysisPanel(explorer._model, mean=explorer._io.mean, std=explorer._io.std)
+    panel.index = idx
+    layers = list(dict.fromkeys([*idx.layers, *panel.w_layer.options]))
+    panel.w_layer.options = layers
+    panel.w_layer.value = explorer.layer if explorer.layer in idx.layers else idx.layers[0]
+    explorer.analysis_panel = panel
+    explorer.ui.w_analyses.children = [panel]
+
+    def follow(_change: Any = None) -> None:
+        if explorer.layer in idx.layers:
+            panel.w_layer.value = explorer.layer
+            panel.w_filter.max = len(idx.channels(explorer.layer)) - 1
+            panel.w_filter.value = min(explorer.channel, panel.w_filter.max)
+            panel.run("topk")
+
+    explorer.observe(follow, names=["layer", "channel"])
+    follow()
+    return panel

@@ -35,6 +35,7 @@ def explore(
     device: str | torch.device | None = None,
     weights: Any = None,
     processor: Any = None,
+    index: Any = None,
 ) -> Explorer:
     """Open the interactive saliency explorer.
 
@@ -61,6 +62,10 @@ def explore(
         A weights object with ``.transforms()`` and ``.meta`` (torchvision style).
     processor
         A Hugging Face image processor (``AutoImageProcessor.from_pretrained(...)``).
+    index
+        A top-k index directory from ``saliency-widget mine`` (or a loaded
+        :class:`~saliency_widget.analysis.MiningIndex`) of this model: the analyses panel shows the
+        top-9 grid of the current layer and filter from it, without rescanning.
 
     Returns
     -------
@@ -72,7 +77,8 @@ def explore(
     InputError
         Bad image, or labels whose length differs from the model's class count.
     ModelError
-        The model cannot be explained (e.g. TorchScript, or not an ``nn.Module``).
+        The model cannot be explained (e.g. TorchScript, or not an ``nn.Module``), or ``index``
+        was mined with another model.
     """
     from ..models import ShapesCNN, shapes_cnn
 
@@ -83,6 +89,17 @@ def explore(
         if not samples:
             raise InputError("no image given and no bundled sample image fits this model; pass image=...")
         image = next(iter(samples.values()))()
-    return Explorer(
+    mined = None
+    if index is not None:  # checked before the explorer starts its worker: a wrong index costs nothing
+        from ..analysis import MiningIndex, load_index
+
+        mined = index if isinstance(index, MiningIndex) else load_index(index)
+        mined.check_model(model)
+    explorer = Explorer(
         model, image, labels=labels, transform=transform, device=device, weights=weights, processor=processor, samples=samples
     )
+    if mined is not None:
+        from .analyses import attach_index
+
+        attach_index(explorer, mined)
+    return explorer

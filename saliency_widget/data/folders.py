@@ -1,0 +1,122 @@
+"""Datasets to mine: an image folder (recursive; ImageFolder layout or flat) and the scene stream.
+
+Both are map-style datasets whose item ``i`` is ``(image (C, H, W), i)`` after the model's
+preprocessing, and both say what item ``i`` is (:meth:`describe`: a relative path, or the
+scene's seed) and what the whole set is (:attr:`identity`), so an index can name its images
+and refuse to be extended with other data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import InputError
+
+__all__ = ["IMAGE_EXTENSIONS", "ImageFolderData", "SceneStream"]
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm")
+
+Transform = Callable[[Image.Image], torch.Tensor]
+
+
+class ImageFolderData(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    """Every image file under ``root`` (recursively), in sorted relative-path order.
+
+    Parameters
+    ----------
+    root
+        A folder: ``root/class/xxx.jpg`` (torchvision ImageFolder) or any nesting, or flat.
+    transform
+        PIL image (RGB) -> ``(C, H, W)`` tensor, the model's preprocessing.
+
+    Notes
+    -----
+    ``data[i]`` is ``(image, i)``; :attr:`paths` are relative to ``root`` with ``/``.
+    """
+
+    def __init__(self, root: str | Path, transform: Transform) -> None:
+        self.root = Path(root).expanduser()
+        if not self.root.is_dir():
+            raise InputError(f"--data {str(root)!r} is not a folder; give a folder of images or sample:shapes")
+        self.paths = sorted(
+            p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+        )
+        if not self.paths:
+            raise InputError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) under {str(self.root)!r}")
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        path = self.root / self.paths[i]
+        try:
+            with Image.open(path) as im:
+                img = im.convert("RGB")
+        except OSError as err:
+            raise InputError(f"cannot read image {str(path)!r}: {err}") from err
+        return self.transform(img), i
+
+    def describe(self, i: int) -> str:
+        """The relative path of item ``i``."""
+        return self.paths[i]
+
+    def file_hash(self, i: int) -> str:
+        """sha256 of item ``i``'s file bytes."""
+        return hashlib.sha256((self.root / self.paths[i]).read_bytes()).hexdigest()
+
+    @property
+    def identity(self) -> str:
+        """sha256 of the sorted relative paths and file sizes (cheap; renames and edits change it)."""
+        h = hashlib.sha256()
+        for rel in self.paths:
+            h.update(f"{rel}\0{(self.root / rel).stat().st_size}\n".encode())
+        return h.hexdigest()
+
+
+class SceneStream(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    """The bundled generated scenes (``sample:shapes``) through the model's preprocessing.
+
+    Parameters
+    ----------
+    n
+        Number of scenes.
+    transform
+        PIL image -> ``(C, H, W)`` tensor.
+    size
+        Scene side in pixels (before the transform).
+    seed
+        Seed of the stream: scene ``i`` depends only on ``(seed, i)``.
+    """
+
+    def __init__(self, n: int, transform: Transform, size: int = 128, seed: int = 0) -> None:
+        from .shapes import ShapesDataset
+
+        self.scenes = ShapesDataset(n, size=size, seed=seed, transform=lambda a: torch.from_numpy(np.ascontiguousarray(a)))
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        arr = self.scenes[i][0].numpy()
+        return self.transform(Image.fromarray(arr)), i
+
+    def describe(self, i: int) -> str:
+        """``sample:shapes?seed=S&size=N#i``: how to regenerate scene ``i``."""
+        return f"sample:shapes?seed={self.scenes.seed}&size={self.scenes.size}#{i}"
+
+    def file_hash(self, i: int) -> str:
+        """sha256 of scene ``i``'s RGB bytes."""
+        return hashlib.sha256(self.scenes[i][0].numpy().tobytes()).hexdigest()
+
+    @property
+    def identity(self) -> str:
+        """The stream's parameters."""
+        return f"sample:shapes?seed={self.scenes.seed}&size={self.scenes.size}&n={len(self)}"
