@@ -152,6 +152,7 @@ def collect_image(
     channels: Sequence[int] | Mapping[str, Sequence[int]] | None = None,
     grid: int = 0,
     projection_rules: Sequence[str] = ("deconvnet",),
+    positions: Mapping[str, Mapping[int, Sequence[tuple[int, int]]]] | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Every view of one image a reader can click, with its arrays appended to ``packer``.
@@ -184,6 +185,9 @@ def collect_image(
     projection_rules
         ReLU rules the projections are exported with (the widget uses DeconvNet for every
         method but Gradient and Guided Backprop).
+    positions
+        More ``(y, x)`` positions to project, per layer key and filter (e.g. the widget's
+        clicked activation).
     progress
         Called with a short line before each expensive step.
 
@@ -232,7 +236,8 @@ def collect_image(
         if not rules:
             raise InputError(f"projection_rules {list(projection_rules)} names no ReLU rule; expected names from {choices(RULES)}")
         keys = list(layers) if layers is not None else representative_layers(explainer.layers)
-        exported = [_layer(explainer, packer, key, channels, grid, rules, name, say) for key in keys]
+        extra = positions or {}
+        exported = [_layer(explainer, packer, key, channels, grid, rules, name, say, extra.get(key, {})) for key in keys]
         caught = [str(w.message).splitlines()[0] for w in log]
     return {
         "name": name,
@@ -262,6 +267,7 @@ def _layer(
     rules: Sequence[str],
     name: str,
     say: Progress,
+    extra: Mapping[int, Sequence[tuple[int, int]]],
 ) -> dict[str, Any]:
     infos = {i.key: i for i in explainer.layers}
     wanted = LayerKey.parse(key)
@@ -287,7 +293,11 @@ def _layer(
         fmap = act[c]
         flat = int(np.nanargmax(fmap)) if np.isfinite(fmap).any() else 0
         strongest = (flat // w, flat % w)  # as the widget's compute_view
-        spots_of.append([strongest] + [p for p in grid_positions(h, w, grid) if p != strongest])
+        more = [(int(p[0]), int(p[1])) for p in extra.get(c, ())]
+        bad = [p for p in more if not (0 <= p[0] < h and 0 <= p[1] < w)]
+        if bad:
+            raise InputError(f"positions {bad} outside the {h}x{w} feature map of {info.key}")
+        spots_of.append(list(dict.fromkeys([strongest, *more, *grid_positions(h, w, grid)])))
     boxes = _boxes(explainer, lk, list(dict.fromkeys(p for spots in spots_of for p in spots)))
     projections = []
     say(f"{name}: {info.key}, {len(chans)} filters x {len(rules)} rule(s)")

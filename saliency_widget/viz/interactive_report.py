@@ -22,10 +22,10 @@ from ..errors import InputError, choices
 from . import render as R
 from .bundle import Packer
 from .images import describe_model, resolve_target, to_model_input
-from .interactive import TOPK, Progress, collect_image, render_state
+from .interactive import MAX_CHANNELS, TOPK, Progress, collect_image, render_state, representative_layers
 from .viewer_page import InteractivePage, interactive_page
 
-__all__ = ["first_state", "interactive_report", "preview_png"]
+__all__ = ["explorer_page", "first_state", "interactive_report", "preview_png"]
 
 
 def first_state(image: Mapping[str, Any], *, method: str, sign: str, clip: float, cmap: str,
@@ -125,3 +125,70 @@ def interactive_report(
         "projection rules": ", ".join(entries[0]["rules"]), "positions per filter": "strongest" + (f" + {grid}x{grid} grid" if grid else ""),
     }
     return interactive_page(entries, packer, title=title, state=state, settings=settings)
+
+
+def explorer_page(
+    explainer: Explainer,
+    state: Mapping[str, Any],
+    *,
+    name: str,
+    labels: Sequence[str],
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+    methods: Sequence[str],
+    topk: int = TOPK,
+    layers: Sequence[str] | None = None,
+    channels: Sequence[int] | Mapping[str, Sequence[int]] | None = None,
+    grid: int = 0,
+    projection_rules: Sequence[str] = ("deconvnet",),
+    title: str = "saliency-widget: explorer view",
+    progress: Progress | None = None,
+) -> InteractivePage:
+    """The explorer's current view as an interactive page that opens on the same state.
+
+    Parameters
+    ----------
+    explainer
+        The explorer's recorded forward of its image.
+    state
+        The explorer's state (``Explorer.state()``): method, target, layer, channel,
+        position and display options.
+    name, labels, mean, std, methods
+        Caption, class names, input normalisation and the methods the explorer offers.
+    topk, layers, channels, grid, projection_rules, title, progress
+        As in :func:`interactive_report`; ``layers`` defaults to the explorer's layer plus
+        :func:`~.interactive.representative_layers`, and the explorer's filter and clicked
+        activation are always exported.
+    """
+    layer, channel = str(state["layer"]), int(state["channel"])
+    keys = list(layers) if layers is not None else representative_layers(explainer.layers, current=layer)
+    if layer not in keys:
+        keys = [layer, *keys]
+    per_layer: dict[str, list[int]] = {}
+    for key in keys:
+        wanted = channels.get(key) if isinstance(channels, Mapping) else channels
+        if wanted is None:
+            act = explainer.activation(key)[0].detach().cpu().double()
+            peaks = torch.nan_to_num(act.flatten(1).amax(dim=1), nan=-torch.inf)
+            wanted = torch.argsort(-peaks, stable=True)[:MAX_CHANNELS].tolist()
+        per_layer[key] = sorted({int(c) for c in wanted} | ({channel} if key == layer else set()))
+    pos = state.get("position")
+    extra = {layer: {channel: [(int(pos[0]), int(pos[1]))]}} if pos is not None else {}
+    target = state.get("target")
+    entry = collect_image(
+        explainer, (packer := Packer()), name=name, labels=labels, mean=mean, std=std, methods=methods, topk=topk,
+        target=None if target is None else int(target), layers=keys, channels=per_layer, grid=grid,
+        projection_rules=projection_rules, positions=extra, progress=progress,
+    )
+    first = first_state(entry, method=str(state["method"]), sign=str(state["sign"]), clip=float(state["clip"]),
+                        cmap=str(state["cmap"]), overlay=bool(state.get("overlay")), alpha=float(state.get("alpha", 0.6)),
+                        layer=layer, channel=channel)
+    if pos is not None:
+        spots = next(e for e in entry["layers"] if e["key"] == layer)["projections"]
+        row = spots[per_layer[layer].index(channel)]
+        first["position"] = next(i for i, s in enumerate(row) if tuple(s["p"]) == (int(pos[0]), int(pos[1])))
+    settings = {
+        "model": type(explainer.model).__name__, "methods": ", ".join(methods), "classes": topk,
+        "projection rules": ", ".join(entry["rules"]), "positions per filter": "strongest" + (f" + {grid}x{grid} grid" if grid else ""),
+    }
+    return interactive_page([entry], packer, title=title, state=first, settings=settings)
