@@ -292,6 +292,7 @@ export class Viewer {
     showPanel(this.pMap, r.rgba, h, w, r.message);
     this.pMap.wrap.querySelector(".sw-title").textContent = `${this.m.labels[st.method] || st.method} · ${img.labels[String(st.target)]}`;
     this.scale.hidden = r.rgba === null; this.scaleLabels.hidden = r.rgba === null;
+    this.pMap.caption.textContent = r.rgba && r.cmap !== st.cmap ? `a signed map needs a diverging colormap: ${r.cmap} instead of ${st.cmap}` : "";
     if (r.rgba) {
       const ramp = new Float64Array(256).map((_, i) => i / 255), row = applyColormap(ramp, this.luts[r.cmap]);
       const strip = new Uint8ClampedArray(256 * 4 * 10);
@@ -350,14 +351,20 @@ export class Viewer {
       for (let k = 0; k < n; k++) { const j = feats[i * n + k] * 3; rgba.set([viridis[j], viridis[j + 1], viridis[j + 2], 255], 4 * k); }
       return rgba;
     };
-    this.filters.textContent = "";
-    layer.channels.forEach((c, i) => {
-      const cv = el("canvas", { cls: "sw-filter", "data-channel": String(c), title: `filter ${c}` });
-      paint(cv, cell(i), fh, fw);
-      if (c === st.channel) cv.classList.add("sw-on");
-      cv.addEventListener("click", () => this.set({ channel: c, position: 0 }));
-      this.filters.append(el("div", { cls: "sw-fcell" }, cv, el("span", { text: String(c) })));
-    });
+    const gridKey = `${st.image}/${layer.key}`;
+    if (this.filters.dataset.key !== gridKey) { // rebuilt only for a new layer, so the grid keeps its scroll position
+      this.filters.textContent = "";
+      this.filters.dataset.key = gridKey;
+      layer.channels.forEach((c, k) => {
+        const cv = el("canvas", { cls: "sw-filter", "data-channel": String(c), title: `filter ${c}` });
+        paint(cv, cell(k), fh, fw);
+        cv.addEventListener("click", () => this.set({ channel: c, position: 0 }));
+        this.filters.append(el("div", { cls: "sw-fcell" }, cv, el("span", { text: String(c) })));
+      });
+      const sel = this.filters.querySelector(`[data-channel="${st.channel}"]`);
+      if (sel) this.filters.scrollTop = Math.max(0, sel.parentElement.offsetTop - 60);
+    }
+    for (const cv of this.filters.querySelectorAll("canvas")) cv.classList.toggle("sw-on", Number(cv.dataset.channel) === st.channel);
     const i = Math.max(0, layer.channels.indexOf(st.channel)), spots = layer.projections[i];
     const spot = spots[Math.min(st.position || 0, spots.length - 1)];
     showPanel(this.pFeature, cell(i), fh, fw, null);
@@ -375,7 +382,7 @@ export class Viewer {
     const wanted = projectionRule(st.method, img.has_relu), rule = spot.r[wanted] ? wanted : img.rules[0];
     const r = this.render(spot.r[rule]);
     showPanel(this.pProj, r.rgba, h, w, r.message);
-    this.pProj.caption.textContent = `${rule} rule` + (rule !== wanted ? ` (the widget would use ${wanted}; not exported)` : "");
+    this.pProj.caption.textContent = `${rule} rule` + (rule !== wanted ? ` (the live widget uses the ${wanted} rule with this method; not exported)` : "");
     let base = this.baseRgba();
     if (spot.box) base = drawBox(base, h, w, spot.box);
     showPanel(this.pInput, base, h, w, null);

@@ -36,6 +36,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:20px;color:#
 .sw-viewer h1{font-size:20px;margin:0 0 8px}.sw-viewer h2{font-size:15px;margin:0 0 6px;color:#333}
 .sw-section{border:1px solid #e2e2e2;border-radius:6px;padding:10px 12px;margin:0 0 12px;background:#fcfcfc}
 .sw-top{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}.sw-top>.sw-section{flex:0 1 auto}
+.sw-top>.sw-section:first-child{max-width:560px}.sw-filters{position:relative}
 .sw-row{display:flex;flex-wrap:wrap;gap:8px;align-items:flex-start;margin:4px 0}
 .sw-btn{border:1px solid #bbb;background:#fff;border-radius:4px;padding:4px 9px;font-size:13px;cursor:pointer}
 .sw-btn:hover{background:#eef3fb}.sw-btn.sw-on{background:#2f6db5;border-color:#2f6db5;color:#fff}
