@@ -11,6 +11,7 @@ Screenshots: artifacts/interactive/*.png.
 from __future__ import annotations
 
 import base64
+import html
 import json
 from pathlib import Path
 from typing import Any
@@ -147,4 +148,35 @@ def test_interactive_export_clicks_offline_from_file(tmp_path: Path) -> None:
         check("compare_gradcam", ("map",))
         page.screenshot(path=str(SHOTS / "full_page.png"), full_page=True)
     assert requests == [path.as_uri()]  # the page itself, nothing else
+    assert problems == []
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("how", ["src", "srcdoc"])
+def test_interactive_export_works_inside_an_iframe(tmp_path: Path, how: str) -> None:
+    from tests.helpers import rgb_image, to_tensor
+    from tests.nets import sequential_cnn
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    built = interactive_report([rgb_image(4)], sequential_cnn(), methods=["gradient", "gradcam"], transform=to_tensor,
+                               names=["noise"], topk=2, layers=["7"])
+    (tmp_path / "report.html").write_text(built.html, encoding="utf-8")
+    frame = "src='report.html'" if how == "src" else f"srcdoc=\"{html.escape(built.html, quote=True)}\""
+    host = tmp_path / "host.html"
+    host.write_text(f"<!doctype html><html><body><h1>A course page</h1><iframe {frame} width='1200' height='900'></iframe></body></html>")
+    requests: list[str] = []
+    problems: list[str] = []
+    allowed = {host.as_uri(), (tmp_path / "report.html").as_uri()}
+    with browser_page(offline=True) as page:
+        page.context.route("**/*", lambda r: (requests.append(r.request.url), r.continue_() if r.request.url in allowed else r.abort()))
+        page.on("console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
+        page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+        page.goto(host.as_uri())
+        inner = page.frame_locator("iframe")
+        inner.locator(".sw-viewer[data-sw-ready=yes]").wait_for(timeout=30000)
+        inner.locator(".sw-methods [data-method=gradcam]").click()
+        state = json.loads(inner.locator(".sw-viewer").get_attribute("data-state") or "{}")
+        assert state["method"] == "gradcam"
+        page.screenshot(path=str(SHOTS / f"iframe_{how}.png"))
+    assert set(requests) <= allowed and host.as_uri() in requests
     assert problems == []
