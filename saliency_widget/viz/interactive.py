@@ -126,7 +126,12 @@ def _features(packer: Packer, act: NDArray[np.floating], channels: Sequence[int]
 
 
 def _boxes(explainer: Explainer, key: LayerKey, spots: Sequence[tuple[int, int]]) -> dict[tuple[int, int], list[int] | None]:
-    """Receptive-field boxes of ``spots`` of ``key`` in one batched probe (what ``Explainer.receptive_field`` gives each)."""
+    """Receptive-field boxes of ``spots`` of ``key`` in one batched probe (what ``Explainer.receptive_field`` gives each).
+
+    One probe batch instead of one probe per position (64 filters: ~30x faster). The probe runs
+    the model outside the Explainer's lock, so nothing else may run this model meanwhile: the
+    explorer waits for its worker before exporting, and the export blocks the kernel thread.
+    """
     try:
         found = receptive_fields(
             explainer.model, tuple(explainer.inputs.shape[1:]), key.name, list(spots), key.call,
