@@ -213,7 +213,10 @@ export class Viewer {
     this.imageBar = el("div", { cls: "sw-row sw-images" });
     m.images.forEach((img, i) => {
       const b = el("button", { cls: "sw-btn", "data-image": String(i), text: img.name });
-      b.addEventListener("click", () => this.set({ image: i, target: img.target, layer: img.layers[0].key, channel: img.layers[0].channels[0], position: 0 }));
+      b.addEventListener("click", () => { // same layer if exported for this image, on its most active filter
+        const l = img.layers.find((e) => e.key === this.state.layer) || img.layers[img.layers.length - 1];
+        this.set({ image: i, target: img.target, layer: l.key, channel: l.channels[l.hi.indexOf(Math.max(...l.hi))], position: 0 });
+      });
       this.imageBar.append(b);
     });
     if (m.images.length > 1) this.root.append(this.imageBar);

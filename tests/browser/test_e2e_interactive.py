@@ -180,3 +180,30 @@ def test_interactive_export_works_inside_an_iframe(tmp_path: Path, how: str) -> 
         page.screenshot(path=str(SHOTS / f"iframe_{how}.png"))
     assert set(requests) <= allowed and host.as_uri() in requests
     assert problems == []
+
+
+@pytest.mark.browser
+def test_a_second_image_has_its_own_views(tmp_path: Path) -> None:
+    from tests.helpers import rgb_image, to_tensor
+    from tests.nets import sequential_cnn
+
+    built = interactive_report([rgb_image(5), rgb_image(6)], sequential_cnn(), methods=["gradient", "deconvnet"], transform=to_tensor,
+                               names=["first", "second"], topk=2, layers=["4", "7"])
+    path = tmp_path / "two.html"
+    path.write_text(built.html, encoding="utf-8")
+    problems: list[str] = []
+    with browser_page(offline=True) as page:
+        page.on("console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
+        page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+        page.goto(path.as_uri())
+        page.wait_for_selector(".sw-viewer[data-sw-ready=yes]", timeout=30000)
+        page.click(".sw-images [data-image='1']")
+        st = _state(page)
+        second = built.manifest["images"][1]
+        seven = second["layers"][1]
+        assert (st["image"], st["target"], st["layer"]) == (1, second["target"], "7")  # the layer shown before
+        assert st["channel"] == seven["channels"][int(np.argmax(seven["hi"]))]
+        want = render_state(built.payload, second, st)
+        for panel in ("map", "feature", "projection", "input"):
+            np.testing.assert_array_equal(_pixels(page, panel), want[panel], err_msg=panel)
+    assert problems == []
