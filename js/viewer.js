@@ -271,7 +271,9 @@ export class Viewer {
 
   settingsTable() {
     const t = el("table", { cls: "sw-settings" });
-    for (const [k, v] of Object.entries({ ...this.m.settings, ...this.m.versions })) t.append(el("tr", {}, el("th", { text: k }), el("td", { text: String(v) })));
+    const rows = { ...this.m.settings, ...this.m.versions };
+    for (const img of this.m.images) if (img.warnings.length) rows[`warnings (${img.name})`] = img.warnings.join("; ");
+    for (const [k, v] of Object.entries(rows)) t.append(el("tr", {}, el("th", { text: k }), el("td", { text: String(v) })));
     return t;
   }
 
