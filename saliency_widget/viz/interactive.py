@@ -207,6 +207,8 @@ def collect_image(
     bad = [m for m in methods if m not in known]
     if bad:
         raise InputError(f"unknown method(s) {bad}; expected names from {choices(known)}")
+    if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
+        raise InputError(f"topk must be a positive int (classes per image), got {topk!r}")
     probs = explainer.probabilities[0].detach().cpu().double().numpy()
     k = probs.shape[0]
     names = [str(v) for v in labels] if labels is not None else [f"class {i}" for i in range(k)]

@@ -142,6 +142,10 @@ def test_bad_layer_and_channels_are_errors() -> None:
     ex = Explainer(sequential_cnn(), to_tensor(rgb_image(0)).unsqueeze(0))
     with pytest.raises(LayerError, match="cannot export layer '10'"):
         collect_image(ex, Packer(), name="x", methods=["gradient"], layers=["10"])
+    with pytest.raises(InputError, match="topk must be a positive int"):
+        collect_image(ex, Packer(), name="x", methods=["gradient"], topk=0)
+    with pytest.raises(InputError, match=r"unknown method\(s\) \['nope'\]"):
+        collect_image(ex, Packer(), name="x", methods=["nope"])
     with pytest.raises(InputError, match=r"channels \[99\] of 7 out of range: it has 16 filters"):
         collect_image(ex, Packer(), name="x", methods=["gradient"], layers=["7"], channels=[99])
 
