@@ -2,7 +2,6 @@
 
     saliency-widget render IMAGE... [--model shapes|torchvision:NAME] [--methods gradient,deconvnet,...]
                                     [--target CLASS] [--out report.html|grid.png]
-                                    [--interactive [--topk K] [--layers KEY,...]]
 
 Method, sign and colormap choices come from the method registry and the renderer, so a newly
 registered method is listed and accepted here without edits. Every error is one line on
