@@ -48,6 +48,9 @@ def _epilog() -> str:
   saliency-widget render cat.jpg --model torchvision:resnet50 --methods gradient,gradcam --target 281
   saliency-widget render --list-samples                  names of the bundled sample images
   saliency-widget render sample:shapes_star              a bundled sample by name
+  saliency-widget render sample:shapes_star --interactive --out star.html
+                                                         a page to click offline: every method x top-5
+                                                         classes, feature maps and projections
 
 methods (--methods, comma-separated):
 {methods}
@@ -67,11 +70,15 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("render", help="render maps of images to report.html or grid.png", description="Render saliency maps of IMAGE(s) with one or more methods.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("images", nargs="*", metavar="IMAGE", help="image files (PNG/JPEG) or sample:NAME for a bundled sample")
     r.add_argument("--model", default="shapes", help="'shapes' (bundled, default) or 'torchvision:NAME' (e.g. torchvision:vgg16)")
-    r.add_argument("--methods", default="gradient,deconvnet,guided_backprop", help="comma-separated method names, listed below (default: %(default)s)")
+    r.add_argument("--methods", default=None, help="comma-separated method names, listed below (default: gradient,deconvnet,guided_backprop)")
     r.add_argument("--target", default=None, help="class index or class name (default: predicted class)")
     r.add_argument("--out", default="report.html", help="output file: .html (self-contained report) or .png (grid) (default: %(default)s)")
     r.add_argument("--sign", default="absolute", choices=SIGNS, help="which part of the map to show (default: %(default)s)")
     r.add_argument("--cmap", default="magma", choices=COLORMAPS, help="colormap (default: %(default)s)")
+    r.add_argument("--interactive", action="store_true", help="an HTML page a reader can click offline (methods, classes, filters, "
+                   "activations, display options); --methods defaults to every registered method")
+    r.add_argument("--topk", type=int, default=5, help="--interactive: classes per image with maps (default: %(default)s)")
+    r.add_argument("--layers", default=None, help="--interactive: comma-separated layer keys with feature maps (default: three spread over the depth)")
     r.add_argument("--list-samples", action="store_true", help="print the bundled sample names and exit")
     c = sub.add_parser(
         "classroom", help="serve the classroom notebooks as Voilà dashboards (needs `pip install voila`)",
@@ -169,7 +176,13 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError("no IMAGE given; pass image files or sample:NAME (see --help)")
     # Everything the user typed is checked before the model loads or anything is computed.
     out = _output(args.out)
-    methods = _methods(args.methods)
+    if args.interactive and out.suffix.lower() == ".png":
+        raise InputError(f"--interactive writes an HTML page; give --out a name ending in .html, not {args.out!r}")
+    if args.topk < 1:
+        raise InputError(f"--topk must be at least 1, got {args.topk}")
+    default = ",".join(available_methods()) if args.interactive else "gradient,deconvnet,guided_backprop"
+    spec = args.methods if args.methods is not None else default
+    methods = _methods(spec)
     target = _target(args.target)
     images = [_image(a) for a in args.images]
     names = [Path(a).name if not a.startswith("sample:") else a.split(":", 1)[1] for a in args.images]
@@ -181,9 +194,16 @@ def _run(args: argparse.Namespace) -> int:
     labels = describe_model(model).labels
     if labels is not None:  # else the class count is known only after the first forward pass
         resolve_target(target, labels, len(labels))
-    rep = render_report(images, model, methods, target, sign=args.sign, cmap=args.cmap, names=names)
+    if args.interactive:
+        layers = [k.strip() for k in args.layers.split(",") if k.strip()] if args.layers else None
+        rep = render_report(images, model, methods, target, sign=args.sign, cmap=args.cmap, names=names, interactive=True,
+                            topk=args.topk, layers=layers, progress=lambda line: print(f"  {line}", file=sys.stderr))
+    else:
+        rep = render_report(images, model, methods, target, sign=args.sign, cmap=args.cmap, names=names)
     rep.save(out)
     print(f"wrote {out} ({len(args.images)} image(s) x {','.join(methods)})")
+    if rep.size is not None:
+        print(f"size: {rep.size.summary()}")
     return 0
 
 

@@ -25,6 +25,7 @@ from torch import nn
 from ..engine import Explainer, available_methods
 from ..errors import InputError, SaliencyError, choices
 from . import render as R
+from .bundle import BundleSize
 from .images import describe_model, resolve_target, to_pil
 
 __all__ = [
@@ -147,10 +148,14 @@ def _settings_table(items: Mapping[str, Any]) -> str:
 
 @dataclass
 class Report:
-    """A rendered report: ``html`` text and a ``png`` grid (rows = images, columns = input + methods)."""
+    """A rendered report: ``html`` text and a ``png`` grid (rows = images, columns = input + methods).
+
+    ``size`` is set for an interactive report (its bytes by part, and the budget line it prints).
+    """
 
     html: str
     png: bytes
+    size: BundleSize | None = None
 
     def save(self, path: str | Path) -> Path:
         """Write ``.html`` or ``.png`` depending on the suffix."""
@@ -170,7 +175,7 @@ def _load(image: Any) -> tuple[Image.Image, str]:
 def render_report(
     images: Sequence[Any],
     model: nn.Module | None = None,
-    methods: Sequence[str] = ("gradient", "deconvnet", "guided_backprop"),
+    methods: Sequence[str] | None = None,
     target: int | str | None = None,
     *,
     labels: Sequence[str] | None = None,
@@ -182,6 +187,8 @@ def render_report(
     cmap: str = "magma",
     title: str = "saliency-widget report",
     names: Sequence[str] | None = None,
+    interactive: bool = False,
+    **interactive_options: Any,
 ) -> Report:
     """Maps of each image for each method, as a self-contained HTML page and a PNG grid.
 
@@ -192,7 +199,8 @@ def render_report(
     model
         Classifier (default: the bundled shapes model with its labels and preprocessing).
     methods
-        Registered method names.
+        Registered method names (default: Gradient, DeconvNet and Guided Backprop; every
+        registered method when ``interactive``).
     target
         None (each image's predicted class), a class index, or a class label.
     labels, transform, weights, processor
@@ -204,6 +212,13 @@ def render_report(
         Heading of the HTML page.
     names
         Captions of the images (default: file names, else the object type).
+    interactive
+        False (default): a static page of PNGs, no script. True: one self-contained page a
+        reader can click offline (methods, classes, layers' filters, activations, display
+        options), see :func:`saliency_widget.viz.interactive_report.interactive_report`.
+    **interactive_options
+        With ``interactive``: ``topk``, ``layers``, ``channels``, ``grid``,
+        ``projection_rules``, ``overlay``, ``alpha``, ``progress``.
     """
     if not images:
         raise InputError("render_report needs at least one image")
@@ -211,6 +226,21 @@ def render_report(
         from ..models import shapes_cnn
 
         model = shapes_cnn()
+    if names is not None and len(names) != len(images):
+        raise InputError(f"names has {len(names)} entries for {len(images)} images")
+    if interactive:
+        from .interactive_report import interactive_report, preview_png
+
+        captions = list(names) if names is not None else [Path(str(im)).name if isinstance(im, (str, Path)) else type(im).__name__ for im in images]
+        page = interactive_report(
+            images, model, methods=methods, target=target, labels=labels, transform=transform, weights=weights,
+            processor=processor, names=captions, sign=sign, clip_percentile=clip_percentile, cmap=cmap, title=title,
+            **interactive_options,
+        )
+        return Report(page.html, preview_png(page), page.size)
+    if interactive_options:
+        raise InputError(f"options {sorted(interactive_options)} apply only with interactive=True")
+    methods = ("gradient", "deconvnet", "guided_backprop") if methods is None else methods
     io = describe_model(model, weights=weights, labels=labels, transform=transform, processor=processor)
     labels, transform = io.labels, io.transform
     known = available_methods()
@@ -219,8 +249,6 @@ def render_report(
         raise InputError(f"unknown method(s) {bad}; expected names from {choices(known)}")
     rows_html, grid_rows = [], []
     settings = {"methods": ", ".join(methods), "sign": sign, "clip percentile": clip_percentile, "colormap": cmap, "model": type(model).__name__}
-    if names is not None and len(names) != len(images):
-        raise InputError(f"names has {len(names)} entries for {len(images)} images")
     for n_img, image in enumerate(images):
         pil, name = _load(image)
         if names is not None:

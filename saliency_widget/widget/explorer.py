@@ -34,7 +34,7 @@ from ..engine.checks import check_model
 from ..errors import InputError, SaliencyError
 from ..viz import render as R
 from ..viz.images import describe_model
-from ..viz.report import write_output
+from ..viz.report import explorer_html, write_output
 from .inputs import InputState
 from .layermenu import default_layer, layer_choices
 from .memo import ViewMemo
@@ -457,16 +457,24 @@ class Explorer(W.VBox):
             write_output(path, data)
         return data
 
-    def to_html(self, path: str | Path | None = None) -> str:
-        """The current view as one self-contained HTML page (loads nothing from the network), also written to ``path``."""
-        from ..viz.report import explorer_html
+    def to_html(self, path: str | Path | None = None, interactive: bool = False, **options: Any) -> str:
+        """The current view as one self-contained HTML page (loads nothing from the network), also written to ``path``.
+
+        ``interactive=True``: precomputed views and a viewer a reader clicks offline; ``options``
+        and defaults as in :func:`saliency_widget.viz.interactive_report.explorer_page`; prints the size.
+        """
+        from ..viz.interactive_report import explorer_page
 
         self.wait(timeout=60)
+        if interactive:
+            page = explorer_page(self.inputs.explainer(), self.state(), name=self.inputs.source or "image", labels=self.labels,
+                                 mean=self._io.mean, std=self._io.std, methods=self.methods, **options)
+            print(f"interactive view: {page.summary()}")
         probs = self._last.probs if self._last is not None else np.zeros(len(self.labels))
-        page = explorer_html(self.images, self.messages, self.labels, probs, self.state(), self.status)
+        html = page.html if interactive else explorer_html(self.images, self.messages, self.labels, probs, self.state(), self.status)
         if path is not None:
-            write_output(path, page)
-        return page
+            write_output(path, html)
+        return html
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         """Widget view plus an ``image/png`` fallback for saved notebooks / nbconvert."""
