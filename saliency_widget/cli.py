@@ -2,6 +2,7 @@
 
     saliency-widget render IMAGE... [--model shapes|torchvision:NAME] [--methods gradient,deconvnet,...]
                                     [--target CLASS] [--out report.html|grid.png]
+                                    [--interactive [--topk K] [--layers KEY,...]]
     saliency-widget classroom [--port N] [--no-browser] [--dir DIR]
     saliency-widget mine --data DIR|sample:shapes --layers L1,L2 --out INDEX_DIR   (see saliency_widget.mine)
 
