@@ -7,12 +7,13 @@ Pure PyTorch (plus tqdm); the widget layer draws them.
 
 from __future__ import annotations
 
-from .faithfulness import FaithfulnessResult, deletion_insertion
+from .faithfulness import FaithfulnessCancelled, FaithfulnessResult, deletion_insertion
 from .pointing import PointingResult, pointing_game
 from .sanity import SanityResult, sanity_check, spearman, ssim
 from .topk import TopActivations, top_activations
 
 __all__ = [
+    "FaithfulnessCancelled",
     "FaithfulnessResult",
     "PointingResult",
     "SanityResult",

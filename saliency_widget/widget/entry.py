@@ -35,6 +35,7 @@ def explore(
     device: str | torch.device | None = None,
     weights: Any = None,
     processor: Any = None,
+    data: Any = None,
 ) -> Explorer:
     """Open the interactive saliency explorer.
 
@@ -61,6 +62,11 @@ def explore(
         A weights object with ``.transforms()`` and ``.meta`` (torchvision style).
     processor
         A Hugging Face image processor (``AutoImageProcessor.from_pretrained(...)``).
+    data
+        Images the analyses panel's top-9 scans: a folder path, a torch ``Dataset`` or
+        ``DataLoader`` (of images or ``(images, ...)`` tuples, preprocessed for the model) or
+        an ``(N, C, H, W)`` tensor. None: the bundled shape scenes for the bundled model; any
+        other model scans nothing until data is chosen in the panel.
 
     Returns
     -------
@@ -84,5 +90,6 @@ def explore(
             raise InputError("no image given and no bundled sample image fits this model; pass image=...")
         image = next(iter(samples.values()))()
     return Explorer(
-        model, image, labels=labels, transform=transform, device=device, weights=weights, processor=processor, samples=samples
+        model, image, labels=labels, transform=transform, device=device, weights=weights, processor=processor, samples=samples,
+        data=data,
     )
