@@ -70,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="report.html", help="output file: .html (self-contained report) or .png (grid) (default: %(default)s)")
     r.add_argument("--sign", default="absolute", choices=SIGNS, help="which part of the map to show (default: %(default)s)")
     r.add_argument("--cmap", default="magma", choices=COLORMAPS, help="colormap (default: %(default)s)")
+    r.add_argument("--faithfulness", action="store_true", help="add each image's deletion/insertion scoreboard and curves (HTML only)")
     r.add_argument("--list-samples", action="store_true", help="print the bundled sample names and exit")
     return p
 
@@ -157,7 +158,8 @@ def _run(args: argparse.Namespace) -> int:
     labels = describe_model(model).labels
     if labels is not None:  # else the class count is known only after the first forward pass
         resolve_target(target, labels, len(labels))
-    rep = render_report(images, model, methods, target, sign=args.sign, cmap=args.cmap, names=names)
+    rep = render_report(images, model, methods, target, sign=args.sign, cmap=args.cmap, names=names,
+                        faithfulness=args.faithfulness)
     rep.save(out)
     print(f"wrote {out} ({len(args.images)} image(s) x {','.join(methods)})")
     return 0

@@ -28,7 +28,8 @@ from ..engine.registry import get_method
 from ..errors import InputError, choices
 
 __all__ = [
-    "KINDS", "RANDOM", "FaithfulnessCancelled", "FaithfulnessResult", "blurred", "deletion_insertion", "pixel_ranking",
+    "KINDS", "RANDOM", "FaithfulnessCancelled", "FaithfulnessResult", "blurred", "deletion_insertion", "merge_results",
+    "pixel_ranking",
 ]
 
 KINDS = ("deletion", "insertion")
@@ -230,6 +231,23 @@ class FaithfulnessResult:
             label = "*random order (reference)*" if m == RANDOM else m
             rows.append(f"| {label} | {d:.3f} | {i:.3f} | {i - d:+.3f} |")
         return "\n".join(rows)
+
+
+def merge_results(parts: Sequence[FaithfulnessResult]) -> FaithfulnessResult:
+    """One result from results of the same images, steps and order (e.g. one per method).
+
+    Curves of a method in several parts: the last one wins. The targets, fractions, order
+    and baselines are the first part's.
+    """
+    if not parts:
+        raise InputError("merge_results needs at least one FaithfulnessResult")
+    curves: dict[tuple[str, str], torch.Tensor] = {}
+    methods: list[str] = []
+    for p in parts:
+        curves.update(p.curves)
+        methods += [m for m in p.methods if m not in methods]
+    first = parts[0]
+    return FaithfulnessResult(methods, first.fractions, curves, first.targets, first.order, dict(first.baseline))
 
 
 def _baseline_tensor(spec: Any, x: torch.Tensor, kind: str) -> tuple[torch.Tensor, str]:

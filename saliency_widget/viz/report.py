@@ -182,6 +182,7 @@ def render_report(
     cmap: str = "magma",
     title: str = "saliency-widget report",
     names: Sequence[str] | None = None,
+    faithfulness: bool = False,
 ) -> Report:
     """Maps of each image for each method, as a self-contained HTML page and a PNG grid.
 
@@ -204,6 +205,9 @@ def render_report(
         Heading of the HTML page.
     names
         Captions of the images (default: file names, else the object type).
+    faithfulness
+        Also score each image's maps: the deletion / insertion scoreboard and curves as
+        inline SVG (:func:`faithfulness_html`), in the HTML only.
     """
     if not images:
         raise InputError("render_report needs at least one image")
@@ -254,6 +258,8 @@ def render_report(
             f"<tr><td>{''.join(figs)}</td><td><b>target:</b> {html.escape(classes[t])}<br>"
             f"{probability_table(classes, probs, highlight=t)}</td></tr>"
         )
+        if faithfulness:
+            rows_html.append(f'<tr><td colspan="2">{faithfulness_html(model, x, t, methods, classes[t])}</td></tr>')
         del ex
     settings_html = _settings_table(settings)
     body = f"<h2>Settings</h2>{settings_html}<h2>Maps</h2><table>{''.join(rows_html)}</table>"
@@ -319,3 +325,40 @@ def explorer_html(
         f"<h2>Settings</h2>{_settings_table(settings)}<p>{html.escape(status)}</p>"
     )
     return html_document(title, body)
+
+
+def faithfulness_html(model: nn.Module, x: torch.Tensor, target: int, methods: Sequence[str], label: str = "", steps: int = 20) -> str:
+    """The faithfulness scoreboard of one image and its curves as inline SVG (no script).
+
+    Parameters
+    ----------
+    model
+        The classifier (never modified).
+    x
+        ``(1, C, H, W)`` preprocessed image.
+    target
+        Class index whose probability the curves track.
+    methods
+        Methods to score; one that cannot run on the model is listed as n/a with the reason.
+    label, steps
+        Class name for the caption; perturbation steps per curve.
+    """
+    from ..analysis.faithfulness import KINDS, RANDOM, deletion_insertion, merge_results
+    from .curves import curve_color, faithfulness_svgs
+    from .tables import scoreboard_html
+
+    parts = [deletion_insertion(model, x, maps={}, target=target, steps=steps)]  # the random reference
+    failed: dict[str, str] = {}
+    for m in methods:
+        try:
+            parts.append(deletion_insertion(model, x, methods=[m], target=target, steps=steps, reference=False))
+        except SaliencyError as err:
+            failed[m] = str(err).splitlines()[0]
+    res = merge_results(parts)
+    names = [*res.methods, RANDOM]
+    colors = {m: curve_color(i, m) for i, m in enumerate(names)}
+    fr = res.fractions.tolist()
+    curves = {k: {m: res.curve(k, m)[0].tolist() for m in names} for k in KINDS}
+    cap = f"faithfulness for {label or f'class {target}'}: deletion to zeros, insertion from the blurred image, {steps} steps"
+    board = scoreboard_html(res.ranking(0), colors=colors, caption=cap, failed=failed)
+    return f'<div class="sw-faithfulness">{board}{faithfulness_svgs(fr, curves["deletion"], curves["insertion"])}</div>'

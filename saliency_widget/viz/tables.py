@@ -100,11 +100,11 @@ def scoreboard_html(
     """
     head = (
         f'<tr><th style="{_CELL};text-align:left">method</th>'
-        f'<th style="{_CELL};text-align:right" title="area under the deletion curve">deletion AUC<br>'
+        f'<th style="{_CELL};text-align:right" title="area under the deletion curve">deletion AUC<br/>'
         f"<small>lower is better</small></th>"
-        f'<th style="{_CELL};text-align:right" title="area under the insertion curve">insertion AUC<br>'
+        f'<th style="{_CELL};text-align:right" title="area under the insertion curve">insertion AUC<br/>'
         f"<small>higher is better</small></th>"
-        f'<th style="{_CELL};text-align:right" title="the sort key">insertion − deletion<br>'
+        f'<th style="{_CELL};text-align:right" title="the sort key">insertion − deletion<br/>'
         f"<small>higher is better</small></th></tr>"
     )
     rows = []

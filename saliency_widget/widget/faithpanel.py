@@ -25,14 +25,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..analysis.faithfulness import KINDS, RANDOM, FaithfulnessCancelled, FaithfulnessResult, deletion_insertion
+from ..analysis.faithfulness import (
+    KINDS,
+    RANDOM,
+    FaithfulnessCancelled,
+    FaithfulnessResult,
+    deletion_insertion,
+    merge_results,
+)
 from ..errors import SaliencyError
 from ..viz.curves import curve_color
 from ..viz.report import message_html
 from ..viz.tables import scoreboard_html
 from .scheduler import LatestOnlyWorker
 
-__all__ = ["FaithRequest", "FaithfulnessPanel", "merge_results", "request_from_explorer"]
+__all__ = ["FaithRequest", "FaithfulnessPanel", "request_from_explorer"]
 
 
 @dataclass(frozen=True)
@@ -80,17 +87,6 @@ def request_from_explorer(explorer: Any) -> FaithRequest:
     labels = explorer.labels
     label = labels[target] if 0 <= target < len(labels) else f"class {target}"
     return FaithRequest(ex.inputs.detach(), int(target), tuple(methods), label, notes)
-
-
-def merge_results(parts: Sequence[FaithfulnessResult]) -> FaithfulnessResult:
-    """One result from the per-method results of the same image, steps and order."""
-    curves: dict[tuple[str, str], torch.Tensor] = {}
-    methods: list[str] = []
-    for p in parts:
-        curves.update(p.curves)
-        methods += [m for m in p.methods if m not in methods]
-    first = parts[0]
-    return FaithfulnessResult(methods, first.fractions, curves, first.targets, first.order, dict(first.baseline))
 
 
 class FaithfulnessPanel(W.VBox):

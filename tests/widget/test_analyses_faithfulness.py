@@ -75,7 +75,7 @@ def test_table_is_html_sorted_by_quality_with_its_direction(explorer: Explorer) 
     fp = finish(panel)
     table = fp.w_table.value
     assert table.startswith("<table") and "|---" not in table
-    assert "deletion AUC<br><small>lower is better" in table and "insertion AUC<br><small>higher is better" in table
+    assert "deletion AUC<br/><small>lower is better" in table and "insertion AUC<br/><small>higher is better" in table
     ranking = fp.result.ranking(0)
     assert _table_methods(table) == [m for m, *_ in ranking]
     scores = [s for *_, s in ranking]
