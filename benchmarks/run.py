@@ -366,10 +366,11 @@ def main(argv: list[str] | None = None) -> int:
     if a.widget:
         rows += widget_round_trip(a.repeats)
     if a.faithfulness:
-        from .faithfulness import faithfulness_rows  # noqa: PLC0415
+        from .faithfulness import faithfulness_rows, first_curve_rows  # noqa: PLC0415
 
         # each call takes seconds: at most 3 interleaved repeats
         rows += faithfulness_rows(device, max(1, min(a.repeats, 3)), a.faithfulness_images, a.faithfulness_chunks)
+        rows += first_curve_rows(max(1, min(a.repeats, 3)))
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
     header = f"### {dev_name}, torch {torch.__version__}, {stamp}, median of {a.repeats} runs after {a.warmup} warm-up"

@@ -8,6 +8,7 @@ Pure PyTorch (plus tqdm); the widget layer draws them.
 from __future__ import annotations
 
 from .faithfulness import FaithfulnessCancelled, FaithfulnessResult, deletion_insertion
+from .faithrandom import faithfulness_vs_randomised, randomised_copy
 from .pointing import PointingResult, pointing_game
 from .sanity import SanityResult, sanity_check, spearman, ssim
 from .topk import TopActivations, top_activations
@@ -19,7 +20,9 @@ __all__ = [
     "SanityResult",
     "TopActivations",
     "deletion_insertion",
+    "faithfulness_vs_randomised",
     "pointing_game",
+    "randomised_copy",
     "sanity_check",
     "spearman",
     "ssim",
