@@ -103,6 +103,10 @@ class AnalysisPanel(W.VBox):
         self.w_out_img = W.Image(format="png")
         self.w_out_img.layout.display = _HIDDEN
         self.w_out_html = W.HTML()
+        # the sanity check's own output, beside the faithfulness curves of the same image
+        self.w_sanity_img = W.Image(format="png", layout=W.Layout(max_width="420px"))
+        self.w_sanity_img.layout.display = _HIDDEN
+        self.w_sanity_html = W.HTML()
         self.faithfulness = FaithfulnessPanel(
             self.model, self._faith_request, lock=self._lock,
             yield_to=(lambda: explorer.wait(timeout=30)) if explorer is not None else None,
@@ -116,10 +120,13 @@ class AnalysisPanel(W.VBox):
         super().__init__([
             W.HBox([self.w_layer, self.w_filter]),
             W.HBox([self.w_data, self.w_folder]), self.w_data_note,
-            W.HBox([self.w_topk, self.w_sanity, self.w_pointing]),
+            W.HBox([self.w_topk, self.w_pointing]),
             self.w_progress, self.w_out_html, self.w_out_img,
-            W.HTML("<b>faithfulness of this image's maps</b> (deletion / insertion, RISE)"),
-            self.faithfulness,
+            W.HTML("<b>this image</b>: faithfulness of its maps (deletion / insertion, RISE) and the sanity check"),
+            W.HBox(
+                [self.faithfulness, W.VBox([self.w_sanity, self.w_sanity_html, self.w_sanity_img])],
+                layout=W.Layout(flex_flow="row wrap", gap="12px"),
+            ),
         ])
         self.w_topk.on_click(lambda _b: self.run("topk"))
         self.w_sanity.on_click(lambda _b: self.run("sanity"))
@@ -143,15 +150,19 @@ class AnalysisPanel(W.VBox):
         self.w_data_note.value = f"<small>{note}</small>"
 
     # ------------------------------------------------------------------ output
-    def _show(self, png: bytes | None, body_html: str) -> None:
-        """Replace the result: a picture (or none, hidden: no broken-image icon) and its HTML."""
+    def _show(self, png: bytes | None, body_html: str, where: str = "main") -> None:
+        """Replace a result: a picture (or none, hidden: no broken-image icon) and its HTML.
+
+        ``where``: ``"main"`` (top-9, pointing game) or ``"sanity"`` (beside the faithfulness curves).
+        """
+        img, out = (self.w_sanity_img, self.w_sanity_html) if where == "sanity" else (self.w_out_img, self.w_out_html)
         if png:
-            self.w_out_img.value = png
-            self.w_out_img.layout.display = _SHOWN
+            img.value = png
+            img.layout.display = _SHOWN
         else:
-            self.w_out_img.value = b""
-            self.w_out_img.layout.display = _HIDDEN
-        self.w_out_html.value = body_html
+            img.value = b""
+            img.layout.display = _HIDDEN
+        out.value = body_html
 
     def _progress(self, done: float, label: str) -> None:
         self.w_progress.value = max(0.0, min(1.0, done))
@@ -203,7 +214,8 @@ class AnalysisPanel(W.VBox):
             return self.result
         except SaliencyError as err:
             self.result = None
-            self._show(None, message_html(str(err), "error"))  # the old grid goes with the old result
+            # the old grid (or plot) goes with the old result
+            self._show(None, message_html(str(err), "error"), "sanity" if which == "sanity" else "main")
             self._progress(0.0, "error")
             return None
         finally:
@@ -234,7 +246,7 @@ class AnalysisPanel(W.VBox):
                 results.append(sanity_check(self.model, x, method=m))
             self.result = results
             tables = "".join(f"<b>{html.escape(r.method)}</b>{markdown_table_html(r.table())}" for r in results)
-            self._show(sanity_plot_png(results), f"<small>sanity check on {html.escape(what)}</small>{tables}")
+            self._show(sanity_plot_png(results), f"<small>sanity check on {html.escape(what)}</small>{tables}", "sanity")
         elif which == "pointing":
             if not is_bundled(self.model):
                 raise SaliencyError(

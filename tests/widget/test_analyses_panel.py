@@ -107,5 +107,5 @@ def test_explore_data_reaches_the_panel_and_sanity_uses_the_image(explorer_with_
     results = p.run("sanity")
     assert [r.method for r in results] == ["gradient", "guided_backprop"]
     assert results[0].maps.shape[1] == 1  # one image: the explorer's
-    out = p.w_out_html.value
-    assert "<table" in out and "| original |" not in out and "the explorer&#x27;s image" in out
+    out = p.w_sanity_html.value
+    assert p.w_sanity_img.layout.display == "" and "<table" in out and "| original |" not in out and "the explorer&#x27;s image" in out
