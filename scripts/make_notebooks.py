@@ -137,11 +137,11 @@ NOTEBOOKS = {
                "fall fast (low deletion AUC) and rise fast (high insertion AUC); a random pixel order is the reference. "
                "Now score the maps of a copy whose **top two layers are randomised** (the first steps of the cascade "
                "above) on the *trained* model: a method whose randomised maps score like its trained maps does not "
-               "depend on the weights it explains. (48 scenes here to keep the notebook quick; docs/analyses.md has "
+               "depend on the weights it explains. (24 scenes here to keep the notebook quick; docs/analyses.md has "
                "200.)"),
         ("code", "from IPython.display import HTML\nfrom saliency_widget.analysis import faithfulness_vs_randomised\n"
                  "from saliency_widget.viz.tables import markdown_table_html\n\n"
-                 "held_out = ShapesDataset(48, seed=4242)\nxh = torch.stack([held_out[i][0] for i in range(len(held_out))])\n"
+                 "held_out = ShapesDataset(24, seed=4242)\nxh = torch.stack([held_out[i][0] for i in range(len(held_out))])\n"
                  "methods = ['gradient', 'deconvnet', 'guided_backprop', 'gradcam']\n"
                  "faith = faithfulness_vs_randomised(model, xh, methods, top=2, steps=10)\n"
                  "display(HTML(markdown_table_html(faith.table())))"),
