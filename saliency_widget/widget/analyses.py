@@ -125,7 +125,7 @@ class AnalysisPanel(W.VBox):
             W.HTML("<b>this image</b>: faithfulness of its maps (deletion / insertion, RISE) and the sanity check"),
             W.HBox(
                 [self.faithfulness, W.VBox([self.w_sanity, self.w_sanity_html, self.w_sanity_img])],
-                layout=W.Layout(flex_flow="row wrap", gap="12px"),
+                layout=W.Layout(flex_flow="row wrap"),
             ),
         ])
         self.w_topk.on_click(lambda _b: self.run("topk"))
