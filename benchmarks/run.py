@@ -251,7 +251,6 @@ def bench_model(
     cycle = iter(range(10**9))
     meths = ("gradient", "deconvnet", "guided_backprop")
     timed("method switch on cached forward", lambda: ex.saliency(t, meths[next(cycle) % 3]), "floor", floor)
-    del ex
     timed("projection (middle layer)", lambda: sw.project(model, x, mid_layer, 0), "floor", floor, f"layer {mid_layer}")
     if ca is not None and not amp:
         def captum_three() -> None:
@@ -371,10 +370,11 @@ def main(argv: list[str] | None = None) -> int:
     if a.widget:
         rows += widget_round_trip(a.repeats)
     if a.faithfulness:
-        from .faithfulness import faithfulness_rows  # noqa: PLC0415
+        from .faithfulness import faithfulness_rows, first_curve_rows  # noqa: PLC0415
 
         # each call takes seconds: at most 3 interleaved repeats
         rows += faithfulness_rows(device, max(1, min(a.repeats, 3)), a.faithfulness_images, a.faithfulness_chunks)
+        rows += first_curve_rows(max(1, min(a.repeats, 3)))
     if a.mining:
         from .mining import mining_rows  # noqa: PLC0415
 

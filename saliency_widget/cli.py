@@ -80,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
                    "activations, display options); --methods defaults to every registered method")
     r.add_argument("--topk", type=int, default=5, help="--interactive: classes per image with maps (default: %(default)s)")
     r.add_argument("--layers", default=None, help="--interactive: comma-separated layer keys with feature maps (default: three spread over the depth)")
+    r.add_argument("--faithfulness", action="store_true", help="add each image's deletion/insertion scoreboard and curves (HTML only)")
     r.add_argument("--list-samples", action="store_true", help="print the bundled sample names and exit")
     c = sub.add_parser(
         "classroom", help="serve the classroom notebooks as Voilà dashboards (needs `pip install voila`)",
@@ -198,9 +199,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.interactive:
         layers = [k.strip() for k in args.layers.split(",") if k.strip()] if args.layers else None
         rep = render_report(images, model, methods, target, sign=args.sign, cmap=args.cmap, names=names, interactive=True,
-                            topk=args.topk, layers=layers, progress=lambda line: print(f"  {line}", file=sys.stderr))
+                            topk=args.topk, layers=layers, progress=lambda line: print(f"  {line}", file=sys.stderr), faithfulness=args.faithfulness)
     else:
-        rep = render_report(images, model, methods, target, sign=args.sign, cmap=args.cmap, names=names)
+        rep = render_report(images, model, methods, target, sign=args.sign, cmap=args.cmap, names=names, faithfulness=args.faithfulness)
     rep.save(out)
     print(f"wrote {out} ({len(args.images)} image(s) x {','.join(methods)})")
     if rep.size is not None:

@@ -51,6 +51,29 @@ NOTEBOOKS = {
         ("md", "Gradient's map loses its resemblance as soon as the top layer is random; Guided Backprop's stays close "
                "until the lowest layers are randomised too: it shows edges of the input more than what the classifier "
                "uses. Use it to see what a filter responds to, not to explain a decision."),
+        ("md", "## A second, independent metric: deletion and insertion curves (Petsiuk et al. 2018, RISE)\n\n"
+               "Remove the pixels a map ranks highest first (*deletion*, down to zeros = the mean colour) or insert "
+               "them into a blurred image (*insertion*), and track the class probability. A faithful map makes it "
+               "fall fast (low deletion AUC) and rise fast (high insertion AUC); a random pixel order is the reference. "
+               "Now score the maps of a copy whose **top two layers are randomised** (the first steps of the cascade "
+               "above) on the *trained* model: a method whose randomised maps score like its trained maps does not "
+               "depend on the weights it explains. (24 scenes here to keep the notebook quick; docs/analyses.md has "
+               "200.)"),
+        ("code", "from IPython.display import HTML\nfrom saliency_widget.analysis import faithfulness_vs_randomised\n"
+                 "from saliency_widget.viz.tables import markdown_table_html\n\n"
+                 "held_out = ShapesDataset(24, seed=4242)\nxh = torch.stack([held_out[i][0] for i in range(len(held_out))])\n"
+                 "methods = ['gradient', 'deconvnet', 'guided_backprop', 'gradcam']\n"
+                 "faith = faithfulness_vs_randomised(model, xh, methods, top=2, steps=10)\n"
+                 "display(HTML(markdown_table_html(faith.table())))"),
+        ("md", "The curves of one scene (solid colours: trained maps, the grey dashed line: random order):"),
+        ("code", "from saliency_widget.analysis.faithfulness import RANDOM\nfrom saliency_widget.viz.curves import faithfulness_svgs\n\n"
+                 "names = [*methods, RANDOM]\nfr = faith.fractions.tolist()\n"
+                 "curves = {k: {m: faith.curve(k, m)[0].tolist() for m in names} for k in ('deletion', 'insertion')}\n"
+                 "display(HTML(faithfulness_svgs(fr, curves['deletion'], curves['insertion'])))"),
+        ("md", "Read the table by *insertion − deletion* (higher is better). Compare each method with its "
+               "\"(top layers randomised)\" row: a method that explains the classifier should lose much of its score "
+               "when the classifier is random. In the explorer, the analyses panel's **faithfulness** button draws these "
+               "curves for the image and class on screen, next to the sanity check."),
     ],
 }
 

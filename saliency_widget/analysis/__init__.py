@@ -7,7 +7,8 @@ Pure PyTorch (plus tqdm); the widget layer draws them.
 
 from __future__ import annotations
 
-from .faithfulness import FaithfulnessResult, deletion_insertion
+from .faithfulness import FaithfulnessCancelled, FaithfulnessResult, deletion_insertion
+from .faithrandom import faithfulness_vs_randomised, randomised_copy
 from .index import MiningIndex, TopRecord, load_index
 from .mining import mine
 from .pointing import PointingResult, pointing_game
@@ -15,6 +16,7 @@ from .sanity import SanityResult, sanity_check, spearman, ssim
 from .topk import TopActivations, top_activations
 
 __all__ = [
+    "FaithfulnessCancelled",
     "FaithfulnessResult",
     "MiningIndex",
     "PointingResult",
@@ -22,9 +24,11 @@ __all__ = [
     "TopActivations",
     "TopRecord",
     "deletion_insertion",
+    "faithfulness_vs_randomised",
     "load_index",
     "mine",
     "pointing_game",
+    "randomised_copy",
     "sanity_check",
     "spearman",
     "ssim",

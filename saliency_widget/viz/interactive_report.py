@@ -92,12 +92,14 @@ def interactive_report(
     alpha: float = 0.6,
     title: str = "saliency-widget report",
     progress: Progress | None = None,
+    extra_html: str = "",
 ) -> InteractivePage:
     """Precompute every view of ``images`` and assemble the interactive page.
 
     Parameters are those of :func:`saliency_widget.viz.report.render_report` (``names`` one
     caption per image) plus :func:`~.interactive.collect_image`'s ``topk``, ``layers``,
     ``channels``, ``grid`` and ``projection_rules``; ``methods`` defaults to every registered method.
+    ``extra_html`` is static HTML (no script) shown below the viewer, e.g. the faithfulness scoreboards.
     """
     R.prepare_map(np.ones((1, 1)), sign, clip_percentile)  # bad display options fail before any computing
     R.colormap_lut(cmap)
@@ -124,7 +126,7 @@ def interactive_report(
         "model": type(model).__name__, "methods": ", ".join(chosen), "classes per image": topk,
         "projection rules": ", ".join(entries[0]["rules"]), "positions per filter": "strongest" + (f" + {grid}x{grid} grid" if grid else ""),
     }
-    return interactive_page(entries, packer, title=title, state=state, settings=settings)
+    return interactive_page(entries, packer, title=title, state=state, settings=settings, extra_html=extra_html)
 
 
 def explorer_page(

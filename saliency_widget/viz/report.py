@@ -187,6 +187,7 @@ def render_report(
     cmap: str = "magma",
     title: str = "saliency-widget report",
     names: Sequence[str] | None = None,
+    faithfulness: bool = False,
     interactive: bool = False,
     **interactive_options: Any,
 ) -> Report:
@@ -212,6 +213,9 @@ def render_report(
         Heading of the HTML page.
     names
         Captions of the images (default: file names, else the object type).
+    faithfulness
+        Also score each image's maps: the deletion / insertion scoreboard and curves as
+        inline SVG (:func:`faithfulness_html`), in the HTML only.
     interactive
         False (default): a static page of PNGs, no script. True: one self-contained page a
         reader can click offline (methods, classes, layers' filters, activations, display
@@ -232,10 +236,11 @@ def render_report(
         from .interactive_report import interactive_report, preview_png
 
         captions = list(names) if names is not None else [Path(str(im)).name if isinstance(im, (str, Path)) else type(im).__name__ for im in images]
+        extra = _faithfulness_section(images, model, methods, target, captions, labels, transform, weights, processor) if faithfulness else ""
         page = interactive_report(
             images, model, methods=methods, target=target, labels=labels, transform=transform, weights=weights,
             processor=processor, names=captions, sign=sign, clip_percentile=clip_percentile, cmap=cmap, title=title,
-            **interactive_options,
+            extra_html=extra, **interactive_options,
         )
         return Report(page.html, preview_png(page), page.size)
     if interactive_options:
@@ -282,6 +287,8 @@ def render_report(
             f"<tr><td>{''.join(figs)}</td><td><b>target:</b> {html.escape(classes[t])}<br>"
             f"{probability_table(classes, probs, highlight=t)}</td></tr>"
         )
+        if faithfulness:
+            rows_html.append(f'<tr><td colspan="2">{faithfulness_html(model, x, t, methods, classes[t])}</td></tr>')
         del ex
     settings_html = _settings_table(settings)
     body = f"<h2>Settings</h2>{settings_html}<h2>Maps</h2><table>{''.join(rows_html)}</table>"
@@ -347,3 +354,61 @@ def explorer_html(
         f"<h2>Settings</h2>{_settings_table(settings)}<p>{html.escape(status)}</p>"
     )
     return html_document(title, body)
+
+
+def _faithfulness_section(
+    images: Sequence[Any], model: nn.Module, methods: Sequence[str] | None, target: int | str | None, captions: Sequence[str],
+    labels: Sequence[str] | None, transform: Any, weights: Any, processor: Any,
+) -> str:
+    """Every image's faithfulness scoreboard and curves, as the static HTML below an interactive report's viewer."""
+    io = describe_model(model, weights=weights, labels=labels, transform=transform, processor=processor)
+    chosen = list(methods) if methods is not None else available_methods()
+    parts = ["<h2>Faithfulness: deletion and insertion</h2>"]
+    for image, caption in zip(images, captions):
+        pil, _ = _load(image)
+        x = io.transform(pil).unsqueeze(0)
+        ex = Explainer(model, x)
+        k = ex.num_classes
+        classes = list(io.labels) if io.labels is not None else [str(i) for i in range(k)]
+        resolved = resolve_target(target, classes, k)
+        t = int(ex.probabilities[0].argmax()) if resolved is None else resolved
+        del ex
+        parts.append(f"<h3>{html.escape(str(caption))}</h3>{faithfulness_html(model, x, t, chosen, classes[t])}")
+    return "".join(parts)
+
+
+def faithfulness_html(model: nn.Module, x: torch.Tensor, target: int, methods: Sequence[str], label: str = "", steps: int = 20) -> str:
+    """The faithfulness scoreboard of one image and its curves as inline SVG (no script).
+
+    Parameters
+    ----------
+    model
+        The classifier (never modified).
+    x
+        ``(1, C, H, W)`` preprocessed image.
+    target
+        Class index whose probability the curves track.
+    methods
+        Methods to score; one that cannot run on the model is listed as n/a with the reason.
+    label, steps
+        Class name for the caption; perturbation steps per curve.
+    """
+    from ..analysis.faithfulness import KINDS, RANDOM, deletion_insertion, merge_results
+    from .curves import curve_color, faithfulness_svgs
+    from .tables import scoreboard_html
+
+    parts = [deletion_insertion(model, x, maps={}, target=target, steps=steps)]  # the random reference
+    failed: dict[str, str] = {}
+    for m in methods:
+        try:
+            parts.append(deletion_insertion(model, x, methods=[m], target=target, steps=steps, reference=False))
+        except SaliencyError as err:
+            failed[m] = str(err).splitlines()[0]
+    res = merge_results(parts)
+    names = [*res.methods, RANDOM]
+    colors = {m: curve_color(i, m) for i, m in enumerate(names)}
+    fr = res.fractions.tolist()
+    curves = {k: {m: res.curve(k, m)[0].tolist() for m in names} for k in KINDS}
+    cap = f"faithfulness for {label or f'class {target}'}: deletion to zeros, insertion from the blurred image, {steps} steps"
+    board = scoreboard_html(res.ranking(0), colors=colors, caption=cap, failed=failed)
+    return f'<div class="sw-faithfulness">{board}{faithfulness_svgs(fr, curves["deletion"], curves["insertion"])}</div>'

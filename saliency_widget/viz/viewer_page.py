@@ -14,6 +14,7 @@ import hashlib
 import html
 import json
 import platform
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -144,6 +145,7 @@ def interactive_page(
     title: str,
     state: Mapping[str, Any],
     settings: Mapping[str, Any],
+    extra_html: str = "",
 ) -> InteractivePage:
     """Assemble the page from the images' manifests (:func:`~.interactive.collect_image`) and ``packer``.
 
@@ -161,6 +163,9 @@ def interactive_page(
         ``cmap``, ``overlay``, ``alpha``.
     settings
         Shown as the settings table (text only).
+    extra_html
+        Static HTML (no script) shown below the viewer. Its ``style="..."`` attributes are
+        allowed one by one, by hash (``'unsafe-hashes'``), so the page's CSP stays strict.
 
     Returns
     -------
@@ -184,8 +189,11 @@ def interactive_page(
     }
     payload = packer.payload_base64()
     js = viewer_source()
+    # inline style attributes of the extra HTML, each allowed by its hash (CSP level 3)
+    attrs = sorted(set(re.findall(r'style="([^"]*)"', extra_html)))
+    attr_src = (" 'unsafe-hashes' " + " ".join(f"'{_sha256(a)}'" for a in attrs)) if attrs else ""
     csp = (
-        f"default-src 'none'; script-src '{_sha256(js)}'; style-src '{_sha256(_CSS)}'; "
+        f"default-src 'none'; script-src '{_sha256(js)}'; style-src '{_sha256(_CSS)}'{attr_src}; "
         "img-src data:; base-uri 'none'; form-action 'none'"
     )
     page = (
@@ -196,7 +204,8 @@ def interactive_page(
         "<div class='sw-viewer'><noscript>This report needs JavaScript to show its views.</noscript>"
         f"<script type='application/json' class='sw-manifest'>{_json_for_script(manifest)}</script>"
         f"<script type='application/octet-stream' class='sw-payload'>{payload}</script></div>"
-        f"<script type='module'>{js}</script></body></html>"
+        + (f"<section class='sw-section sw-extra'>{extra_html}</section>" if extra_html else "")
+        + f"<script type='module'>{js}</script></body></html>"
     )
     packer.sizes.page = len(page.encode("utf-8"))
     return InteractivePage(page, manifest, packer.raw(), packer.sizes)

@@ -36,6 +36,7 @@ def explore(
     weights: Any = None,
     processor: Any = None,
     index: Any = None,
+    data: Any = None,
 ) -> Explorer:
     """Open the interactive saliency explorer.
 
@@ -66,6 +67,11 @@ def explore(
         A top-k index directory from ``saliency-widget mine`` (or a loaded
         :class:`~saliency_widget.analysis.MiningIndex`) of this model: the analyses panel shows the
         top-9 grid of the current layer and filter from it, without rescanning.
+    data
+        Images the analyses panel's top-9 scans: a folder path, a torch ``Dataset`` or
+        ``DataLoader`` (of images or ``(images, ...)`` tuples, preprocessed for the model) or
+        an ``(N, C, H, W)`` tensor. None: the bundled shape scenes for the bundled model; any
+        other model scans nothing until data is chosen in the panel.
 
     Returns
     -------
@@ -96,7 +102,8 @@ def explore(
         mined = index if isinstance(index, MiningIndex) else load_index(index)
         mined.check_model(model)
     explorer = Explorer(
-        model, image, labels=labels, transform=transform, device=device, weights=weights, processor=processor, samples=samples
+        model, image, labels=labels, transform=transform, device=device, weights=weights, processor=processor, samples=samples,
+        data=data,
     )
     if mined is not None:
         from .analyses import attach_index

@@ -17,6 +17,7 @@ Design notes
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -121,6 +122,7 @@ class Explorer(W.VBox):
         weights: Any = None,
         processor: Any = None,
         samples: dict[str, Callable[[], Image.Image]] | None = None,
+        data: Any = None,
     ) -> None:
         self.methods: list[str] = available_methods()
         self._model = model
@@ -129,6 +131,8 @@ class Explorer(W.VBox):
         self._io = describe_model(model, weights=weights, labels=labels, transform=transform, processor=processor)
         self.inputs = InputState(model, self._io, device)
         self._samples = dict(samples or {})
+        self._data = data  # what the analyses scan (explore(data=...)); see widget/datasource.py
+        self.compute_lock = threading.RLock()  # renders and analyses never run the model at once
         self._worker = LatestOnlyWorker(self._render_latest, name="saliency-explorer", on_schedule=self._show_busy)
         self.computations = 0
         self.render_log = RenderLog(maxlen=200)
@@ -225,7 +229,8 @@ class Explorer(W.VBox):
         from .analyses import AnalysisPanel
 
         def build() -> None:
-            self.analysis_panel = AnalysisPanel(self._model, mean=self._io.mean, std=self._io.std)
+            self.analysis_panel = AnalysisPanel(self._model, mean=self._io.mean, std=self._io.std, data=self._data,
+                                                transform=self._io.transform, explorer=self)
             self.ui.w_analyses.children = [self.analysis_panel]
 
         self._guard(build)
@@ -312,7 +317,8 @@ class Explorer(W.VBox):
 
     def _render_latest(self) -> None:
         self._show_busy()  # again: a request made while the last view was shown may have lost it
-        self._render(self._snapshot())
+        with self.compute_lock:
+            self._render(self._snapshot())
 
     def _show_busy(self) -> None:
         """The busy state, shown the moment a render is requested (before any computing)."""
@@ -495,5 +501,7 @@ class Explorer(W.VBox):
         if "ui" not in self.__dict__:  # __init__ failed before the widget existed (e.g. bad labels)
             return
         self._worker.close()
+        if self.__dict__.get("analysis_panel") is not None:
+            self.analysis_panel.close()
         self.ui.close()
         super().close()

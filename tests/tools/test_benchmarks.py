@@ -43,6 +43,7 @@ def test_benchmark_faithfulness_case(tmp_path: Path) -> None:
     (js,) = tmp_path.glob("cpu-*.json")
     rows = {r["case"]: r for r in json.loads(js.read_text())["rows"]}
     assert rows["faithfulness curves, ours (full result)"]["ratio"] > 0
+    assert rows["widget faithfulness: time to first curve"]["median_ms"] > 0
     quantus = rows["faithfulness curves, Quantus PixelFlipping"]
     # a ratio when Quantus is installed, else a note saying why not
     assert quantus["ratio"] is not None or "quantus unavailable" in quantus["note"]

@@ -31,10 +31,11 @@ def test_panel_topk_sanity_pointing() -> None:
     assert p.w_out_img.value != first and "filter 3" in p.w_out_html.value
     results = p.run("sanity")
     assert [r.method for r in results] == ["gradient", "guided_backprop"]
-    _png_ok(p.w_out_img.value)
-    assert "| original |" in p.w_out_html.value
+    _png_ok(p.w_sanity_img.value)
+    assert "<table" in p.w_sanity_html.value and "| original |" not in p.w_sanity_html.value
     res = p.run("pointing")
-    assert res.n_images == 24 and "centre baseline" in p.w_out_html.value
+    assert res.n_images == 24 and "centre baseline" in p.w_out_html.value and "<table" in p.w_out_html.value
+    assert p.w_out_img.value == b"" and p.w_out_img.layout.display == "none"  # no broken-image icon
 
 
 def test_panel_pointing_refuses_foreign_model() -> None:
