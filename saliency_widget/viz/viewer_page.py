@@ -35,6 +35,7 @@ VIEWER_JS = "viewer.js"
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:20px;color:#222;background:#fff}
 .sw-viewer h1{font-size:20px;margin:0 0 8px}.sw-viewer h2{font-size:15px;margin:0 0 6px;color:#333}
+.sw-extra h2{font-size:15px;margin:0 0 6px;color:#333}.sw-extra h3{font-size:13px;margin:10px 0 4px}
 .sw-section{border:1px solid #e2e2e2;border-radius:6px;padding:10px 12px;margin:0 0 12px;background:#fcfcfc}
 .sw-top{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}.sw-top>.sw-section{flex:0 1 auto}
 .sw-top>.sw-section:first-child{max-width:560px}.sw-filters{position:relative}

@@ -207,3 +207,27 @@ def test_a_second_image_has_its_own_views(tmp_path: Path) -> None:
         for panel in ("map", "feature", "projection", "input"):
             np.testing.assert_array_equal(_pixels(page, panel), want[panel], err_msg=panel)
     assert problems == []
+
+
+@pytest.mark.browser
+def test_faithfulness_scoreboard_below_the_viewer_breaks_no_csp_rule(tmp_path: Path) -> None:
+    from saliency_widget.viz.report import render_report
+    from tests.helpers import LABELS, rgb_image, to_tensor
+    from tests.nets import small_cnn
+
+    rep = render_report([rgb_image(0)], small_cnn(), ["gradient", "deconvnet"], labels=LABELS, transform=to_tensor,
+                        interactive=True, topk=1, faithfulness=True)
+    path = rep.save(tmp_path / "faith.html")
+    problems: list[str] = []
+    with browser_page(offline=True, viewport={"width": 1300, "height": 1400}) as page:
+        page.on("console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
+        page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+        page.goto(path.as_uri())
+        page.wait_for_selector(".sw-viewer[data-sw-ready=yes]", timeout=30000)
+        board = page.locator(".sw-extra .sw-scoreboard")
+        assert board.count() == 1 and board.is_visible()
+        # the inline style attributes apply (allowed by hash): the curves sit side by side
+        assert page.locator(".sw-extra .sw-curves").evaluate("e => getComputedStyle(e).display") == "flex"
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "faithfulness_below_viewer.png"), full_page=True)
+    assert problems == []
