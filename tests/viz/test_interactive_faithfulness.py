@@ -34,4 +34,4 @@ def test_interactive_report_has_the_scoreboards_and_a_csp_allowing_exactly_their
 
 def test_interactive_report_without_faithfulness_keeps_the_strict_style_src() -> None:
     rep = render_report([rgb_image(0)], small_cnn(), ["gradient"], labels=LABELS, transform=to_tensor, interactive=True, topk=1)
-    assert "sw-extra" not in rep.html and "unsafe-hashes" not in rep.html
+    assert "<section class='sw-section sw-extra'>" not in rep.html and "unsafe-hashes" not in rep.html
