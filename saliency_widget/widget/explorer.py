@@ -73,6 +73,8 @@ class Explorer(W.VBox):
     alpha = traitlets.Float(0.6)
     view = ChoiceTrait("single")
 
+    #: Seconds between two updates of the progress bar of a batched map.
+    progress_every: float = 0.1
     #: Largest upload accepted from the upload button, in bytes (20 MiB).
     max_upload_bytes: int = 20 * 1024 * 1024
 
@@ -135,6 +137,7 @@ class Explorer(W.VBox):
         self._memo = ViewMemo()
         self._last: ViewResult | None = None
         self._last_status = ""
+        self._step, self._shown_at = (0, 0), 0.0  # compare step (done, total) and when progress last showed
 
         self.ui = ExplorerView(self.methods, list(self._samples))
         super().__init__(children=self.ui.children())
@@ -322,19 +325,37 @@ class Explorer(W.VBox):
         """Compare-view progress; False (stop) when a newer request waits, so it is served sooner."""
         if self._worker.pending:
             return False
+        self._step = (done, total)
         self.ui.show_progress(done, total)
         return True
+
+    def _batches(self, done: int, total: int) -> None:
+        """Progress inside a batched map (occlusion, SmoothGrad, IG), at most every 0.1 s."""
+        now = time.monotonic()
+        if now - self._shown_at < self.progress_every or total <= 0:
+            return
+        self._shown_at = now
+        step, steps = self._step
+        if steps:  # compare view: the method's share of the whole
+            self.ui.show_fraction((step + done / total) / steps, f"{step}/{steps}")
+        else:
+            self.ui.show_fraction(done / total, f"{100 * done // total}%")
+
+    def _newer(self) -> Snapshot | None:
+        """The state a waiting request will render, or None when none waits."""
+        return self._snapshot() if self._worker.pending else None
 
     def _render(self, snap: Snapshot, raise_errors: bool = False) -> None:
         """Compute the view of ``snap`` and show it, or show the error."""
         t0 = time.perf_counter()
+        self._step, self._shown_at = (0, 0), 0.0
         self.computations += 1
         rec = RenderRecord(seq=self.computations, state=asdict(snap), ms=0.0)
         try:
             ex = self.inputs.explainer(snap.version)
             result = compute_view(
                 ex, snap, labels=self.inputs.labels, mean=self._io.mean, std=self._io.std, methods=self.methods,
-                memo=self._memo, progress=self._progress,
+                memo=self._memo, progress=self._progress, newer=self._newer, batches=self._batches,
             )
             with self._worker.muted():
                 self.ui.show(result)

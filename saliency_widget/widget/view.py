@@ -240,6 +240,12 @@ class ExplorerView:
         self.w_progress.description = f"{done}/{total}"
         self.w_progress.layout.display = ""
 
+    def show_fraction(self, fraction: float, text: str) -> None:
+        """Show the progress bar at ``fraction`` (0..1) with ``text`` beside it (a batched map's progress)."""
+        self.w_progress.value = min(1.0, max(0.0, fraction))
+        self.w_progress.description = text
+        self.w_progress.layout.display = ""
+
     def end_busy(self) -> None:
         """Undim the panels and hide the progress bar (the status line is set by the caller)."""
         self.busy = False
