@@ -16,7 +16,6 @@ Design notes
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -34,20 +33,21 @@ from ..engine.checks import check_model
 from ..errors import InputError, SaliencyError
 from ..viz import render as R
 from ..viz.images import describe_model
-from ..viz.report import write_output
+from .export import ExportMixin
 from .inputs import InputState
 from .layermenu import default_layer, layer_choices
 from .memo import ViewMemo
-from .pipeline import Snapshot, ViewCancelled, ViewResult, compute_view, find_layer, view_png
+from .pipeline import Snapshot, ViewCancelled, ViewResult, compute_view, find_layer
 from .renderlog import RenderLog, RenderRecord, short_sha
+from .saved import SavedView, live_css
 from .scheduler import LatestOnlyWorker
 from .validation import ChoiceTrait, check_choice, check_filter, check_number
-from .view import ExplorerView, busy_text, map_title, status_html
+from .view import ExplorerView, busy_text, status_html
 
 __all__ = ["Explorer", "RenderRecord"]
 
 
-class Explorer(W.VBox):
+class Explorer(ExportMixin, W.VBox):
     """Interactive saliency explorer (open one with :func:`saliency_widget.widget.explore`).
 
     The controls are attributes named ``w_*`` (``w_method``, ``w_layer``, ``w_bars``, ...),
@@ -142,6 +142,8 @@ class Explorer(W.VBox):
         self.ui = ExplorerView(self.methods, list(self._samples))
         super().__init__(children=self.ui.children())
         self.add_class("sw-explorer")
+        self._saved = SavedView(self.model_id or "none")
+        self.ui.add_css(live_css(self._saved.token))  # the live view hides its saved view
         self.method = self.methods[0]
         self._wire()
         # The first image is loaded and rendered synchronously, so explore() raises bad
@@ -373,6 +375,7 @@ class Explorer(W.VBox):
             rec.images = {k: short_sha(v) for k, v in result.panels.items()}
             rec.nonblank = {k: not R.is_blank(R.from_png(v)) for k, v in result.panels.items()}
             self._show_status(result)
+            self._update_saved_view()  # after the view shows: costs no click-to-image time
         rec.ms = (time.perf_counter() - t0) * 1000.0
         self.render_log.append(rec)
 
@@ -459,49 +462,6 @@ class Explorer(W.VBox):
     def messages(self) -> dict[str, str | None]:
         """Per panel, the text shown instead of a degenerate map (None when an image shows)."""
         return dict(self._last.messages) if self._last is not None else {}
-
-    def to_png(self, path: str | Path | None = None) -> bytes:
-        """The current view (input, map, feature map, projection) as PNG bytes, also written to ``path`` if given.
-
-        Raises
-        ------
-        InputError
-            ``path`` cannot be written (a directory, a missing folder, no permission).
-        """
-        self.wait(timeout=60)
-        titled = [
-            ("input", "input"), ("map", map_title(self._last, self.method)),
-            ("feature", f"{self.layer} filter {self.channel}"), ("projection", "projection"),
-        ]
-        data = view_png(self.images, self.messages, titled)
-        if path is not None:
-            write_output(path, data)
-        return data
-
-    def to_html(self, path: str | Path | None = None) -> str:
-        """The current view as one self-contained HTML page (loads nothing from the network), also written to ``path``."""
-        from ..viz.report import explorer_html
-
-        self.wait(timeout=60)
-        probs = self._last.probs if self._last is not None else np.zeros(len(self.labels))
-        page = explorer_html(self.images, self.messages, self.labels, probs, self.state(), self.status)
-        if path is not None:
-            write_output(path, page)
-        return page
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        """Widget view plus an ``image/png`` fallback for saved notebooks / nbconvert."""
-        data = super()._repr_mimebundle_(**kwargs)
-        if isinstance(data, tuple):  # (data, metadata) form
-            data, meta = data
-        else:
-            meta = None
-        data = dict(data or {})
-        try:
-            data["image/png"] = base64.b64encode(self.to_png()).decode("ascii")
-        except Exception:  # the picture is a courtesy; never break display over it
-            pass
-        return (data, meta) if meta is not None else data
 
     def close(self) -> None:
         """Stop the worker thread and close all child widgets."""

@@ -204,6 +204,10 @@ class ExplorerView:
         ]
 
     # ------------------------------------------------------------------ updates
+    def add_css(self, rule: str) -> None:
+        """Add one CSS rule to the explorer's stylesheet (a hidden HTML widget)."""
+        self.w_style.value = self.w_style.value.replace("</style>", f"{rule}</style>", 1)
+
     def set_layers(self, options: Sequence[tuple[str, str]], value: str) -> None:
         """Fill the layer dropdown with ``(label, key)`` pairs and select ``value``."""
         self.w_layer.options = list(options)
