@@ -42,7 +42,7 @@ from .renderlog import RenderLog, RenderRecord, short_sha
 from .saved import SavedView, live_css
 from .scheduler import LatestOnlyWorker
 from .validation import ChoiceTrait, check_choice, check_filter, check_number
-from .view import ExplorerView, busy_text, status_html
+from .view import ExplorerView, busy_text, fill_tooltips, status_html
 
 __all__ = ["Explorer", "RenderRecord"]
 
@@ -231,6 +231,7 @@ class Explorer(ExportMixin, W.VBox):
 
         def build() -> None:
             self.analysis_panel = AnalysisPanel(self._model, mean=self._io.mean, std=self._io.std)
+            fill_tooltips(self.analysis_panel)  # no "null" tooltips there either
             self.ui.w_analyses.children = [self.analysis_panel]
 
         self._guard(build)

@@ -35,10 +35,22 @@ class ExportMixin:
     _saved: SavedView
 
     if TYPE_CHECKING:  # pragma: no cover
-        images: dict[str, bytes]
-        messages: dict[str, str | None]
-        labels: list[str]
-        status: str
+
+        @property
+        def images(self) -> dict[str, bytes]:
+            """See :attr:`Explorer.images`."""
+
+        @property
+        def messages(self) -> dict[str, str | None]:
+            """See :attr:`Explorer.messages`."""
+
+        @property
+        def labels(self) -> list[str]:
+            """See :attr:`Explorer.labels`."""
+
+        @property
+        def status(self) -> str:
+            """See :attr:`Explorer.status`."""
 
         def wait(self, timeout: float | None = 30.0) -> bool:
             """See :meth:`Explorer.wait`."""

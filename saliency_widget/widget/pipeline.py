@@ -22,6 +22,7 @@ from ..engine.progress import reporting
 from ..errors import Cancelled, InputError, LayerError, choices
 from ..viz import render as R
 from ..viz.colorbar import colorbar, with_colorbar
+from .compare import compare_grid
 from .memo import ViewMemo
 
 __all__ = ["Snapshot", "ViewResult", "ViewCancelled", "compute_view", "needs_map", "PANEL", "TOPK", "WIDGET_OPTIONS"]
@@ -357,7 +358,7 @@ def compute_view(
                     if mpng else R.message_panel(mmsg or "", (PANEL - 64 + 26, PANEL - 64))
                 )
                 titles.append(method_label(m).replace("×", "x"))  # the PNG font has no ×
-            panels["compare"] = R.to_png(compare_grid(tiles, titles))
+            panels["compare"] = R.to_png(compare_grid(tiles, titles, per_row=COMPARE_ROW, height=PANEL - 64 + 26))
             if progress is not None and not progress(len(shown), len(shown)):
                 raise ViewCancelled("compare view superseded")
 
@@ -411,22 +412,6 @@ def compute_view(
         warnings=tuple(str(w.message).splitlines()[0] for w in caught),
         ms=(time.perf_counter() - t0) * 1000.0,
     )
-
-
-def compare_grid(tiles: Sequence[np.ndarray], titles: Sequence[str], per_row: int = COMPARE_ROW) -> np.ndarray:
-    """The compare view's tiles in rows of ``per_row``, so the composite is shown at its own size.
-
-    One row of nine tiles is ~1500 px wide and the browser shrinks it (titles became ~7 px tall).
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(H, W, 3)`` uint8; rows are left-aligned on white.
-    """
-    rows = [R.compose(tiles[i : i + per_row], titles[i : i + per_row], height=PANEL - 64 + 26) for i in range(0, len(tiles), per_row)]
-    width = max(r.shape[1] for r in rows)
-    padded = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
-    return np.concatenate(padded, axis=0)
 
 
 def receptive_box(
