@@ -62,7 +62,7 @@ def saved_bundle(png: bytes, state: dict[str, Any], token: str, caption: str = "
     cap = html.escape(caption)
     # In a reopened notebook without the kernel the widget output of this cell is an empty
     # error line ("model not found"): hide it, the picture says more.
-    hide_error = f".jp-Cell:has(.{_cls(token)}) .jupyter-widgets:not(:has(*)){{display:none}}"
+    hide_error = f".jp-Cell:has(.{_cls(token)}) .jp-OutputArea-output.jupyter-widgets:not(:has(*)){{display:none}}"
     page = (
         f"<div class='sw-saved-view {_cls(token)}'><style>{hide_error}</style>"
         f"<img alt='{cap}' title='{cap}' style='max-width:100%' src='data:image/png;base64,{b64}'/>"

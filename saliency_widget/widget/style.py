@@ -29,11 +29,14 @@ EXPLORER_CSS = (
     ".sw-explorer{max-width:100%;box-sizing:border-box}"
     ".sw-explorer .sw-row{flex-wrap:wrap;max-width:100%}"
     # method selector: one row, scrolling sideways when narrow, compact buttons
-    ".sw-method{min-width:0;flex:1 1 auto;max-width:100%}"
-    ".sw-method>.widget-toggle-buttons,.sw-method .widget-toggle-buttons{display:flex;flex-wrap:nowrap;overflow-x:auto;min-width:0}"
-    ".sw-method button.widget-toggle-button{flex:0 0 auto;padding:0 7px;margin-right:2px;font-size:12px}"
+    ".sw-method,.sw-view{display:flex!important;flex-direction:row;align-items:center;min-width:0}"
+    ".sw-method{flex:1 1 auto;max-width:100%}"
+    ".sw-method>label,.sw-view>label{flex:0 0 auto;width:auto!important;margin-right:6px}"
+    ".sw-method>div{display:flex;flex-wrap:nowrap;overflow-x:auto;min-width:0}"
+    ".sw-method button.widget-toggle-button,.sw-view button.widget-toggle-button"
+    "{flex:0 0 auto;padding:0 5px;margin-right:1px;font-size:12px}"
     ".sw-toprow{flex-wrap:nowrap!important;max-width:100%}"
-    ".sw-view{flex:0 0 auto}"
+    ".sw-view{flex:0 0 auto;margin-right:12px}"
     # image panels: square, growing with the width between the min and max
     f".sw-panel{{flex:1 1 {PANEL_MIN}px;min-width:{PANEL_MIN}px;max-width:{PANEL_MAX}px;margin-right:6px}}"
     ".sw-square{width:100%!important;height:auto!important;aspect-ratio:1/1;object-fit:contain;background:#f4f4f4}"

@@ -232,8 +232,8 @@ class ExplorerView:
         ]), "sw-row", "sw-panels")
         return [
             self.w_style,
-            _classed(W.HBox([self.w_method, self.w_view]), "sw-toprow"),
-            _classed(W.HBox([self.w_sample, self.w_upload, self.w_export, self.w_sign, self.w_cmap, self.w_overlay]), "sw-row"),
+            _classed(W.HBox([self.w_method]), "sw-toprow"),
+            _classed(W.HBox([self.w_view, self.w_sample, self.w_upload, self.w_export, self.w_sign, self.w_cmap, self.w_overlay]), "sw-row"),
             _classed(W.HBox([self.w_clip, self.w_alpha, self.w_layer, self.w_channel, self.w_strongest]), "sw-row"),
             panels,
             self.w_compare,
