@@ -6,7 +6,7 @@ rules, all measured at 1366x768 and 1920x1080 by ``tests/browser/test_e2e_layout
 * the method selector is one row that scrolls sideways instead of wrapping onto two;
 * the control rows wrap (they never change between renders);
 * the four image panels (input, map, feature map, projection) share one row, each
-  ``--sw-panel-min`` .. ``--sw-panel-max`` wide and square, so the images grow with the
+  :data:`PANEL_MIN` .. :data:`PANEL_MAX` px wide and square, so the images grow with the
   available width (224 px was fixed) and the input and the feature map are on screen together;
 * titles and captions are one line of fixed height, cut with an ellipsis (the full text is
   the tooltip): a long class name or "(p=...)" never pushes the map down;
