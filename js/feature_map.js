@@ -6,7 +6,7 @@
 //   grid     [h, w]   activation grid size (the PNG may be upscaled; clicks map to this grid)
 //   marker   [y, x]   highlighted activation, or [] for none
 //   caption  string   text under the canvas (rendered as text, never as HTML)
-//   size     int      CSS size in pixels of the longer canvas side
+//   size     int      size in pixels of the canvas's longer side (the page's CSS may scale it to the panel)
 //   click    {y, x, seq}  written by this view when the user clicks an activation
 // Custom messages are used for commands: {type: "cmd", id, cmd} -> reply
 // {type: "reply", id, ok, result | error}. Double-click asks Python for "strongest".
@@ -123,7 +123,14 @@ function render({ model, el }) {
   const caption = document.createElement("div");
   caption.className = "sw-fm-caption";
   caption.style.font = "12px monospace";
+  // One line of fixed height, cut with an ellipsis (full text in the tooltip): a long caption
+  // never widens the panel or pushes the rows below down.
   caption.style.whiteSpace = "pre";
+  caption.style.overflow = "hidden";
+  caption.style.textOverflow = "ellipsis";
+  caption.style.height = "18px";
+  caption.style.lineHeight = "18px";
+  caption.style.maxWidth = "100%";
   root.append(canvas, caption);
   el.appendChild(root);
 
@@ -189,6 +196,7 @@ function render({ model, el }) {
 
   function updateCaption() {
     caption.textContent = model.get("caption") || "";
+    caption.title = caption.textContent;
   }
 
   /** @param {MouseEvent} event */

@@ -18,6 +18,7 @@ __all__ = [
     "LayerError",
     "MethodError",
     "ModelError",
+    "Cancelled",
     "SaliencyWarning",
     "NonReLUActivationWarning",
     "DegenerateMapWarning",
@@ -47,6 +48,15 @@ class MethodError(SaliencyError, ValueError):
 
 class ModelError(SaliencyError, TypeError):
     """The model cannot be explained as given (TorchScript, no ReLU for DeconvNet, ...)."""
+
+
+class Cancelled(SaliencyError):
+    """A long computation was stopped between two batches by its progress callback.
+
+    Raised by the callback given to :func:`saliency_widget.engine.progress.reporting` (e.g.
+    the widget, when a newer request no longer needs the running map); nothing is returned
+    and the model is left as it was.
+    """
 
 
 class SaliencyWarning(UserWarning):

@@ -27,6 +27,7 @@ from .checks import check_layer_name, eval_mode
 from .layouts import Layout, to_nchw
 from .methods import check_options
 from .outputs import logits_of
+from .progress import report
 
 if TYPE_CHECKING:  # pragma: no cover
     from .session import Explainer
@@ -159,6 +160,7 @@ def occlusion_scores(
     with torch.no_grad(), eval_mode(explainer.model):
         base = _score(explainer, x.clone(), targets.to(x.device), output, layer, channel, lay)  # the model may modify its input in place
         for start in range(0, N * P, batch_size):
+            report(start, N * P)  # between batches: the caller may watch, or stop the work (Cancelled)
             img = flat_img[start : start + batch_size]
             c = corners[flat_pos[start : start + batch_size]]
             inside = (

@@ -18,6 +18,7 @@ from ..errors import InputError
 from .checks import eval_mode
 from .methods import check_options
 from .outputs import logits_of
+from .progress import report
 from .rules import GRADIENT, get_rule
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,6 +62,7 @@ def batched_rule_gradients(
     rule = get_rule(rule_name)
     out = torch.empty_like(inputs)
     for start in range(0, inputs.shape[0], batch_size):
+        report(start, inputs.shape[0])  # between batches: the caller may watch, or stop the work (Cancelled)
         chunk = inputs[start : start + batch_size]
         sub = Explainer(explainer.model, chunk, record_layers=False, intercept=not rule.is_plain_gradient, retain_graph=False)
         out[start : start + batch_size] = sub.backward_logits(targets[start : start + batch_size], rule)

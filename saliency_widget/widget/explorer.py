@@ -16,7 +16,6 @@ Design notes
 
 from __future__ import annotations
 
-import base64
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -35,20 +34,21 @@ from ..engine.checks import check_model
 from ..errors import InputError, SaliencyError
 from ..viz import render as R
 from ..viz.images import describe_model
-from ..viz.report import explorer_html, write_output
+from .export import ExportMixin
 from .inputs import InputState
 from .layermenu import default_layer, layer_choices
 from .memo import ViewMemo
-from .pipeline import Snapshot, ViewCancelled, ViewResult, compute_view, find_layer, view_png
+from .pipeline import Snapshot, ViewCancelled, ViewResult, compute_view, find_layer
 from .renderlog import RenderLog, RenderRecord, short_sha
+from .saved import SavedView, live_css
 from .scheduler import LatestOnlyWorker
 from .validation import ChoiceTrait, check_choice, check_filter, check_number
-from .view import ExplorerView, busy_text, map_title, status_html
+from .view import ExplorerView, busy_text, fill_tooltips, status_html
 
 __all__ = ["Explorer", "RenderRecord"]
 
 
-class Explorer(W.VBox):
+class Explorer(ExportMixin, W.VBox):
     """Interactive saliency explorer (open one with :func:`saliency_widget.widget.explore`).
 
     The controls are attributes named ``w_*`` (``w_method``, ``w_layer``, ``w_bars``, ...),
@@ -74,6 +74,8 @@ class Explorer(W.VBox):
     alpha = traitlets.Float(0.6)
     view = ChoiceTrait("single")
 
+    #: Seconds between two updates of the progress bar of a batched map.
+    progress_every: float = 0.1
     #: Largest upload accepted from the upload button, in bytes (20 MiB).
     max_upload_bytes: int = 20 * 1024 * 1024
 
@@ -139,10 +141,13 @@ class Explorer(W.VBox):
         self._memo = ViewMemo()
         self._last: ViewResult | None = None
         self._last_status = ""
+        self._step, self._shown_at = (0, 0), 0.0  # compare step (done, total) and when progress last showed
 
         self.ui = ExplorerView(self.methods, list(self._samples))
         super().__init__(children=self.ui.children())
         self.add_class("sw-explorer")
+        self._saved = SavedView(self.model_id or "none")
+        self.ui.add_css(live_css(self._saved.token))  # the live view hides its saved view
         self.method = self.methods[0]
         self._wire()
         # The first image is loaded and rendered synchronously, so explore() raises bad
@@ -231,6 +236,7 @@ class Explorer(W.VBox):
         def build() -> None:
             self.analysis_panel = AnalysisPanel(self._model, mean=self._io.mean, std=self._io.std, data=self._data,
                                                 transform=self._io.transform, explorer=self)
+            fill_tooltips(self.analysis_panel)  # no "null" tooltips there either
             self.ui.w_analyses.children = [self.analysis_panel]
 
         self._guard(build)
@@ -328,19 +334,37 @@ class Explorer(W.VBox):
         """Compare-view progress; False (stop) when a newer request waits, so it is served sooner."""
         if self._worker.pending:
             return False
+        self._step = (done, total)
         self.ui.show_progress(done, total)
         return True
+
+    def _batches(self, done: int, total: int) -> None:
+        """Progress inside a batched map (occlusion, SmoothGrad, IG), at most every 0.1 s."""
+        now = time.monotonic()
+        if now - self._shown_at < self.progress_every or total <= 0:
+            return
+        self._shown_at = now
+        step, steps = self._step
+        if steps:  # compare view: the method's share of the whole
+            self.ui.show_fraction((step + done / total) / steps, f"{step}/{steps}")
+        else:
+            self.ui.show_fraction(done / total, f"{100 * done // total}%")
+
+    def _newer(self) -> Snapshot | None:
+        """The state a waiting request will render, or None when none waits."""
+        return self._snapshot() if self._worker.pending else None
 
     def _render(self, snap: Snapshot, raise_errors: bool = False) -> None:
         """Compute the view of ``snap`` and show it, or show the error."""
         t0 = time.perf_counter()
+        self._step, self._shown_at = (0, 0), 0.0
         self.computations += 1
         rec = RenderRecord(seq=self.computations, state=asdict(snap), ms=0.0)
         try:
             ex = self.inputs.explainer(snap.version)
             result = compute_view(
                 ex, snap, labels=self.inputs.labels, mean=self._io.mean, std=self._io.std, methods=self.methods,
-                memo=self._memo, progress=self._progress,
+                memo=self._memo, progress=self._progress, newer=self._newer, batches=self._batches,
             )
             with self._worker.muted():
                 self.ui.show(result)
@@ -358,6 +382,7 @@ class Explorer(W.VBox):
             rec.images = {k: short_sha(v) for k, v in result.panels.items()}
             rec.nonblank = {k: not R.is_blank(R.from_png(v)) for k, v in result.panels.items()}
             self._show_status(result)
+            self._update_saved_view()  # after the view shows: costs no click-to-image time
         rec.ms = (time.perf_counter() - t0) * 1000.0
         self.render_log.append(rec)
 
@@ -444,57 +469,6 @@ class Explorer(W.VBox):
     def messages(self) -> dict[str, str | None]:
         """Per panel, the text shown instead of a degenerate map (None when an image shows)."""
         return dict(self._last.messages) if self._last is not None else {}
-
-    def to_png(self, path: str | Path | None = None) -> bytes:
-        """The current view (input, map, feature map, projection) as PNG bytes, also written to ``path`` if given.
-
-        Raises
-        ------
-        InputError
-            ``path`` cannot be written (a directory, a missing folder, no permission).
-        """
-        self.wait(timeout=60)
-        titled = [
-            ("input", "input"), ("map", map_title(self._last, self.method)),
-            ("feature", f"{self.layer} filter {self.channel}"), ("projection", "projection"),
-        ]
-        data = view_png(self.images, self.messages, titled)
-        if path is not None:
-            write_output(path, data)
-        return data
-
-    def to_html(self, path: str | Path | None = None, interactive: bool = False, **options: Any) -> str:
-        """The current view as one self-contained HTML page (loads nothing from the network), also written to ``path``.
-
-        ``interactive=True``: precomputed views and a viewer a reader clicks offline; ``options``
-        and defaults as in :func:`saliency_widget.viz.interactive_report.explorer_page`; prints the size.
-        """
-        from ..viz.interactive_report import explorer_page
-
-        self.wait(timeout=60)
-        if interactive:
-            page = explorer_page(self.inputs.explainer(), self.state(), name=self.inputs.source or "image", labels=self.labels,
-                                 mean=self._io.mean, std=self._io.std, methods=self.methods, **options)
-            print(f"interactive view: {page.summary()}")
-        probs = self._last.probs if self._last is not None else np.zeros(len(self.labels))
-        html = page.html if interactive else explorer_html(self.images, self.messages, self.labels, probs, self.state(), self.status)
-        if path is not None:
-            write_output(path, html)
-        return html
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        """Widget view plus an ``image/png`` fallback for saved notebooks / nbconvert."""
-        data = super()._repr_mimebundle_(**kwargs)
-        if isinstance(data, tuple):  # (data, metadata) form
-            data, meta = data
-        else:
-            meta = None
-        data = dict(data or {})
-        try:
-            data["image/png"] = base64.b64encode(self.to_png()).decode("ascii")
-        except Exception:  # the picture is a courtesy; never break display over it
-            pass
-        return (data, meta) if meta is not None else data
 
     def close(self) -> None:
         """Stop the worker thread and close all child widgets."""

@@ -18,17 +18,24 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..engine import RULES, Explainer, LayerInfo, LayerKey, method_label
-from ..errors import InputError, LayerError, choices
+from ..engine.progress import reporting
+from ..errors import Cancelled, InputError, LayerError, choices
 from ..viz import render as R
 from ..viz.colorbar import colorbar, with_colorbar
+from .compare import compare_grid
 from .memo import ViewMemo
 
-__all__ = ["Snapshot", "ViewResult", "ViewCancelled", "compute_view", "PANEL", "TOPK"]
+__all__ = ["Snapshot", "ViewResult", "ViewCancelled", "compute_view", "needs_map", "PANEL", "TOPK", "WIDGET_OPTIONS"]
 
 PANEL = 224  # display size (px) of the image panels
 TOPK = 5  # bars in the class chart when the model has more than ALL_BARS classes
 ALL_BARS = 8  # up to this many classes, every class gets a bar
 COMPARE_ROW = 5  # tiles per row of the compare view
+
+#: Options the widget passes to the batched methods: batches of 8 instead of one batch of all
+#: 32 IG steps (or 16 SmoothGrad samples), so a newer request can stop them within a batch
+#: (~1/4 of the map's time) at about the same total cost on a CPU.
+WIDGET_OPTIONS: dict[str, dict[str, int]] = {"integrated_gradients": {"batch_size": 8}, "smoothgrad": {"batch_size": 8}}
 
 
 @dataclass(frozen=True)
@@ -142,12 +149,24 @@ class ViewResult:
         return [b[0] for b in self.bars].index(self.target)
 
 
-class ViewCancelled(Exception):
-    """Raised by :func:`compute_view` when its ``progress`` callback asks it to stop.
+class ViewCancelled(Cancelled):
+    """Raised by :func:`compute_view` when a newer request superseded it (``progress`` or ``newer``).
 
     Control flow, not an error a user sees: a newer request superseded this view, so the
     explorer drops it and serves the newer one (no stale view is shown).
     """
+
+
+def needs_map(snapshot: Snapshot, version: int, method: str, target: int, predicted: int) -> bool:
+    """Whether the view of ``snapshot`` needs the map of ``method`` for class ``target`` of image ``version``.
+
+    A slow map (occlusion, SmoothGrad, IG) keeps computing when the newer request needs it
+    too (a click on the feature map, another colormap): stopping it would only start it again.
+    ``predicted`` is the class a ``target`` of None stands for.
+    """
+    wanted = predicted if snapshot.target is None else int(snapshot.target)
+    same_map = snapshot.method == method or snapshot.view == "compare"
+    return snapshot.version == version and wanted == target and same_map
 
 
 def projection_rule(method: str, has_relu: bool = True) -> str:
@@ -240,6 +259,8 @@ def compute_view(
     methods: Sequence[str] | None = None,
     memo: ViewMemo | None = None,
     progress: Callable[[int, int], bool] | None = None,
+    newer: Callable[[], Snapshot | None] | None = None,
+    batches: Callable[[int, int], None] | None = None,
 ) -> ViewResult:
     """Compute every panel of the view described by ``snapshot``.
 
@@ -262,6 +283,12 @@ def compute_view(
         once more when all ``total`` are done; returning False stops the computation with
         :class:`ViewCancelled` (the engine computes one map at a time, so this is where a long
         compare view can give way to a newer request).
+    newer
+        The request waiting behind this one (None when none waits), asked between the batches
+        of occlusion, SmoothGrad and IG: a map that request does not need (:func:`needs_map`)
+        stops with :class:`ViewCancelled`, so the newest click is served about one batch later.
+    batches
+        Called as ``batches(done, total)`` between those batches (inputs of the current map done).
 
     Returns
     -------
@@ -270,7 +297,7 @@ def compute_view(
     Raises
     ------
     ViewCancelled
-        ``progress`` returned False.
+        ``progress`` returned False, or ``newer`` waits for a view without the running map.
     SaliencyError
         A target, layer, filter or position out of range, or a method that cannot apply.
     """
@@ -283,7 +310,8 @@ def compute_view(
         probs = explainer.probabilities[0].detach().cpu().double().numpy()
         k = probs.shape[0]
         names = list(labels) if labels is not None else [f"class {i}" for i in range(k)]
-        target = int(np.argmax(probs)) if snapshot.target is None else int(snapshot.target)
+        predicted = int(np.argmax(probs))
+        target = predicted if snapshot.target is None else int(snapshot.target)
         if not 0 <= target < k:
             raise InputError(f"target {target} out of range for {k} classes; valid targets are 0..{k - 1}")
         base = R.input_to_rgb(explainer.inputs[0].detach().cpu().numpy(), mean, std)
@@ -295,9 +323,19 @@ def compute_view(
             why = explainer.unavailable(method)
             if why is not None:  # e.g. DeconvNet on a GELU model: say why instead of failing the view
                 return None, why, 0.0
-            sal = memo.saliency.get_or(
-                (v, method, target), lambda: explainer.saliency(target=target, method=method)[0].detach().cpu().numpy()
-            )
+            def on_batch(done: int, total: int) -> None:
+                waiting = newer() if newer is not None else None
+                if waiting is not None and not needs_map(waiting, v, method, target, predicted):
+                    raise ViewCancelled(f"{method} stopped after {done} of {total} inputs: a newer request does not need it")
+                if batches is not None:
+                    batches(done, total)
+
+            def compute() -> np.ndarray:
+                with reporting(on_batch):
+                    out = explainer.saliency(target=target, method=method, **WIDGET_OPTIONS.get(method, {}))
+                return out[0].detach().cpu().numpy()
+
+            sal = memo.saliency.get_or((v, method, target), compute)
             return _map(sal, snapshot, base)
 
         png, messages["map"], vmax = rendered(snapshot.method)
@@ -320,7 +358,7 @@ def compute_view(
                     if mpng else R.message_panel(mmsg or "", (PANEL - 64 + 26, PANEL - 64))
                 )
                 titles.append(method_label(m).replace("×", "x"))  # the PNG font has no ×
-            panels["compare"] = R.to_png(compare_grid(tiles, titles))
+            panels["compare"] = R.to_png(compare_grid(tiles, titles, per_row=COMPARE_ROW, height=PANEL - 64 + 26))
             if progress is not None and not progress(len(shown), len(shown)):
                 raise ViewCancelled("compare view superseded")
 
@@ -374,22 +412,6 @@ def compute_view(
         warnings=tuple(str(w.message).splitlines()[0] for w in caught),
         ms=(time.perf_counter() - t0) * 1000.0,
     )
-
-
-def compare_grid(tiles: Sequence[np.ndarray], titles: Sequence[str], per_row: int = COMPARE_ROW) -> np.ndarray:
-    """The compare view's tiles in rows of ``per_row``, so the composite is shown at its own size.
-
-    One row of nine tiles is ~1500 px wide and the browser shrinks it (titles became ~7 px tall).
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(H, W, 3)`` uint8; rows are left-aligned on white.
-    """
-    rows = [R.compose(tiles[i : i + per_row], titles[i : i + per_row], height=PANEL - 64 + 26) for i in range(0, len(tiles), per_row)]
-    width = max(r.shape[1] for r in rows)
-    padded = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
-    return np.concatenate(padded, axis=0)
 
 
 def receptive_box(

@@ -10,17 +10,22 @@ from __future__ import annotations
 import html
 import traceback
 from collections.abc import Sequence
+from typing import TypeVar
 
 import bqplot as bq
 import ipywidgets as W
+from ipywidgets.widgets.widget_description import DescriptionWidget
 
 from ..engine import get_method, method_label
 from ..errors import SaliencyError
 from ..viz import render as R
 from .canvas import FeatureMapCanvas
 from .pipeline import PANEL, ViewResult
+from .style import EXPLORER_CSS
 
-__all__ = ["ExplorerView", "status_html", "busy_text", "map_title"]
+WidgetT = TypeVar("WidgetT", bound=W.DOMWidget)
+
+__all__ = ["ExplorerView", "status_html", "busy_text", "map_title", "fill_tooltips"]
 
 
 def status_html(text: str, error: bool = False) -> str:
@@ -43,15 +48,8 @@ def map_title(result: ViewResult | None, method: str) -> str:
 
 
 def message_html(text: str) -> str:
-    """The box shown in place of a degenerate map."""
-    return f"<div style='padding:8px;border:1px dashed #c66;color:#822'>{html.escape(text)}</div>"
-
-
-#: Style of the busy state: the panels that will change are dimmed until the new view shows.
-BUSY_CSS = (
-    "<style>.sw-busy{opacity:.35;transition:opacity .08s}"
-    ".sw-progress .progress-bar{transition:none}</style>"
-)
+    """The line under a panel whose map is degenerate (the frame shows the message too)."""
+    return one_line(f"<span style='color:#822'>{html.escape(text)}</span>", text)
 
 
 #: Caption under the input: what the green box is.
@@ -61,8 +59,35 @@ RECEPTIVE_NOTE = (
 )
 
 
+def fill_tooltips(widget: W.Widget) -> None:
+    """Give every described widget under ``widget`` a tooltip string ("" where none was set).
+
+    ipywidgets 8 copies ``tooltip`` into the label's ``title``: ``None`` becomes the tooltip
+    "null" on every HTML text, caption and progress bar.
+    """
+    if isinstance(widget, DescriptionWidget) and widget.tooltip is None:
+        widget.tooltip = ""
+    for child in getattr(widget, "children", ()):
+        if isinstance(child, W.Widget):
+            fill_tooltips(child)
+
+
 def _caption(text: str) -> W.HTML:
-    return W.HTML(f"<b>{html.escape(text)}</b>")
+    return _classed(W.HTML(one_line(f"<b>{html.escape(text)}</b>", text), layout=W.Layout(height="22px")), "sw-line")
+
+
+def _classed(widget: WidgetT, *classes: str) -> WidgetT:
+    for c in classes:
+        widget.add_class(c)
+    return widget
+
+
+def one_line(inner: str, tooltip: str) -> str:
+    """``inner`` HTML as one line cut with an ellipsis, the full ``tooltip`` text on hover."""
+    return (
+        f"<div title='{html.escape(tooltip, quote=True)}' "
+        f"style='white-space:nowrap;overflow:hidden;text-overflow:ellipsis'>{inner}</div>"
+    )
 
 
 class ExplorerView:
@@ -78,38 +103,38 @@ class ExplorerView:
 
     def __init__(self, methods: Sequence[str], samples: Sequence[str]) -> None:
         lay = W.Layout
+        # Sizes come from the stylesheet (style.py): panels grow with the width, lines have a fixed height.
         square = {"width": f"{PANEL}px", "height": f"{PANEL}px", "object_fit": "contain"}
         self.w_method = W.ToggleButtons(
             options=[(method_label(m), m) for m in methods],
             tooltips=[get_method(m).description for m in methods],  # one line each: what it shows, its paper
             description="method",
+            tooltip="the attribution method of the map (hover a button: what it shows, its paper)",
             style={"button_width": "auto"},
         )
         self.w_method.add_class("sw-method")
         self.w_view = W.ToggleButtons(
-            options=[("single", "single"), ("compare all", "compare")], description="view", style={"button_width": "auto"}
+            options=[("single", "single"), ("compare all", "compare")], description="view", style={"button_width": "auto"},
+            tooltip="one method, or every method side by side", tooltips=["the selected method", "every method side by side"],
         )
         self.w_view.add_class("sw-view")
         self.w_sample = W.Dropdown(
-            options=[("(sample)", "")] + [(n, n) for n in samples], description="sample", layout=lay(width="220px")
+            options=[("(sample)", "")] + [(n, n) for n in samples], description="sample", layout=lay(width="220px"),
+            tooltip="a bundled image that fits this model",
         )
         self.w_sample.add_class("sw-sample")
-        self.w_upload = W.FileUpload(accept="image/png,image/jpeg,.png,.jpg,.jpeg", multiple=False, description="upload")
+        self.w_upload = W.FileUpload(accept="image/png,image/jpeg,.png,.jpg,.jpeg", multiple=False, description="upload",
+                                     tooltip="explain your own PNG or JPEG image")
         self.w_upload.add_class("sw-upload")
-        self.w_export = W.Button(description="export PNG", icon="download")
+        self.w_export = W.Button(description="export PNG", icon="download", tooltip="download the current view as a PNG file")
         self.w_export.add_class("sw-export")
 
-        self.w_input = W.Image(format="png", layout=lay(**square))
-        self.w_input.add_class("sw-input-image")
-        self.w_map = W.Image(format="png", layout=lay(**square))
-        self.w_map.add_class("sw-map-image")
-        self.w_map_scale = W.Image(format="png", layout=lay(width=f"{PANEL}px", height="26px"))
-        self.w_map_scale.add_class("sw-map-colorbar")
-        self.w_input_note = W.HTML(layout=lay(width=f"{PANEL}px", height="22px"))
-        self.w_input_note.add_class("sw-input-note")
-        self.w_map_msg = W.HTML(layout=lay(width=f"{PANEL}px"))
-        self.w_map_msg.add_class("sw-map-message")
-        self.w_map_title = W.HTML(layout=lay(width=f"{PANEL}px"))
+        self.w_input = _classed(W.Image(format="png", layout=lay(**square)), "sw-input-image", "sw-square")
+        self.w_map = _classed(W.Image(format="png", layout=lay(**square)), "sw-map-image", "sw-square")
+        self.w_map_scale = _classed(W.Image(format="png", layout=lay(width=f"{PANEL}px", height="26px")), "sw-map-colorbar", "sw-scale")
+        self.w_input_note = _classed(W.HTML(layout=lay(width=f"{PANEL}px", height="22px")), "sw-input-note", "sw-line")
+        self.w_map_msg = _classed(W.HTML(layout=lay(width=f"{PANEL}px", height="22px")), "sw-map-message", "sw-line")
+        self.w_map_title = _classed(W.HTML(layout=lay(width=f"{PANEL}px", height="22px")), "sw-map-title", "sw-line")
         self.w_compare = W.Image(format="png", layout=lay(display="none"))
         self.w_compare.add_class("sw-compare-image")
 
@@ -131,39 +156,50 @@ class ExplorerView:
         )
         self.w_bars_fig.add_class("sw-bars")
 
-        self.w_sign = W.Dropdown(options=list(R.SIGNS), value="absolute", description="sign", layout=lay(width="200px"))
+        self.w_sign = W.Dropdown(options=list(R.SIGNS), value="absolute", description="sign", layout=lay(width="200px"),
+                                 tooltip="which values the map shows: their magnitude, only positive or negative ones, or both signs")
         self.w_sign.add_class("sw-sign")
         self.w_clip = W.FloatSlider(
             value=99.0, min=90.0, max=100.0, step=0.1, description="clip %", readout_format=".1f",
             tooltip="clip the top (100 − clip)% of values to the colormap's end, so a few extreme pixels do not wash out the map",
         )
         self.w_clip.add_class("sw-clip")
-        self.w_cmap = W.Dropdown(options=list(R.COLORMAPS), value="magma", description="colormap", layout=lay(width="200px"))
+        self.w_cmap = W.Dropdown(options=list(R.COLORMAPS), value="magma", description="colormap", layout=lay(width="200px"),
+                                 tooltip="the colours of the maps (the scale under each map shows the values)")
         self.w_cmap.add_class("sw-cmap")
-        self.w_overlay = W.Checkbox(value=False, description="overlay", indent=False, layout=lay(width="90px"))
+        self.w_overlay = W.Checkbox(
+            value=False, description="overlay", indent=False, layout=lay(width="90px"), tooltip="draw the map over the input image"
+        )
         self.w_overlay.add_class("sw-overlay")
-        self.w_alpha = W.FloatSlider(value=0.6, min=0.0, max=1.0, step=0.05, description="alpha")
+        self.w_alpha = W.FloatSlider(value=0.6, min=0.0, max=1.0, step=0.05, description="alpha",
+                                     tooltip="opacity of the map drawn over the input")
         self.w_alpha.add_class("sw-alpha")
 
-        self.w_layer = W.Dropdown(options=[], description="layer", layout=lay(width="360px"))
+        self.w_layer = W.Dropdown(
+            options=[], description="layer", layout=lay(width="360px"),
+            tooltip="the layer whose feature map is shown ('#2': its second call when a module runs more than once)",
+        )
         self.w_layer.add_class("sw-layer")
-        self.w_channel = W.IntSlider(value=0, min=0, max=0, description="filter", continuous_update=True)
+        self.w_channel = W.IntSlider(value=0, min=0, max=0, description="filter", continuous_update=True,
+                                    tooltip="the filter (channel) of the layer shown as the feature map")
         self.w_channel.add_class("sw-filter")
         self.w_strongest = W.Button(description="strongest", tooltip="jump to the filter's largest activation")
         self.w_strongest.add_class("sw-strongest")
         self.w_canvas = FeatureMapCanvas(size=PANEL)
         self.w_canvas.add_class("sw-feature-map")
-        self.w_proj = W.Image(format="png", layout=lay(**square))
-        self.w_proj.add_class("sw-projection-image")
-        self.w_proj_scale = W.Image(format="png", layout=lay(width=f"{PANEL}px", height="26px"))
-        self.w_proj_scale.add_class("sw-projection-colorbar")
-        self.w_proj_msg = W.HTML(layout=lay(width=f"{PANEL}px"))
-        self.w_proj_msg.add_class("sw-projection-message")
-        self.w_proj_title = W.HTML("<b>projection to pixel space</b>", layout=lay(width=f"{PANEL + 60}px"))
+        self.w_proj = _classed(W.Image(format="png", layout=lay(**square)), "sw-projection-image", "sw-square")
+        self.w_proj_scale = _classed(
+            W.Image(format="png", layout=lay(width=f"{PANEL}px", height="26px")), "sw-projection-colorbar", "sw-scale"
+        )
+        self.w_proj_msg = _classed(W.HTML(layout=lay(width=f"{PANEL}px", height="22px")), "sw-projection-message", "sw-line")
+        self.w_proj_title = _classed(
+            W.HTML(one_line("<b>projection to pixel space</b>", "projection to pixel space"), layout=lay(width=f"{PANEL}px")),
+            "sw-projection-title", "sw-line",
+        )
 
         self.w_status = W.HTML()
         self.w_status.add_class("sw-status")
-        self.w_style = W.HTML(BUSY_CSS, layout=lay(height="0px", overflow="hidden"))
+        self.w_style = W.HTML(EXPLORER_CSS, layout=lay(height="0px", overflow="hidden"))
         self.w_progress = W.FloatProgress(value=0.0, min=0.0, max=1.0, description="", layout=lay(display="none", width="360px"))
         self.w_progress.add_class("sw-progress")
         self.busy = False
@@ -178,25 +214,29 @@ class ExplorerView:
 
     # ------------------------------------------------------------------ layout
     def children(self) -> list[W.Widget]:
-        """The explorer's rows, top to bottom."""
-        panels = W.HBox([
-            W.VBox([_caption("input"), self.w_input, self.w_input_note]),
-            W.VBox([self.w_map_title, self.w_map, self.w_map_scale, self.w_map_msg]),
+        """The explorer's rows, top to bottom (no widget among them has a ``None`` tooltip)."""
+        rows = self._rows()
+        for row in rows:
+            fill_tooltips(row)
+        return rows
+
+    def _rows(self) -> list[W.Widget]:
+        # One row of four square panels (input, map, feature map, projection), then the class chart:
+        # at 1366 px the input and the feature map are on screen together.
+        panels = _classed(W.HBox([
+            _classed(W.VBox([_caption("input"), self.w_input, self.w_input_note]), "sw-panel"),
+            _classed(W.VBox([self.w_map_title, self.w_map, self.w_map_scale, self.w_map_msg]), "sw-panel"),
+            _classed(W.VBox([_caption("feature map (click an activation)"), self.w_canvas]), "sw-panel"),
+            _classed(W.VBox([self.w_proj_title, self.w_proj, self.w_proj_scale, self.w_proj_msg]), "sw-panel"),
             W.VBox([_caption("target class (click a bar)"), self.w_bars_fig]),
-        ])
-        features = W.HBox([
-            W.VBox([_caption("feature map (click an activation)"), self.w_canvas]),
-            W.VBox([self.w_proj_title, self.w_proj, self.w_proj_scale, self.w_proj_msg]),
-        ])
+        ]), "sw-row", "sw-panels")
         return [
             self.w_style,
-            W.HBox([self.w_method, self.w_view]),
-            W.HBox([self.w_sample, self.w_upload, self.w_export]),
+            _classed(W.HBox([self.w_method]), "sw-toprow"),
+            _classed(W.HBox([self.w_view, self.w_sample, self.w_upload, self.w_export, self.w_sign, self.w_cmap, self.w_overlay]), "sw-row"),
+            _classed(W.HBox([self.w_clip, self.w_alpha, self.w_layer, self.w_channel, self.w_strongest]), "sw-row"),
             panels,
             self.w_compare,
-            W.HBox([self.w_sign, self.w_clip, self.w_cmap, self.w_overlay, self.w_alpha]),
-            W.HBox([self.w_layer, self.w_channel, self.w_strongest]),
-            features,
             self.w_status,
             self.w_progress,
             self.w_trace_box,
@@ -204,6 +244,10 @@ class ExplorerView:
         ]
 
     # ------------------------------------------------------------------ updates
+    def add_css(self, rule: str) -> None:
+        """Add one CSS rule to the explorer's stylesheet (a hidden HTML widget)."""
+        self.w_style.value = self.w_style.value.replace("</style>", f"{rule}</style>", 1)
+
     def set_layers(self, options: Sequence[tuple[str, str]], value: str) -> None:
         """Fill the layer dropdown with ``(label, key)`` pairs and select ``value``."""
         self.w_layer.options = list(options)
@@ -240,6 +284,12 @@ class ExplorerView:
         self.w_progress.description = f"{done}/{total}"
         self.w_progress.layout.display = ""
 
+    def show_fraction(self, fraction: float, text: str) -> None:
+        """Show the progress bar at ``fraction`` (0..1) with ``text`` beside it (a batched map's progress)."""
+        self.w_progress.value = min(1.0, max(0.0, fraction))
+        self.w_progress.description = text
+        self.w_progress.layout.display = ""
+
     def end_busy(self) -> None:
         """Undim the panels and hide the progress bar (the status line is set by the caller)."""
         self.busy = False
@@ -256,9 +306,10 @@ class ExplorerView:
         self._panel(self.w_map, self.w_map_msg, p.get("map"), msgs.get("map"))
         self._scale(self.w_map_scale, result.colorbars.get("map"))
         self.w_input_note.value = RECEPTIVE_NOTE if result.box is not None else ""
-        self.w_map_title.value = (
+        self.w_map_title.value = one_line(
             f"<b>{html.escape(result.method_label)}</b> for <b>{html.escape(result.class_label)}</b>"
-            f" (p={result.probability:.3f})"
+            f" (p={result.probability:.3f})",
+            f"{result.method_label} for {result.class_label} (p={result.probability:.3f})",
         )
         if "compare" in p:
             self.w_compare.value = p["compare"]
@@ -273,8 +324,11 @@ class ExplorerView:
         self._panel(self.w_proj, self.w_proj_msg, p.get("projection"), msgs.get("projection"))
         self._scale(self.w_proj_scale, result.colorbars.get("projection"))
         y, x = result.position
-        rule = result.projection_note or result.projection_rule
-        self.w_proj_title.value = f"<b>projection to pixel space</b> ({html.escape(rule)}, activation {y}, {x})"
+        rule = result.projection_note or method_label(result.projection_rule)
+        self.w_proj_title.value = one_line(
+            f"<b>projection to pixel space</b> ({html.escape(rule)}, activation {y}, {x})",
+            f"projection to pixel space ({rule}, activation {y}, {x})",
+        )
         with self.w_bars.hold_sync():
             # Values in the names (random weights give ~1 % bars that would look empty), bars
             # scaled to the largest probability; the remainder keeps every row a full-width target.
@@ -297,10 +351,11 @@ class ExplorerView:
     def _panel(img: W.Image, msg: W.HTML, png: bytes | None, text: str | None) -> None:
         if png:
             img.value = png
-            img.layout.display = ""
+            img.remove_class("sw-placeholder")
             msg.value = ""
-        else:
-            img.layout.display = "none"
+        else:  # keep the square frame (nothing below moves): the message on a grey placeholder
+            img.value = R.to_png(R.message_panel(text or "no map", (PANEL, PANEL)))
+            img.add_class("sw-placeholder")
             msg.value = message_html(text or "no map")
 
     def show_result_status(self, result: ViewResult, device: str, note: str = "") -> str:

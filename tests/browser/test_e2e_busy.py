@@ -1,7 +1,8 @@
 """Busy state in a real JupyterLab (issue 17, item 2): a slow method says so at once, and a newer
-click during a long compare view is served without waiting for it.
+click during a slow occlusion or a long compare view is served without waiting for it.
 
 Screenshots: artifacts/e2e_busy_occlusion.png (dimmed map, "computing …"),
+artifacts/e2e_busy_occlusion_progress.png (occlusion's progress bar),
 artifacts/e2e_busy_compare.png (compare view with its progress bar).
 """
 
@@ -65,6 +66,25 @@ def test_busy_state_and_cancellation_in_jupyterlab(tmp_path: Path) -> None:
             numbers["busy_ms_occlusion"] = busy_ms
             numbers["occlusion_render_ms"] = rec["ms"]
             assert busy_ms < 200, numbers
+
+            # 1b. Occlusion for another class (not memoised) with its progress bar; a click on another
+            # method meanwhile stops it between two batches and is served before it would have finished.
+            seq = events.last_seq()
+            page.locator(".sw-bars .bargroup").nth(1).click()
+            page.wait_for_selector(".sw-progress", state="visible", timeout=10000)
+            page.locator(".sw-explorer").screenshot(path=str(ARTIFACTS / "e2e_busy_occlusion_progress.png"))
+            t0 = time.perf_counter()
+            _click(page, ".sw-method", "Gradient")
+            served = events.wait_for(
+                lambda r: r["state"]["method"] == "gradient" and not r.get("cancelled") and r["error"] is None, after=seq, what="gradient"
+            )
+            page.wait_for_function("() => !document.querySelector('img.sw-map-image.sw-busy')", timeout=30000)
+            numbers["click_during_occlusion_served_ms"] = (time.perf_counter() - t0) * 1000.0
+            stopped = [r for r in events.all() if r["seq"] > seq and r.get("cancelled")]
+            assert [r["state"]["method"] for r in stopped] == ["occlusion"], events.all()[-3:]
+            assert stopped[0]["state"]["target"] == served["state"]["target"] is not None
+            assert page.locator(".sw-progress").is_hidden()
+            assert numbers["click_during_occlusion_served_ms"] < numbers["occlusion_render_ms"], numbers
 
             # 2. Compare all: busy at once, a progress bar, then a newer click ("single") stops it early.
             _click(page, ".sw-method", "Gradient")

@@ -62,7 +62,7 @@ def test_compare_tiles_carry_their_own_scale(w: Explorer) -> None:
     w.view = "compare"
     assert w.wait(60)
     rows = -(-len(w.methods) // 5)  # five tiles a row: the composite is not shrunk by the browser
-    assert R.from_png(w.images["compare"]).shape[0] == rows * (160 + 26 + 14 + 2 * 6)  # map + scale + title + gaps
+    assert R.from_png(w.images["compare"]).shape[0] == rows * (160 + 26 + 20 + 2 * 6)  # map + scale + title strip + gaps
 
 
 def test_receptive_field_caption_and_clip_tooltip(w: Explorer) -> None:
@@ -83,10 +83,35 @@ def test_class_chart_shows_every_class_of_a_small_model_top_first_with_values(w:
     assert w.ui._ys.max == pytest.approx(float(probs.max()))  # scaled to the largest probability
 
 
-@pytest.mark.parametrize(("count", "shape"), [(3, (212, 3 * 8 + 4 * 6, 3)), (7, (424, 5 * 8 + 6 * 6, 3))])
+@pytest.mark.parametrize(("count", "shape"), [(3, (218, 3 * 8 + 4 * 6, 3)), (7, (436, 5 * 8 + 6 * 6, 3))])
 def test_compare_grid_wraps_rows_of_five(count: int, shape: tuple[int, int, int]) -> None:
     from saliency_widget.widget.pipeline import compare_grid
 
-    # 8x186 tiles keep their width at height 186; rows are padded to the widest
+    # 8x186 tiles keep their width at height 186; a 20 px title strip and 6 px gaps; rows padded to the widest
     out = compare_grid([np.zeros((186, 8, 3), np.uint8)] * count, ["t"] * count)
     assert out.shape == shape
+
+
+def test_compare_titles_are_at_least_11_px_tall() -> None:
+    from saliency_widget.widget.pipeline import compare_grid
+
+    out = compare_grid([np.full((186, 160, 3), 255, np.uint8)] * 2, ["Hg", "Integrated Gradients"])
+    ink = np.nonzero((out[:20, :166] < 128).any(axis=(1, 2)))[0]  # rows of the first title with dark pixels
+    assert ink.max() - ink.min() + 1 >= 11  # 'H' top to 'g' bottom, at the view's own size
+
+
+def test_no_described_widget_has_a_null_tooltip(w: Explorer) -> None:
+    from ipywidgets.widgets.widget_description import DescriptionWidget
+
+    w.ui.w_analyses.selected_index = 0  # the analyses panel too, once built
+    assert w.wait(30)
+    stack: list[object] = list(w.children)
+    found = []
+    while stack:
+        node = stack.pop()
+        if isinstance(node, DescriptionWidget):
+            found.append(node)
+        stack.extend(getattr(node, "children", ()) or ())
+    assert len(found) > 20 and all(x.tooltip is not None for x in found)
+    described = {x.description: x.tooltip for x in found if x.description}
+    assert all(described[d] for d in ("method", "view", "sample", "sign", "colormap", "clip %", "alpha", "layer", "filter"))

@@ -1,0 +1,51 @@
+"""The explorer's stylesheet: busy state, a layout that fits a laptop, and no layout shifts.
+
+One ``<style>`` in a hidden HTML widget (ipywidgets has no other way to ship CSS). Layout
+rules, all measured at 1366x768 and 1920x1080 by ``tests/browser/test_e2e_layout.py``:
+
+* the method selector is one row that scrolls sideways instead of wrapping onto two;
+* the control rows wrap (they never change between renders);
+* the four image panels (input, map, feature map, projection) share one row, each
+  :data:`PANEL_MIN` .. :data:`PANEL_MAX` px wide and square, so the images grow with the
+  available width (224 px was fixed) and the input and the feature map are on screen together;
+* titles and captions are one line of fixed height, cut with an ellipsis (the full text is
+  the tooltip): a long class name or "(p=...)" never pushes the map down;
+* a panel without an image keeps its square frame (a placeholder), so nothing collapses.
+"""
+
+from __future__ import annotations
+
+__all__ = ["EXPLORER_CSS", "PANEL_MAX", "PANEL_MIN"]
+
+PANEL_MIN = 170  # px: four panels and their gaps fit a 1366 px wide notebook
+PANEL_MAX = 330  # px: at 1920 px the images grow to this
+
+EXPLORER_CSS = (
+    "<style>"
+    # busy state: the panels that will change are dimmed until the new view shows
+    ".sw-busy{opacity:.35;transition:opacity .08s}"
+    ".sw-progress .progress-bar{transition:none}"
+    # the whole explorer never wider than its output area
+    ".sw-explorer{max-width:100%;box-sizing:border-box}"
+    ".sw-explorer .sw-row{flex-wrap:wrap;max-width:100%}"
+    # method selector: one row, scrolling sideways when narrow, compact buttons
+    ".sw-method,.sw-view{display:flex!important;flex-direction:row;align-items:center;min-width:0}"
+    ".sw-method{flex:1 1 auto;max-width:100%}"
+    ".sw-method>label,.sw-view>label{flex:0 0 auto;width:auto!important;margin-right:6px}"
+    ".sw-method>div{display:flex;flex-wrap:nowrap;overflow-x:auto;min-width:0}"
+    ".sw-method button.widget-toggle-button,.sw-view button.widget-toggle-button"
+    "{flex:0 0 auto;padding:0 5px;margin-right:1px;font-size:12px}"
+    ".sw-toprow{flex-wrap:nowrap!important;max-width:100%}"
+    ".sw-view{flex:0 0 auto;margin-right:12px}"
+    # image panels: square, growing with the width between the min and max
+    f".sw-panel{{flex:1 1 {PANEL_MIN}px;min-width:{PANEL_MIN}px;max-width:{PANEL_MAX}px;margin-right:6px}}"
+    ".sw-square{width:100%!important;height:auto!important;aspect-ratio:1/1;object-fit:contain;background:#f4f4f4}"
+    ".sw-scale{width:100%!important;height:26px!important;object-fit:contain;object-position:left}"
+    ".sw-line{height:22px!important;line-height:22px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;width:100%!important}"
+    ".sw-line .widget-html-content,.sw-line>div{white-space:nowrap;overflow:hidden;text-overflow:ellipsis;line-height:22px}"
+    ".sw-feature-map{width:100%}"
+    ".sw-feature-map .sw-fm-root{width:100%}"
+    ".sw-feature-map .sw-fm-canvas{width:100%;height:auto}"
+    ".sw-bars{flex:0 0 auto}"
+    "</style>"
+)
