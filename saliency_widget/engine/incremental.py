@@ -11,11 +11,12 @@ outputs. Where a rectangle covers its whole map, or a layer cannot take a rectan
 full recompute would. Results equal the full recompute to float rounding.
 
 :func:`build_plan` returns the reason instead of a plan when the model cannot be handled
-(``torch.fx`` cannot trace it, it reads a tensor after an in-place operation changed it,
-BatchNorm with batch statistics, or the traced forward differs from the model's);
+(``torch.fx`` cannot trace it, BatchNorm with batch statistics, or the traced forward
+differs from the model's, e.g. through an in-place change of a view);
 :func:`explain_plan` prints, layer by layer, what one patch costs. The model is never
 changed: ``torch.fx`` builds a separate graph module that only refers to its layers, and
-in-place operations run out of place on copies.
+in-place operations run out of place on copies (later readers of the changed tensor read the
+operation's result).
 """
 
 from __future__ import annotations
@@ -335,10 +336,10 @@ def build_plan(model: nn.Module, inputs: torch.Tensor, agrees: Callable[[Any], b
         for a in n.all_input_nodes:
             last_use[a] = order[n]
         if _inplace(n, mod) and n.args and isinstance(n.args[0], fx.Node):
-            later = [u.name for u in n.args[0].users if order[u] > order[n]]
-            if later:
-                return (f"{n.name} changes {n.args[0].name} in place and {', '.join(later)} read it afterwards "
-                        "(the plan runs in-place operations out of place)")
+            # ``t.relu_(); use(t)``: the plan runs in-place operations out of place, so later
+            # readers of t read the operation's result instead (exact: that is t's value then)
+            for u in [u for u in n.args[0].users if order[u] > order[n]]:
+                u.replace_input_with(n.args[0], n)
     plan = IncrementalPlan(gm, inputs, kinds, dynamic, {}, last_use)
     env = plan.base
     try:
