@@ -125,7 +125,7 @@ def read(reg: Region, top: torch.Tensor, left: torch.Tensor, h: int, w: int,
     inside = (((ri >= 0) & (ri < rh)).unsqueeze(2) & ((rj >= 0) & (rj < rw)).unsqueeze(1)).unsqueeze(3)
     b = torch.arange(Y.shape[0], device=dev).view(-1, 1, 1)
     vals = reg.r.permute(0, 2, 3, 1)[b, ri.clamp(0, rh - 1).unsqueeze(2), rj.clamp(0, rw - 1).unsqueeze(1)]
-    return torch.where(inside, vals, win).permute(0, 3, 1, 2).contiguous()
+    return torch.where(inside, vals, win).permute(0, 3, 1, 2)  # channels-last memory: what oneDNN convolves fastest
 
 
 def materialize(reg: Region) -> torch.Tensor:
