@@ -109,6 +109,7 @@ class IncrementalPlan:
     last_use: dict[fx.Node, int]
     padded: dict[tuple[fx.Node, tuple[int, int], float], torch.Tensor] = field(default_factory=dict)
     whole_above: float = 0.5  # a rectangle over this fraction of its map becomes the whole map
+    tau: float | None = None  # approximate mode: a rectangle's side is at most tau of its map's (None: exact)
 
     # ------------------------------------------------------------------ one node, whole tensors
     def _call(self, node: fx.Node, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -186,7 +187,7 @@ class IncrementalPlan:
             inp = node.args[0]
             assert isinstance(inp, fx.Node)  # noqa: S101 - reg came from it
             return window_op(reg, kind, k, s, p, d, self._padded(inp, p, pad_value), tuple(out_base.shape[-2:]),  # type: ignore[arg-type]
-                             run, out_base)
+                             run, out_base, self.tau)
         if kind == "meta":
             if node.op == "call_function" and node.args[1] == "shape":
                 return reg.shape

@@ -24,6 +24,7 @@ Once a rectangle covers its whole map the value is a plain tensor ``(B, C, H, W)
 
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import dataclass
 
@@ -145,27 +146,35 @@ def as_full(v: object) -> object:
     return materialize(v) if isinstance(v, Region) else v
 
 
-def _span(start: torch.Tensor, size: int, k_eff: int, stride: int, pad: int, out: int) -> tuple[torch.Tensor, int]:
-    """Output rows ``[o, o + n)`` of a window layer covering every output that reads input rows ``[start, start + size)``."""
+def _span(start: torch.Tensor, size: int, k_eff: int, stride: int, pad: int, out: int,
+          tau: float | None = None) -> tuple[torch.Tensor, int]:
+    """Output rows ``[o, o + n)`` of a window layer covering every output that reads input rows ``[start, start + size)``.
+
+    With ``tau`` (approximate mode), at most ``ceil(tau * out)`` rows around the middle of that span.
+    """
     n = min(out, (size + k_eff - 2) // stride + 1)  # the most outputs such a span of inputs can reach
     lo = _ceil_div(start + pad - k_eff + 1, stride).clamp(min=0)
+    cap = out if tau is None else max(1, math.ceil(tau * out))
+    if n > cap:  # Krypton's projective-field threshold: drop the outer rows of the growing field
+        lo, n = lo + (n - cap) // 2, cap
     return torch.clamp(lo, max=out - n), n
 
 
 def window_op(reg: Region, kind: str, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
               dilation: tuple[int, int], padded: torch.Tensor, out_hw: tuple[int, int],
-              run: object, base_out: torch.Tensor) -> Region | torch.Tensor:
+              run: object, base_out: torch.Tensor, tau: float | None = None) -> Region | torch.Tensor:
     """A convolution / pooling layer on a changed rectangle.
 
     ``run(window)`` applies the layer without padding to the input window ``(B, C, ih, iw)``;
     ``padded`` is the cached input padded with the layer's padding value; ``out_hw`` and
     ``base_out`` ``(N, C', Ho, Wo)`` the layer's cached output. Returns the output
-    rectangle, or the whole output ``(B, C', Ho, Wo)`` when the rectangle covers it.
+    rectangle, or the whole output ``(B, C', Ho, Wo)`` when the rectangle covers it. ``tau``:
+    approximate mode, the rectangle's side is at most ``tau`` of the map's (see :func:`_span`).
     """
     ke = (dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1)
     h, w = reg.r.shape[-2:]
-    oy, oh = _span(reg.ys, h, ke[0], stride[0], padding[0], out_hw[0])
-    ox, ow = _span(reg.xs, w, ke[1], stride[1], padding[1], out_hw[1])
+    oy, oh = _span(reg.ys, h, ke[0], stride[0], padding[0], out_hw[0], tau)
+    ox, ow = _span(reg.xs, w, ke[1], stride[1], padding[1], out_hw[1], tau)
     win = read(reg, oy * stride[0] - padding[0], ox * stride[1] - padding[1],
                (oh - 1) * stride[0] + ke[0], (ow - 1) * stride[1] + ke[1], padded, padding)
     out = run(win)  # type: ignore[operator]

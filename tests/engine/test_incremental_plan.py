@@ -141,3 +141,23 @@ def test_plan_leaves_the_model_alone() -> None:
         plan.run(torch.zeros(2, dtype=torch.long), torch.tensor([[0, 0], [8, 16]]), (8, 8), torch.zeros((), dtype=torch.float64))
     assert_unchanged(model, before)
     assert not hasattr(model, "graph") and type(model).__name__ == "ResNet"
+
+
+def test_approximate_mode_caps_rectangles() -> None:
+    # tau = 1 caps nothing: exact; tau = 0.25 on a 16x16 map keeps 4 rows: the 10-row rectangle of
+    # the first conv (32x32, cap 8) is cut to 8 around its middle, so the map changes
+    model = sequential_cnn(seed=6).double()
+    x = seeded_randn(1, 3, 32, 32, seed=7, dtype=torch.float64)
+    ex = sw.Explainer(model, x, record_layers=False)
+    _, exact, _, _ = occlusion_scores(ex, torch.tensor([1]), window=8, stride=4, output="logit")
+    _, one, _, _ = occlusion_scores(ex, torch.tensor([1]), window=8, stride=4, output="logit", approximate=1.0)
+    _, quarter, _, _ = occlusion_scores(ex, torch.tensor([1]), window=8, stride=4, output="logit", approximate=0.25)
+    assert_close(one, exact)
+    assert not torch.allclose(quarter, exact)
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.5, True, "half"])
+def test_approximate_option_is_checked(bad: object) -> None:
+    ex = sw.Explainer(sequential_cnn(), seeded_randn(1, 3, 16, 16, seed=1))
+    with pytest.raises(sw.InputError, match=r"approximate must be None or a fraction in \(0, 1\], got"):
+        occlusion_scores(ex, torch.tensor([0]), approximate=bad)  # type: ignore[arg-type]
