@@ -47,6 +47,7 @@ def occlusion_rows(name: str, model: torch.nn.Module, x: torch.Tensor, t: torch.
     """
     rows: list[Row] = []
     device = x.device
+    base_cpu: list[float] = []  # the baseline's median CPU time, for the CPU-time ratio in the notes
 
     def timed(case: str, fn: Callable[[], Any], base_ms: float | None, note: str = "") -> float | None:
         cpu: list[float] = []
@@ -62,7 +63,10 @@ def occlusion_rows(name: str, model: torch.nn.Module, x: torch.Tensor, t: torch.
             rows.append(Row(name, x.shape[0], case, None, "", None, note=f"error: {type(err).__name__}: {str(err)[:80]}"))
             return None
         med = statistics.median(samples)
-        note = ", ".join(filter(None, [note, f"CPU time {statistics.median(cpu):.1f} s"]))
+        c = statistics.median(cpu)
+        base_cpu.extend([] if base_ms else [c])
+        cpu_ratio = f", {c / base_cpu[0]:.2f}× by CPU time" if base_ms and base_cpu and base_cpu[0] > 0 else ""
+        note = ", ".join(filter(None, [note, f"CPU time {c:.1f} s{cpu_ratio}"]))
         ratio = med / base_ms if base_ms else None
         tgt = OCCLUSION_TARGETS.get(case) if name in TARGET_MODELS else None
         met = _met(ratio, *tgt) if tgt and ratio is not None else None
