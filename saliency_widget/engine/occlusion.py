@@ -16,6 +16,8 @@ scores per patch position, as drawn in the paper, is :func:`occlusion_scores`.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,7 @@ import torch
 from ..errors import InputError, LayerError
 from .capture import forward_to
 from .checks import check_layer_name, eval_mode
+from .incremental import build_plan
 from .layouts import Layout, to_nchw
 from .methods import check_options
 from .outputs import logits_of
@@ -33,6 +36,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .session import Explainer
 
 __all__ = ["Occlusion", "default_batch_size", "occlusion_map", "occlusion_scores"]
+
+_log = logging.getLogger(__name__)
 
 
 def _pair(name: str, v: Any) -> tuple[int, int]:
@@ -84,10 +89,68 @@ def _score(
         if layout is not None and layout.kind in ("NHWC", "tokens"):
             act = to_nchw(act, layout)  # the channel axis through the layout
         return act[:, channel].flatten(1).amax(1)
-    out = logits_of(model(batch))  # a tensor, .logits, {'logits'} or (logits, ...)
+    return _pick(model(batch), targets, output)
+
+
+def _pick(result: Any, targets: torch.Tensor, output: str) -> torch.Tensor:
+    """Score ``(M,)`` of ``targets`` ``(M,)`` in a model's output: its logit or its probability."""
+    out = logits_of(result)  # a tensor, .logits, {'logits'} or (logits, ...)
     if output == "probability":
         out = torch.softmax(out.double(), dim=1).to(out.dtype)
     return out.gather(1, targets.view(-1, 1)).squeeze(1)
+
+
+def _batch_scorer(
+    explainer: Explainer,
+    targets: torch.Tensor,
+    window: tuple[int, int],
+    fill: torch.Tensor,
+    output: str,
+    layer: str | None,
+    channel: int | None,
+    layout: Layout | None,
+    incremental: bool,
+    base: torch.Tensor,
+    approximate: float | None = None,
+) -> tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], int]:
+    """``(score, batch_size)``: ``score(img, corners)``: scores ``(B,)`` of images ``img`` ``(B,)`` occluded at ``corners`` ``(B, 2)``.
+
+    ``base`` ``(N,)``: the unoccluded scores, which an incremental plan must reproduce;
+    ``approximate``: Krypton's projective-field threshold (None: exact).
+
+    With ``incremental`` (and a model :func:`~.incremental.build_plan` accepts, and a class
+    score as ``output``) only the rectangles a patch changes are recomputed; otherwise every
+    occluded copy runs through the whole model. The reason for a fallback is logged at debug
+    level (and :func:`~.incremental.explain_plan` prints it). Call it under ``torch.no_grad()``
+    and eval mode.
+    """
+    x = explainer.inputs
+    if incremental:
+        def agrees(out: Any) -> bool:  # the traced forward gives the model's unoccluded scores
+            got = _pick(out, targets, output)
+            return got.shape == base.shape and bool(torch.allclose(got, base, rtol=1e-4, atol=1e-6))
+
+        plan = build_plan(explainer.model, x, agrees) if output != "activation" else "output='activation' reads a layer"
+        if not isinstance(plan, str):
+            plan.tau = approximate
+            # rectangles are small: many patches per batch (on 2 CPU cores, vgg16 at 224²: 1.3 s
+            # per patch at batch 3, 0.21 s at 48, against 1.8 s for the full recompute)
+            return lambda img, c: _pick(plan.run(img, c, window, fill), targets[img], output), max(64, default_batch_size(x))
+        _log.debug("occlusion on %s: full recompute: %s", type(explainer.model).__name__, plan)
+    H, W = x.shape[-2:]
+    yy = torch.arange(H, device=x.device).view(1, H, 1)
+    xx_ = torch.arange(W, device=x.device).view(1, 1, W)
+    wy, wx = window
+
+    def full(img: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        # mask[p] is 1 inside patch p: occluded = x * (1 - mask) + fill * mask
+        inside = (
+            (yy >= c[:, 0].view(-1, 1, 1)) & (yy < c[:, 0].view(-1, 1, 1) + wy)
+            & (xx_ >= c[:, 1].view(-1, 1, 1)) & (xx_ < c[:, 1].view(-1, 1, 1) + wx)
+        ).unsqueeze(1)
+        return _score(explainer, torch.where(inside, fill, x[img]), targets[img], output, layer, channel, layout)
+
+    return full, default_batch_size(x)
 
 
 def occlusion_scores(
@@ -100,6 +163,8 @@ def occlusion_scores(
     layer: str | None = None,
     channel: int | None = None,
     batch_size: int | None = None,
+    incremental: bool = True,
+    approximate: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, list[int], list[int]]:
     """Score of every occluded copy.
 
@@ -116,7 +181,17 @@ def occlusion_scores(
     output
         ``"probability"``, ``"logit"`` or ``"activation"`` (with ``layer`` and ``channel``).
     batch_size
-        Occluded copies per forward pass; default :func:`default_batch_size`.
+        Occluded copies per forward pass; default :func:`default_batch_size` (at least 64 when
+        incremental: the changed rectangles are small).
+    incremental
+        Recompute only the rectangle of each feature map that a patch changes (exact; see
+        :mod:`.incremental`). Models it cannot handle, and ``output="activation"``, fall back
+        to running every occluded copy through the whole model (the reason is logged at
+        debug level; :func:`~.incremental.explain_plan` prints it).
+    approximate
+        Off (None) by default. A fraction ``tau`` in (0, 1]: incremental occlusion keeps each
+        changed rectangle at most ``tau`` of its map's side, centred (Krypton's projective-field
+        thresholding): faster, no longer exact (errors measured in the README).
 
     Returns
     -------
@@ -145,30 +220,26 @@ def occlusion_scores(
         raise InputError(f"window {(wy, wx)} is larger than the image {(H, W)}")
     ys, xs = _positions(H, wy, sy), _positions(W, wx, sx)
     P = len(ys) * len(xs)
-    if batch_size is None:
-        batch_size = default_batch_size(x)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
+    if not isinstance(incremental, bool):
+        raise InputError(f"incremental must be True or False, got {incremental!r}")
+    if approximate is not None and (isinstance(approximate, bool) or not isinstance(approximate, (int, float))
+                                    or not 0 < approximate <= 1):
+        raise InputError(f"approximate must be None or a fraction in (0, 1], got {approximate!r}")
     fill_t = torch.as_tensor(fill, dtype=x.dtype, device=x.device)
-    # mask[p] is 1 inside patch p: occluded = x * (1 - mask) + fill * mask, built per batch
     corners = torch.tensor([(y, xx) for y in ys for xx in xs], device=x.device)
     scores = torch.empty(N * P, dtype=x.dtype, device=x.device)
     flat_img = torch.arange(N, device=x.device).repeat_interleave(P)
     flat_pos = torch.arange(P, device=x.device).repeat(N)
-    yy = torch.arange(H, device=x.device).view(1, H, 1)
-    xx_ = torch.arange(W, device=x.device).view(1, 1, W)
     with torch.no_grad(), eval_mode(explainer.model):
         base = _score(explainer, x.clone(), targets.to(x.device), output, layer, channel, lay)  # the model may modify its input in place
+        score_batch, preferred = _batch_scorer(explainer, targets.to(x.device), (wy, wx), fill_t, output, layer, channel, lay, incremental, base, approximate)
+        batch_size = batch_size or preferred
         for start in range(0, N * P, batch_size):
             report(start, N * P)  # between batches: the caller may watch, or stop the work (Cancelled)
             img = flat_img[start : start + batch_size]
-            c = corners[flat_pos[start : start + batch_size]]
-            inside = (
-                (yy >= c[:, 0].view(-1, 1, 1)) & (yy < c[:, 0].view(-1, 1, 1) + wy)
-                & (xx_ >= c[:, 1].view(-1, 1, 1)) & (xx_ < c[:, 1].view(-1, 1, 1) + wx)
-            ).unsqueeze(1)
-            batch = torch.where(inside, fill_t, x[img])
-            scores[start : start + batch_size] = _score(explainer, batch, targets.to(x.device)[img], output, layer, channel, lay)
+            scores[start : start + batch_size] = score_batch(img, corners[flat_pos[start : start + batch_size]])
     return base, scores.view(N, len(ys), len(xs)), ys, xs
 
 
@@ -200,7 +271,7 @@ def occlusion_map(
 
 @dataclass(frozen=True)
 class Occlusion:
-    """Occlusion sensitivity; options as in :func:`occlusion_scores` (window, stride, fill, output, layer, channel, batch_size)."""
+    """Occlusion sensitivity; options as in :func:`occlusion_scores` (window, stride, fill, output, layer, channel, batch_size, incremental, approximate)."""
 
     name: str = "occlusion"
     label: str = "Occlusion"
@@ -213,6 +284,6 @@ class Occlusion:
 
     def compute(self, explainer: Explainer, targets: torch.Tensor, **options: Any) -> torch.Tensor:
         """The map of ``targets`` ``(N,)`` on the explainer's inputs, ``(N, C, H, W)``."""
-        check_options(self.name, options, {k: None for k in ("window", "stride", "fill", "output", "layer", "channel", "batch_size")})
+        check_options(self.name, options, {k: None for k in ("window", "stride", "fill", "output", "layer", "channel", "batch_size", "incremental", "approximate")})
         m = occlusion_map(explainer, targets, **options)
         return m.expand(-1, explainer.inputs.shape[1], -1, -1).contiguous()
