@@ -7,12 +7,11 @@ action and for the browser's image to change, and returns that record.
 
 from __future__ import annotations
 
-import json
-import time
-from pathlib import Path
 from typing import Any
 
 from saliency_widget.engine import available_methods, get_method
+
+from .renderlog import Events, img_src, wait_src_change
 
 # The bundled model and sample (the explorer's defaults), with the render log the steps read.
 SETUP = """\
@@ -23,45 +22,6 @@ w
 """
 
 
-class Events:
-    """Reads the kernel-side render log (one JSON line per render pass) written by the notebook.
-
-    The same reader as test_e2e_jupyterlab.py's, kept here so these tests do not depend on
-    another test module's private helpers.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def all(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
-
-    def wait_for(self, pred: Any, after: int, timeout: float = 60.0, what: str = "") -> dict[str, Any]:
-        """Wait for a record with seq > ``after`` satisfying ``pred`` (latest such record)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            hits = [r for r in self.all() if r["seq"] > after and pred(r)]
-            if hits:
-                return hits[-1]
-            time.sleep(0.05)
-        raise AssertionError(f"no kernel-side render for {what!r}; last records: {self.all()[-3:]}")
-
-    def last_seq(self) -> int:
-        recs = self.all()
-        return recs[-1]["seq"] if recs else 0
-
-
-def _img_src(page: Any, cls: str) -> str:
-    return str(page.evaluate(f"() => document.querySelector('img.{cls}')?.src || ''"))
-
-
-def _wait_src_change(page: Any, cls: str, old: str, timeout: float = 60000) -> None:
-    page.wait_for_function(
-        "([cls, old]) => { const i = document.querySelector('img.' + cls); return i && i.src && i.src !== old && i.complete; }",
-        arg=[cls, old], timeout=timeout, polling="raf",
-    )
 
 
 def first_render(page: Any, events: Events) -> dict[str, Any]:
@@ -79,9 +39,9 @@ def toggle_method(page: Any, events: Events, prev: dict[str, Any]) -> dict[str, 
     names = {get_method(n).label: n for n in available_methods()}
     assert len(labels) >= 3 and set(labels) <= set(names), labels
     label = labels[1]
-    old, seq = _img_src(page, "sw-map-image"), events.last_seq()
+    old, seq = img_src(page, "sw-map-image"), events.last_seq()
     page.click(f".sw-method button:text-is('{label}')")
-    _wait_src_change(page, "sw-map-image", old)
+    wait_src_change(page, "sw-map-image", old)
     rec = events.wait_for(lambda r: r["state"]["method"] == names[label] and "map" in r["images"], after=seq, what=f"method {label}")
     assert rec["nonblank"]["map"] and rec["images"]["map"] != prev["images"]["map"]
     return rec
@@ -91,9 +51,9 @@ def click_bar(page: Any, events: Events, prev: dict[str, Any]) -> dict[str, Any]
     """Click the third class bar; the map must explain that class."""
     bars = page.locator(".sw-bars .bargroup")
     assert bars.count() >= 3
-    old, seq = _img_src(page, "sw-map-image"), events.last_seq()
+    old, seq = img_src(page, "sw-map-image"), events.last_seq()
     bars.nth(2).click()
-    _wait_src_change(page, "sw-map-image", old)
+    wait_src_change(page, "sw-map-image", old)
     rec = events.wait_for(lambda r: r["state"]["target"] is not None, after=seq, what="bar click")
     assert rec["nonblank"]["map"] and rec["images"]["map"] != prev["images"]["map"]
     return rec
@@ -114,10 +74,10 @@ def click_activation(page: Any, events: Events, prev: dict[str, Any]) -> dict[st
                    cells.sort((a, b) => b[0] - a[0]);
                    return [gh, gw, cells[1][1], cells[1][2]]; }"""
     )
-    old, seq = _img_src(page, "sw-projection-image"), events.last_seq()
+    old, seq = img_src(page, "sw-projection-image"), events.last_seq()
     page.mouse.click(box["x"] + box["width"] * (cx + 0.5) / gw, box["y"] + box["height"] * (cy + 0.5) / gh)
     rec = events.wait_for(lambda r: r["state"]["position"] == [cy, cx], after=seq, what="activation click")
-    _wait_src_change(page, "sw-projection-image", old)
+    wait_src_change(page, "sw-projection-image", old)
     assert rec["error"] is None and rec["nonblank"]["projection"]
     assert rec["images"]["projection"] != prev["images"]["projection"]
     return rec

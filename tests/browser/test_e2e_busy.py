@@ -17,7 +17,8 @@ import pytest
 
 from .harness import browser_page, chromium_path
 from .jupyterlab import jupyterlab, run_notebook_in_lab
-from .test_e2e_jupyterlab import ARTIFACTS, SETUP, Events
+from .renderlog import Events
+from .test_e2e_jupyterlab import ARTIFACTS, SETUP
 
 # Click a button by its text in the page and resolve with the milliseconds until the map is
 # dimmed and the status line says "computing" (a MutationObserver sees even a brief state).

@@ -11,7 +11,6 @@ import json
 import statistics
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,6 +18,7 @@ from saliency_widget.engine import available_methods, get_method
 
 from .harness import browser_page, chromium_path
 from .jupyterlab import jupyterlab, run_notebook_in_lab
+from .renderlog import Events, img_src, wait_src_change
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
@@ -45,41 +45,6 @@ w
 '''
 
 
-class Events:
-    """Reads the kernel-side render log written by the notebook."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def all(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
-
-    def wait_for(self, pred: Any, after: int, timeout: float = 60.0, what: str = "") -> dict[str, Any]:
-        """Wait for a record with seq > ``after`` satisfying ``pred`` (latest such record)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            hits = [r for r in self.all() if r["seq"] > after and pred(r)]
-            if hits:
-                return hits[-1]
-            time.sleep(0.05)
-        raise AssertionError(f"no kernel-side render for {what!r}; last records: {self.all()[-3:]}")
-
-    def last_seq(self) -> int:
-        recs = self.all()
-        return recs[-1]["seq"] if recs else 0
-
-
-def _img_src(page: Any, cls: str) -> str:
-    return page.evaluate(f"() => document.querySelector('img.{cls}')?.src || ''")
-
-
-def _wait_src_change(page: Any, cls: str, old: str, timeout: float = 60000) -> None:
-    page.wait_for_function(
-        "([cls, old]) => { const i = document.querySelector('img.' + cls); return i && i.src && i.src !== old && i.complete; }",
-        arg=[cls, old], timeout=timeout, polling="raf",
-    )
 
 
 @pytest.mark.browser
@@ -105,11 +70,11 @@ def test_explorer_in_jupyterlab(tmp_path: Path) -> None:
             names = {get_method(n).label: n for n in available_methods()}  # buttons show labels
             assert set(methods) <= set(names), methods
             for m in methods[1:] + methods[:1]:
-                old = _img_src(page, "sw-map-image")
+                old = img_src(page, "sw-map-image")
                 seq = events.last_seq()
                 t0 = time.perf_counter()
                 page.click(f".sw-method button:text-is('{m}')")
-                _wait_src_change(page, "sw-map-image", old)
+                wait_src_change(page, "sw-map-image", old)
                 latencies.append(time.perf_counter() - t0)
                 rec = events.wait_for(
                     lambda r, n=names[m]: r["state"]["method"] == n and "map" in r["images"], after=seq, what=f"method {m}"
@@ -120,11 +85,11 @@ def test_explorer_in_jupyterlab(tmp_path: Path) -> None:
             # 2. A click on a class bar changes the target class.
             bars = page.locator(".sw-bars .bargroup")  # one group per class (p + remainder)
             assert bars.count() >= 3
-            old = _img_src(page, "sw-map-image")
+            old = img_src(page, "sw-map-image")
             seq = events.last_seq()
             t0 = time.perf_counter()
             bars.nth(2).click()
-            _wait_src_change(page, "sw-map-image", old)
+            wait_src_change(page, "sw-map-image", old)
             latencies.append(time.perf_counter() - t0)
             rec = events.wait_for(lambda r: r["state"]["target"] is not None, after=seq, what="bar click")
             assert rec["nonblank"]["map"] and rec["images"]["map"] != prev["images"]["map"]
@@ -133,10 +98,10 @@ def test_explorer_in_jupyterlab(tmp_path: Path) -> None:
             # 2b. ...and a click on the top bar goes back to the predicted class (bqplot sends a
             # numpy selection, whose truth value once swallowed this click).
             target2 = rec["state"]["target"]
-            old = _img_src(page, "sw-map-image")
+            old = img_src(page, "sw-map-image")
             seq = events.last_seq()
             bars.nth(0).click()
-            _wait_src_change(page, "sw-map-image", old)
+            wait_src_change(page, "sw-map-image", old)
             rec = events.wait_for(lambda r: r["state"]["target"] not in (None, target2), after=seq, what="top bar click")
             assert rec["images"]["map"] == first["images"]["map"]  # same method, the predicted class again
             bars.nth(2).click()
@@ -168,12 +133,12 @@ def test_explorer_in_jupyterlab(tmp_path: Path) -> None:
                            cells.sort((a, b) => b[0] - a[0]);
                            return [gh, gw, cells[1][1], cells[1][2]]; }"""
             )
-            old = _img_src(page, "sw-projection-image")
+            old = img_src(page, "sw-projection-image")
             seq = events.last_seq()
             t0 = time.perf_counter()
             page.mouse.click(box["x"] + box["width"] * (cx + 0.5) / gw, box["y"] + box["height"] * (cy + 0.5) / gh)
             rec = events.wait_for(lambda r: r["state"]["position"] == [cy, cx], after=seq, what="activation click")
-            _wait_src_change(page, "sw-projection-image", old)
+            wait_src_change(page, "sw-projection-image", old)
             latencies.append(time.perf_counter() - t0)
             assert rec["error"] is None and rec["nonblank"]["projection"]
             assert rec["images"]["projection"] != prev["images"]["projection"]
@@ -225,10 +190,10 @@ def test_transformer_explorer_in_jupyterlab(tmp_path: Path) -> None:
             page.wait_for_function("() => document.querySelector('.sw-bars')?.textContent.includes('owl')", timeout=30000)
 
             # Grad-CAM renders a map on the token layers
-            old = _img_src(page, "sw-map-image")
+            old = img_src(page, "sw-map-image")
             seq = events.last_seq()
             page.click(".sw-method button:text-is('Grad-CAM')")
-            _wait_src_change(page, "sw-map-image", old)
+            wait_src_change(page, "sw-map-image", old)
             rec = events.wait_for(lambda r: r["state"]["method"] == "gradcam", after=seq, what="Grad-CAM")
             assert rec["error"] is None and "map" in rec["images"]
 

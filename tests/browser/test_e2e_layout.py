@@ -17,7 +17,8 @@ import pytest
 
 from .harness import browser_page, chromium_path
 from .jupyterlab import jupyterlab, run_notebook_in_lab
-from .test_e2e_jupyterlab import ARTIFACTS, Events
+from .renderlog import Events
+from .test_e2e_jupyterlab import ARTIFACTS
 
 LONG = "a remarkably long class name that would never fit on one title line"
 SETUP = f'''\

@@ -17,7 +17,8 @@ from saliency_widget.widget.saved import META_KEY
 
 from .harness import browser_page, chromium_path
 from .jupyterlab import jupyterlab, run_notebook_in_lab
-from .test_e2e_jupyterlab import ARTIFACTS, SETUP, Events
+from .renderlog import Events
+from .test_e2e_jupyterlab import ARTIFACTS, SETUP
 
 
 @pytest.mark.browser
