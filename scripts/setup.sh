@@ -22,12 +22,14 @@ fi
 
 if [ "$want_test" = "test" ]; then
   "$VPY" -m pip install -q -e ".[test]"
-  if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
-    if [ "$(id -u)" = "0" ]; then
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-    else
-      sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-    fi
+  # Debian's browsers for the browser tests: Chromium (all of them) and Firefox ESR (the interactive export)
+  browsers=""
+  if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then browsers="chromium"; fi
+  if ! command -v firefox-esr >/dev/null 2>&1; then browsers="$browsers firefox-esr"; fi
+  if [ -n "$browsers" ]; then
+    sudo_=""; [ "$(id -u)" = "0" ] || sudo_="sudo"
+    # shellcheck disable=SC2086
+    $sudo_ apt-get update -qq && $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $browsers >/dev/null
   fi
 else
   "$VPY" -m pip install -q -e .

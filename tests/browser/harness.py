@@ -32,7 +32,7 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
-def _missing(reason: str) -> None:
+def missing(reason: str) -> None:
     if in_ci():
         pytest.fail(f"{reason} (CI is set, so browser tests must run)")
     pytest.skip(f"{reason}; install with `apt-get install -y chromium` and `pip install playwright`")
@@ -43,7 +43,7 @@ def chromium_path() -> str:
     for cand in (os.environ.get("SALIENCY_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
         if cand and os.path.isfile(cand) and os.access(cand, os.X_OK):
             return cand
-    _missing("Chromium not found")
+    missing("Chromium not found")
     raise AssertionError("unreachable")
 
 
@@ -54,7 +54,7 @@ def browser_page(**context_kwargs: Any) -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _missing("Python package playwright is not installed")
+        missing("Python package playwright is not installed")
         raise
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
