@@ -13,6 +13,7 @@ Every page depends only on its image, so the folder equals a single process's.
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -100,8 +101,14 @@ def render_folder(
     data = ImageFolderData(folder, describe_model(model).transform)
     where = resolve_shard(shard)
     options = {k: v for k, v in report_options.items() if k != "names"}
+    for key in ("sign", "cmap"):  # listed in the index even when left at render_report's default
+        options.setdefault(key, inspect.signature(render_report).parameters[key].default)
+    if methods is None:  # render_report's defaults, named so the index lists them
+        from .engine import available_methods
+
+        methods = available_methods() if options.get("interactive") else ("gradient", "deconvnet", "guided_backprop")
     settings = {
-        "folder": str(folder), "model": type(model).__name__, "methods": ", ".join(methods) if methods else "default",
+        "folder": str(folder), "model": type(model).__name__, "methods": ", ".join(methods),
         "target": "predicted class" if target is None else str(target),
         **{k: str(v) for k, v in sorted(options.items()) if k != "progress"},
     }
