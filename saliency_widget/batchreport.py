@@ -38,6 +38,16 @@ def _out_dir(arg: str | Path) -> Path:
     return out
 
 
+def _folder(root: str | Path) -> Path:
+    """``--data``: an existing folder (its images are listed by ImageFolderData)."""
+    from .data.folders import IMAGE_EXTENSIONS
+
+    folder = Path(root).expanduser()
+    if not folder.is_dir():
+        raise InputError(f"--data {str(root)!r} is not a folder; give a folder of images ({', '.join(IMAGE_EXTENSIONS)}), nested or flat")
+    return folder
+
+
 def render_folder(
     root: str | Path,
     out_dir: str | Path,
@@ -84,15 +94,13 @@ def render_folder(
         ``root`` is not a folder or holds no image file; ``out_dir`` is a file.
     """
     from .analysis.shards import barrier, resolve_shard
-    from .data.folders import IMAGE_EXTENSIONS, ImageFolderData
+    from .data.folders import ImageFolderData
     from .viz.batch import PART_VERSION, merge_parts, write_part
     from .viz.modelio import describe_model
     from .viz.report import render_report
 
     start = time.perf_counter()
-    folder = Path(root).expanduser()
-    if not folder.is_dir():
-        raise InputError(f"--data {str(root)!r} is not a folder; give a folder of images ({', '.join(IMAGE_EXTENSIONS)}), nested or flat")
+    folder = _folder(root)
     out = _out_dir(out_dir)
     if model is None:
         from .models import shapes_cnn
@@ -144,8 +152,7 @@ def run(args: argparse.Namespace, methods: Sequence[str] | None, target: int | s
     if args.out is not None and Path(args.out).suffix.lower() == ".png":
         raise InputError(f"with --data, --out is a folder (it gets index.html, pages/ and parts/), not {args.out!r}")
     out = _out_dir(args.out or "report")
-    if not Path(args.data).expanduser().is_dir():
-        raise InputError(f"--data {args.data!r} is not a folder; give a folder of images (PNG/JPEG/...), nested or flat")
+    _folder(args.data)  # before the model loads
     from .cli import _load_model
 
     where = resolve_shard("auto")

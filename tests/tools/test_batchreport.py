@@ -166,3 +166,13 @@ def test_torchrun_two_processes_equal_one(single: Path, images: Path, tmp_path: 
     two, one = (_without_timings(p.read_text(encoding="utf-8")) for p in (out / "index.html", single / "index.html"))
     assert two == one
     assert [(out / "pages" / f"{rel}.png").read_bytes() for rel in ORDER] == [(single / "pages" / f"{rel}.png").read_bytes() for rel in ORDER]
+
+
+def test_index_quotes_links_and_escapes_names(tmp_path: Path) -> None:
+    rel = "a b/<x>#1.png"
+    (tmp_path / "pages" / "a b").mkdir(parents=True)
+    (tmp_path / "pages" / f"{rel}.png").write_bytes(b"PNG-bytes")
+    write_part(tmp_path, _part(0, 1, [], n=1) | {"images": [{"index": 0, "path": rel, "page": f"pages/{rel}.html", "grid": f"pages/{rel}.png"}]})
+    text = merge_parts(tmp_path).read_text(encoding="utf-8")
+    assert '<a href="pages/a%20b/%3Cx%3E%231.png.html">a b/&lt;x&gt;#1.png</a>' in text
+    assert 'src="data:image/png;base64,UE5HLWJ5dGVz" alt="a b/&lt;x&gt;#1.png"' in text  # base64 of b"PNG-bytes"
