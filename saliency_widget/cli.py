@@ -3,6 +3,7 @@
     saliency-widget render IMAGE... [--model shapes|torchvision:NAME] [--methods gradient,deconvnet,...]
                                     [--target CLASS] [--out report.html|grid.png]
                                     [--interactive [--topk K] [--layers KEY,...]]
+    saliency-widget render --data DIR --out OUT_DIR [options]      (see saliency_widget.batchreport)
     saliency-widget classroom [--port N] [--no-browser] [--dir DIR]
     saliency-widget mine --data DIR|sample:shapes --layers L1,L2 --out INDEX_DIR   (see saliency_widget.mine)
 
@@ -52,6 +53,11 @@ def _epilog() -> str:
   saliency-widget render sample:shapes_star --interactive --out star.html
                                                          a page to click offline: every method x top-5
                                                          classes, feature maps and projections
+  saliency-widget render --data photos/ --out photos-report
+                                                         every image under photos/ (recursive): one page
+                                                         each and photos-report/index.html listing them
+  torchrun --nproc_per_node=4 -m saliency_widget.cli render --data photos/ --out photos-report
+                                                         the same on 4 processes (rank 0 writes the index)
 
 methods (--methods, comma-separated):
 {methods}
@@ -73,7 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--model", default="shapes", help="'shapes' (bundled, default) or 'torchvision:NAME' (e.g. torchvision:vgg16)")
     r.add_argument("--methods", default=None, help="comma-separated method names, listed below (default: gradient,deconvnet,guided_backprop)")
     r.add_argument("--target", default=None, help="class index or class name (default: predicted class)")
-    r.add_argument("--out", default="report.html", help="output file: .html (self-contained report) or .png (grid) (default: %(default)s)")
+    r.add_argument("--data", default=None, metavar="DIR", help="render every image under DIR (recursive; ImageFolder layout or flat) "
+                   "instead of IMAGEs; --out is then a folder (default: report) that gets index.html and one page per image")
+    r.add_argument("--out", default=None, help="output file: .html (self-contained report) or .png (grid) (default: report.html)")
     r.add_argument("--sign", default="absolute", choices=SIGNS, help="which part of the map to show (default: %(default)s)")
     r.add_argument("--cmap", default="magma", choices=COLORMAPS, help="colormap (default: %(default)s)")
     r.add_argument("--interactive", action="store_true", help="an HTML page a reader can click offline (methods, classes, filters, "
@@ -174,10 +182,15 @@ def _run(args: argparse.Namespace) -> int:
 
         print("\n".join(sorted(sample_images())))
         return 0
+    if args.data is not None:
+        from .batchreport import run as run_folder
+
+        default = "gradient,deconvnet,guided_backprop" if not args.interactive else ",".join(available_methods())
+        return run_folder(args, _methods(args.methods or default), _target(args.target))
     if not args.images:
-        raise InputError("no IMAGE given; pass image files or sample:NAME (see --help)")
+        raise InputError("no IMAGE given; pass image files, sample:NAME or --data DIR (see --help)")
     # Everything the user typed is checked before the model loads or anything is computed.
-    out = _output(args.out)
+    out = _output(args.out or "report.html")
     if args.interactive and out.suffix.lower() == ".png":
         raise InputError(f"--interactive writes an HTML page; give --out a name ending in .html, not {args.out!r}")
     if args.topk < 1:

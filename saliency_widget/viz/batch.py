@@ -1,0 +1,172 @@
+"""Batch reports over a folder: the per-rank part files and the merged ``index.html`` (pure viz).
+
+A batch report is a folder::
+
+    OUT_DIR/index.html                    every image once, in dataset order: its maps, a link to its page
+    OUT_DIR/pages/<relative path>.html    one self-contained report per image (render_report)
+    OUT_DIR/pages/<relative path>.png     that image's PNG grid row (input + one panel per method)
+    OUT_DIR/parts/rank-K-of-W.json        what rank K of W rendered (written atomically)
+
+Each process writes its pages and its part file; :func:`merge_parts` reads the parts of one
+run and writes the index. The index embeds every PNG row as a data URI (no scripts, no
+stylesheets to fetch), so it opens offline and does not depend on how many processes made it.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from ..errors import InputError
+from .report import html_document
+
+__all__ = ["PART_VERSION", "index_html", "merge_parts", "part_path", "read_parts", "write_part"]
+
+#: Version of the part file format.
+PART_VERSION = 1
+
+_PART = re.compile(r"^rank-(\d+)-of-(\d+)\.json$")
+
+
+def part_path(out_dir: str | Path, rank: int, world: int) -> Path:
+    """``OUT_DIR/parts/rank-K-of-W.json``."""
+    return Path(out_dir) / "parts" / f"rank-{rank}-of-{world}.json"
+
+
+def write_part(out_dir: str | Path, part: Mapping[str, Any]) -> Path:
+    """Write one rank's part file atomically (a temporary file renamed into place).
+
+    Parameters
+    ----------
+    out_dir
+        The batch report folder.
+    part
+        ``{"version", "rank", "world", "n", "identity", "settings", "images": [{"index", "path", "page", "grid"}], "seconds"}``;
+        ``images`` are the images this rank rendered, ``n`` the size of the whole folder.
+    """
+    p = part_path(out_dir, int(part["rank"]), int(part["world"]))
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(dict(part), indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, p)
+    return p
+
+
+def read_parts(out_dir: str | Path, world: int | None = None) -> list[dict[str, Any]]:
+    """The part files of one run, in rank order, checked to cover every image exactly once.
+
+    Parameters
+    ----------
+    out_dir
+        The batch report folder.
+    world
+        Number of processes of the run to merge; None: the only one present.
+
+    Raises
+    ------
+    InputError
+        No parts, parts of several runs (give ``world``), a rank missing, parts of different
+        folders or settings, or an image missing or rendered twice.
+    """
+    folder = Path(out_dir) / "parts"
+    found: dict[int, dict[int, Path]] = {}
+    for f in sorted(folder.glob("rank-*-of-*.json")) if folder.is_dir() else []:
+        m = _PART.match(f.name)
+        if m:
+            found.setdefault(int(m.group(2)), {})[int(m.group(1))] = f
+    if not found:
+        raise InputError(f"no part files (parts/rank-K-of-W.json) in {str(out_dir)!r}; render the folder first")
+    if world is None:
+        if len(found) > 1:
+            raise InputError(f"{str(folder)!r} holds parts of runs on {sorted(found)} processes; pass world= one of them")
+        world = next(iter(found))
+    ranks = found.get(world, {})
+    missing = [r for r in range(world) if r not in ranks]
+    if missing:
+        raise InputError(f"part files of rank(s) {missing} of {world} are missing in {str(folder)!r}; expected rank-0-of-{world}.json .. rank-{world - 1}-of-{world}.json")
+    parts = [json.loads(ranks[r].read_text(encoding="utf-8")) for r in range(world)]
+    first = parts[0]
+    for key in ("version", "n", "identity", "settings"):
+        odd = [p["rank"] for p in parts if p.get(key) != first.get(key)]
+        if odd:
+            raise InputError(f"part(s) of rank {odd} differ from rank 0 in {key!r}; rerender the folder into an empty OUT_DIR")
+    if first.get("version") != PART_VERSION:
+        raise InputError(f"part files have version {first.get('version')!r}; this saliency-widget reads version {PART_VERSION}")
+    seen = sorted(int(e["index"]) for p in parts for e in p["images"])
+    if seen != list(range(int(first["n"]))):
+        dup = sorted({i for i in seen if seen.count(i) > 1})
+        lost = sorted(set(range(int(first["n"]))) - set(seen))
+        raise InputError(f"the parts must cover images 0..{int(first['n']) - 1} exactly once; missing {lost[:10]}, repeated {dup[:10]}")
+    return parts
+
+
+def _row(out_dir: Path, entry: Mapping[str, Any]) -> str:
+    png = (out_dir / entry["grid"]).read_bytes()
+    b64 = base64.b64encode(png).decode("ascii")
+    path = html.escape(str(entry["path"]))
+    href = html.escape(quote(str(entry["page"])), quote=True)
+    return (
+        f"<tr id='img-{int(entry['index'])}'><td>{int(entry['index'])}</td>"
+        f"<td><a href=\"{href}\">{path}</a></td>"
+        f"<td><img src=\"data:image/png;base64,{b64}\" alt=\"{html.escape(str(entry['path']), quote=True)}\"></td></tr>"
+    )
+
+
+def index_html(out_dir: str | Path, entries: Sequence[Mapping[str, Any]], settings: Mapping[str, Any], timing: str = "",
+               title: str = "saliency-widget batch report") -> str:
+    """The index page: one row per image (index, link to its page, its PNG row inline), in ``entries`` order.
+
+    Parameters
+    ----------
+    out_dir
+        The batch report folder (the PNG rows are read from it).
+    entries
+        ``{"index", "path", "page", "grid"}`` per image; ``page`` and ``grid`` relative to ``out_dir``.
+    settings
+        Shown as a table (methods, sign, colormap, model, folder).
+    timing
+        One line on how long it took; kept in its own ``<p class='sw-timing'>``.
+    """
+    rows = "".join(_row(Path(out_dir), e) for e in entries)
+    table = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in settings.items())
+    body = (
+        f"<h2>Settings</h2><table>{table}</table>"
+        f"<h2>Images ({len(entries)})</h2><p>Each row: the input and one map per method; the link opens the image's report "
+        f"(class probabilities, target).</p><table><tr><th>#</th><th>image</th><th>maps</th></tr>{rows}</table>"
+        f"<p class='sw-timing' style='color:#888;font-size:12px'>{html.escape(timing)}</p>"
+    )
+    return html_document(title, body)
+
+
+def merge_parts(out_dir: str | Path, world: int | None = None) -> Path:
+    """Merge the part files of one run into ``OUT_DIR/index.html`` (works in one process, after any run).
+
+    Parameters
+    ----------
+    out_dir
+        The batch report folder.
+    world
+        Number of processes of the run (None: the only run present).
+
+    Returns
+    -------
+    Path
+        The index file.
+    """
+    out = Path(out_dir)
+    parts = read_parts(out, world)
+    entries = sorted((e for p in parts for e in p["images"]), key=lambda e: int(e["index"]))
+    slowest = max(float(p.get("seconds", 0.0)) for p in parts)
+    timing = f"rendered {len(entries)} image(s) on {len(parts)} process(es) in {slowest:.1f} s"
+    index = out / "index.html"
+    tmp = index.with_name(f"index.html.tmp{os.getpid()}")
+    tmp.write_text(index_html(out, entries, parts[0]["settings"], timing), encoding="utf-8")
+    os.replace(tmp, index)
+    return index
