@@ -25,8 +25,8 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 FAITH_START, FAITH_END = "<!-- faithfulness -->", "<!-- /faithfulness -->"
-# All nine methods on 200 scenes take ~14 min on one thread (SmoothGrad and IG maps ~0.4 s per scene for both
-# models, occlusion ~0.2 s, scoring ~0.09 s per map and scene, measured on 20 scenes); 160 keeps it under ~12 min.
+# All nine methods on 200 scenes take ~13-14 min on one thread (SmoothGrad and IG maps ~0.4 s per scene for both
+# models, occlusion ~0.2 s, scoring ~0.09 s per map and scene, measured on 20 scenes); 160 took 614 s (~10 min).
 FAITH_N = 160
 
 
