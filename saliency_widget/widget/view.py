@@ -209,7 +209,7 @@ class ExplorerView:
         # Analyses (top-9 per filter, sanity check, pointing game) are built on first open:
         # they cost nothing until a user asks for them.
         self.w_analyses = W.Accordion(
-            children=[W.HTML("")], titles=("analyses: top-9 per filter · sanity check · pointing game",), selected_index=None
+            children=[W.HTML("")], titles=("analyses: top-9 per filter · faithfulness · sanity check · pointing game",), selected_index=None
         )
 
     # ------------------------------------------------------------------ layout
