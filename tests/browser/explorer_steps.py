@@ -11,7 +11,7 @@ from typing import Any
 
 from saliency_widget.engine import available_methods, get_method
 
-from .renderlog import Events, img_src, wait_src_change
+from .renderlog import Events, img_src, second_brightest_cell, wait_src_change
 
 # The bundled model and sample (the explorer's defaults), with the render log the steps read.
 SETUP = """\
@@ -64,16 +64,7 @@ def click_activation(page: Any, events: Events, prev: dict[str, Any]) -> dict[st
     canvas = page.locator("canvas.sw-fm-canvas")
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
-    gh, gw, cy, cx = page.evaluate(
-        """() => { const c = document.querySelector('canvas.sw-fm-canvas');
-                   const [gh, gw] = c.dataset.grid.split(',').map(Number);
-                   const ctx = c.getContext('2d'); const cells = [];
-                   for (let y = 0; y < gh; y++) for (let x = 0; x < gw; x++) {
-                     const px = ctx.getImageData(Math.floor((x + 0.5) * c.width / gw), Math.floor((y + 0.5) * c.height / gh), 1, 1).data;
-                     cells.push([px[1], y, x]); }
-                   cells.sort((a, b) => b[0] - a[0]);
-                   return [gh, gw, cells[1][1], cells[1][2]]; }"""
-    )
+    gh, gw, cy, cx = second_brightest_cell(page)
     old, seq = img_src(page, "sw-projection-image"), events.last_seq()
     page.mouse.click(box["x"] + box["width"] * (cx + 0.5) / gw, box["y"] + box["height"] * (cy + 0.5) / gh)
     rec = events.wait_for(lambda r: r["state"]["position"] == [cy, cx], after=seq, what="activation click")

@@ -1,4 +1,4 @@
-"""The kernel-side render log the browser tests read, and waiting for an image to change.
+"""The kernel-side render log the browser tests read, waiting for an image to change, picking a cell.
 
 The notebook under test calls ``Explorer.log_events(path)``: one JSON line per render pass.
 """
@@ -48,3 +48,22 @@ def wait_src_change(page: Any, cls: str, old: str, timeout: float = 60000) -> No
         "([cls, old]) => { const i = document.querySelector('img.' + cls); return i && i.src && i.src !== old && i.complete; }",
         arg=[cls, old], timeout=timeout, polling="raf",
     )
+
+
+def second_brightest_cell(page: Any) -> tuple[int, int, int, int]:
+    """``(grid_h, grid_w, y, x)`` of the feature map's second-brightest cell (viridis green grows with the value).
+
+    Not the brightest: tests click it and expect a projection, and the second one is never the
+    only non-zero activation.
+    """
+    gh, gw, cy, cx = page.evaluate(
+        """() => { const c = document.querySelector('canvas.sw-fm-canvas');
+                   const [gh, gw] = c.dataset.grid.split(',').map(Number);
+                   const ctx = c.getContext('2d'); const cells = [];
+                   for (let y = 0; y < gh; y++) for (let x = 0; x < gw; x++) {
+                     const px = ctx.getImageData(Math.floor((x + 0.5) * c.width / gw), Math.floor((y + 0.5) * c.height / gh), 1, 1).data;
+                     cells.push([px[1], y, x]); }
+                   cells.sort((a, b) => b[0] - a[0]);
+                   return [gh, gw, cells[1][1], cells[1][2]]; }"""
+    )
+    return int(gh), int(gw), int(cy), int(cx)

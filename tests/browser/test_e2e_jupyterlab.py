@@ -18,7 +18,7 @@ from saliency_widget.engine import available_methods, get_method
 
 from .harness import browser_page, chromium_path
 from .jupyterlab import jupyterlab, run_notebook_in_lab
-from .renderlog import Events, img_src, wait_src_change
+from .renderlog import Events, img_src, second_brightest_cell, wait_src_change
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
@@ -123,16 +123,7 @@ def test_explorer_in_jupyterlab(tmp_path: Path) -> None:
             # activation would rightly give an all-zero projection and a message instead.
             canvas = page.locator("canvas.sw-fm-canvas")
             box = canvas.bounding_box()
-            gh, gw, cy, cx = page.evaluate(
-                """() => { const c = document.querySelector('canvas.sw-fm-canvas');
-                           const [gh, gw] = c.dataset.grid.split(',').map(Number);
-                           const ctx = c.getContext('2d'); const cells = [];
-                           for (let y = 0; y < gh; y++) for (let x = 0; x < gw; x++) {
-                             const px = ctx.getImageData(Math.floor((x + 0.5) * c.width / gw), Math.floor((y + 0.5) * c.height / gh), 1, 1).data;
-                             cells.push([px[1], y, x]); }
-                           cells.sort((a, b) => b[0] - a[0]);
-                           return [gh, gw, cells[1][1], cells[1][2]]; }"""
-            )
+            gh, gw, cy, cx = second_brightest_cell(page)
             old = img_src(page, "sw-projection-image")
             seq = events.last_seq()
             t0 = time.perf_counter()
