@@ -19,6 +19,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     c.add_argument("--port", type=int, default=8866, help="port of http://localhost:PORT/ (default: %(default)s)")
     c.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
     c.add_argument("--dir", default=None, help="folder to write the notebooks into (default: a new temporary folder)")
+    c.add_argument("--cull-idle", type=int, default=300, metavar="SECONDS", help="shut down a kernel idle this long with no tab connected (default: %(default)s)")
+    c.add_argument("--pool", type=int, default=1, metavar="N", help="pre-started kernels per notebook, 0 for none (default: %(default)s)")
     return c
 
 
@@ -26,4 +28,4 @@ def run(args: argparse.Namespace) -> int:
     """Serve until interrupted; the exit status of the server."""
     from ..classroom.serve import serve_classroom
 
-    return serve_classroom(args.port, not args.no_browser, Path(args.dir).expanduser() if args.dir else None)
+    return serve_classroom(args.port, not args.no_browser, Path(args.dir).expanduser() if args.dir else None, args.cull_idle, args.pool)
