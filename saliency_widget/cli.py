@@ -4,7 +4,7 @@
                                     [--target CLASS] [--out report.html|grid.png]
                                     [--interactive [--topk K] [--layers KEY,...]]
     saliency-widget render --data DIR --out OUT_DIR [options]      (see saliency_widget.batchreport)
-    saliency-widget classroom [--port N] [--no-browser] [--dir DIR] [--cull-idle SECONDS] [--pool N]
+    saliency-widget classroom [--port N] [--no-browser] [--dir DIR] [--cull-idle SECONDS] [--pool N] [--base-url PATH]
     saliency-widget mine --data DIR|sample:shapes --layers L1,L2 --out INDEX_DIR   (see saliency_widget.mine)
 
 Method, sign and colormap choices come from the method registry and the renderer, so a newly
@@ -100,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--dir", default=None, help="folder to write the notebooks into (default: a new temporary folder)")
     c.add_argument("--cull-idle", type=int, default=300, metavar="SECONDS", help="shut down a kernel idle this long with no tab connected (default: %(default)s)")
     c.add_argument("--pool", type=int, default=1, metavar="N", help="pre-started kernels per notebook, 0 for none (default: %(default)s)")
+    c.add_argument("--base-url", default=None, metavar="PATH", help="serve under this path, e.g. /services/classroom/ behind JupyterHub (default: $JUPYTERHUB_SERVICE_PREFIX or /)")
     from .mine import EXAMPLES, add_arguments
 
     m = sub.add_parser("mine", help="mine each channel's top-k over a dataset into an index", description="Mine each channel's top-k activations over a dataset into an index (see README 'Mining a dataset').", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -110,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
 def _classroom(args: argparse.Namespace) -> int:
     from .classroom.serve import serve_classroom
 
-    return serve_classroom(args.port, not args.no_browser, Path(args.dir).expanduser() if args.dir else None, args.cull_idle, args.pool)
+    return serve_classroom(args.port, not args.no_browser, Path(args.dir).expanduser() if args.dir else None, args.cull_idle, args.pool, args.base_url)
 
 
 def _methods(spec: str) -> list[str]:
