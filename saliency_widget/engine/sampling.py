@@ -122,7 +122,9 @@ class SmoothGrad:
         N = x.shape[0]
         span = (x.flatten(1).amax(1) - x.flatten(1).amin(1)).view(N, 1, 1, 1, 1)
         gen = torch.Generator(device="cpu").manual_seed(int(o["seed"]))
-        eps = torch.randn((N, n, *x.shape[1:]), generator=gen, dtype=x.dtype).to(x.device)
+        # drawn in float64 on the CPU whatever the model's dtype and device: one seed, the same noise
+        # in float32, float64 or bf16, on the CPU or a GPU (so the maps agree across them)
+        eps = torch.randn((N, n, *x.shape[1:]), generator=gen, dtype=torch.float64).to(device=x.device, dtype=x.dtype)
         noisy = (x.unsqueeze(1) + noise * span * eps).reshape(N * n, *x.shape[1:])
         t = targets.to(x.device).repeat_interleave(n)
         maps = batched_rule_gradients(explainer, noisy, t, o["base"], bs)
