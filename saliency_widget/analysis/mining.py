@@ -26,10 +26,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..engine.capture import LayerCapture, StopForward
+from ..engine.capture import LayerCapture, StopForward, layer_layout
 from ..engine.checks import check_layer_key, check_model, eval_mode, forward_error, model_device_dtype
 from ..engine.keys import LayerKey
-from ..engine.layouts import Layout, layer_layout, to_nchw
+from ..engine.layouts import Layout, to_nchw
 from ..errors import InputError, LayerError, ModelError, choices
 from .datacheck import check_images
 from .index import FORMAT, VERSION, MiningIndex, load_index, model_identity, write_json_atomic

@@ -56,15 +56,13 @@ def batched_rule_gradients(
     torch.Tensor
         ``(M, C, H, W)``.
     """
-    # local: session imports the registry, which imports this module
-    from .session import Explainer
-
     rule = get_rule(rule_name)
     out = torch.empty_like(inputs)
     for start in range(0, inputs.shape[0], batch_size):
         report(start, inputs.shape[0])  # between batches: the caller may watch, or stop the work (Cancelled)
         chunk = inputs[start : start + batch_size]
-        sub = Explainer(explainer.model, chunk, record_layers=False, intercept=not rule.is_plain_gradient, retain_graph=False)
+        # an explainer of the caller's class: importing the session here would close a cycle (session -> registry -> here)
+        sub = type(explainer)(explainer.model, chunk, record_layers=False, intercept=not rule.is_plain_gradient, retain_graph=False)
         out[start : start + batch_size] = sub.backward_logits(targets[start : start + batch_size], rule)
         del sub  # frees this chunk's graph before the next forward
     return out
