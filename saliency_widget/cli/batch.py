@@ -104,6 +104,9 @@ def render_folder(
     start = time.perf_counter()
     folder = _folder(root)
     out = _out_dir(out_dir)
+    if out.resolve().is_relative_to(folder.resolve()):
+        raise InputError(f"--out {str(out_dir)!r} is inside --data {str(root)!r}: the report's PNGs would be read as images "
+                         "by the next run; put the report outside the data folder")
     if model is None:
         from ..models import shapes_cnn
 

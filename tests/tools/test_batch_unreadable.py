@@ -87,3 +87,12 @@ def test_two_shards_with_an_unreadable_image_merge_to_the_same_index(tmp_path: P
     render_folder(folder, two, methods=["gradient"], shard=(1, 2))
     strip = lambda t: re.sub(r"<p class='sw-timing'[^>]*>[^<]*</p>|made by saliency-widget on [^;]+;", "", t)  # noqa: E731
     assert strip(merge_parts(two).read_text(encoding="utf-8")) == strip((one / "index.html").read_text(encoding="utf-8"))
+
+
+def test_render_data_refuses_an_out_inside_the_data_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The report's PNGs under --data would be rendered as images by the next run."""
+    folder = _folder(tmp_path / "imgs", {})
+    assert main(["render", "--data", str(folder), "--out", str(folder / "report"), "--methods", "gradient"]) == 2
+    err = capsys.readouterr().err
+    assert "is inside --data" in err and err.count("\n") == 1
+    assert not (folder / "report" / "index.html").exists()
