@@ -27,10 +27,11 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..engine.capture import LayerCapture, StopForward
-from ..engine.checks import check_layer_key, check_model, eval_mode, model_device_dtype
+from ..engine.checks import check_layer_key, check_model, eval_mode, forward_error, model_device_dtype
 from ..engine.keys import LayerKey
 from ..engine.layouts import Layout, layer_layout, to_nchw
 from ..errors import InputError, LayerError, ModelError, choices
+from .datacheck import check_images
 from .index import FORMAT, VERSION, MiningIndex, load_index, model_identity, write_json_atomic
 from .running import RunningTopK
 from .shards import Shard, all_gather_objects, barrier, merge_states, resolve_shard, shard_batches
@@ -88,6 +89,11 @@ class _Scanner:
         return out
 
 
+def _base(data: Any) -> Any:
+    """The dataset behind a DataLoader, else the data."""
+    return data.dataset if isinstance(data, torch.utils.data.DataLoader) else data
+
+
 def _data_identity(data: Any, n: int | None) -> str:
     """What the data is, so a resumed or repeated run refuses other data (files edited in place included).
 
@@ -95,7 +101,7 @@ def _data_identity(data: Any, n: int | None) -> str:
     any other indexable data is named by its type, length and a hash of its first, middle and last
     items (an in-place edit elsewhere is the caller's to declare with ``restart=True``).
     """
-    base = data.dataset if isinstance(data, torch.utils.data.DataLoader) else data
+    base = _base(data)
     ident = getattr(base, "identity", None)
     if isinstance(ident, str):
         return ident
@@ -345,10 +351,18 @@ def _scan(
         total = None if n is None else n // where.world
         bar = tqdm(total=total, initial=done_before, desc=f"mining {len(keys)} layer(s)", unit="img", smoothing=0.1)
     t0, since = time.perf_counter(), 0
+    shape: tuple[int, ...] | None = None
     try:
         for b, first, x in shard_batches(data, where, batch_size, start=start, limit=limit, num_workers=num_workers):
+            shape = check_images(model, x, first, shape, name=getattr(_base(data), "describe", None))
             x = x.to(device=device or x.device, dtype=dtype or x.dtype)
-            acts = scanner(x)
+            try:
+                acts = scanner(x)
+            except RuntimeError as err:  # images too small for the model: one line naming their shape
+                size_error = forward_error(err, x, model)
+                if size_error is None:
+                    raise
+                raise size_error from None
             idx = torch.arange(first, first + x.shape[0])
             for key in keys:
                 runs[key].update(acts[key], idx)

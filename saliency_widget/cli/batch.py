@@ -23,7 +23,8 @@ from typing import Any
 from torch import nn
 
 from ..errors import InputError
-from .toolbox import load_model
+from ..models import load_model
+from .toolbox import read_model
 
 __all__ = ["render_folder", "run"]
 
@@ -52,7 +53,7 @@ def _folder(root: str | Path) -> Path:
 def render_folder(
     root: str | Path,
     out_dir: str | Path,
-    model: nn.Module | None = None,
+    model: nn.Module | str | None = None,
     methods: Sequence[str] | None = None,
     target: int | str | None = None,
     *,
@@ -70,7 +71,8 @@ def render_folder(
         Created if needed; gets ``pages/<relative path>.html|.png``, ``parts/rank-K-of-W.json``
         and (from the merging process) ``index.html``.
     model
-        Classifier (default: the bundled shapes model); its preprocessing resizes each image.
+        Classifier or model spec (:func:`saliency_widget.models.load_model`; default: the bundled
+        shapes model); its preprocessing resizes each image.
     methods, target
         As in :func:`saliency_widget.viz.report.render_report` (target None: each image's predicted class).
     shard
@@ -103,10 +105,7 @@ def render_folder(
     start = time.perf_counter()
     folder = _folder(root)
     out = _out_dir(out_dir)
-    if model is None:
-        from ..models import shapes_cnn
-
-        model = shapes_cnn()
+    model = load_model(model)
     data = ImageFolderData(folder, describe_model(model).transform)
     where = resolve_shard(shard)
     options = {k: v for k, v in report_options.items() if k != "names"}
@@ -156,7 +155,7 @@ def run(args: argparse.Namespace, methods: Sequence[str] | None, target: int | s
     _folder(args.data)  # before the model loads
     where = resolve_shard("auto")
     try:
-        model = load_model(args.model)
+        model = read_model(args.model)
         opts: dict[str, Any] = {"sign": args.sign, "cmap": args.cmap}
         if args.faithfulness:
             opts["faithfulness"] = True

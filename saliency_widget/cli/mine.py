@@ -14,7 +14,7 @@ import argparse
 from typing import Any
 
 from ..errors import InputError
-from .toolbox import MODEL_HELP, Parser, load_model, run_reporting, split_list
+from .toolbox import MODEL_HELP, Parser, read_model, run_reporting, split_list
 
 __all__ = ["add_arguments", "main", "run"]
 
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     layers = split_list(args.layers, "--layers", "layer key")
     where = resolve_shard("auto")
     try:
-        model = load_model(args.model)
+        model = read_model(args.model)
         device = args.device or (f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu")
         model = model.to(device)
         io = describe_model(model)

@@ -72,9 +72,9 @@ class AnalysisPanel(W.VBox):
         explorer: Any = None,
     ) -> None:
         from ..data import ShapesDataset
-        from ..models import shapes_cnn
+        from ..models import load_model
 
-        self.model = model if model is not None else shapes_cnn()
+        self.model = load_model(model)
         # Undo the normalisation only when the model states it: the shapes data shown here is
         # not in an unknown model's preprocessing, so such patches are min-max scaled instead.
         io = describe_model(self.model)

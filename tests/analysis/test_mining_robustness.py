@@ -237,3 +237,57 @@ def test_mining_a_tensor_dataset_edited_in_place_refuses_the_old_run(tmp_path: P
     with pytest.raises(InputError, match="the data changed since") as err:
         mine(model, data, [LAYER], tmp_path, k=2, batch_size=2, progress=False)
     _one_line(err)
+
+
+# ---------------------------------------------------------------- item 9: data the model cannot take
+@pytest.mark.parametrize("scan", ["mine", "top_activations"])
+def test_mining_a_dataset_of_one_channel_images_names_its_shape_and_what_the_model_expects(tmp_path: Path, scan: str) -> None:
+    """Item 9: a Dataset of 1-channel images for an RGB model is one line, not a raw convolution RuntimeError."""
+    from saliency_widget.analysis import top_activations
+
+    model = shapes_cnn()
+    data = torch.utils.data.TensorDataset(torch.rand(6, 1, 32, 32, generator=torch.Generator().manual_seed(0)))
+    with pytest.raises(InputError) as err:
+        if scan == "mine":
+            mine(model, data, [LAYER], tmp_path, k=2, batch_size=4, progress=False)
+        else:
+            top_activations(model, data, LAYER, k=2, batch_size=4, progress=False)
+    text = _one_line(err)
+    assert "data images 0..3 (batch of shape (4, 1, 32, 32)) do not fit the model" in text
+    assert "1 channel(s)" in text and "first convolution expects 3" in text
+
+
+@pytest.mark.parametrize(("batch", "message"), [
+    (torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8), r"data images 4..7 \(batch of shape \(4, 3, 32, 32\)\) have dtype torch.uint8"),
+    (torch.full((4, 3, 32, 32), float("nan")), r"data image 4 holds NaN or Inf values"),
+    (torch.rand(4, 3, 40, 40), r"data images 4..7 \(batch of shape \(4, 3, 40, 40\)\) are 40x40 with 3 channel\(s\), the images before them 32x32"),
+    (torch.rand(4, 3, 4, 4), r"inputs of shape \(4, 3, 4, 4\) \(4x4 pixels\) are too small for the model"),
+])
+@pytest.mark.parametrize("scan", ["mine", "top_activations"])
+def test_scanning_data_the_model_cannot_take_is_one_line(tmp_path: Path, batch: torch.Tensor, message: str, scan: str) -> None:
+    """uint8 pixels, a NaN image (which would rank as the strongest winner), another size, too-small images."""
+    from saliency_widget.analysis import top_activations
+
+    model = shapes_cnn()
+    data = [torch.rand(4, 3, 32, 32), batch] if batch.shape[-1] != 4 else [batch]
+    with pytest.raises(InputError, match=message) as err:
+        if scan == "mine":
+            mine(model, data, ["features.relu4"], tmp_path, k=2, progress=False)
+        else:
+            top_activations(model, data, "features.relu4", k=2, progress=False)
+    _one_line(err)
+
+
+def test_a_nan_image_in_a_folder_is_named_by_its_file(tmp_path: Path) -> None:
+    model = shapes_cnn()
+    folder = _write(tmp_path / "data")
+    base = describe_model(model).transform
+
+    def poisoned(img: Image.Image) -> torch.Tensor:
+        x = base(img)
+        return x / 0 if img.getpixel((0, 0)) == Image.open(folder / "b" / "3.bmp").convert("RGB").getpixel((0, 0)) else x
+
+    data = ImageFolderData(folder, poisoned)
+    with pytest.raises(InputError, match=r"data image 3 \('b/3.bmp'\) holds NaN or Inf values") as err:
+        mine(model, data, [LAYER], tmp_path / "index", k=2, batch_size=2, progress=False)
+    _one_line(err)

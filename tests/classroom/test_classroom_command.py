@@ -170,3 +170,25 @@ def test_no_seed_jargon_in_the_classroom_notebooks(name: str) -> None:
     text = "".join(src for _kind, src in CLASSROOM_NOTEBOOKS[name]).lower()
     assert "seed 00" not in text
     assert "zeiler & fergus" in text
+
+
+@pytest.mark.parametrize(("base_url", "expect"), [("/services/classroom/", "/services/classroom/"), ("/services/classroom", "/services/classroom/")])
+def test_classroom_command_base_url(tmp_path: Path, base_url: str, expect: str) -> None:
+    cmd = serve.classroom_command(tmp_path, 9003, False, 300, 0, base_url)
+    assert cmd[-2:] == [f"--Voila.base_url={expect}", "--no-browser"]
+
+
+@pytest.mark.parametrize("base_url", ["services/classroom", "/a b/", "/x?y", 3])
+def test_classroom_command_rejects_bad_base_url(tmp_path: Path, base_url: Any) -> None:
+    with pytest.raises(InputError, match="--base-url must be a URL path starting with '/'"):
+        serve.classroom_command(tmp_path, 9003, False, 300, 0, base_url)
+
+
+def test_cli_classroom_as_a_hub_service_uses_the_service_prefix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    _FakeProc.commands = []
+    monkeypatch.setattr(serve.subprocess, "Popen", _FakeProc)
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/services/classroom/")
+    port = free_port()
+    assert cli.main(["classroom", "--port", str(port), "--no-browser", "--dir", str(tmp_path / "class")]) == 0
+    assert "--Voila.base_url=/services/classroom/" in _FakeProc.commands[0]
+    assert f"http://localhost:{port}/services/classroom/ " in capsys.readouterr().out
