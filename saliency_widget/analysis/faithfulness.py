@@ -297,6 +297,11 @@ def deletion_insertion(
 
     with torch.no_grad(), eval_mode(model):
         logits = logits_of(model(x))
+    bad = (~torch.isfinite(logits)).nonzero()
+    if bad.numel():  # every probability of that image would be NaN: curves of NaN are no measurement
+        i, c = (int(v) for v in bad[0])
+        raise InputError(f"the model's score (logit) of image {i}, class {c} is {float(logits[i, c])}; deletion/insertion "
+                         "curves need finite scores: check the model and the inputs' preprocessing")
     tgt = resolve_targets(target, logits)
 
     all_maps = dict(given)
@@ -335,6 +340,7 @@ def deletion_insertion(
         p_base = {}
         for kd in kinds:
             p_base[kd] = _probabilities(model, bases[kd][0], tgt, bs)
+            _check_finite(p_base[kd], f"the {kd} baseline ({bases[kd][1]}) of image", lambda j: int(j))
             tick(n)
         probs = torch.empty(n_jobs, dtype=torch.float32, device=x.device)
         base_stack = torch.stack([bases[k][0] for k in kinds]).contiguous(memory_format=torch.contiguous_format)
@@ -352,6 +358,10 @@ def deletion_insertion(
             probs[start : start + len(t)] = _probabilities(model, batch, tgt[im], bs)
             tick(len(t))
 
+    # the perturbed images (job t: ordering t // (nk * inner), kind, step) must score finite too
+    _check_finite(probs, "a perturbed image (ordering, kind, step) of image",
+                  lambda t: f"{int(img[t // (nk * inner)])} ({([*names, RANDOM])[t // (nk * inner) // n]}, "
+                            f"{kinds[t // inner % nk]}, step {t % inner + 1} of {steps})")
     grid = probs.view(ranks.shape[0], nk, inner)
     curves: dict[tuple[str, str], torch.Tensor] = {}
     for mi, m in enumerate([*names, RANDOM][: len(orderings)]):
@@ -367,6 +377,15 @@ def deletion_insertion(
         order=order,
         baseline={k: bases[k][1] for k in kinds},
     )
+
+
+def _check_finite(p: torch.Tensor, what: str, label: Callable[[int], object]) -> None:
+    """Refuse NaN/Inf probabilities (a model that fails on black or blurred images), naming the first."""
+    bad = (~torch.isfinite(p)).nonzero()
+    if bad.numel():
+        t = int(bad[0, 0])
+        raise InputError(f"the model's score on {what} {label(t)} is {float(p[t])}; deletion/insertion curves need finite "
+                         "scores: the model fails on that input (e.g. it divides by the image's spread)")
 
 
 def _probabilities(model: nn.Module, batch: torch.Tensor, targets: torch.Tensor, bs: int) -> torch.Tensor:

@@ -162,12 +162,12 @@ class MiningIndex:
     def patch_pngs(self, layer: str | LayerKey, channel: int) -> list[tuple[bytes, bytes]]:
         """``[(image patch PNG, projection PNG), ...]`` of the winners, strongest first."""
         key, r = self._row(layer, channel)
-        folder = self.root / "patches" / layer_file(key)
         out = []
         for j in range(len(self._arrays[key]["image"][r])):
             pair = []
             for part in ("img", "proj"):
-                f = folder / f"c{int(self._arrays[key]['channels'][r]):04d}_{j}_{part}.png"
+                rel = f"patches/{layer_file(key)}/c{int(self._arrays[key]['channels'][r]):04d}_{j}_{part}.png"
+                f = contained(self.root, rel, "patch")  # a shared index must not make the widget read (and show) other files
                 if not f.is_file():
                     raise _corrupt(self.root, f"patch {f.relative_to(self.root).as_posix()!r} is missing")
                 pair.append(f.read_bytes())

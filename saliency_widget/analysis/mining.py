@@ -129,6 +129,22 @@ def _hash_item(h: Any, item: Any) -> None:
         h.update(repr(item).encode())
 
 
+def _check_data(data: Any) -> None:
+    """Mining reads the data twice (scan, then the winners' images) and resumes by batch: it needs one fixed order."""
+    from collections.abc import Iterator
+
+    from torch.utils.data import RandomSampler, SubsetRandomSampler, WeightedRandomSampler
+
+    if isinstance(data, Iterator):
+        raise InputError(f"data is a one-shot {type(data).__name__}; mining reads the data twice (scan, then the winners' "
+                         "images): pass a Dataset, a DataLoader or a list of batches")
+    if isinstance(data, torch.utils.data.DataLoader):
+        sampler = data.batch_sampler.sampler if data.batch_sampler is not None and hasattr(data.batch_sampler, "sampler") else data.sampler
+        if isinstance(sampler, (RandomSampler, SubsetRandomSampler, WeightedRandomSampler)):
+            raise InputError(f"data is a DataLoader with a {type(sampler).__name__} (shuffle=True): image i would be another "
+                             "image at every pass and after a resume; use shuffle=False")
+
+
 def _length(data: Any) -> int | None:
     sized: Any = data.dataset if isinstance(data, torch.utils.data.DataLoader) else data
     try:
@@ -168,10 +184,34 @@ class _Checkpoints:
             raise InputError(f"checkpoint {str(path)!r} cannot be read ({err}); rerun with --restart") from err
 
 
-def _check_config(out: Path, config: dict[str, Any], restart: bool, shard: Shard) -> None:
-    """Refuse to mix runs: a different model is a ModelError, other options an InputError."""
+def _json_dict(path: Path) -> dict[str, Any] | None:
+    """A JSON object from ``path``, or None if it is missing, unreadable or not an object."""
     import json
 
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an ``out`` that holds files of something else (they would be overwritten or, with restart, deleted)."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {str(out)!r} is a file; give a folder for the index (it gets manifest.json, layers/, patches/)")
+    man = out / "manifest.json"
+    ours = man.is_file() and (_json_dict(man) or {}).get("format") == FORMAT
+    if man.exists() and not ours and not (out / ".mining").is_dir():
+        raise InputError(f"{str(man)!r} is not a saliency-widget index manifest; refusing to overwrite it: choose a new or empty --out "
+                         "(or delete it yourself if it is a broken index)")
+    taken = [n for n in ("layers", "patches", "images.json") if (out / n).exists()]
+    if taken and not ours and not (out / ".mining").is_dir():
+        raise InputError(f"{str(out)!r} holds {', '.join(taken)} of something that is not a saliency-widget index; "
+                         "refusing to overwrite (or, with --restart, delete) them: choose a new or empty --out")
+
+
+def _check_config(out: Path, config: dict[str, Any], restart: bool, shard: Shard) -> None:
+    """Refuse to mix runs: a different model is a ModelError, other options an InputError."""
     cfg_path = out / ".mining" / "config.json"
     man_path = out / "manifest.json"
     if restart:
@@ -182,19 +222,24 @@ def _check_config(out: Path, config: dict[str, Any], restart: bool, shard: Shard
             for f in (man_path, out / "images.json"):
                 f.unlink(missing_ok=True)
         barrier(shard)
-    old = None
-    for path in (cfg_path, man_path):
-        if path.is_file():
-            try:
-                old = json.loads(path.read_text()).get("config")
-            except ValueError:
-                old = None
-            break
+    old, stale = None, False
+    if man_path.is_file():
+        old = (_json_dict(man_path) or {}).get("config")
+        if not isinstance(old, dict) or not isinstance(old.get("model"), dict):
+            raise InputError(f"corrupt index at {str(out)!r}: manifest.json holds no run configuration; "
+                             f"mine it again with --restart (restart=True)")
+    elif (out / ".mining").is_dir():
+        old = (_json_dict(cfg_path) or {}).get("config")
+        if not isinstance(old, dict) or not isinstance(old.get("model"), dict):
+            old, stale = None, True  # checkpoints of an unknown run (its config.json lost or cut short): never resumed
+    barrier(shard)  # every rank has read the state before rank 0 changes it
+    if stale and shard.rank == 0:
+        shutil.rmtree(out / ".mining", ignore_errors=True)
     if old is not None and old != config:
         if old.get("model") != config["model"]:
             raise ModelError(
-                f"{str(out)!r} holds an index of another model ({old['model']['class']}, weights sha256 "
-                f"{old['model']['sha256'][:12]}); refusing to mix models: use a new --out, or --restart to replace it"
+                f"{str(out)!r} holds an index of another model ({old['model'].get('class')}, weights sha256 "
+                f"{str(old['model'].get('sha256'))[:12]}); refusing to mix models: use a new --out, or --restart to replace it"
             )
         diff = sorted(k for k in config if old.get(k) != config[k])
         if diff == ["data"]:
@@ -294,8 +339,16 @@ def mine(
 
     if method not in available_methods():  # checked before an hour of scanning, not after
         raise InputError(f"unknown method {method!r} for the projections; expected one of {choices(available_methods())}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise InputError(f"limit must be None (every image) or a positive int, got {limit!r}")
+    _check_data(data)
     where = resolve_shard(shard)
     root = Path(out).expanduser()
+    _check_out(root)
+    folder = getattr(_base(data), "root", None)
+    if isinstance(folder, Path) and root.resolve().is_relative_to(folder.resolve()):
+        raise InputError(f"--out {str(out)!r} is inside the mined folder {str(folder)!r}: its patch PNGs would be mined as "
+                         "images by the next run; put the index outside the data")
     root.mkdir(parents=True, exist_ok=True)
     n = _length(data)
     n = min(n, limit) if n is not None and limit is not None else n

@@ -177,6 +177,9 @@ def top_activations(
         raise InputError(f"k must be a positive int, got {k!r}")
     if isinstance(project_batch, bool) or not isinstance(project_batch, int) or project_batch < 1:
         raise InputError(f"project_batch must be a positive int, got {project_batch!r}")
+    for name, v in (("batch_size", batch_size), ("limit", limit)):
+        if (v is not None or name == "batch_size") and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise InputError(f"{name} must be a positive int{' or None' if name == 'limit' else ''}, got {v!r}")
     device, dtype = model_device_dtype(model)
     where = resolve_shard(shard)
     run: RunningTopK | None = None

@@ -33,10 +33,14 @@ def file_fingerprint(path: Path) -> str:
 
     Cheap enough to run over a whole dataset at every start, and it changes when a file is
     edited in place with the same size: the mtime moves, and the sampled bytes change with it
-    even when the mtime is put back (for a small file, any byte).
+    even when the mtime is put back (for a small file, any byte). A file that cannot be read
+    gets a fingerprint saying so (never an error here: the image reader names it).
     """
     try:
         st = path.stat()
+    except OSError as err:  # gone since it was listed: the reader names it when it gets there
+        return f"unreadable:{err.errno}"
+    try:
         with open(path, "rb") as f:
             if st.st_size <= 3 * SAMPLE_BYTES:
                 raw = f.read()
@@ -46,8 +50,8 @@ def file_fingerprint(path: Path) -> str:
                     f.seek(at)
                     chunks.append(f.read(SAMPLE_BYTES))
                 raw = b"".join(chunks)
-    except OSError as err:
-        raise InputError(f"cannot read image {str(path)!r}: {err.strerror or err}") from err
+    except OSError as err:  # e.g. no permission: a change of that is a change too; the reader names the file
+        return f"{st.st_size}:{st.st_mtime_ns}:unreadable:{err.errno}"
     return f"{st.st_size}:{st.st_mtime_ns}:{hashlib.sha256(raw).hexdigest()}"
 
 

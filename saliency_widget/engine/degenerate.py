@@ -9,6 +9,7 @@ request late; the map itself is never delayed.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 
@@ -30,6 +31,11 @@ def _warn(nonfinite: bool, allzero: bool, what: str) -> None:
         warn_once(("allzero", what), f"{what}: the map is all zeros", DegenerateMapWarning)
 
 
+def _warn_range(low: float, high: float, what: str) -> None:
+    """Warn from a map's ``(min, max)``."""
+    _warn(not (math.isfinite(low) and math.isfinite(high)), low == 0 and high == 0, what)
+
+
 def _poll(block: bool) -> None:
     """Warn for the GPU checks whose flags have arrived (all of them with ``block``)."""
     while True:
@@ -39,8 +45,8 @@ def _poll(block: bool) -> None:
             event, flags, what = _PENDING.popleft()
         if block:
             event.synchronize()
-        nonfinite, allzero = flags.tolist()
-        _warn(bool(nonfinite), bool(allzero), what)
+        low, high = flags.tolist()
+        _warn_range(low, high, what)
 
 
 def check_degenerate(out: torch.Tensor, what: str) -> None:
@@ -54,10 +60,14 @@ def check_degenerate(out: torch.Tensor, what: str) -> None:
         The method's name, for the message.
     """
     _poll(block=False)
-    flags = torch.stack([~torch.isfinite(out).all(), ~out.any()])
+    if out.numel() == 0:
+        return
+    # one pass over the map (not three: isfinite, all, any): NaN propagates to both, an Inf
+    # shows in one of them, and the map is all zero exactly when both are zero
+    flags = torch.stack(torch.aminmax(out.detach()))
     if out.device.type != "cuda":
-        nonfinite, allzero = flags.tolist()
-        _warn(bool(nonfinite), bool(allzero), what)
+        low, high = flags.tolist()
+        _warn_range(low, high, what)
         return
     host = flags.to("cpu", non_blocking=True)  # pinned: the copy is queued, not waited for
     event = torch.cuda.Event()

@@ -74,6 +74,10 @@ def default_batch_size(x: torch.Tensor) -> int:
     return max(1, min(64, (1 << 19) // max(1, x[0].numel())))
 
 
+# The public batch-norm classes (their common base is private); lazy variants become these once built.
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
 def batch_statistics(model: nn.Module) -> list[str]:
     """The modules of ``model`` that normalise with batch statistics even in eval mode, in one phrase each.
 
@@ -86,7 +90,7 @@ def batch_statistics(model: nn.Module) -> list[str]:
     return [
         f"{name!r} ({type(m).__name__}) normalises with batch statistics (it keeps no running statistics)"
         for name, m in model.named_modules()
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and (m.running_mean is None or m.running_var is None)
+        if isinstance(m, _BATCH_NORMS) and (m.running_mean is None or m.running_var is None)
     ]
 
 
