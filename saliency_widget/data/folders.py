@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import InputError
 from .decode import list_images, to_pil
 
 __all__ = ["ImageFolderData", "SceneStream", "file_fingerprint"]
