@@ -26,13 +26,14 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..data.atomic import replacing, write_json
 from ..engine.capture import LayerCapture, StopForward, layer_layout
 from ..engine.checks import check_layer_key, check_model, eval_mode, forward_error, model_device_dtype
 from ..engine.keys import LayerKey
 from ..engine.layouts import Layout, to_nchw
 from ..errors import InputError, LayerError, ModelError, choices
 from .datacheck import check_images
-from .index import FORMAT, VERSION, MiningIndex, load_index, model_identity, write_json_atomic
+from .index import FORMAT, VERSION, MiningIndex, load_index, model_identity
 from .running import RunningTopK
 from .shards import Shard, all_gather_objects, barrier, merge_states, resolve_shard, shard_batches
 
@@ -165,9 +166,8 @@ class _Checkpoints:
         self.kill_after = int(os.environ.get(KILL_ENV, "0") or 0)
 
     def save(self, path: Path, obj: Any) -> None:
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
+        with replacing(path) as tmp:
+            torch.save(obj, tmp)
 
     def save_scan(self, obj: Any) -> None:
         self.save(self.path, obj)
@@ -250,7 +250,7 @@ def _check_config(out: Path, config: dict[str, Any], restart: bool, shard: Shard
     if shard.rank == 0:
         (out / ".mining").mkdir(parents=True, exist_ok=True)
         if old is None:
-            write_json_atomic(cfg_path, {"config": config})
+            write_json(cfg_path, {"config": config})
     barrier(shard)
 
 
@@ -329,8 +329,7 @@ def mine(
     keys = [check_layer_key(model, layer) for layer in layers]
     if not keys:
         raise InputError("mine needs at least one layer, got none")
-    for name, v in (("k", k), ("batch_size", batch_size), ("checkpoint_every", checkpoint_every), ("project_batch", project_batch),
-                    ("limit", 1 if limit is None else limit)):
+    for name, v in (("k", k), ("batch_size", batch_size), ("checkpoint_every", checkpoint_every), ("project_batch", project_batch)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise InputError(f"{name} must be a positive int, got {v!r}")
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
