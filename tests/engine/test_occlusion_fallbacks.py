@@ -19,8 +19,8 @@ from torch import nn
 from torch.testing import assert_close
 
 import saliency_widget as sw
-from saliency_widget.engine.incremental import IncrementalPlan, build_plan, explain_plan
-from saliency_widget.engine.occlusion import batch_statistics, occlusion_scores
+from saliency_widget.engine.incremental import IncrementalPlan, batch_statistics, build_plan, explain_plan
+from saliency_widget.engine.occlusion import occlusion_scores
 from tests.helpers import assert_unchanged, seeded_randn, snapshot
 from tests.nets import seeded, sequential_cnn
 
