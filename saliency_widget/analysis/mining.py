@@ -329,9 +329,12 @@ def mine(
     keys = [check_layer_key(model, layer) for layer in layers]
     if not keys:
         raise InputError("mine needs at least one layer, got none")
-    for name, v in (("k", k), ("batch_size", batch_size), ("checkpoint_every", checkpoint_every), ("project_batch", project_batch)):
+    for name, v in (("k", k), ("batch_size", batch_size), ("checkpoint_every", checkpoint_every), ("project_batch", project_batch),
+                    ("limit", 1 if limit is None else limit)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise InputError(f"{name} must be a positive int, got {v!r}")
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise InputError(f"num_workers must be a non-negative int, got {num_workers!r}")
     from ..engine import available_methods
 
     if method not in available_methods():  # checked before an hour of scanning, not after

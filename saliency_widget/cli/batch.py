@@ -42,11 +42,11 @@ def _out_dir(arg: str | Path) -> Path:
 
 def _folder(root: str | Path) -> Path:
     """``--data``: an existing folder (its images are listed by ImageFolderData)."""
-    from ..data.folders import IMAGE_EXTENSIONS
+    from ..data.decode import IMAGE_SUFFIXES
 
     folder = Path(root).expanduser()
     if not folder.is_dir():
-        raise InputError(f"--data {str(root)!r} is not a folder; give a folder of images ({', '.join(IMAGE_EXTENSIONS)}), nested or flat")
+        raise InputError(f"--data {str(root)!r} is not a folder; give a folder of images ({', '.join(IMAGE_SUFFIXES)}), nested or flat")
     return folder
 
 
