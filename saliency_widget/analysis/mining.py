@@ -13,6 +13,7 @@ last, the manifest (:mod:`.index` documents the format).
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import shutil
 import signal
@@ -127,6 +128,18 @@ def _hash_item(h: Any, item: Any) -> None:
             _hash_item(h, x)
     else:
         h.update(repr(item).encode())
+
+
+def _check_normalisation(mean: Any, std: Any) -> None:
+    """``mean``/``std`` undo the normalisation for the patches: both None, or as many finite numbers (std non-zero)."""
+    if mean is None and std is None:
+        return
+    try:
+        m, s = [float(v) for v in mean], [float(v) for v in std]
+    except (TypeError, ValueError):
+        m, s = [], []
+    if not m or len(m) != len(s) or not all(math.isfinite(v) for v in m + s) or 0.0 in s:
+        raise InputError(f"mean and std must both be None or sequences of as many finite numbers (std non-zero), got mean={mean!r}, std={std!r}")
 
 
 def _check_data(data: Any) -> None:
@@ -326,7 +339,9 @@ def mine(
         ``out`` holds a run with other options, or bad arguments.
     """
     model = check_model(model)
-    keys = [check_layer_key(model, layer) for layer in layers]
+    if isinstance(layers, (str, LayerKey)):
+        raise InputError(f"layers must be a list of layer keys, got the single key {str(layers)!r}; use [{str(layers)!r}]")
+    keys = list(dict.fromkeys(check_layer_key(model, layer) for layer in layers))  # a layer named twice is mined once
     if not keys:
         raise InputError("mine needs at least one layer, got none")
     for name, v in (("k", k), ("batch_size", batch_size), ("checkpoint_every", checkpoint_every), ("project_batch", project_batch)):
@@ -339,6 +354,7 @@ def mine(
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise InputError(f"limit must be None (every image) or a positive int, got {limit!r}")
     _check_data(data)
+    _check_normalisation(mean, std)
     where = resolve_shard(shard)
     root = Path(out).expanduser()
     _check_out(root)
@@ -362,6 +378,8 @@ def mine(
         states, seconds = _scan(model, data, keys, where, ckpt, k, batch_size, limit, checkpoint_every, num_workers, n, progress)
         parts = all_gather_objects((states, seconds), where)
         merged = {str(key): merge_states(k, [p[str(key)] for p, _s in parts if "values" in p[str(key)]]).state() for key in keys}
+        if "index" not in merged[str(keys[0])]:
+            raise InputError(f"data yielded no images (len {n}); nothing to mine" + (f" on {where.world} processes" if where.world > 1 else ""))
         merged["_seconds"] = max(s for _p, s in parts)  # the slowest rank's scan is the scan's wall time
         if where.rank == 0:
             ckpt.save(ckpt.merged, merged)

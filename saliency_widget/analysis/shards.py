@@ -131,7 +131,17 @@ def shard_batches(
         plan: Sequence[list[int]] = [list(range(b * bs, min((b + 1) * bs, n))) for b in owned]
         opts.setdefault("num_workers", num_workers)
         loader = DataLoader(ds, batch_sampler=plan, **opts)  # type: ignore[arg-type]
-        for b, item in zip(owned, loader):
+        batches = iter(loader)
+        for b in owned:
+            try:
+                item = next(batches)
+            except StopIteration:
+                return
+            except RuntimeError as err:  # the default collate cannot stack images of two sizes
+                if "stack expects each tensor to be equal size" not in str(err):
+                    raise
+                raise InputError(f"data images {b * bs}..{min((b + 1) * bs, n) - 1} differ in size (cannot stack them into one "
+                                 "batch); a scan needs one image size: resize (and crop) in the dataset's transform") from None
             yield b, b * bs, _as_batch(item)
         return
     first = 0
