@@ -448,3 +448,24 @@ def test_load_index_on_a_file_says_so(tmp_path: Path) -> None:
     (tmp_path / "x.png").write_bytes(b"png")
     with pytest.raises(InputError, match="is a file, not an index directory"):
         load_index(tmp_path / "x.png")
+
+
+def test_a_second_mining_run_on_one_out_is_refused_while_the_first_runs(tmp_path: Path) -> None:
+    """A second user (or terminal) mining into the same --out: its checkpoints and the first run's would mix."""
+    import fcntl
+
+    from saliency_widget.analysis.mining import LOCK_NAME
+
+    tmp_path.mkdir(exist_ok=True)
+    fd = os.open(tmp_path / LOCK_NAME, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # "the first run" (its own open file: a conflicting flock)
+        os.write(fd, b"4242@elsewhere")
+        with pytest.raises(InputError, match=r"another mining run \(process 4242@elsewhere\) is writing to") as err:
+            mine(shapes_cnn(), _tensor_data(), [LAYER], tmp_path, k=2, progress=False)
+        _one_line(err)
+        assert not (tmp_path / ".mining").exists()
+    finally:
+        os.close(fd)
+    index = mine(shapes_cnn(), _tensor_data(), [LAYER], tmp_path, k=2, progress=False)  # the first is gone: runs
+    assert index.layers == [LAYER] and (tmp_path / LOCK_NAME).read_bytes() == b""
