@@ -45,7 +45,8 @@ def _poll(block: bool) -> None:
             event, flags, what = _PENDING.popleft()
         if block:
             event.synchronize()
-        _warn_range(*flags.tolist(), what)
+        low, high = flags.tolist()
+        _warn_range(low, high, what)
 
 
 def check_degenerate(out: torch.Tensor, what: str) -> None:
@@ -65,7 +66,8 @@ def check_degenerate(out: torch.Tensor, what: str) -> None:
     # shows in one of them, and the map is all zero exactly when both are zero
     flags = torch.stack(torch.aminmax(out.detach()))
     if out.device.type != "cuda":
-        _warn_range(*flags.tolist(), what)
+        low, high = flags.tolist()
+        _warn_range(low, high, what)
         return
     host = flags.to("cpu", non_blocking=True)  # pinned: the copy is queued, not waited for
     event = torch.cuda.Event()
