@@ -95,7 +95,10 @@ def pixel_ranking(saliency_map: torch.Tensor, order: str = "morf") -> torch.Tens
     """
     if order not in _ORDERS:
         raise InputError(f"order must be one of {choices(_ORDERS)}, got {order!r}")
-    m = saliency_map.detach()
+    if not isinstance(saliency_map, torch.Tensor) or saliency_map.dim() not in (3, 4):
+        what = tuple(saliency_map.shape) if isinstance(saliency_map, torch.Tensor) else type(saliency_map).__name__
+        raise InputError(f"saliency_map must be a (N, C, H, W) or (N, H, W) tensor, got {what}")
+    m = _as_real_map("saliency_map", saliency_map.detach())
     score = (m.abs().sum(dim=1) if m.dim() == 4 else m.abs()).flatten(1).float()
     perm = torch.sort(-score if order == "morf" else score, dim=1, stable=True).indices
     return _ranks_of(perm)
@@ -134,6 +137,13 @@ def _baseline_tensor(spec: Any, x: torch.Tensor, kind: str) -> tuple[torch.Tenso
     raise InputError(f"baseline must be one of {choices(_BASELINES)}, a tensor or None, got {type(spec).__name__}")
 
 
+def _as_real_map(name: str, m: torch.Tensor) -> torch.Tensor:
+    """A map as real numbers: a boolean mask (True = relevant) or integer map is cast, complex is refused."""
+    if m.is_complex():
+        raise InputError(f"map {name!r} has complex dtype {m.dtype}; give real values (a float map or a boolean mask)")
+    return m if m.is_floating_point() else m.to(torch.float32)
+
+
 def _check_maps(maps: Any, x: torch.Tensor) -> dict[str, torch.Tensor]:
     if not isinstance(maps, Mapping):
         raise InputError(f"maps must be a dict of method name -> (N, C, H, W) tensor, got {type(maps).__name__}")
@@ -149,9 +159,10 @@ def _check_maps(maps: Any, x: torch.Tensor) -> dict[str, torch.Tensor]:
                 f"map {name!r} has shape {tuple(m.shape)}; expected (N, C, H, W) or (N, H, W) with "
                 f"N={n}, H={h}, W={w} like the inputs"
             )
+        m = _as_real_map(name, m.detach())
         if not bool(torch.isfinite(m).all()):
             raise InputError(f"map {name!r} contains NaN or Inf values")
-        out[name] = m.detach().to(x.device)
+        out[name] = m.to(x.device)
     return out
 
 
@@ -197,7 +208,8 @@ def deletion_insertion(
     maps
         ``{name: (N, C', H, W) or (N, H, W)}`` maps to evaluate, e.g. from
         :func:`saliency_widget.saliency`; ``{}`` with no methods computes only the
-        random-order reference.
+        random-order reference. A boolean mask (True = relevant) or an integer map is
+        cast to float32; a complex map is refused.
     methods
         Registered methods whose maps are computed here for ``target`` (added after ``maps``).
     target

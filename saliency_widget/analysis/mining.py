@@ -12,6 +12,7 @@ last, the manifest (:mod:`.index` documents the format).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -25,11 +26,12 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..engine.capture import LayerCapture, StopForward
-from ..engine.checks import check_layer_key, check_model, eval_mode, model_device_dtype
+from ..engine.capture import LayerCapture, StopForward, layer_layout
+from ..engine.checks import check_layer_key, check_model, eval_mode, forward_error, model_device_dtype
 from ..engine.keys import LayerKey
-from ..engine.layouts import Layout, layer_layout, to_nchw
+from ..engine.layouts import Layout, to_nchw
 from ..errors import InputError, LayerError, ModelError, choices
+from .datacheck import check_images
 from .index import FORMAT, VERSION, MiningIndex, load_index, model_identity, write_json_atomic
 from .running import RunningTopK
 from .shards import Shard, all_gather_objects, barrier, merge_states, resolve_shard, shard_batches
@@ -87,11 +89,44 @@ class _Scanner:
         return out
 
 
+def _base(data: Any) -> Any:
+    """The dataset behind a DataLoader, else the data."""
+    return data.dataset if isinstance(data, torch.utils.data.DataLoader) else data
+
+
 def _data_identity(data: Any, n: int | None) -> str:
-    ident = getattr(data, "identity", None)
+    """What the data is, so a resumed or repeated run refuses other data (files edited in place included).
+
+    A dataset with an ``identity`` (an image folder: paths, sizes, mtimes, content samples) says it;
+    any other indexable data is named by its type, length and a hash of its first, middle and last
+    items (an in-place edit elsewhere is the caller's to declare with ``restart=True``).
+    """
+    base = _base(data)
+    ident = getattr(base, "identity", None)
     if isinstance(ident, str):
         return ident
-    return f"{type(data).__module__}.{type(data).__qualname__}(len={n})"
+    name = f"{type(base).__module__}.{type(base).__qualname__}(len={n})"
+    if n and hasattr(base, "__getitem__"):
+        h = hashlib.sha256()
+        try:
+            for i in sorted({0, n // 2, n - 1}):
+                _hash_item(h, base[i])
+        except Exception:  # noqa: BLE001 - an unreadable item is the scan's to report, with its own message
+            return name
+        return f"{name}:{h.hexdigest()}"
+    return name
+
+
+def _hash_item(h: Any, item: Any) -> None:
+    if isinstance(item, torch.Tensor):
+        t = item.detach().cpu().contiguous()
+        h.update(f"{tuple(t.shape)}{t.dtype}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    elif isinstance(item, (tuple, list)):
+        for x in item:
+            _hash_item(h, x)
+    else:
+        h.update(repr(item).encode())
 
 
 def _length(data: Any) -> int | None:
@@ -162,6 +197,9 @@ def _check_config(out: Path, config: dict[str, Any], restart: bool, shard: Shard
                 f"{old['model']['sha256'][:12]}); refusing to mix models: use a new --out, or --restart to replace it"
             )
         diff = sorted(k for k in config if old.get(k) != config[k])
+        if diff == ["data"]:
+            raise InputError(f"the data changed since {str(out)!r} was mined from it (images added, removed, renamed or edited "
+                             f"in place); refusing to resume or reuse it: pass --restart (restart=True) to mine the new data")
         raise InputError(f"{str(out)!r} holds a run with other options ({', '.join(diff)}); rerun the same command, or pass --restart")
     barrier(shard)
     if shard.rank == 0:
@@ -313,10 +351,18 @@ def _scan(
         total = None if n is None else n // where.world
         bar = tqdm(total=total, initial=done_before, desc=f"mining {len(keys)} layer(s)", unit="img", smoothing=0.1)
     t0, since = time.perf_counter(), 0
+    shape: tuple[int, ...] | None = None
     try:
         for b, first, x in shard_batches(data, where, batch_size, start=start, limit=limit, num_workers=num_workers):
+            shape = check_images(model, x, first, shape, name=getattr(_base(data), "describe", None))
             x = x.to(device=device or x.device, dtype=dtype or x.dtype)
-            acts = scanner(x)
+            try:
+                acts = scanner(x)
+            except RuntimeError as err:  # images too small for the model: one line naming their shape
+                size_error = forward_error(err, x, model)
+                if size_error is None:
+                    raise
+                raise size_error from None
             idx = torch.arange(first, first + x.shape[0])
             for key in keys:
                 runs[key].update(acts[key], idx)

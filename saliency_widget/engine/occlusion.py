@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 
 from ..errors import InputError, LayerError
 from .capture import forward_to
@@ -35,7 +36,7 @@ from .progress import report
 if TYPE_CHECKING:  # pragma: no cover
     from .session import Explainer
 
-__all__ = ["Occlusion", "default_batch_size", "occlusion_map", "occlusion_scores"]
+__all__ = ["Occlusion", "batch_statistics", "default_batch_size", "occlusion_map", "occlusion_scores"]
 
 _log = logging.getLogger(__name__)
 
@@ -71,6 +72,26 @@ def default_batch_size(x: torch.Tensor) -> int:
     if x.device.type != "cpu":
         return 256
     return max(1, min(64, (1 << 19) // max(1, x[0].numel())))
+
+
+# The public batch-norm classes (their common base is private); lazy variants become these once built.
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
+def batch_statistics(model: nn.Module) -> list[str]:
+    """The modules of ``model`` that normalise with batch statistics even in eval mode, in one phrase each.
+
+    A BatchNorm without running statistics (``track_running_stats=False``) normalises every
+    forward by the batch it is given, so an occluded copy's score would depend on the copies
+    batched with it (and on ``batch_size``); occlusion scores each copy alone instead. Modules
+    in training mode are not listed: occlusion runs in eval mode, where they use their running
+    statistics.
+    """
+    return [
+        f"{name!r} ({type(m).__name__}) normalises with batch statistics (it keeps no running statistics)"
+        for name, m in model.named_modules()
+        if isinstance(m, _BATCH_NORMS) and (m.running_mean is None or m.running_var is None)
+    ]
 
 
 def _score(
@@ -125,18 +146,6 @@ def _batch_scorer(
     and eval mode.
     """
     x = explainer.inputs
-    if incremental:
-        def agrees(out: Any) -> bool:  # the traced forward gives the model's unoccluded scores
-            got = _pick(out, targets, output)
-            return got.shape == base.shape and bool(torch.allclose(got, base, rtol=1e-4, atol=1e-6))
-
-        plan = build_plan(explainer.model, x, agrees) if output != "activation" else "output='activation' reads a layer"
-        if not isinstance(plan, str):
-            plan.tau = approximate
-            # rectangles are small: many patches per batch (on 2 CPU cores, vgg16 at 224²: 1.3 s
-            # per patch at batch 3, 0.21 s at 48, against 1.8 s for the full recompute)
-            return lambda img, c: _pick(plan.run(img, c, window, fill), targets[img], output), max(64, default_batch_size(x))
-        _log.debug("occlusion on %s: full recompute: %s", type(explainer.model).__name__, plan)
     H, W = x.shape[-2:]
     yy = torch.arange(H, device=x.device).view(1, H, 1)
     xx_ = torch.arange(W, device=x.device).view(1, 1, W)
@@ -150,6 +159,30 @@ def _batch_scorer(
         ).unsqueeze(1)
         return _score(explainer, torch.where(inside, fill, x[img]), targets[img], output, layer, channel, layout)
 
+    if incremental:
+        def agrees(out: Any) -> bool:  # the traced forward gives the model's unoccluded scores
+            got = _pick(out, targets, output)
+            return got.shape == base.shape and bool(torch.allclose(got, base, rtol=1e-4, atol=1e-6))
+
+        plan = build_plan(explainer.model, x, agrees) if output != "activation" else "output='activation' reads a layer"
+        if not isinstance(plan, str):
+            plan.tau = approximate
+            failed: list[str] = []
+
+            def changed(img: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+                if not failed:
+                    try:
+                        return _pick(plan.run(img, c, window, fill), targets[img], output)
+                    except RuntimeError as err:  # a layer the plan mishandles: the full path is exact
+                        failed.append(f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}")
+                        _log.debug("occlusion on %s: full recompute: the incremental plan fails: %s",
+                                   type(explainer.model).__name__, failed[0])
+                return full(img, c)
+
+            # rectangles are small: many patches per batch (on 2 CPU cores, vgg16 at 224²: 1.3 s
+            # per patch at batch 3, 0.21 s at 48, against 1.8 s for the full recompute)
+            return changed, max(64, default_batch_size(x))
+        _log.debug("occlusion on %s: full recompute: %s", type(explainer.model).__name__, plan)
     return full, default_batch_size(x)
 
 
@@ -182,7 +215,9 @@ def occlusion_scores(
         ``"probability"``, ``"logit"`` or ``"activation"`` (with ``layer`` and ``channel``).
     batch_size
         Occluded copies per forward pass; default :func:`default_batch_size` (at least 64 when
-        incremental: the changed rectangles are small).
+        incremental: the changed rectangles are small). A model that normalises with batch
+        statistics (:func:`batch_statistics`) scores every copy, and every unoccluded image, alone
+        (batches of one), so the map does not depend on the batch size.
     incremental
         Recompute only the rectangle of each feature map that a patch changes (exact; see
         :mod:`.incremental`). Models it cannot handle, and ``output="activation"``, fall back
@@ -232,8 +267,17 @@ def occlusion_scores(
     scores = torch.empty(N * P, dtype=x.dtype, device=x.device)
     flat_img = torch.arange(N, device=x.device).repeat_interleave(P)
     flat_pos = torch.arange(P, device=x.device).repeat(N)
+    mixing = batch_statistics(explainer.model)
+    if mixing:
+        # a copy's score must not depend on the copies batched with it: score each one alone
+        _log.debug("occlusion on %s: batches of one: %s", type(explainer.model).__name__, mixing[0])
+        batch_size = 1
     with torch.no_grad(), eval_mode(explainer.model):
-        base = _score(explainer, x.clone(), targets.to(x.device), output, layer, channel, lay)  # the model may modify its input in place
+        t = targets.to(x.device)
+        if mixing:
+            base = torch.cat([_score(explainer, x[i : i + 1].clone(), t[i : i + 1], output, layer, channel, lay) for i in range(N)])
+        else:
+            base = _score(explainer, x.clone(), t, output, layer, channel, lay)  # the model may modify its input in place
         score_batch, preferred = _batch_scorer(explainer, targets.to(x.device), (wy, wx), fill_t, output, layer, channel, lay, incremental, base, approximate)
         batch_size = batch_size or preferred
         for start in range(0, N * P, batch_size):

@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import base64
 import html
+import itertools
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ..data.paths import contained
 from ..errors import InputError
 from .report import html_document
 
@@ -88,10 +91,10 @@ def read_parts(out_dir: str | Path, world: int | None = None) -> list[dict[str, 
             raise InputError(f"{str(folder)!r} holds parts of runs on {sorted(found)} processes; pass world= one of them")
         world = next(iter(found))
     ranks = found.get(world, {})
-    missing = [r for r in range(world) if r not in ranks]
+    missing = _first_missing(ranks, world)
     if missing:
         raise InputError(f"part files of rank(s) {missing} of {world} are missing in {str(folder)!r}; expected rank-0-of-{world}.json .. rank-{world - 1}-of-{world}.json")
-    parts = [json.loads(ranks[r].read_text(encoding="utf-8")) for r in range(world)]
+    parts = [_load_part(Path(out_dir), ranks[r], r, world) for r in range(world)]
     first = parts[0]
     for key in ("version", "n", "identity", "settings"):
         odd = [p["rank"] for p in parts if p.get(key) != first.get(key)]
@@ -100,15 +103,55 @@ def read_parts(out_dir: str | Path, world: int | None = None) -> list[dict[str, 
     if first.get("version") != PART_VERSION:
         raise InputError(f"part files have version {first.get('version')!r}; this saliency-widget reads version {PART_VERSION}")
     seen = sorted(int(e["index"]) for p in parts for e in p["images"])
-    if seen != list(range(int(first["n"]))):
-        dup = sorted({i for i in seen if seen.count(i) > 1})
-        lost = sorted(set(range(int(first["n"]))) - set(seen))
-        raise InputError(f"the parts must cover images 0..{int(first['n']) - 1} exactly once; missing {lost[:10]}, repeated {dup[:10]}")
+    n = int(first["n"])
+    if len(seen) != n or seen != list(range(n)):  # the length first: a hostile n of 10**12 is no list
+        dup = sorted({i for i, c in Counter(seen).items() if c > 1})
+        raise InputError(f"the parts must cover images 0..{n - 1} exactly once; missing {_first_missing(seen, n)}, repeated {dup[:10]}")
     return parts
 
 
+def _first_missing(have: Iterable[int], n: int, count: int = 10) -> list[int]:
+    """The first ``count`` of ``0..n-1`` not in ``have`` (lazy: a hostile ``n`` of 10**12 costs nothing)."""
+    got = set(have)
+    return list(itertools.islice((i for i in range(n) if i not in got), count))
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _load_part(out_dir: Path, f: Path, rank: int, world: int) -> dict[str, Any]:
+    """One part file, parsed and checked field by field (a hand-edited or truncated file is one clear line)."""
+    name = f"parts/{f.name}"
+    try:
+        part = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InputError(f"part file {str(f)!r} cannot be read ({first}); rerender the folder into an empty OUT_DIR") from err
+    if not isinstance(part, dict):
+        raise InputError(f"part file {str(f)!r} holds {type(part).__name__}, not a JSON object; rerender the folder into an empty OUT_DIR")
+    if part.get("rank") != rank or part.get("world") != world:
+        raise InputError(f"part file {str(f)!r} says rank {part.get('rank')!r} of {part.get('world')!r}, its name rank {rank} of {world}")
+    if not _is_int(part.get("n")) or part["n"] < 0 or not isinstance(part.get("images"), list) \
+            or not isinstance(part.get("settings"), dict):
+        raise InputError(f"part file {str(f)!r} lacks a valid 'n' (int), 'images' (list) or 'settings' (object); rerender the folder")
+    if not isinstance(part.get("seconds", 0.0), (int, float)) or isinstance(part.get("seconds"), bool):
+        raise InputError(f"part file {str(f)!r} has 'seconds' {part.get('seconds')!r}; expected a number")
+    for j, e in enumerate(part["images"]):
+        if not isinstance(e, dict) or not _is_int(e.get("index")) or not isinstance(e.get("path"), str):
+            raise InputError(f"part file {str(f)!r}: image entry {j} ({e!r:.80}) needs an int 'index' and str 'path', 'page', 'grid'")
+        for key in ("page", "grid"):
+            contained(out_dir, e.get(key), f"{name}: image {e['index']} {key!r}")
+    return part
+
+
 def _row(out_dir: Path, entry: Mapping[str, Any]) -> str:
-    png = (out_dir / entry["grid"]).read_bytes()
+    grid = contained(out_dir, entry["grid"], f"image {entry['index']} grid")
+    try:
+        png = grid.read_bytes()
+    except OSError as err:
+        raise InputError(f"the grid {entry['grid']!r} of image {entry['index']} ({entry['path']!r}) cannot be read "
+                         f"from {str(out_dir)!r} ({err.strerror or err}); rerender the folder") from err
     b64 = base64.b64encode(png).decode("ascii")
     path = html.escape(str(entry["path"]))
     href = html.escape(quote(str(entry["page"])), quote=True)

@@ -22,7 +22,9 @@ from typing import Any
 
 from torch import nn
 
-from .errors import InputError
+from ..errors import InputError
+from ..models import load_model
+from .toolbox import read_model
 
 __all__ = ["render_folder", "run"]
 
@@ -40,7 +42,7 @@ def _out_dir(arg: str | Path) -> Path:
 
 def _folder(root: str | Path) -> Path:
     """``--data``: an existing folder (its images are listed by ImageFolderData)."""
-    from .data.folders import IMAGE_EXTENSIONS
+    from ..data.folders import IMAGE_EXTENSIONS
 
     folder = Path(root).expanduser()
     if not folder.is_dir():
@@ -51,7 +53,7 @@ def _folder(root: str | Path) -> Path:
 def render_folder(
     root: str | Path,
     out_dir: str | Path,
-    model: nn.Module | None = None,
+    model: nn.Module | str | None = None,
     methods: Sequence[str] | None = None,
     target: int | str | None = None,
     *,
@@ -69,7 +71,8 @@ def render_folder(
         Created if needed; gets ``pages/<relative path>.html|.png``, ``parts/rank-K-of-W.json``
         and (from the merging process) ``index.html``.
     model
-        Classifier (default: the bundled shapes model); its preprocessing resizes each image.
+        Classifier or model spec (:func:`saliency_widget.models.load_model`; default: the bundled
+        shapes model); its preprocessing resizes each image.
     methods, target
         As in :func:`saliency_widget.viz.report.render_report` (target None: each image's predicted class).
     shard
@@ -93,26 +96,23 @@ def render_folder(
     InputError
         ``root`` is not a folder or holds no image file; ``out_dir`` is a file.
     """
-    from .analysis.shards import barrier, resolve_shard
-    from .data.folders import ImageFolderData
-    from .viz.batch import PART_VERSION, merge_parts, write_part
-    from .viz.modelio import describe_model
-    from .viz.report import render_report
+    from ..analysis.shards import barrier, resolve_shard
+    from ..data.folders import ImageFolderData
+    from ..viz.batch import PART_VERSION, merge_parts, write_part
+    from ..viz.modelio import describe_model
+    from ..viz.report import render_report
 
     start = time.perf_counter()
     folder = _folder(root)
     out = _out_dir(out_dir)
-    if model is None:
-        from .models import shapes_cnn
-
-        model = shapes_cnn()
+    model = load_model(model)
     data = ImageFolderData(folder, describe_model(model).transform)
     where = resolve_shard(shard)
     options = {k: v for k, v in report_options.items() if k != "names"}
     for key in ("sign", "cmap"):  # listed in the index even when left at render_report's default
         options.setdefault(key, inspect.signature(render_report).parameters[key].default)
     if methods is None:  # render_report's defaults, named so the index lists them
-        from .engine import available_methods
+        from ..engine import available_methods
 
         methods = available_methods() if options.get("interactive") else ("gradient", "deconvnet", "guided_backprop")
     settings = {
@@ -145,7 +145,7 @@ def render_folder(
 
 def run(args: argparse.Namespace, methods: Sequence[str] | None, target: int | str | None) -> int:
     """``saliency-widget render --data DIR``: check the options, render (sharded under torchrun), print on rank 0."""
-    from .analysis.shards import resolve_shard
+    from ..analysis.shards import resolve_shard
 
     if args.images:
         raise InputError(f"give either IMAGE arguments or --data DIR, not both (got {len(args.images)} image(s) and --data {args.data!r})")
@@ -153,11 +153,9 @@ def run(args: argparse.Namespace, methods: Sequence[str] | None, target: int | s
         raise InputError(f"with --data, --out is a folder (it gets index.html, pages/ and parts/), not {args.out!r}")
     out = _out_dir(args.out or "report")
     _folder(args.data)  # before the model loads
-    from .cli import _load_model
-
     where = resolve_shard("auto")
     try:
-        model = _load_model(args.model)
+        model = read_model(args.model)
         opts: dict[str, Any] = {"sign": args.sign, "cmap": args.cmap}
         if args.faithfulness:
             opts["faithfulness"] = True
