@@ -223,7 +223,8 @@ def load_index(root: str | Path, model: nn.Module | None = None) -> MiningIndex:
     """
     path = Path(root).expanduser()
     if not path.is_dir():
-        raise InputError(f"index directory {str(root)!r} does not exist")
+        what = "is a file, not an index directory" if path.exists() else "does not exist"
+        raise InputError(f"index directory {str(root)!r} {what}")
     man = _read_json(path, "manifest.json")
     if not isinstance(man, dict) or man.get("format") != FORMAT:
         raise _corrupt(path, f"manifest.json is not a {FORMAT} manifest")

@@ -12,13 +12,16 @@ last, the manifest (:mod:`.index` documents the format).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import math
 import os
 import shutil
 import signal
+import socket
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +133,18 @@ def _hash_item(h: Any, item: Any) -> None:
         h.update(repr(item).encode())
 
 
+def _check_normalisation(mean: Any, std: Any) -> None:
+    """``mean``/``std`` undo the normalisation for the patches: both None, or as many finite numbers (std non-zero)."""
+    if mean is None and std is None:
+        return
+    try:
+        m, s = [float(v) for v in mean], [float(v) for v in std]
+    except (TypeError, ValueError):
+        m, s = [], []
+    if not m or len(m) != len(s) or not all(math.isfinite(v) for v in m + s) or 0.0 in s:
+        raise InputError(f"mean and std must both be None or sequences of as many finite numbers (std non-zero), got mean={mean!r}, std={std!r}")
+
+
 def _check_data(data: Any) -> None:
     """Mining reads the data twice (scan, then the winners' images) and resumes by batch: it needs one fixed order."""
     from collections.abc import Iterator
@@ -152,6 +167,47 @@ def _length(data: Any) -> int | None:
         return len(sized)
     except TypeError:
         return None
+
+
+#: The lock file of a run in ``out`` (held with ``flock`` while ``mine`` runs; the OS drops it when the process dies).
+LOCK_NAME = ".mining.lock"
+
+
+@contextlib.contextmanager
+def _out_lock(out: Path, where: Shard) -> Iterator[None]:
+    """Hold ``out/.mining.lock`` (rank 0) while mining: a second run on the same ``out`` is refused in one line.
+
+    ``flock`` is released by the OS when the holder exits, also on SIGKILL, so a killed run's
+    rerun resumes at once. Without ``fcntl`` (Windows) there is no lock.
+    """
+    fd = None
+    holder = ""
+    if where.rank == 0:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            fcntl = None  # type: ignore[assignment]
+        if fcntl is not None:
+            fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.read(fd, 64).decode("ascii", "replace").strip() or "?"
+                os.close(fd)
+                fd = None
+            else:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}@{socket.gethostname()}".encode(), 0)
+    busy = [h for h in all_gather_objects(holder, where) if h]
+    if busy:
+        raise InputError(f"another mining run (process {busy[0]}) is writing to {str(out)!r}; wait for it to finish "
+                         "(then rerun to reuse its index), or give another --out")
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.ftruncate(fd, 0)  # no holder any more (and two finished indexes have equal files)
+            os.close(fd)  # closing releases the flock
 
 
 class _Checkpoints:
@@ -326,7 +382,9 @@ def mine(
         ``out`` holds a run with other options, or bad arguments.
     """
     model = check_model(model)
-    keys = [check_layer_key(model, layer) for layer in layers]
+    if isinstance(layers, (str, LayerKey)):
+        raise InputError(f"layers must be a list of layer keys, got the single key {str(layers)!r}; use [{str(layers)!r}]")
+    keys = list(dict.fromkeys(check_layer_key(model, layer) for layer in layers))  # a layer named twice is mined once
     if not keys:
         raise InputError("mine needs at least one layer, got none")
     for name, v in (("k", k), ("batch_size", batch_size), ("checkpoint_every", checkpoint_every), ("project_batch", project_batch)):
@@ -341,6 +399,7 @@ def mine(
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise InputError(f"limit must be None (every image) or a positive int, got {limit!r}")
     _check_data(data)
+    _check_normalisation(mean, std)
     where = resolve_shard(shard)
     root = Path(out).expanduser()
     _check_out(root)
@@ -349,38 +408,41 @@ def mine(
         raise InputError(f"--out {str(out)!r} is inside the mined folder {str(folder)!r}: its patch PNGs would be mined as "
                          "images by the next run; put the index outside the data")
     root.mkdir(parents=True, exist_ok=True)
-    n = _length(data)
-    n = min(n, limit) if n is not None and limit is not None else n
-    config = {
-        "model": model_identity(model), "preprocessing": preprocessing, "data": _data_identity(data, n),
-        "layers": [str(key) for key in keys], "k": k, "batch_size": batch_size, "limit": limit, "method": method,
-    }
-    _check_config(root, config, restart, where)
-    if (root / "manifest.json").is_file():  # the same command ran to the end before
-        return load_index(root)
-    ckpt = _Checkpoints(root, where)
-    merged = ckpt.load(ckpt.merged)
-    if merged is None:
-        states, seconds = _scan(model, data, keys, where, ckpt, k, batch_size, limit, checkpoint_every, num_workers, n, progress)
-        parts = all_gather_objects((states, seconds), where)
-        merged = {str(key): merge_states(k, [p[str(key)] for p, _s in parts if "values" in p[str(key)]]).state() for key in keys}
-        merged["_seconds"] = max(s for _p, s in parts)  # the slowest rank's scan is the scan's wall time
-        if where.rank == 0:
-            ckpt.save(ckpt.merged, merged)
-    barrier(where)
-    from .mining_project import project_winners, write_index
+    with _out_lock(root, where):  # a second run on one --out (another user, a second terminal) waits its turn
+        n = _length(data)
+        n = min(n, limit) if n is not None and limit is not None else n
+        config = {
+            "model": model_identity(model), "preprocessing": preprocessing, "data": _data_identity(data, n),
+            "layers": [str(key) for key in keys], "k": k, "batch_size": batch_size, "limit": limit, "method": method,
+        }
+        _check_config(root, config, restart, where)
+        if (root / "manifest.json").is_file():  # the same command ran to the end before
+            return load_index(root)
+        ckpt = _Checkpoints(root, where)
+        merged = ckpt.load(ckpt.merged)
+        if merged is None:
+            states, seconds = _scan(model, data, keys, where, ckpt, k, batch_size, limit, checkpoint_every, num_workers, n, progress)
+            parts = all_gather_objects((states, seconds), where)
+            merged = {str(key): merge_states(k, [p[str(key)] for p, _s in parts if "values" in p[str(key)]]).state() for key in keys}
+            if "index" not in merged[str(keys[0])]:
+                raise InputError(f"data yielded no images (len {n}); nothing to mine" + (f" on {where.world} processes" if where.world > 1 else ""))
+            merged["_seconds"] = max(s for _p, s in parts)  # the slowest rank's scan is the scan's wall time
+            if where.rank == 0:
+                ckpt.save(ckpt.merged, merged)
+        barrier(where)
+        from .mining_project import project_winners, write_index
 
-    t0 = time.perf_counter()
-    boxes, names = project_winners(model, data, keys, merged, root, where, method, project_batch, mean, std, limit)
-    proj_s = time.perf_counter() - t0
-    all_names = all_gather_objects(names, where)
-    if where.rank == 0:
-        timing = {"scan_s": float(merged["_seconds"]), "project_s": proj_s, "world": where.world}
-        write_index(root, keys, merged, boxes, all_names, {"config": config, "format": FORMAT, "version": VERSION, "k": k,
-                    "method": method, "model": config["model"], "preprocessing": preprocessing, "timing": timing})
-        shutil.rmtree(root / ".mining", ignore_errors=True)  # the manifest now holds the config
-    barrier(where)
-    return load_index(root)
+        t0 = time.perf_counter()
+        boxes, names = project_winners(model, data, keys, merged, root, where, method, project_batch, mean, std, limit)
+        proj_s = time.perf_counter() - t0
+        all_names = all_gather_objects(names, where)
+        if where.rank == 0:
+            timing = {"scan_s": float(merged["_seconds"]), "project_s": proj_s, "world": where.world}
+            write_index(root, keys, merged, boxes, all_names, {"config": config, "format": FORMAT, "version": VERSION, "k": k,
+                        "method": method, "model": config["model"], "preprocessing": preprocessing, "timing": timing})
+            shutil.rmtree(root / ".mining", ignore_errors=True)  # the manifest now holds the config
+        barrier(where)
+        return load_index(root)
 
 
 def _scan(

@@ -164,6 +164,11 @@ def shard_batches(
                 item = next(batches)
             except StopIteration:
                 return
+            except RuntimeError as err:  # the default collate cannot stack images of two sizes
+                if "stack expects each tensor to be equal size" not in str(err):
+                    raise worker_error(err) from None
+                raise InputError(f"data images {b * bs}..{min((b + 1) * bs, n) - 1} differ in size (cannot stack them into one "
+                                 "batch); a scan needs one image size: resize (and crop) in the dataset's transform") from None
             except Exception as err:
                 raise worker_error(err) from None
             yield b, b * bs, _as_batch(item)

@@ -22,21 +22,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import nn
 
 from ..errors import InputError, LayerError
 from .capture import forward_to
 from .checks import check_layer_name, eval_mode
-from .incremental import build_plan
+from .incremental import batch_statistics
 from .layouts import Layout, to_nchw
 from .methods import check_options
 from .outputs import logits_of
+from .plancache import cached_plan
 from .progress import report
 
 if TYPE_CHECKING:  # pragma: no cover
     from .session import Explainer
 
-__all__ = ["Occlusion", "batch_statistics", "default_batch_size", "occlusion_map", "occlusion_scores"]
+__all__ = ["Occlusion", "default_batch_size", "occlusion_map", "occlusion_scores"]
 
 _log = logging.getLogger(__name__)
 
@@ -72,26 +72,6 @@ def default_batch_size(x: torch.Tensor) -> int:
     if x.device.type != "cpu":
         return 256
     return max(1, min(64, (1 << 19) // max(1, x[0].numel())))
-
-
-# The public batch-norm classes (their common base is private); lazy variants become these once built.
-_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
-
-
-def batch_statistics(model: nn.Module) -> list[str]:
-    """The modules of ``model`` that normalise with batch statistics even in eval mode, in one phrase each.
-
-    A BatchNorm without running statistics (``track_running_stats=False``) normalises every
-    forward by the batch it is given, so an occluded copy's score would depend on the copies
-    batched with it (and on ``batch_size``); occlusion scores each copy alone instead. Modules
-    in training mode are not listed: occlusion runs in eval mode, where they use their running
-    statistics.
-    """
-    return [
-        f"{name!r} ({type(m).__name__}) normalises with batch statistics (it keeps no running statistics)"
-        for name, m in model.named_modules()
-        if isinstance(m, _BATCH_NORMS) and (m.running_mean is None or m.running_var is None)
-    ]
 
 
 def _score(
@@ -133,6 +113,7 @@ def _batch_scorer(
     incremental: bool,
     base: torch.Tensor,
     approximate: float | None = None,
+    stride: tuple[int, int] | None = None,
 ) -> tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], int]:
     """``(score, batch_size)``: ``score(img, corners)``: scores ``(B,)`` of images ``img`` ``(B,)`` occluded at ``corners`` ``(B, 2)``.
 
@@ -164,7 +145,9 @@ def _batch_scorer(
             got = _pick(out, targets, output)
             return got.shape == base.shape and bool(torch.allclose(got, base, rtol=1e-4, atol=1e-6))
 
-        plan = build_plan(explainer.model, x, agrees) if output != "activation" else "output='activation' reads a layer"
+        # kept between calls while the model, its hooks and the inputs stay the same (plancache.py)
+        plan = (cached_plan(explainer.model, x, agrees, (window, stride, approximate)) if output != "activation"
+                else "output='activation' reads a layer")
         if not isinstance(plan, str):
             plan.tau = approximate
             failed: list[str] = []
@@ -278,7 +261,8 @@ def occlusion_scores(
             base = torch.cat([_score(explainer, x[i : i + 1].clone(), t[i : i + 1], output, layer, channel, lay) for i in range(N)])
         else:
             base = _score(explainer, x.clone(), t, output, layer, channel, lay)  # the model may modify its input in place
-        score_batch, preferred = _batch_scorer(explainer, targets.to(x.device), (wy, wx), fill_t, output, layer, channel, lay, incremental, base, approximate)
+        score_batch, preferred = _batch_scorer(explainer, targets.to(x.device), (wy, wx), fill_t, output, layer, channel, lay, incremental, base, approximate,
+                                                    (sy, sx))
         batch_size = batch_size or preferred
         for start in range(0, N * P, batch_size):
             report(start, N * P)  # between batches: the caller may watch, or stop the work (Cancelled)

@@ -16,6 +16,7 @@ import torch
 
 from ..errors import InputError
 from .checks import eval_mode
+from .incremental import batch_statistics
 from .methods import check_options
 from .outputs import logits_of
 from .progress import report
@@ -49,7 +50,8 @@ def batched_rule_gradients(
     rule_name
         ReLU rule for the backward pass.
     batch_size
-        Inputs per forward pass.
+        Inputs per forward pass; 1 for a model that normalises with batch statistics
+        (:func:`~.incremental.batch_statistics`), so that no sample's map depends on the others.
 
     Returns
     -------
@@ -57,6 +59,8 @@ def batched_rule_gradients(
         ``(M, C, H, W)``.
     """
     rule = get_rule(rule_name)
+    if batch_statistics(explainer.model):
+        batch_size = 1  # each sample with the statistics it would get alone
     out = torch.empty_like(inputs)
     for start in range(0, inputs.shape[0], batch_size):
         report(start, inputs.shape[0])  # between batches: the caller may watch, or stop the work (Cancelled)

@@ -398,3 +398,74 @@ def test_cli_mine_after_an_image_was_edited_in_place_exits_2_with_one_line(mined
     err = capsys.readouterr().err
     assert err.startswith("saliency-widget: error: the data changed since") and err.count("\n") == 1
     assert main([*argv, "--restart"]) == 0
+
+
+@pytest.mark.parametrize("scan", ["mine", "top_activations"])
+def test_a_folder_of_mixed_image_sizes_is_one_line(tmp_path: Path, scan: str) -> None:
+    """A transform without a resize: the DataLoader's collate raised ``RuntimeError: stack expects each tensor ...``."""
+    from saliency_widget.analysis import top_activations
+
+    (tmp_path / "data").mkdir()
+    for i, side in enumerate([32, 32, 40, 32]):
+        Image.fromarray(np.zeros((side, side, 3), np.uint8)).save(tmp_path / "data" / f"{i}.png")
+    data = ImageFolderData(tmp_path / "data", lambda im: torch.from_numpy(np.asarray(im, np.float32) / 255).permute(2, 0, 1))
+    with pytest.raises(InputError, match=r"data images 0..3 differ in size \(cannot stack them into one batch\)") as err:
+        if scan == "mine":
+            mine(shapes_cnn(), data, [LAYER], tmp_path / "idx", k=2, batch_size=4, progress=False)
+        else:
+            top_activations(shapes_cnn(), data, LAYER, k=2, batch_size=4, progress=False)
+    _one_line(err)
+
+
+@pytest.mark.parametrize("data", [[], torch.utils.data.TensorDataset(torch.rand(0, 3, 32, 32))])
+def test_mining_no_images_is_one_line(tmp_path: Path, data: object) -> None:
+    """Was ``KeyError: 'index'`` after an empty scan."""
+    with pytest.raises(InputError, match=r"data yielded no images \(len 0\)") as err:
+        mine(shapes_cnn(), data, [LAYER], tmp_path, k=2, progress=False)  # type: ignore[arg-type]
+    _one_line(err)
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"layers": LAYER}, "layers must be a list of layer keys, got the single key 'features.relu1'"),
+    ({"mean": [0.5] * 3, "std": [0.0] * 3}, "mean and std must both be None or sequences"),
+    ({"mean": [0.5] * 3, "std": None}, "mean and std must both be None or sequences"),
+    ({"mean": [0.5] * 3, "std": [0.2] * 2}, "mean and std must both be None or sequences"),
+    ({"mean": "abc", "std": "abc"}, "mean and std must both be None or sequences"),
+])
+def test_mine_bad_arguments_are_one_line(tmp_path: Path, kw: dict[str, object], message: str) -> None:
+    args: dict[str, object] = {"layers": [LAYER], **kw}
+    with pytest.raises(InputError) as err:
+        mine(shapes_cnn(), _tensor_data(), out=tmp_path, k=2, progress=False, **args)  # type: ignore[arg-type]
+    assert message in _one_line(err)
+
+
+def test_mine_a_layer_named_twice_mines_it_once(tmp_path: Path) -> None:
+    index = mine(shapes_cnn(), _tensor_data(), [LAYER, LAYER], tmp_path, k=2, progress=False)
+    assert index.layers == [LAYER]
+
+
+def test_load_index_on_a_file_says_so(tmp_path: Path) -> None:
+    (tmp_path / "x.png").write_bytes(b"png")
+    with pytest.raises(InputError, match="is a file, not an index directory"):
+        load_index(tmp_path / "x.png")
+
+
+def test_a_second_mining_run_on_one_out_is_refused_while_the_first_runs(tmp_path: Path) -> None:
+    """A second user (or terminal) mining into the same --out: its checkpoints and the first run's would mix."""
+    import fcntl
+
+    from saliency_widget.analysis.mining import LOCK_NAME
+
+    tmp_path.mkdir(exist_ok=True)
+    fd = os.open(tmp_path / LOCK_NAME, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # "the first run" (its own open file: a conflicting flock)
+        os.write(fd, b"4242@elsewhere")
+        with pytest.raises(InputError, match=r"another mining run \(process 4242@elsewhere\) is writing to") as err:
+            mine(shapes_cnn(), _tensor_data(), [LAYER], tmp_path, k=2, progress=False)
+        _one_line(err)
+        assert not (tmp_path / ".mining").exists()
+    finally:
+        os.close(fd)
+    index = mine(shapes_cnn(), _tensor_data(), [LAYER], tmp_path, k=2, progress=False)  # the first is gone: runs
+    assert index.layers == [LAYER] and (tmp_path / LOCK_NAME).read_bytes() == b""
