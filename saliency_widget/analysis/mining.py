@@ -34,11 +34,12 @@ from ..engine.capture import LayerCapture, StopForward, layer_layout
 from ..engine.checks import check_layer_key, check_model, eval_mode, forward_error, model_device_dtype
 from ..engine.keys import LayerKey
 from ..engine.layouts import Layout, to_nchw
+from ..engine.progress import report
 from ..errors import InputError, LayerError, ModelError, choices
 from .datacheck import check_images
 from .index import FORMAT, VERSION, MiningIndex, load_index, model_identity
 from .running import RunningTopK
-from .shards import Shard, all_gather_objects, barrier, merge_states, resolve_shard, shard_batches
+from .shards import Shard, all_gather_objects, barrier, image_count, merge_states, resolve_shard, shard_batches
 
 __all__ = ["KILL_ENV", "mine"]
 
@@ -96,6 +97,15 @@ class _Scanner:
 def _base(data: Any) -> Any:
     """The dataset behind a DataLoader, else the data."""
     return data.dataset if isinstance(data, torch.utils.data.DataLoader) else data
+
+
+def _length(data: Any) -> int | None:
+    """``len`` of the data (images of a dataset, batches of a list), for its identity; None without one."""
+    sized: Any = data.dataset if isinstance(data, torch.utils.data.DataLoader) else data
+    try:
+        return len(sized)
+    except TypeError:
+        return None
 
 
 def _data_identity(data: Any, n: int | None) -> str:
@@ -160,13 +170,6 @@ def _check_data(data: Any) -> None:
             raise InputError(f"data is a DataLoader with a {type(sampler).__name__} (shuffle=True): image i would be another "
                              "image at every pass and after a resume; use shuffle=False")
 
-
-def _length(data: Any) -> int | None:
-    sized: Any = data.dataset if isinstance(data, torch.utils.data.DataLoader) else data
-    try:
-        return len(sized)
-    except TypeError:
-        return None
 
 
 #: The lock file of a run in ``out`` (held with ``flock`` while ``mine`` runs; the OS drops it when the process dies).
@@ -468,6 +471,7 @@ def _scan(
         total = None if n is None else n // where.world
         bar = tqdm(total=total, initial=done_before, desc=f"mining {len(keys)} layer(s)", unit="img", smoothing=0.1)
     t0, since = time.perf_counter(), 0
+    total = image_count(data, limit) or 0  # for the progress protocol (0: unknown)
     shape: tuple[int, ...] | None = None
     try:
         for b, first, x in shard_batches(data, where, batch_size, start=start, limit=limit, num_workers=num_workers):
@@ -485,6 +489,8 @@ def _scan(
                 runs[key].update(acts[key], idx)
             if bar is not None:
                 bar.update(x.shape[0])
+            # between batches: the caller may watch, or stop the scan (Cancelled; the checkpoints let it resume)
+            report(runs[keys[0]].seen, total)
             since += 1
             if since % every == 0:  # resume after global batch b (the next ones of this rank follow it)
                 ckpt.save_scan({"next_batch": b + 1, "seconds": seconds + time.perf_counter() - t0,
