@@ -179,12 +179,11 @@ class MiningIndex:
         import math
 
         from ..viz import render as R
-        from ..viz.figures import _tile
 
         pairs = self.patch_pngs(layer, channel)
         cols = max(1, math.ceil(math.sqrt(len(pairs))))
-        left = _tile([R.from_png(p) for _i, p in pairs], cols, cell)
-        right = _tile([R.from_png(i) for i, _p in pairs], cols, cell)
+        left = R.tile([R.from_png(p) for _i, p in pairs], cols, cell)
+        right = R.tile([R.from_png(i) for i, _p in pairs], cols, cell)
         titles = [f"{self._layer(layer)} #{channel}: projections ({self.manifest.get('method', 'deconvnet')})", "image patches"]
         return R.to_png(R.compose([left, right], titles, height=left.shape[0]))
 

@@ -29,10 +29,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..engine.capture import LayerCapture, StopForward
+from ..engine.capture import LayerCapture, StopForward, layer_layout
 from ..engine.checks import check_layer_key, check_model, eval_mode, forward_error, model_device_dtype
 from ..engine.keys import LayerKey
-from ..engine.layouts import Layout, layer_layout, to_nchw
+from ..engine.layouts import Layout, to_nchw
 from ..errors import InputError, LayerError, ModelError, choices
 from .datacheck import check_images
 from .index import FORMAT, VERSION, MiningIndex, load_index, model_identity, write_json_atomic
@@ -387,9 +387,12 @@ def mine(
     keys = list(dict.fromkeys(check_layer_key(model, layer) for layer in layers))  # a layer named twice is mined once
     if not keys:
         raise InputError("mine needs at least one layer, got none")
-    for name, v in (("k", k), ("batch_size", batch_size), ("checkpoint_every", checkpoint_every), ("project_batch", project_batch)):
+    for name, v in (("k", k), ("batch_size", batch_size), ("checkpoint_every", checkpoint_every), ("project_batch", project_batch),
+                    ("limit", 1 if limit is None else limit)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise InputError(f"{name} must be a positive int, got {v!r}")
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise InputError(f"num_workers must be a non-negative int, got {num_workers!r}")
     from ..engine import available_methods
 
     if method not in available_methods():  # checked before an hour of scanning, not after

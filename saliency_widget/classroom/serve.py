@@ -34,6 +34,7 @@ __all__ = [
     "KERNEL_ENV",
     "classroom_command",
     "cull_interval",
+    "default_base_url",
     "port_in_use",
     "require_voila",
     "serve_classroom",
@@ -93,33 +94,59 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
+def _check_base_url(base_url: object) -> str:
+    if not isinstance(base_url, str) or not base_url.startswith("/") or any(ch in base_url for ch in "?#\\ \n"):
+        raise InputError(f"--base-url must be a URL path starting with '/', e.g. '/services/classroom/', got {base_url!r}")
+    return base_url if base_url.endswith("/") else base_url + "/"
+
+
+def default_base_url() -> str:
+    """``/``, or the prefix JupyterHub gives a service it starts (``JUPYTERHUB_SERVICE_PREFIX``)."""
+    return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/") or "/"
+
+
 def cull_interval(cull_idle: int) -> int:
     """How often (seconds) the culler looks for idle kernels: a quarter of the timeout, 5 to 60 s."""
     return max(5, min(60, cull_idle // 4))
 
 
+VOILA_APP = Path(__file__).with_name("voila_app.py")
+# Run by path, not ``-m saliency_widget...``: importing the package would load torch (~0.5 GB) into Voilà.
+LAUNCH = "import runpy, sys; runpy.run_path(sys.argv.pop(1), run_name='__main__')"
+
+
 def classroom_command(
-    folder: Path, port: int = DEFAULT_PORT, open_browser: bool = True, cull_idle: int = DEFAULT_CULL_IDLE, pool: int = DEFAULT_POOL
+    folder: Path,
+    port: int = DEFAULT_PORT,
+    open_browser: bool = True,
+    cull_idle: int = DEFAULT_CULL_IDLE,
+    pool: int = DEFAULT_POOL,
+    base_url: str = "/",
 ) -> list[str]:
     """The command line that serves ``folder`` on ``http://localhost:<port>/`` and on no other port.
 
-    Voilà runs with this Python (``python -m saliency_widget.classroom.voila_app``, Voilà with
-    the page's kernel shutdown accepted), so it finds the same saliency-widget and widget
+    Voilà runs with this Python (:mod:`saliency_widget.classroom.voila_app`, Voilà with the
+    page's kernel shutdown accepted, run by file path so the Voilà process does not import
+    saliency-widget and torch), so its kernels find the same saliency-widget and widget
     extensions. ``port_retries=0``: a busy port is an error, never a silent move to the next one.
     Kernels idle for ``cull_idle`` seconds with no tab connected are shut down (a tab still
     open keeps its kernel); ``pool`` > 0 pre-starts that many kernels per notebook.
+    ``base_url`` (e.g. ``/services/classroom/`` behind JupyterHub's proxy) prefixes every path.
     ``--no-browser`` is added when ``open_browser`` is false.
     """
     _check_port(port)
+    base_url = _check_base_url(base_url)
     _check_count("--cull-idle", cull_idle, 10)
     _check_count("--pool", pool, 0)
     cmd = [
-        sys.executable, "-m", "saliency_widget.classroom.voila_app", str(folder),
+        sys.executable, "-c", LAUNCH, str(VOILA_APP), str(folder),
         f"--port={port}", "--Voila.ip=localhost", "--Voila.port_retries=0",
         f"--MappingKernelManager.cull_idle_timeout={cull_idle}",
         f"--MappingKernelManager.cull_interval={cull_interval(cull_idle)}",
         "--MappingKernelManager.cull_connected=False",
     ]
+    if base_url != "/":
+        cmd.append(f"--Voila.base_url={base_url}")
     if pool:
         cmd += ["--VoilaConfiguration.preheat_kernel=True", f"--VoilaConfiguration.default_pool_size={pool}"]
     return cmd + ([] if open_browser else ["--no-browser"])
@@ -145,22 +172,25 @@ def serve_classroom(
     folder: Path | None = None,
     cull_idle: int = DEFAULT_CULL_IDLE,
     pool: int = DEFAULT_POOL,
+    base_url: str | None = None,
 ) -> int:
     """Write the classroom notebooks into ``folder`` (default: a new temporary folder) and run Voilà on it.
 
     A port already in use is refused before anything starts; the address is printed once
-    Voilà listens on it. Blocks until Voilà exits (Ctrl-C or SIGTERM stop it, and the Voilà
+    Voilà listens on it. ``base_url`` defaults to :func:`default_base_url`. Blocks until Voilà exits (Ctrl-C or SIGTERM stop it, and the Voilà
     process with it); returns its exit status (0 after Ctrl-C).
     """
     require_voila()
     _check_port(port)  # before a temporary folder is made for nothing
-    cmd = classroom_command(Path("."), port, open_browser, cull_idle, pool)  # checks every option
+    base_url = default_base_url() if base_url is None else base_url
+    cmd = classroom_command(Path("."), port, open_browser, cull_idle, pool, base_url)  # checks every option
     if port_in_use(port):
         raise InputError(f"--port {port} is already in use on this computer; choose another port, e.g. --port {port + 1}")
     folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="saliency-classroom-"))
     if folder.exists() and not folder.is_dir():
         raise InputError(f"--dir {str(folder)!r} is a file; give a folder for the classroom notebooks")
-    cmd = classroom_command(folder, port, open_browser, cull_idle, pool)
+    cmd = classroom_command(folder, port, open_browser, cull_idle, pool, base_url)
+    url = f"http://localhost:{port}{_check_base_url(base_url)}"
     paths = write_classroom_notebooks(folder)
     env = {**KERNEL_ENV, **os.environ}
 
@@ -173,7 +203,7 @@ def serve_classroom(
         _wait_until_listening(proc, port)
         pool_note = f"{pool} pre-started kernel(s) per notebook, " if pool else ""
         print(
-            f"serving {', '.join(p.name for p in paths)} from {folder} on http://localhost:{port}/ "
+            f"serving {', '.join(p.name for p in paths)} from {folder} on {url} "
             f"({pool_note}idle kernels of closed tabs end after {cull_idle} s; Ctrl-C stops)",
             flush=True,
         )

@@ -3,7 +3,7 @@
     saliency-widget render IMAGE... [options]                 (saliency_widget.cli.render)
     saliency-widget render --data DIR --out OUT_DIR [options] (saliency_widget.cli.batch)
     saliency-widget mine --data DIR|sample:shapes --layers L1,L2 --out INDEX_DIR   (saliency_widget.cli.mine)
-    saliency-widget classroom [--port N] [--no-browser] [--dir DIR] [--cull-idle S] [--pool N]  (saliency_widget.cli.classroom)
+    saliency-widget classroom [--port N] [--no-browser] [--dir DIR] [--cull-idle S] [--pool N] [--base-url PATH]  (saliency_widget.cli.classroom)
 
 Floor: the top one (with ``widget`` and ``classroom``); it may import every lower floor and
 nothing imports it. Each command is a module with ``add_parser``/``add_arguments`` and ``run``;

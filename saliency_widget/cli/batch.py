@@ -23,7 +23,8 @@ from typing import Any
 from torch import nn
 
 from ..errors import InputError, SaliencyError
-from .toolbox import load_model, one_line
+from ..models import load_model
+from .toolbox import one_line, read_model
 
 __all__ = ["render_folder", "run"]
 
@@ -41,18 +42,18 @@ def _out_dir(arg: str | Path) -> Path:
 
 def _folder(root: str | Path) -> Path:
     """``--data``: an existing folder (its images are listed by ImageFolderData)."""
-    from ..data.folders import IMAGE_EXTENSIONS
+    from ..data.decode import IMAGE_SUFFIXES
 
     folder = Path(root).expanduser()
     if not folder.is_dir():
-        raise InputError(f"--data {str(root)!r} is not a folder; give a folder of images ({', '.join(IMAGE_EXTENSIONS)}), nested or flat")
+        raise InputError(f"--data {str(root)!r} is not a folder; give a folder of images ({', '.join(IMAGE_SUFFIXES)}), nested or flat")
     return folder
 
 
 def render_folder(
     root: str | Path,
     out_dir: str | Path,
-    model: nn.Module | None = None,
+    model: nn.Module | str | None = None,
     methods: Sequence[str] | None = None,
     target: int | str | None = None,
     *,
@@ -70,7 +71,8 @@ def render_folder(
         Created if needed; gets ``pages/<relative path>.html|.png``, ``parts/rank-K-of-W.json``
         and (from the merging process) ``index.html``.
     model
-        Classifier (default: the bundled shapes model); its preprocessing resizes each image.
+        Classifier or model spec (:func:`saliency_widget.models.load_model`; default: the bundled
+        shapes model); its preprocessing resizes each image.
     methods, target
         As in :func:`saliency_widget.viz.report.render_report` (target None: each image's predicted class).
     shard
@@ -107,10 +109,7 @@ def render_folder(
     if out.resolve().is_relative_to(folder.resolve()):
         raise InputError(f"--out {str(out_dir)!r} is inside --data {str(root)!r}: the report's PNGs would be read as images "
                          "by the next run; put the report outside the data folder")
-    if model is None:
-        from ..models import shapes_cnn
-
-        model = shapes_cnn()
+    model = load_model(model)
     data = ImageFolderData(folder, describe_model(model).transform)
     where = resolve_shard(shard)
     options = {k: v for k, v in report_options.items() if k != "names"}
@@ -168,7 +167,7 @@ def run(args: argparse.Namespace, methods: Sequence[str] | None, target: int | s
     _folder(args.data)  # before the model loads
     where = resolve_shard("auto")
     try:
-        model = load_model(args.model)
+        model = read_model(args.model)
         opts: dict[str, Any] = {"sign": args.sign, "cmap": args.cmap}
         if args.faithfulness:
             opts["faithfulness"] = True

@@ -21,6 +21,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     c.add_argument("--dir", default=None, help="folder to write the notebooks into (default: a new temporary folder)")
     c.add_argument("--cull-idle", type=int, default=300, metavar="SECONDS", help="shut down a kernel idle this long with no tab connected (default: %(default)s)")
     c.add_argument("--pool", type=int, default=1, metavar="N", help="pre-started kernels per notebook, 0 for none (default: %(default)s)")
+    c.add_argument("--base-url", default=None, metavar="PATH", help="serve under this path, e.g. /services/classroom/ behind JupyterHub (default: $JUPYTERHUB_SERVICE_PREFIX or /)")
     return c
 
 
@@ -28,4 +29,4 @@ def run(args: argparse.Namespace) -> int:
     """Serve until interrupted; the exit status of the server."""
     from ..classroom.serve import serve_classroom
 
-    return serve_classroom(args.port, not args.no_browser, Path(args.dir).expanduser() if args.dir else None, args.cull_idle, args.pool)
+    return serve_classroom(args.port, not args.no_browser, Path(args.dir).expanduser() if args.dir else None, args.cull_idle, args.pool, args.base_url)

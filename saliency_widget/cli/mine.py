@@ -14,7 +14,7 @@ import argparse
 from typing import Any
 
 from ..errors import InputError
-from .toolbox import MODEL_HELP, Parser, load_model, run_reporting, split_list
+from .toolbox import MODEL_HELP, Parser, read_model, run_reporting, split_list
 
 __all__ = ["add_arguments", "main", "run"]
 
@@ -60,9 +60,11 @@ def run(args: argparse.Namespace) -> int:
     from ..viz.modelio import describe_model
 
     layers = split_list(args.layers, "--layers", "layer key")
+    if args.limit is not None and args.limit < 1:  # before the model loads (sample:shapes would read 0 as "the default")
+        raise InputError(f"--limit must be a positive int, got {args.limit}")
     where = resolve_shard("auto")
     try:
-        model = load_model(args.model)
+        model = read_model(args.model)
         device = args.device or (f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu")
         model = model.to(device)
         io = describe_model(model)

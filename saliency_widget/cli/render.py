@@ -20,7 +20,7 @@ from typing import Any
 from ..engine import available_methods, get_method
 from ..errors import InputError, MethodError, choices
 from ..viz.render import COLORMAPS, SIGNS
-from .toolbox import MODEL_HELP, load_model
+from .toolbox import MODEL_HELP, read_model
 
 __all__ = ["EPILOG", "add_parser", "epilog", "parse_methods", "parse_target", "run"]
 
@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     target = parse_target(args.target)
     images = [_image(a) for a in args.images]
     names = [Path(a).name if not a.startswith("sample:") else a.split(":", 1)[1] for a in args.images]
-    model = load_model(args.model)
+    model = read_model(args.model)
 
     from ..viz.images import describe_model, resolve_target
     from ..viz.report import render_report

@@ -8,14 +8,16 @@ module builds its options on a :class:`Parser` and runs its body through :func:`
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import NoReturn
+
+from torch import nn
 
 from ..errors import InputError, SaliencyError
+from ..models.loading import MODEL_SPECS, load_model
 
-__all__ = ["EXIT_ERROR", "MODEL_HELP", "Parser", "UsageError", "fail", "load_model", "one_line", "run_reporting", "split_list"]
+__all__ = ["EXIT_ERROR", "MODEL_HELP", "Parser", "UsageError", "fail", "one_line", "read_model", "run_reporting", "split_list"]
 
 EXIT_ERROR = 2
 """Exit status of every failed command (argparse's own convention for usage errors)."""
@@ -75,26 +77,14 @@ def split_list(spec: str, option: str, what: str = "name") -> list[str]:
     return items
 
 
-MODEL_HELP = ("'shapes' (bundled, default), 'torchvision:NAME' (cached weights, e.g. torchvision:vgg16) "
-              "or 'py:module:factory' (a function returning the model)")
+MODEL_HELP = "a model spec: " + ", ".join(MODEL_SPECS)
+"""The ``--model`` help of every command (the spec forms come from :mod:`saliency_widget.models.loading`)."""
 
 
-def load_model(spec: str) -> Any:
-    """The model named by a ``--model`` value (see :data:`MODEL_HELP`)."""
-    if spec == "shapes":
-        from ..models import shapes_cnn
-
-        return shapes_cnn()
-    if spec.startswith("torchvision:"):
-        from ..models import torchvision_model
-
-        return torchvision_model(spec.split(":", 1)[1], download=False)
-    if spec.startswith("py:"):
-        mod, _, fn = spec[3:].rpartition(":")
-        if not mod or not fn:
-            raise InputError(f"--model {spec!r} must be py:module:factory, e.g. py:mypkg.nets:build")
-        try:
-            return getattr(importlib.import_module(mod), fn)()
-        except (ImportError, AttributeError) as err:
-            raise InputError(f"--model {spec!r}: {err}") from err
-    raise InputError(f"--model {spec!r} is not valid; use 'shapes', 'torchvision:NAME' (e.g. torchvision:resnet50) or 'py:module:factory'")
+def read_model(spec: str) -> nn.Module:
+    """The model of a ``--model`` value (:func:`saliency_widget.models.load_model`), errors naming ``--model``."""
+    try:
+        return load_model(spec)
+    except SaliencyError as err:
+        message = str(err)
+        raise type(err)(f"--{message}" if message.startswith("model ") else f"--model: {message}") from err

@@ -23,7 +23,7 @@ def no_compute(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         calls.append(spec)
         raise AssertionError("the model was loaded before the arguments were checked")
 
-    monkeypatch.setattr(render_cmd, "load_model", load)
+    monkeypatch.setattr(render_cmd, "read_model", load)
     return calls
 
 
