@@ -147,6 +147,8 @@ def _check_maps(maps: Any, x: torch.Tensor) -> dict[str, torch.Tensor]:
             raise InputError(f"map names must be strings other than {RANDOM!r}, got {name!r}")
         if not isinstance(m, torch.Tensor):
             raise InputError(f"map {name!r} must be a torch.Tensor, got {type(m).__name__}")
+        if m.device.type == "meta":
+            raise InputError(f"map {name!r} is on the 'meta' device (a shape, no values); pass a real tensor")
         if m.dim() not in (3, 4) or m.shape[0] != n or tuple(m.shape[-2:]) != (h, w):
             raise InputError(
                 f"map {name!r} has shape {tuple(m.shape)}; expected (N, C, H, W) or (N, H, W) with "
@@ -269,6 +271,8 @@ def deletion_insertion(
     if batch_size is not None:
         batch_size = _check_int("batch_size", batch_size, 1)
     seed = _check_int("seed", seed, 0)
+    if progress is not None and not callable(progress):
+        raise InputError(f"progress must be None or a callable (done, total) -> bool | None, got {type(progress).__name__}")
     if order not in _ORDERS:
         raise InputError(f"order must be one of {choices(_ORDERS)}, got {order!r}")
     if maps is None and not methods:

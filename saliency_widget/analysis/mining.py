@@ -399,8 +399,6 @@ def mine(
 
     if method not in available_methods():  # checked before an hour of scanning, not after
         raise InputError(f"unknown method {method!r} for the projections; expected one of {choices(available_methods())}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise InputError(f"limit must be None (every image) or a positive int, got {limit!r}")
     _check_data(data)
     _check_normalisation(mean, std)
     where = resolve_shard(shard)

@@ -79,6 +79,8 @@ def read_parts(out_dir: str | Path, world: int | None = None) -> list[dict[str, 
         No parts, parts of several runs (give ``world``), a rank missing, parts of different
         folders or settings, or an image missing or rendered twice.
     """
+    if world is not None and (isinstance(world, bool) or not isinstance(world, int) or world < 1):
+        raise InputError(f"world must be None (the only run present) or a positive int (the run's process count), got {world!r}")
     folder = Path(out_dir) / "parts"
     found: dict[int, dict[int, Path]] = {}
     for f in sorted(folder.glob("rank-*-of-*.json")) if folder.is_dir() else []:
