@@ -95,7 +95,10 @@ def pixel_ranking(saliency_map: torch.Tensor, order: str = "morf") -> torch.Tens
     """
     if order not in _ORDERS:
         raise InputError(f"order must be one of {choices(_ORDERS)}, got {order!r}")
-    m = saliency_map.detach()
+    if not isinstance(saliency_map, torch.Tensor) or saliency_map.dim() not in (3, 4):
+        what = tuple(saliency_map.shape) if isinstance(saliency_map, torch.Tensor) else type(saliency_map).__name__
+        raise InputError(f"saliency_map must be a (N, C, H, W) or (N, H, W) tensor, got {what}")
+    m = _as_real_map("saliency_map", saliency_map.detach())
     score = (m.abs().sum(dim=1) if m.dim() == 4 else m.abs()).flatten(1).float()
     perm = torch.sort(-score if order == "morf" else score, dim=1, stable=True).indices
     return _ranks_of(perm)
@@ -134,6 +137,13 @@ def _baseline_tensor(spec: Any, x: torch.Tensor, kind: str) -> tuple[torch.Tenso
     raise InputError(f"baseline must be one of {choices(_BASELINES)}, a tensor or None, got {type(spec).__name__}")
 
 
+def _as_real_map(name: str, m: torch.Tensor) -> torch.Tensor:
+    """A map as real numbers: a boolean mask (True = relevant) or integer map is cast, complex is refused."""
+    if m.is_complex():
+        raise InputError(f"map {name!r} has complex dtype {m.dtype}; give real values (a float map or a boolean mask)")
+    return m if m.is_floating_point() else m.to(torch.float32)
+
+
 def _check_maps(maps: Any, x: torch.Tensor) -> dict[str, torch.Tensor]:
     if not isinstance(maps, Mapping):
         raise InputError(f"maps must be a dict of method name -> (N, C, H, W) tensor, got {type(maps).__name__}")
@@ -149,9 +159,10 @@ def _check_maps(maps: Any, x: torch.Tensor) -> dict[str, torch.Tensor]:
                 f"map {name!r} has shape {tuple(m.shape)}; expected (N, C, H, W) or (N, H, W) with "
                 f"N={n}, H={h}, W={w} like the inputs"
             )
+        m = _as_real_map(name, m.detach())
         if not bool(torch.isfinite(m).all()):
             raise InputError(f"map {name!r} contains NaN or Inf values")
-        out[name] = m.detach().to(x.device)
+        out[name] = m.to(x.device)
     return out
 
 
@@ -197,7 +208,8 @@ def deletion_insertion(
     maps
         ``{name: (N, C', H, W) or (N, H, W)}`` maps to evaluate, e.g. from
         :func:`saliency_widget.saliency`; ``{}`` with no methods computes only the
-        random-order reference.
+        random-order reference. A boolean mask (True = relevant) or an integer map is
+        cast to float32; a complex map is refused.
     methods
         Registered methods whose maps are computed here for ``target`` (added after ``maps``).
     target
@@ -285,6 +297,11 @@ def deletion_insertion(
 
     with torch.no_grad(), eval_mode(model):
         logits = logits_of(model(x))
+    bad = (~torch.isfinite(logits)).nonzero()
+    if bad.numel():  # every probability of that image would be NaN: curves of NaN are no measurement
+        i, c = (int(v) for v in bad[0])
+        raise InputError(f"the model's score (logit) of image {i}, class {c} is {float(logits[i, c])}; deletion/insertion "
+                         "curves need finite scores: check the model and the inputs' preprocessing")
     tgt = resolve_targets(target, logits)
 
     all_maps = dict(given)
@@ -323,6 +340,7 @@ def deletion_insertion(
         p_base = {}
         for kd in kinds:
             p_base[kd] = _probabilities(model, bases[kd][0], tgt, bs)
+            _check_finite(p_base[kd], f"the {kd} baseline ({bases[kd][1]}) of image", lambda j: int(j))
             tick(n)
         probs = torch.empty(n_jobs, dtype=torch.float32, device=x.device)
         base_stack = torch.stack([bases[k][0] for k in kinds]).contiguous(memory_format=torch.contiguous_format)
@@ -340,6 +358,10 @@ def deletion_insertion(
             probs[start : start + len(t)] = _probabilities(model, batch, tgt[im], bs)
             tick(len(t))
 
+    # the perturbed images (job t: ordering t // (nk * inner), kind, step) must score finite too
+    _check_finite(probs, "a perturbed image (ordering, kind, step) of image",
+                  lambda t: f"{int(img[t // (nk * inner)])} ({([*names, RANDOM])[t // (nk * inner) // n]}, "
+                            f"{kinds[t // inner % nk]}, step {t % inner + 1} of {steps})")
     grid = probs.view(ranks.shape[0], nk, inner)
     curves: dict[tuple[str, str], torch.Tensor] = {}
     for mi, m in enumerate([*names, RANDOM][: len(orderings)]):
@@ -355,6 +377,15 @@ def deletion_insertion(
         order=order,
         baseline={k: bases[k][1] for k in kinds},
     )
+
+
+def _check_finite(p: torch.Tensor, what: str, label: Callable[[int], object]) -> None:
+    """Refuse NaN/Inf probabilities (a model that fails on black or blurred images), naming the first."""
+    bad = (~torch.isfinite(p)).nonzero()
+    if bad.numel():
+        t = int(bad[0, 0])
+        raise InputError(f"the model's score on {what} {label(t)} is {float(p[t])}; deletion/insertion curves need finite "
+                         "scores: the model fails on that input (e.g. it divides by the image's spread)")
 
 
 def _probabilities(model: nn.Module, batch: torch.Tensor, targets: torch.Tensor, bs: int) -> torch.Tensor:

@@ -22,7 +22,7 @@ from ..engine.outputs import logits_of
 from ..errors import InputError
 from .faithfulness import deletion_insertion
 from .faithresult import FaithfulnessResult
-from .sanity import _randomise, parameterised_layers
+from .sanity import parameterised_layers, randomise_module
 
 __all__ = ["RANDOMISED_SUFFIX", "faithfulness_vs_randomised", "randomised_copy"]
 
@@ -46,7 +46,7 @@ def randomised_copy(model: nn.Module, top: int | None = 2, seed: int = 0) -> nn.
     mods = dict(rand.named_modules())
     gen = torch.Generator().manual_seed(seed)
     for name in list(reversed(layers))[: len(layers) if top is None else top]:
-        _randomise(mods[name], gen)
+        randomise_module(mods[name], gen)
     return rand
 
 

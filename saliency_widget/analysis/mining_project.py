@@ -20,9 +20,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..engine.capture import layer_layout
 from ..engine.checks import model_device_dtype
 from ..engine.keys import LayerKey
-from ..engine.layouts import layer_layout
 from ..engine.receptive import receptive_fields
 from ..engine.session import Explainer
 from ..errors import InputError

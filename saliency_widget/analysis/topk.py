@@ -18,13 +18,14 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..engine.capture import forward_to
-from ..engine.checks import check_layer_key, check_model, model_device_dtype
+from ..engine.capture import forward_to, layer_layout
+from ..engine.checks import check_layer_key, check_model, forward_error, model_device_dtype
 from ..engine.keys import LayerKey
-from ..engine.layouts import Layout, layer_layout, to_nchw
+from ..engine.layouts import Layout, to_nchw
 from ..engine.receptive import receptive_fields
 from ..engine.session import Explainer
 from ..errors import InputError, LayerError, choices
+from .datacheck import check_images
 from .running import RunningTopK
 from .shards import Shard, all_gather_objects, merge_states, resolve_shard, shard_batches
 
@@ -176,6 +177,9 @@ def top_activations(
         raise InputError(f"k must be a positive int, got {k!r}")
     if isinstance(project_batch, bool) or not isinstance(project_batch, int) or project_batch < 1:
         raise InputError(f"project_batch must be a positive int, got {project_batch!r}")
+    for name, v in (("batch_size", batch_size), ("limit", limit)):
+        if (v is not None or name == "batch_size") and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise InputError(f"{name} must be a positive int{' or None' if name == 'limit' else ''}, got {v!r}")
     device, dtype = model_device_dtype(model)
     where = resolve_shard(shard)
     run: RunningTopK | None = None
@@ -183,6 +187,7 @@ def top_activations(
     chans: list[int] | None = list(channels) if channels is not None else None
     lay: Layout | None = None
     seen = 0
+    shape: tuple[int, ...] | None = None
     t0 = time.perf_counter()
     bar = None
     if progress:
@@ -191,13 +196,20 @@ def top_activations(
         bar = tqdm(desc=f"top-{k} of {layer}", unit="img", leave=False)
     try:
         for _b, first, x in shard_batches(data, where, batch_size, limit=limit):
+            shape = check_images(model, x, first, shape)
             x = x.to(device=device or x.device, dtype=dtype or x.dtype)
-            if lay is None:  # the layer's layout, once: NHWC / token layers are read as (B, C, h, w)
-                lay = layer_layout(model, x[:1], layer, call)
-                if lay.kind == "ambiguous":
-                    raise LayerError(f"layer {layer!r} has an ambiguous layout (not channels x grid); top activations need NCHW, NHWC or tokens")
-            with torch.no_grad():
-                act = forward_to(model, x, layer, call)
+            try:
+                if lay is None:  # the layer's layout, once: NHWC / token layers are read as (B, C, h, w)
+                    lay = layer_layout(model, x[:1], layer, call)
+                    if lay.kind == "ambiguous":
+                        raise LayerError(f"layer {layer!r} has an ambiguous layout (not channels x grid); top activations need NCHW, NHWC or tokens")
+                with torch.no_grad():
+                    act = forward_to(model, x, layer, call)
+            except RuntimeError as err:  # images too small for the model: one line naming their shape
+                size_error = forward_error(err, x, model)
+                if size_error is None:
+                    raise
+                raise size_error from None
             if lay.kind in ("NHWC", "tokens"):
                 act = to_nchw(act, lay)
             if act.dim() != 4:

@@ -174,7 +174,7 @@ def _load(image: Any) -> tuple[Image.Image, str]:
 
 def render_report(
     images: Sequence[Any],
-    model: nn.Module | None = None,
+    model: nn.Module | str | None = None,
     methods: Sequence[str] | None = None,
     target: int | str | None = None,
     *,
@@ -198,7 +198,8 @@ def render_report(
     images
         PIL images, arrays, tensors ``(3, H, W)`` in [0, 1], PNG/JPEG bytes or file paths.
     model
-        Classifier (default: the bundled shapes model with its labels and preprocessing).
+        Classifier, or a model spec read by :func:`saliency_widget.models.load_model` (default:
+        the bundled shapes model with its labels and preprocessing).
     methods
         Registered method names (default: Gradient, DeconvNet and Guided Backprop; every
         registered method when ``interactive``).
@@ -226,10 +227,9 @@ def render_report(
     """
     if not images:
         raise InputError("render_report needs at least one image")
-    if model is None:
-        from ..models import shapes_cnn
+    from ..models import load_model
 
-        model = shapes_cnn()
+    model = load_model(model)
     if names is not None and len(names) != len(images):
         raise InputError(f"names has {len(names)} entries for {len(images)} images")
     if interactive:

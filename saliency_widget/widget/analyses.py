@@ -72,9 +72,9 @@ class AnalysisPanel(W.VBox):
         explorer: Any = None,
     ) -> None:
         from ..data import ShapesDataset
-        from ..models import shapes_cnn
+        from ..models import load_model
 
-        self.model = model if model is not None else shapes_cnn()
+        self.model = load_model(model)
         # Undo the normalisation only when the model states it: the shapes data shown here is
         # not in an unknown model's preprocessing, so such patches are min-max scaled instead.
         io = describe_model(self.model)
@@ -323,6 +323,12 @@ def show_indexed(panel: AnalysisPanel, res: IndexedTop) -> None:
     )
 
 
+def panel_for(explorer: Any) -> AnalysisPanel:
+    """An analyses panel over ``explorer``'s model, preprocessing and data, following its image."""
+    io = explorer.model_io
+    return AnalysisPanel(explorer.model, mean=io.mean, std=io.std, data=explorer.data, transform=io.transform, explorer=explorer)
+
+
 def attach_index(explorer: Any, index: Any) -> AnalysisPanel:
     """Give ``explorer`` an analyses panel that reads top-9 from a mined index and follows its layer and filter.
 
@@ -335,9 +341,8 @@ def attach_index(explorer: Any, index: Any) -> AnalysisPanel:
         mined with the explorer's model (else :class:`~saliency_widget.errors.ModelError`).
     """
     idx = index if isinstance(index, MiningIndex) else load_index(index)
-    idx.check_model(explorer._model)
-    panel = AnalysisPanel(explorer._model, mean=explorer._io.mean, std=explorer._io.std, data=explorer._data,
-                          transform=explorer._io.transform, explorer=explorer)
+    idx.check_model(explorer.model)
+    panel = panel_for(explorer)
     panel.index = idx
     layers = list(dict.fromkeys([*idx.layers, *panel.w_layer.options]))
     panel.w_layer.options = layers
