@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import objectives
 from .engine import (
     DegenerateMapWarning,
     Explainer,
@@ -26,6 +27,7 @@ from .engine import (
     relu_backward,
     saliency,
 )
+from .featviz import Visualization
 
 __version__ = "0.1.0"
 
@@ -41,12 +43,15 @@ __all__ = [
     "NonReLUActivationWarning",
     "SaliencyError",
     "SaliencyWarning",
+    "Visualization",
     "available_methods",
     "explore",
     "layers",
+    "objectives",
     "project",
     "relu_backward",
     "saliency",
+    "visualize",
 ]
 
 
@@ -56,4 +61,8 @@ def __getattr__(name: str) -> Any:
         from .widget import explore
 
         return explore
+    if name == "visualize":  # feature visualization; finds the model's preprocessing like the widget
+        from .viz.visualize import visualize
+
+        return visualize
     raise AttributeError(f"module 'saliency_widget' has no attribute {name!r}")

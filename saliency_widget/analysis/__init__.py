@@ -7,7 +7,7 @@ Pure PyTorch (plus tqdm); the widget layer draws them.
 
 from __future__ import annotations
 
-from .faithfulness import FaithfulnessCancelled, FaithfulnessResult, deletion_insertion
+from .faithfulness import FaithfulnessResult, deletion_insertion
 from .faithrandom import faithfulness_vs_randomised, randomised_copy
 from .index import MiningIndex, TopRecord, load_index
 from .mining import mine
@@ -16,7 +16,6 @@ from .sanity import SanityResult, sanity_check, spearman, ssim
 from .topk import TopActivations, top_activations
 
 __all__ = [
-    "FaithfulnessCancelled",
     "FaithfulnessResult",
     "MiningIndex",
     "PointingResult",

@@ -41,7 +41,6 @@ __all__ = [
     "load_index",
     "model_identity",
     "preprocessing_identity",
-    "write_json_atomic",
 ]
 
 FORMAT = "saliency-widget-topk-index"
@@ -79,15 +78,6 @@ def preprocessing_identity(transform: Any, mean: Any, std: Any) -> dict[str, Any
     """What the images went through: the transform's repr (addresses removed) and its normalisation."""
     text = re.sub(r" at 0x[0-9a-fA-F]+", "", repr(transform))
     return {"transform": text, "mean": list(mean) if mean is not None else None, "std": list(std) if std is not None else None}
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON through a temporary file and ``os.replace`` (never a half-written file)."""
-    import os
-
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
 
 
 def _corrupt(root: Path, what: str) -> InputError:
@@ -162,12 +152,12 @@ class MiningIndex:
     def patch_pngs(self, layer: str | LayerKey, channel: int) -> list[tuple[bytes, bytes]]:
         """``[(image patch PNG, projection PNG), ...]`` of the winners, strongest first."""
         key, r = self._row(layer, channel)
-        folder = self.root / "patches" / layer_file(key)
         out = []
         for j in range(len(self._arrays[key]["image"][r])):
             pair = []
             for part in ("img", "proj"):
-                f = folder / f"c{int(self._arrays[key]['channels'][r]):04d}_{j}_{part}.png"
+                rel = f"patches/{layer_file(key)}/c{int(self._arrays[key]['channels'][r]):04d}_{j}_{part}.png"
+                f = contained(self.root, rel, "patch")  # a shared index must not make the widget read (and show) other files
                 if not f.is_file():
                     raise _corrupt(self.root, f"patch {f.relative_to(self.root).as_posix()!r} is missing")
                 pair.append(f.read_bytes())
@@ -179,12 +169,11 @@ class MiningIndex:
         import math
 
         from ..viz import render as R
-        from ..viz.figures import _tile
 
         pairs = self.patch_pngs(layer, channel)
         cols = max(1, math.ceil(math.sqrt(len(pairs))))
-        left = _tile([R.from_png(p) for _i, p in pairs], cols, cell)
-        right = _tile([R.from_png(i) for i, _p in pairs], cols, cell)
+        left = R.tile([R.from_png(p) for _i, p in pairs], cols, cell)
+        right = R.tile([R.from_png(i) for i, _p in pairs], cols, cell)
         titles = [f"{self._layer(layer)} #{channel}: projections ({self.manifest.get('method', 'deconvnet')})", "image patches"]
         return R.to_png(R.compose([left, right], titles, height=left.shape[0]))
 
@@ -234,7 +223,8 @@ def load_index(root: str | Path, model: nn.Module | None = None) -> MiningIndex:
     """
     path = Path(root).expanduser()
     if not path.is_dir():
-        raise InputError(f"index directory {str(root)!r} does not exist")
+        what = "is a file, not an index directory" if path.exists() else "does not exist"
+        raise InputError(f"index directory {str(root)!r} {what}")
     man = _read_json(path, "manifest.json")
     if not isinstance(man, dict) or man.get("format") != FORMAT:
         raise _corrupt(path, f"manifest.json is not a {FORMAT} manifest")

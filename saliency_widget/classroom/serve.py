@@ -110,6 +110,11 @@ def cull_interval(cull_idle: int) -> int:
     return max(5, min(60, cull_idle // 4))
 
 
+VOILA_APP = Path(__file__).with_name("voila_app.py")
+# Run by path, not ``-m saliency_widget...``: importing the package would load torch (~0.5 GB) into Voilà.
+LAUNCH = "import runpy, sys; runpy.run_path(sys.argv.pop(1), run_name='__main__')"
+
+
 def classroom_command(
     folder: Path,
     port: int = DEFAULT_PORT,
@@ -120,8 +125,9 @@ def classroom_command(
 ) -> list[str]:
     """The command line that serves ``folder`` on ``http://localhost:<port>/`` and on no other port.
 
-    Voilà runs with this Python (``python -m saliency_widget.classroom.voila_app``, Voilà with
-    the page's kernel shutdown accepted), so it finds the same saliency-widget and widget
+    Voilà runs with this Python (:mod:`saliency_widget.classroom.voila_app`, Voilà with the
+    page's kernel shutdown accepted, run by file path so the Voilà process does not import
+    saliency-widget and torch), so its kernels find the same saliency-widget and widget
     extensions. ``port_retries=0``: a busy port is an error, never a silent move to the next one.
     Kernels idle for ``cull_idle`` seconds with no tab connected are shut down (a tab still
     open keeps its kernel); ``pool`` > 0 pre-starts that many kernels per notebook.
@@ -133,7 +139,7 @@ def classroom_command(
     _check_count("--cull-idle", cull_idle, 10)
     _check_count("--pool", pool, 0)
     cmd = [
-        sys.executable, "-m", "saliency_widget.classroom.voila_app", str(folder),
+        sys.executable, "-c", LAUNCH, str(VOILA_APP), str(folder),
         f"--port={port}", "--Voila.ip=localhost", "--Voila.port_retries=0",
         f"--MappingKernelManager.cull_idle_timeout={cull_idle}",
         f"--MappingKernelManager.cull_interval={cull_interval(cull_idle)}",

@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from ..viz.modelio import describe_model
 
     layers = split_list(args.layers, "--layers", "layer key")
+    if args.limit is not None and args.limit < 1:  # before the model loads (sample:shapes would read 0 as "the default")
+        raise InputError(f"--limit must be a positive int, got {args.limit}")
     where = resolve_shard("auto")
     try:
         model = read_model(args.model)

@@ -1,7 +1,7 @@
 """The pure-PyTorch engine of saliency-widget (never imports widget code).
 
 Modules, one job each: :mod:`.checks` (models, inputs, targets, layer names),
-:mod:`.capture` (recording a forward pass), :mod:`.intercept` (ReLU backward rules at run
+:mod:`.capture` (recording a forward pass), :mod:`.sharing` (one model, many sessions and threads), :mod:`.intercept` (ReLU backward rules at run
 time), :mod:`.rules` (the rules), :mod:`.seeds` (where a backward starts),
 :mod:`.session` (the :class:`Explainer`), :mod:`.recording` (the one recorded forward it
 answers from), :mod:`.layouts` (NCHW, channels-last and token layouts), :mod:`.outputs`

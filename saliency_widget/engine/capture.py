@@ -18,10 +18,10 @@ from torch.nn.modules import module as torch_module
 from ..errors import LayerError
 from .checks import eval_mode
 from .keys import LayerKey
-from .layouts import Layout, nchw_shape
+from .layouts import Layout, LayoutTracker, nchw_shape
 from .sharing import ThreadOwned
 
-__all__ = ["LayerCapture", "LayerInfo", "LayerRecord", "StopForward", "foreign_forward_hooks", "forward_to", "layer_infos"]
+__all__ = ["LayerCapture", "LayerInfo", "LayerRecord", "StopForward", "foreign_forward_hooks", "forward_to", "layer_infos", "layer_layout"]
 
 
 class StopForward(BaseException):
@@ -279,3 +279,27 @@ def forward_to(
         f"layer {layer!r} call {call} did not run in the forward pass"
         + (f"; valid calls are {ran}" if ran else " (it is not on the path of this input)")
     )
+
+
+def layer_layout(model: Any, x: torch.Tensor, layer: str, call: int = 0) -> Layout:
+    """The layout of ``layer``'s output, from a tracked no-grad forward of ``x`` up to that layer.
+
+    For callers that run their own forward passes (top activations); an Explainer knows
+    its layouts already (:meth:`~saliency_widget.engine.session.Explainer.layout`). Lives here, next
+    to :func:`forward_to`, because the layouts module must not import the capture.
+
+    Parameters
+    ----------
+    model
+        The network (run in eval mode, not modified).
+    x
+        Inputs ``(N, C, H, W)``; one sample is enough.
+    layer, call
+        Dotted module name and execution index.
+    """
+    tracker = LayoutTracker()
+    with torch.no_grad():
+        x = x.detach()
+        tracker.watch(x)
+        out = forward_to(model, x, layer, call, mode=tracker)
+    return tracker.layout_of(out)

@@ -11,8 +11,10 @@ outputs. Where a rectangle covers its whole map, or a layer cannot take a rectan
 full recompute would. Results equal the full recompute to float rounding.
 
 :func:`build_plan` returns the reason instead of a plan when the model cannot be handled
-(``torch.fx`` cannot trace it, BatchNorm with batch statistics, or the traced forward
-differs from the model's, e.g. through an in-place change of a view);
+(the user's forward hooks or pre-hooks, which the rectangles' direct ``F.conv2d`` & co. would
+skip; ``torch.fx`` cannot trace it; BatchNorm with batch statistics; a constant that varies
+along the rows or columns; or the traced forward differs from the model's, e.g. through an
+in-place change of a view);
 :func:`explain_plan` prints, layer by layer, what one patch costs. The model is never
 changed: ``torch.fx`` builds a separate graph module that only refers to its layers, and
 in-place operations run out of place on copies (later readers of the changed tensor read the
@@ -48,7 +50,7 @@ from .incremental_ops import (
     window_runner,
 )
 
-__all__ = ["IncrementalPlan", "build_plan", "explain_plan", "trace"]
+__all__ = ["IncrementalPlan", "batch_statistics", "build_plan", "explain_plan", "trace"]
 
 _OUT_OF_PLACE = {operator.iadd: operator.add, operator.isub: operator.sub, operator.imul: operator.mul,
                  operator.itruediv: operator.truediv}
@@ -418,6 +420,22 @@ def build_plan(model: nn.Module, inputs: torch.Tensor, agrees: Callable[[Any], b
                         "image's rows or columns; changed rectangles take only constants that are the same at "
                         "every position")
     return plan
+
+
+def batch_statistics(model: nn.Module) -> list[str]:
+    """The modules of ``model`` that normalise with batch statistics even in eval mode, in one phrase each.
+
+    A BatchNorm without running statistics (``track_running_stats=False``) normalises every
+    forward by the batch it is given, so an occluded copy's score would depend on the copies
+    batched with it (and on ``batch_size``); occlusion scores each copy alone instead. Modules
+    in training mode are not listed: occlusion runs in eval mode, where they use their running
+    statistics.
+    """
+    return [
+        f"{name!r} ({type(m).__name__}) normalises with batch statistics (it keeps no running statistics)"
+        for name, m in model.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and (m.running_mean is None or m.running_var is None)
+    ]
 
 
 def _phrase(items: list[str], most: int = 3) -> str:

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import nn
 
 from ..errors import InputError, LayerError
 from .capture import forward_to
 from .checks import check_layer_name, eval_mode
+from .incremental import batch_statistics
 from .layouts import Layout, to_nchw
 from .methods import check_options
 from .outputs import logits_of
@@ -36,7 +36,7 @@ from .progress import report
 if TYPE_CHECKING:  # pragma: no cover
     from .session import Explainer
 
-__all__ = ["Occlusion", "batch_statistics", "default_batch_size", "occlusion_map", "occlusion_scores"]
+__all__ = ["Occlusion", "default_batch_size", "occlusion_map", "occlusion_scores"]
 
 _log = logging.getLogger(__name__)
 
@@ -72,22 +72,6 @@ def default_batch_size(x: torch.Tensor) -> int:
     if x.device.type != "cpu":
         return 256
     return max(1, min(64, (1 << 19) // max(1, x[0].numel())))
-
-
-def batch_statistics(model: nn.Module) -> list[str]:
-    """The modules of ``model`` that normalise with batch statistics even in eval mode, in one phrase each.
-
-    A BatchNorm without running statistics (``track_running_stats=False``) normalises every
-    forward by the batch it is given, so an occluded copy's score would depend on the copies
-    batched with it (and on ``batch_size``); occlusion scores each copy alone instead. Modules
-    in training mode are not listed: occlusion runs in eval mode, where they use their running
-    statistics.
-    """
-    return [
-        f"{name!r} ({type(m).__name__}) normalises with batch statistics (it keeps no running statistics)"
-        for name, m in model.named_modules()
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and (m.running_mean is None or m.running_var is None)
-    ]
 
 
 def _score(

@@ -60,7 +60,9 @@ class Explainer:
     Notes
     -----
     The recorded forward is a snapshot: if the model's weights change afterwards, create a
-    new Explainer. Thread-safe: requests are serialised by a lock.
+    new Explainer. Thread-safe: requests are serialised by a lock. Any number of Explainers
+    (and explorers) may share one model object, in one thread or many, and each gives exactly
+    what it would give alone: see :mod:`~saliency_widget.engine.sharing`.
 
     Method authors (see :class:`~saliency_widget.engine.methods.Method`) use the public
     surface only: :attr:`model`, :attr:`inputs`, :attr:`logits`, :meth:`activation`,

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import weakref
 from collections.abc import Iterator
 
 from torch import nn
@@ -42,13 +41,15 @@ class _EvalState:
 
     __slots__ = ("depth", "training")
 
-    def __init__(self) -> None:
+    def __init__(self, training: list[nn.Module]) -> None:
         self.depth = 0
-        self.training: list[nn.Module] = []
+        self.training = training
 
 
 _lock = threading.Lock()
-_states: weakref.WeakKeyDictionary[nn.Module, _EvalState] = weakref.WeakKeyDictionary()
+# By id(model), only while a session is inside (the model is then alive): no hashing of the
+# user's module (a dataclass module has no __hash__), no weak references.
+_states: dict[int, _EvalState] = {}
 
 
 @contextlib.contextmanager
@@ -58,14 +59,13 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
     Reentrant and shared between threads: the flags are saved by the first session to enter on
     ``model`` and restored by the last one to leave (see the module docstring).
     """
+    key = id(model)
     with _lock:
-        state = _states.get(model)
+        state = _states.get(key)
         if state is None:
-            state = _states[model] = _EvalState()
-        if state.depth == 0:
             # only the modules in training mode are switched (and switched back): usually none
             # are, and model.eval() on every map request is measurable on small models
-            state.training = [m for m in model.modules() if m.training]
+            state = _states[key] = _EvalState([m for m in model.modules() if m.training])
             for m in state.training:
                 m.training = False
         state.depth += 1
@@ -75,15 +75,15 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
         with _lock:
             state.depth -= 1
             if state.depth == 0:
+                del _states[key]
                 for m in state.training:
                     m.training = True
-                state.training = []
 
 
 def sessions_in_eval(model: nn.Module) -> int:
     """How many :func:`eval_mode` blocks (all threads) are open on ``model`` now."""
     with _lock:
-        state = _states.get(model)
+        state = _states.get(id(model))
         return 0 if state is None else state.depth
 
 

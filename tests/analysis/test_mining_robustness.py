@@ -291,3 +291,181 @@ def test_a_nan_image_in_a_folder_is_named_by_its_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"data image 3 \('b/3.bmp'\) holds NaN or Inf values") as err:
         mine(model, data, [LAYER], tmp_path / "index", k=2, batch_size=2, progress=False)
     _one_line(err)
+
+
+# ---------------------------------------------------------------- more of the same spirit (found while probing)
+def _tensor_data() -> torch.utils.data.TensorDataset:
+    return torch.utils.data.TensorDataset(torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(1)))
+
+
+@pytest.mark.parametrize("limit", [0, -1, 2.5, True])
+def test_mine_refuses_a_limit_that_is_not_a_positive_int(tmp_path: Path, limit: object) -> None:
+    """``limit=0`` was ``KeyError: 'index'`` after the scan; 2.5 a TypeError."""
+    with pytest.raises(InputError, match=rf"limit must be a positive int, got {limit!r}") as err:
+        mine(shapes_cnn(), _tensor_data(), [LAYER], tmp_path, k=2, limit=limit, progress=False)  # type: ignore[arg-type]
+    _one_line(err)
+
+
+def test_mine_refuses_one_shot_and_shuffled_data(tmp_path: Path) -> None:
+    """A generator was ``KeyError: 1`` in the projection pass; a shuffled DataLoader gave an index of other images."""
+    gen = (b for b in [torch.rand(3, 3, 32, 32)])
+    with pytest.raises(InputError, match="data is a one-shot generator; mining reads the data twice") as err:
+        mine(shapes_cnn(), gen, [LAYER], tmp_path / "a", k=2, progress=False)
+    _one_line(err)
+    loader = torch.utils.data.DataLoader(_tensor_data(), batch_size=2, shuffle=True)
+    with pytest.raises(InputError, match=r"DataLoader with a RandomSampler \(shuffle=True\)") as err:
+        mine(shapes_cnn(), loader, [LAYER], tmp_path / "b", k=2, progress=False)
+    _one_line(err)
+    assert not (tmp_path / "b" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("restart", [False, True])
+@pytest.mark.parametrize("what", ["manifest", "layers"])
+def test_mine_never_overwrites_or_deletes_a_folder_of_something_else(tmp_path: Path, what: str, restart: bool) -> None:
+    """``--out`` pointed at a user's folder with its own manifest.json or layers/: refused, and --restart deletes nothing."""
+    if what == "manifest":
+        (tmp_path / "manifest.json").write_text('{"name": "my web app"}')
+    else:
+        (tmp_path / "layers").mkdir()
+        (tmp_path / "layers" / "mine.txt").write_text("my notes")
+    before = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    with pytest.raises(InputError, match="refusing to overwrite") as err:
+        mine(shapes_cnn(), _tensor_data(), [LAYER], tmp_path, k=2, restart=restart, progress=False)
+    _one_line(err)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == before
+
+
+def test_mine_into_a_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "index").write_text("a file")
+    with pytest.raises(InputError, match=r"--out '.*index' is a file; give a folder") as err:
+        mine(shapes_cnn(), _tensor_data(), [LAYER], tmp_path / "index", k=2, progress=False)
+    _one_line(err)
+
+
+@pytest.mark.parametrize("config", ['{"config": 5}', '{"conf', ""])
+def test_mining_never_resumes_checkpoints_whose_config_is_lost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: str) -> None:
+    """A hand-edited or cut-short .mining/config.json: the checkpoints next to it are of an unknown run, so rescan."""
+    model = shapes_cnn()
+    folder = _write(tmp_path / "data")
+    out = tmp_path / "index"
+    save = _Checkpoints.save_scan
+
+    def save_then_die(self: _Checkpoints, obj: object) -> None:
+        save(self, obj)
+        raise _Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(_Checkpoints, "save_scan", save_then_die)
+        with pytest.raises(_Killed):
+            _mine(model, _write(tmp_path / "other", seed=3), out)  # other images: a stale checkpoint
+    (out / ".mining" / "config.json").write_text(config)
+    _mine(model, folder, out)
+    fresh = tmp_path / "fresh"
+    _mine(model, folder, fresh)
+    assert _values(out) == _values(fresh)
+
+
+def test_mine_refuses_an_index_inside_the_mined_folder(tmp_path: Path) -> None:
+    folder = _write(tmp_path / "data")
+    with pytest.raises(InputError, match=r"is inside the mined folder .*its patch PNGs would be mined") as err:
+        _mine(shapes_cnn(), folder, folder / "index")
+    _one_line(err)
+
+
+def test_index_patch_symlinked_out_of_the_index_is_not_read(mined: Path, tmp_path: Path) -> None:
+    """A shared index whose patch PNG is a symlink to a private file: the widget would read and show it."""
+    out = _copy(mined, tmp_path)
+    (tmp_path / "secret.txt").write_text("TOP SECRET")
+    patch = out / "patches" / LAYER / "c0000_0_img.png"
+    patch.unlink()
+    os.symlink(tmp_path / "secret.txt", patch)
+    with pytest.raises(InputError, match=r"patch 'patches/features.relu1/c0000_0_img.png' resolves outside its folder") as err:
+        load_index(out).patch_pngs(LAYER, 0)
+    _one_line(err)
+
+
+def test_cli_mine_after_an_image_was_edited_in_place_exits_2_with_one_line(mined: Path, tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from saliency_widget.cli import main
+
+    folder = tmp_path / "data"
+    shutil.copytree(mined.parent / "data", folder)
+    argv = ["mine", "--data", str(folder), "--layers", LAYER, "--k", "2", "--batch-size", "2", "--out", str(tmp_path / "idx"), "--quiet"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    _edit_in_place(folder / "b" / "2.bmp", seed=11)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("saliency-widget: error: the data changed since") and err.count("\n") == 1
+    assert main([*argv, "--restart"]) == 0
+
+
+@pytest.mark.parametrize("scan", ["mine", "top_activations"])
+def test_a_folder_of_mixed_image_sizes_is_one_line(tmp_path: Path, scan: str) -> None:
+    """A transform without a resize: the DataLoader's collate raised ``RuntimeError: stack expects each tensor ...``."""
+    from saliency_widget.analysis import top_activations
+
+    (tmp_path / "data").mkdir()
+    for i, side in enumerate([32, 32, 40, 32]):
+        Image.fromarray(np.zeros((side, side, 3), np.uint8)).save(tmp_path / "data" / f"{i}.png")
+    data = ImageFolderData(tmp_path / "data", lambda im: torch.from_numpy(np.asarray(im, np.float32) / 255).permute(2, 0, 1))
+    with pytest.raises(InputError, match=r"data images 0..3 differ in size \(cannot stack them into one batch\)") as err:
+        if scan == "mine":
+            mine(shapes_cnn(), data, [LAYER], tmp_path / "idx", k=2, batch_size=4, progress=False)
+        else:
+            top_activations(shapes_cnn(), data, LAYER, k=2, batch_size=4, progress=False)
+    _one_line(err)
+
+
+@pytest.mark.parametrize("data", [[], torch.utils.data.TensorDataset(torch.rand(0, 3, 32, 32))])
+def test_mining_no_images_is_one_line(tmp_path: Path, data: object) -> None:
+    """Was ``KeyError: 'index'`` after an empty scan."""
+    with pytest.raises(InputError, match=r"data yielded no images \(len 0\)") as err:
+        mine(shapes_cnn(), data, [LAYER], tmp_path, k=2, progress=False)  # type: ignore[arg-type]
+    _one_line(err)
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"layers": LAYER}, "layers must be a list of layer keys, got the single key 'features.relu1'"),
+    ({"mean": [0.5] * 3, "std": [0.0] * 3}, "mean and std must both be None or sequences"),
+    ({"mean": [0.5] * 3, "std": None}, "mean and std must both be None or sequences"),
+    ({"mean": [0.5] * 3, "std": [0.2] * 2}, "mean and std must both be None or sequences"),
+    ({"mean": "abc", "std": "abc"}, "mean and std must both be None or sequences"),
+])
+def test_mine_bad_arguments_are_one_line(tmp_path: Path, kw: dict[str, object], message: str) -> None:
+    args: dict[str, object] = {"layers": [LAYER], **kw}
+    with pytest.raises(InputError) as err:
+        mine(shapes_cnn(), _tensor_data(), out=tmp_path, k=2, progress=False, **args)  # type: ignore[arg-type]
+    assert message in _one_line(err)
+
+
+def test_mine_a_layer_named_twice_mines_it_once(tmp_path: Path) -> None:
+    index = mine(shapes_cnn(), _tensor_data(), [LAYER, LAYER], tmp_path, k=2, progress=False)
+    assert index.layers == [LAYER]
+
+
+def test_load_index_on_a_file_says_so(tmp_path: Path) -> None:
+    (tmp_path / "x.png").write_bytes(b"png")
+    with pytest.raises(InputError, match="is a file, not an index directory"):
+        load_index(tmp_path / "x.png")
+
+
+def test_a_second_mining_run_on_one_out_is_refused_while_the_first_runs(tmp_path: Path) -> None:
+    """A second user (or terminal) mining into the same --out: its checkpoints and the first run's would mix."""
+    import fcntl
+
+    from saliency_widget.analysis.mining import LOCK_NAME
+
+    tmp_path.mkdir(exist_ok=True)
+    fd = os.open(tmp_path / LOCK_NAME, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # "the first run" (its own open file: a conflicting flock)
+        os.write(fd, b"4242@elsewhere")
+        with pytest.raises(InputError, match=r"another mining run \(process 4242@elsewhere\) is writing to") as err:
+            mine(shapes_cnn(), _tensor_data(), [LAYER], tmp_path, k=2, progress=False)
+        _one_line(err)
+        assert not (tmp_path / ".mining").exists()
+    finally:
+        os.close(fd)
+    index = mine(shapes_cnn(), _tensor_data(), [LAYER], tmp_path, k=2, progress=False)  # the first is gone: runs
+    assert index.layers == [LAYER] and (tmp_path / LOCK_NAME).read_bytes() == b""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from saliency_widget.errors import InputError
 from tests.browser.harness import free_port
 from tests.helpers import REPO_ROOT
 
-VOILA = [sys.executable, "-m", "saliency_widget.classroom.voila_app"]
+VOILA = [sys.executable, "-c", serve.LAUNCH, str(serve.VOILA_APP)]
 
 
 def _cull(idle: int, interval: int) -> list[str]:
@@ -192,3 +193,11 @@ def test_cli_classroom_as_a_hub_service_uses_the_service_prefix(tmp_path: Path, 
     assert cli.main(["classroom", "--port", str(port), "--no-browser", "--dir", str(tmp_path / "class")]) == 0
     assert "--Voila.base_url=/services/classroom/" in _FakeProc.commands[0]
     assert f"http://localhost:{port}/services/classroom/ " in capsys.readouterr().out
+
+
+def test_the_voila_process_does_not_import_torch() -> None:
+    """Voilà only serves pages and starts kernels; importing saliency-widget there would cost ~0.5 GB."""
+    pytest.importorskip("voila")
+    code = f"import runpy, sys; runpy.run_path({str(serve.VOILA_APP)!r}); print(sorted(m for m in ('torch', 'saliency_widget') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
+    assert out.strip() == "[]"

@@ -19,8 +19,8 @@ from torch import nn
 from torch.testing import assert_close
 
 import saliency_widget as sw
-from saliency_widget.engine.incremental import IncrementalPlan, build_plan, explain_plan
-from saliency_widget.engine.occlusion import batch_statistics, occlusion_scores
+from saliency_widget.engine.incremental import IncrementalPlan, batch_statistics, build_plan, explain_plan
+from saliency_widget.engine.occlusion import occlusion_scores
 from tests.helpers import assert_unchanged, seeded_randn, snapshot
 from tests.nets import seeded, sequential_cnn
 
@@ -253,3 +253,14 @@ def test_occlusion_batch_statistics_training_mode_bn_uses_running_statistics() -
     b = sw.saliency(model, x, method="occlusion", window=WINDOW, stride=STRIDE, batch_size=7)
     assert_close(a, b)
     assert all(m.training for m in model.modules())
+
+
+@pytest.mark.parametrize(("method", "opts"), [("smoothgrad", {"n": 5}), ("integrated_gradients", {"steps": 5})])
+def test_sampling_batch_statistics_map_independent_of_batch_size(method: str, opts: dict[str, Any]) -> None:
+    # the same principle for the batched noisy / path samples: each sample alone
+    model = seeded(BatchStatsNet, 8).double().eval()
+    x = seeded_randn(1, 3, SIDE, SIDE, seed=8, dtype=torch.float64)
+    a = sw.saliency(model, x, target=0, method=method, batch_size=1, **opts)
+    b = sw.saliency(model, x, target=0, method=method, batch_size=4, **opts)
+    assert torch.equal(a, b)
+    assert a.abs().max() > 0
