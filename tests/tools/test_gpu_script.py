@@ -81,6 +81,8 @@ def test_the_featviz_hook_skips_until_its_benchmark_exists() -> None:
 
 
 BENCH_STEPS = ["maps", "occlusion", "faithfulness", "mining", "costs", "click"]
+if (ROOT / "benchmarks" / "featviz.py").exists():
+    BENCH_STEPS.append("featviz")
 
 
 @pytest.mark.parametrize("step", BENCH_STEPS)
