@@ -90,5 +90,5 @@ def test_no_import_cycle_between_modules() -> None:
 def test_the_graph_sees_known_edges() -> None:
     # guards the parser above: if it read nothing, the layering tests would pass vacuously
     assert "saliency_widget.engine.session" in GRAPH["saliency_widget.engine.api"]
-    assert "saliency_widget.viz.render" in GRAPH["saliency_widget.widget.pipeline"]
+    assert "saliency_widget.viz.render" in GRAPH["saliency_widget.views.pipeline"]
     assert "saliency_widget.errors" in GRAPH["saliency_widget.viz.images"]
