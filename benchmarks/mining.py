@@ -51,11 +51,20 @@ def _scenes(n: int) -> torch.Tensor:
     return torch.nn.functional.interpolate(x, size=128, mode="bilinear", align_corners=False)
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def _inference_ms(model: torch.nn.Module, ds: TensorDataset, batch: int) -> float:
+    """Plain inference over the DataLoader's batches, each moved to the model's device (as mine() moves them)."""
+    device = next(model.parameters()).device
+    _sync(device)
     t0 = time.perf_counter()
     with torch.no_grad():
         for (b,) in DataLoader(ds, batch_size=batch):
-            model(b)
+            model(b.to(device))
+    _sync(device)
     return (time.perf_counter() - t0) * 1e3
 
 
@@ -92,12 +101,14 @@ def _scan_rows(tag: str, model: torch.nn.Module, x: torch.Tensor, layers: list[s
 def _vgg_projection_ms(model: torch.nn.Module, x: torch.Tensor) -> float:
     """ms per projection to VGG_LAYER: one chunk of len(x) (channel, winner) pairs, as the projection pass runs them."""
     ex = Explainer(model, x, stop_at=(VGG_LAYER, 0), retain_graph=False)
+    _sync(x.device)
     t0 = time.perf_counter()
     ex.project(VGG_LAYER, torch.arange(len(x)), position=torch.tensor([[7, 7]] * len(x)))
+    _sync(x.device)
     return (time.perf_counter() - t0) * 1e3 / len(x)
 
 
-def _processes(n: int, procs: tuple[int, ...], tmp: Path, repeats: int) -> list[Row]:
+def _processes(n: int, procs: tuple[int, ...], tmp: Path, repeats: int, device: torch.device | None = None) -> list[Row]:
     """Scan images/s of torchrun with P processes (one thread each) over a folder of n PNG scenes, runs interleaved."""
     from PIL import Image
 
@@ -115,6 +126,8 @@ def _processes(n: int, procs: tuple[int, ...], tmp: Path, repeats: int) -> list[
             out = tmp / f"procs{p}-{r}"
             cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={p}", "-m", "saliency_widget.mine",
                    "--data", str(folder), "--layers", "features.relu3", "--out", str(out), "--batch-size", "32", "--quiet"]
+            if device is None or device.type == "cpu":  # on cuda each rank takes mine's default, cuda:LOCAL_RANK (nccl)
+                cmd += ["--device", "cpu"]
             env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
             res = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=1800)
             if res.returncode != 0:
@@ -152,44 +165,53 @@ def _projected(per_image_ms: float, per_projection_ms: float, pairs: int, effici
 
 def mining_rows(
     repeats: int = 3, n_images: int = 256, vgg_images: int = 8, procs: tuple[int, ...] = (1, 2),
-    parts: tuple[str, ...] = ("scan", "vgg", "procs"),
+    parts: tuple[str, ...] = ("scan", "vgg", "procs"), device: torch.device | str = "cpu",
 ) -> list[Row]:
-    """The mining rows of ``parts`` (see the module docstring); rows as in :mod:`benchmarks.run`."""
+    """The mining rows of ``parts`` (see the module docstring); rows as in :mod:`benchmarks.run`.
+
+    On ``cuda`` the models run there (the datasets stay on the CPU, as a DataLoader's do) and
+    the torchrun case uses nccl with one GPU per process (``mine``'s default device
+    ``cuda:LOCAL_RANK``): give ``procs`` no more processes than GPUs.
+    """
     torch.manual_seed(0)
+    device = torch.device(device)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         if "scan" in parts:
-            rows += _scan_rows("shapes", shapes_cnn().eval(), _scenes(n_images), SHAPES_LAYERS, 32, repeats, tmp)[0]
+            rows += _scan_rows("shapes", shapes_cnn().eval().to(device), _scenes(n_images), SHAPES_LAYERS, 32, repeats, tmp)[0]
         if "procs" in parts and procs:
-            rows += _processes(n_images, procs, tmp, repeats)
+            rows += _processes(n_images, procs, tmp, repeats, device)
         if "vgg" in parts:
-            rows += _vgg_rows(repeats, vgg_images, tmp)
+            rows += _vgg_rows(repeats, vgg_images, tmp, device)
     return rows
 
 
-def _vgg_rows(repeats: int, vgg_images: int, tmp: Path) -> list[Row]:
+def _vgg_rows(repeats: int, vgg_images: int, tmp: Path, device: torch.device | None = None) -> list[Row]:
     """VGG-16 (random weights, 224 px): scan vs inference, projection cost, and the ImageNet projections."""
+    device = device or torch.device("cpu")
     rows: list[Row] = []
     import torchvision
 
-    vgg = torchvision.models.vgg16(weights=None).eval()
+    vgg = torchvision.models.vgg16(weights=None).eval().to(device)
     xv = torch.randn(vgg_images, 3, 224, 224)
     ds = TensorDataset(xv)
     inf, scan = [], []
     for _r in range(max(1, min(repeats, 2))):
         inf.append(_inference_ms(vgg, ds, 4))
         # mine()'s scan loop (its projection pass over 512 x 9 VGG winners would take an hour on this CPU)
+        _sync(device)
         t0 = time.perf_counter()
         scanner, run = _Scanner(vgg, [LayerKey(VGG_LAYER)]), RunningTopK(9)
         for first, (b,) in zip(range(0, vgg_images, 4), DataLoader(ds, batch_size=4)):
-            run.update(scanner(b)[LayerKey(VGG_LAYER)], torch.arange(first, first + len(b)))
+            run.update(scanner(b.to(device))[LayerKey(VGG_LAYER)], torch.arange(first, first + len(b), device=device))
+        _sync(device)
         scan.append((time.perf_counter() - t0) * 1e3)
     base, ours = statistics.median(inf), statistics.median(scan)
     rows.append(Row("vgg16", 4, f"no_grad inference ({vgg_images} images)", base, "", None, samples_ms=inf))
     rows.append(Row("vgg16", 4, f"mining scan to {VGG_LAYER}", ours, f"no_grad inference ({vgg_images} images)", ours / base,
                     f"{TARGET[0]} {TARGET[1]}", ours / base <= TARGET[1], f"throughput {base / ours:.2f}x inference", samples_ms=scan))
-    per_proj = _vgg_projection_ms(vgg, xv[:4])
+    per_proj = _vgg_projection_ms(vgg, xv[:4].to(device))
     rows.append(Row("vgg16", 4, "projection pass (per projection)", per_proj, "", None, note="chunk of 4 pairs at 224 px"))
     rows += _projected(ours / vgg_images, per_proj, 512 * 9, 1.0)
     return rows

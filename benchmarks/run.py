@@ -375,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         from .mining import mining_rows  # noqa: PLC0415
 
         procs = tuple(int(v) for v in a.mining_procs.split(",") if v)
-        rows += mining_rows(max(1, min(a.repeats, 3)), a.mining_images, procs=procs, parts=tuple(a.mining_parts.split(",")))
+        rows += mining_rows(max(1, min(a.repeats, 3)), a.mining_images, procs=procs, parts=tuple(a.mining_parts.split(",")),
+                            device=device)
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
     header = f"### {dev_name}, torch {torch.__version__}, {stamp}, median of {a.repeats} runs after {a.warmup} warm-up"

@@ -1,124 +1,14 @@
-"""``saliency-widget mine``: each channel's top-k over a dataset into an index, on 1 or N processes.
+"""``python -m saliency_widget.mine`` / ``torchrun --nproc_per_node=N -m saliency_widget.mine``.
 
-    saliency-widget mine --model shapes --data DIR|sample:shapes --layers L1,L2 --k 9 --out INDEX_DIR [--limit N]
-    torchrun --nproc_per_node=N -m saliency_widget.mine --model ... (same options)
-
-Under torchrun every process joins one ``torch.distributed`` group (gloo on CPU, nccl on GPU)
-and scans its shard; the index equals a single process's. Rerunning the same command after a
-crash (or ``kill -9``) resumes from the last checkpoint. Errors are one line on stderr, exit 2.
+The documented module path of the mining command (see :mod:`saliency_widget.cli.mine`); kept
+because torchrun launches a module, and scripts use this one.
 """
 
-from __future__ import annotations
-
-import argparse
-import importlib
 import sys
-from typing import Any
 
-from .errors import InputError, SaliencyError
+from .cli.mine import main
 
-__all__ = ["add_arguments", "main", "run"]
-
-EXAMPLES = """examples:
-  saliency-widget mine --data sample:shapes --limit 2048 --layers features.relu3,features.relu5 --out idx
-  saliency-widget mine --model torchvision:vgg16 --data ~/imagenet/val --layers features.29 --out vgg-val
-  torchrun --nproc_per_node=8 -m saliency_widget.mine --model torchvision:vgg16 --data ~/imagenet/val \\
-      --layers features.29 --out vgg-val
-  python -c "import saliency_widget.analysis as a; print(a.load_index('idx').top('features.relu3', 0))"
-"""
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``mine`` (shared by ``saliency-widget mine`` and ``python -m saliency_widget.mine``)."""
-    p.add_argument("--model", default="shapes", help="'shapes' (bundled), 'torchvision:NAME' (cached weights) or 'py:module:factory' (a function returning the model)")
-    p.add_argument("--data", required=True, help="an image folder (recursive; ImageFolder layout or flat) or sample:shapes (generated scenes)")
-    p.add_argument("--layers", required=True, help="comma-separated layer keys, e.g. features.relu3,features.relu5 or layer1.0.relu#1")
-    p.add_argument("--k", type=int, default=9, help="winners per channel (default: %(default)s)")
-    p.add_argument("--out", required=True, help="index directory (created; rerun the same command to resume)")
-    p.add_argument("--limit", type=int, default=None, help="mine only the first N images (sample:shapes: N scenes, default 1024)")
-    p.add_argument("--batch-size", type=int, default=64, help="images per batch (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes per rank (default: %(default)s)")
-    p.add_argument("--checkpoint-every", type=int, default=20, help="batches between checkpoints (default: %(default)s)")
-    p.add_argument("--project-batch", type=int, default=64, help="projections per backward pass (default: %(default)s)")
-    p.add_argument("--method", default="deconvnet", help="ReLU rule of the projections (default: %(default)s)")
-    p.add_argument("--scene-size", type=int, default=128, help="side of the generated scenes of sample:shapes (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sample:shapes stream (default: %(default)s)")
-    p.add_argument("--device", default=None, help="device (default: cuda:LOCAL_RANK when CUDA is available, else cpu)")
-    p.add_argument("--restart", action="store_true", help="discard a previous run or index at --out")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def _model(spec: str) -> Any:
-    if spec.startswith("py:"):
-        mod, _, fn = spec[3:].rpartition(":")
-        if not mod or not fn:
-            raise InputError(f"--model {spec!r} must be py:module:factory, e.g. py:mypkg.nets:build")
-        try:
-            return getattr(importlib.import_module(mod), fn)()
-        except (ImportError, AttributeError) as err:
-            raise InputError(f"--model {spec!r}: {err}") from err
-    from .cli import _load_model
-
-    return _load_model(spec)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Mine as ``args`` say; print a summary on rank 0."""
-    import os
-
-    import torch
-
-    from .analysis.index import preprocessing_identity
-    from .analysis.mining import mine
-    from .analysis.shards import resolve_shard
-    from .data.folders import ImageFolderData, SceneStream
-    from .viz.modelio import describe_model
-
-    layers = [s.strip() for s in args.layers.split(",") if s.strip()]
-    if not layers:
-        raise InputError(f"--layers {args.layers!r} names no layer; give comma-separated layer keys")
-    where = resolve_shard("auto")
-    try:
-        model = _model(args.model)
-        device = args.device or (f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu")
-        model = model.to(device)
-        io = describe_model(model)
-        if args.data == "sample:shapes":
-            data: Any = SceneStream(args.limit or 1024, io.transform, size=args.scene_size, seed=args.seed)
-        elif args.data.startswith("sample:"):
-            raise InputError(f"--data {args.data!r}: the only bundled stream is sample:shapes")
-        else:
-            data = ImageFolderData(args.data, io.transform)
-        index = mine(
-            model, data, layers, args.out, k=args.k, batch_size=args.batch_size, limit=args.limit,
-            checkpoint_every=args.checkpoint_every, num_workers=args.workers, method=args.method,
-            project_batch=args.project_batch, preprocessing=preprocessing_identity(io.transform, io.mean, io.std),
-            mean=io.mean, std=io.std, shard=where, restart=args.restart, progress=not args.quiet,
-        )
-        if where.rank == 0:
-            t = index.manifest.get("timing", {})
-            print(f"wrote {args.out}: {len(index.layers)} layer(s), top-{index.k}; scan {t.get('scan_s', 0):.1f} s, "
-                  f"projections {t.get('project_s', 0):.1f} s on {where.world} process(es)")
-    finally:
-        if where.distributed:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m saliency_widget.mine``: exit status 0, or 2 with a one-line error."""
-    from .cli import _fail, _Parser, _UsageError
-
-    p = _Parser(prog="saliency_widget.mine", description=__doc__.split("\n\n")[0], epilog=EXAMPLES,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
-    try:
-        return run(p.parse_args(argv))
-    except (_UsageError, SaliencyError, ValueError) as err:
-        return _fail(str(err))
-
+__all__ = ["main"]
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -23,25 +23,18 @@ from ..engine.api import saliency
 from ..engine.checks import check_model, eval_mode, prepare_inputs, resolve_targets
 from ..engine.occlusion import default_batch_size
 from ..engine.outputs import logits_of
+from ..engine.progress import Progress, callback, report, reporting
 from ..engine.registry import get_method
 from ..errors import InputError, choices
 from .faithresult import KINDS, RANDOM, FaithfulnessResult, merge_results
 
 __all__ = [
-    "KINDS", "RANDOM", "FaithfulnessCancelled", "FaithfulnessResult", "blurred", "deletion_insertion", "merge_results",
+    "KINDS", "RANDOM", "FaithfulnessResult", "blurred", "deletion_insertion", "merge_results",
     "pixel_ranking",
 ]
 
 _BASELINES = ("zeros", "blur")
 _CHANNELS_LAST = torch.channels_last
-
-
-class FaithfulnessCancelled(Exception):
-    """Raised by :func:`deletion_insertion` when its ``progress`` callback returns False.
-
-    Control flow, not an error a user sees: a newer request (or a cancel button) superseded
-    this computation, which stops between two batches.
-    """
 _ORDERS = ("morf", "lerf")
 
 
@@ -95,7 +88,10 @@ def pixel_ranking(saliency_map: torch.Tensor, order: str = "morf") -> torch.Tens
     """
     if order not in _ORDERS:
         raise InputError(f"order must be one of {choices(_ORDERS)}, got {order!r}")
-    m = saliency_map.detach()
+    if not isinstance(saliency_map, torch.Tensor) or saliency_map.dim() not in (3, 4):
+        what = tuple(saliency_map.shape) if isinstance(saliency_map, torch.Tensor) else type(saliency_map).__name__
+        raise InputError(f"saliency_map must be a (N, C, H, W) or (N, H, W) tensor, got {what}")
+    m = _as_real_map("saliency_map", saliency_map.detach())
     score = (m.abs().sum(dim=1) if m.dim() == 4 else m.abs()).flatten(1).float()
     perm = torch.sort(-score if order == "morf" else score, dim=1, stable=True).indices
     return _ranks_of(perm)
@@ -134,6 +130,13 @@ def _baseline_tensor(spec: Any, x: torch.Tensor, kind: str) -> tuple[torch.Tenso
     raise InputError(f"baseline must be one of {choices(_BASELINES)}, a tensor or None, got {type(spec).__name__}")
 
 
+def _as_real_map(name: str, m: torch.Tensor) -> torch.Tensor:
+    """A map as real numbers: a boolean mask (True = relevant) or integer map is cast, complex is refused."""
+    if m.is_complex():
+        raise InputError(f"map {name!r} has complex dtype {m.dtype}; give real values (a float map or a boolean mask)")
+    return m if m.is_floating_point() else m.to(torch.float32)
+
+
 def _check_maps(maps: Any, x: torch.Tensor) -> dict[str, torch.Tensor]:
     if not isinstance(maps, Mapping):
         raise InputError(f"maps must be a dict of method name -> (N, C, H, W) tensor, got {type(maps).__name__}")
@@ -144,14 +147,17 @@ def _check_maps(maps: Any, x: torch.Tensor) -> dict[str, torch.Tensor]:
             raise InputError(f"map names must be strings other than {RANDOM!r}, got {name!r}")
         if not isinstance(m, torch.Tensor):
             raise InputError(f"map {name!r} must be a torch.Tensor, got {type(m).__name__}")
+        if m.device.type == "meta":
+            raise InputError(f"map {name!r} is on the 'meta' device (a shape, no values); pass a real tensor")
         if m.dim() not in (3, 4) or m.shape[0] != n or tuple(m.shape[-2:]) != (h, w):
             raise InputError(
                 f"map {name!r} has shape {tuple(m.shape)}; expected (N, C, H, W) or (N, H, W) with "
                 f"N={n}, H={h}, W={w} like the inputs"
             )
+        m = _as_real_map(name, m.detach())
         if not bool(torch.isfinite(m).all()):
             raise InputError(f"map {name!r} contains NaN or Inf values")
-        out[name] = m.detach().to(x.device)
+        out[name] = m.to(x.device)
     return out
 
 
@@ -176,7 +182,7 @@ def deletion_insertion(
     seed: int = 0,
     kinds: Sequence[str] = KINDS,
     reference: bool = True,
-    progress: Callable[[int, int], bool | None] | None = None,
+    progress: Progress | None = None,
 ) -> FaithfulnessResult:
     """Deletion and insertion curves of each map, with a seeded random-order reference.
 
@@ -197,7 +203,8 @@ def deletion_insertion(
     maps
         ``{name: (N, C', H, W) or (N, H, W)}`` maps to evaluate, e.g. from
         :func:`saliency_widget.saliency`; ``{}`` with no methods computes only the
-        random-order reference.
+        random-order reference. A boolean mask (True = relevant) or an integer map is
+        cast to float32; a complex map is refused.
     methods
         Registered methods whose maps are computed here for ``target`` (added after ``maps``).
     target
@@ -221,9 +228,11 @@ def deletion_insertion(
     reference
         Also compute the random-order reference curves (stored under :data:`RANDOM`).
     progress
-        Called after every batch of perturbed copies with ``(done, total)`` forward passes;
-        returning False stops the computation before the next batch (raises
-        :class:`FaithfulnessCancelled`). None (default) or True go on.
+        Called after every batch of perturbed copies with ``(done, total)`` forward passes
+        (the protocol of :mod:`saliency_widget.engine.progress`): raising
+        :class:`~saliency_widget.errors.Cancelled`, or returning False, stops the computation
+        before the next batch, also inside the maps it computes. None: report to the callback
+        of an enclosing :func:`~saliency_widget.engine.progress.reporting`, if any.
 
     Returns
     -------
@@ -236,8 +245,8 @@ def deletion_insertion(
         ``order`` or ``batch_size``.
     MethodError
         An unknown method in ``methods``.
-    FaithfulnessCancelled
-        ``progress`` returned False.
+    Cancelled
+        ``progress`` returned False or raised it.
 
     Notes
     -----
@@ -262,6 +271,8 @@ def deletion_insertion(
     if batch_size is not None:
         batch_size = _check_int("batch_size", batch_size, 1)
     seed = _check_int("seed", seed, 0)
+    if progress is not None and not callable(progress):
+        raise InputError(f"progress must be None or a callable (done, total) -> bool | None, got {type(progress).__name__}")
     if order not in _ORDERS:
         raise InputError(f"order must be one of {choices(_ORDERS)}, got {order!r}")
     if maps is None and not methods:
@@ -285,11 +296,20 @@ def deletion_insertion(
 
     with torch.no_grad(), eval_mode(model):
         logits = logits_of(model(x))
+    bad = (~torch.isfinite(logits)).nonzero()
+    if bad.numel():  # every probability of that image would be NaN: curves of NaN are no measurement
+        i, c = (int(v) for v in bad[0])
+        raise InputError(f"the model's score (logit) of image {i}, class {c} is {float(logits[i, c])}; deletion/insertion "
+                         "curves need finite scores: check the model and the inputs' preprocessing")
     tgt = resolve_targets(target, logits)
 
+    # one progress protocol (engine.progress): the explicit callback, else the caller's reporting()
+    outer = progress if progress is not None else callback()
     all_maps = dict(given)
     for m in todo:
-        all_maps[m] = saliency(model, x, tgt, m).detach()
+        # a map's own batches (occlusion, SmoothGrad, IG) may be stopped too; they count as no forward pass here
+        with reporting(None if outer is None else (lambda _d, _t: outer(0, 0))):
+            all_maps[m] = saliency(model, x, tgt, m).detach()
     names = list(all_maps)
 
     # ranks (J, P) for J = (methods + random) x N orderings; image of each ordering
@@ -310,8 +330,8 @@ def deletion_insertion(
     def tick(count: int) -> None:
         nonlocal done
         done += count
-        if progress is not None and progress(done, total) is False:
-            raise FaithfulnessCancelled(f"stopped after {done} of {total} forward passes")
+        with reporting(outer):
+            report(done, total)
 
     # On the CPU the perturbed batches are built channels-last at once (oneDNN runs the
     # convolutions and pooling of such inputs ~2x faster; the values are the same).
@@ -323,6 +343,7 @@ def deletion_insertion(
         p_base = {}
         for kd in kinds:
             p_base[kd] = _probabilities(model, bases[kd][0], tgt, bs)
+            _check_finite(p_base[kd], f"the {kd} baseline ({bases[kd][1]}) of image", lambda j: int(j))
             tick(n)
         probs = torch.empty(n_jobs, dtype=torch.float32, device=x.device)
         base_stack = torch.stack([bases[k][0] for k in kinds]).contiguous(memory_format=torch.contiguous_format)
@@ -340,6 +361,10 @@ def deletion_insertion(
             probs[start : start + len(t)] = _probabilities(model, batch, tgt[im], bs)
             tick(len(t))
 
+    # the perturbed images (job t: ordering t // (nk * inner), kind, step) must score finite too
+    _check_finite(probs, "a perturbed image (ordering, kind, step) of image",
+                  lambda t: f"{int(img[t // (nk * inner)])} ({([*names, RANDOM])[t // (nk * inner) // n]}, "
+                            f"{kinds[t // inner % nk]}, step {t % inner + 1} of {steps})")
     grid = probs.view(ranks.shape[0], nk, inner)
     curves: dict[tuple[str, str], torch.Tensor] = {}
     for mi, m in enumerate([*names, RANDOM][: len(orderings)]):
@@ -355,6 +380,15 @@ def deletion_insertion(
         order=order,
         baseline={k: bases[k][1] for k in kinds},
     )
+
+
+def _check_finite(p: torch.Tensor, what: str, label: Callable[[int], object]) -> None:
+    """Refuse NaN/Inf probabilities (a model that fails on black or blurred images), naming the first."""
+    bad = (~torch.isfinite(p)).nonzero()
+    if bad.numel():
+        t = int(bad[0, 0])
+        raise InputError(f"the model's score on {what} {label(t)} is {float(p[t])}; deletion/insertion curves need finite "
+                         "scores: the model fails on that input (e.g. it divides by the image's spread)")
 
 
 def _probabilities(model: nn.Module, batch: torch.Tensor, targets: torch.Tensor, bs: int) -> torch.Tensor:

@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import re
+import struct
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -28,8 +29,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.paths import contained
 from ..engine.keys import LayerKey
-from ..errors import InputError, ModelError, choices
+from ..errors import InputError, ModelError, SaliencyError, choices
 
 __all__ = [
     "FORMAT",
@@ -40,11 +42,11 @@ __all__ = [
     "load_index",
     "model_identity",
     "preprocessing_identity",
-    "write_json_atomic",
 ]
 
 FORMAT = "saliency-widget-topk-index"
 VERSION = 1
+_PNG = b"\x89PNG\r\n\x1a\n"
 _ARRAYS = {"channels": 1, "values": 2, "image": 2, "pos": 3, "boxes": 3}
 
 
@@ -78,15 +80,6 @@ def preprocessing_identity(transform: Any, mean: Any, std: Any) -> dict[str, Any
     """What the images went through: the transform's repr (addresses removed) and its normalisation."""
     text = re.sub(r" at 0x[0-9a-fA-F]+", "", repr(transform))
     return {"transform": text, "mean": list(mean) if mean is not None else None, "std": list(std) if std is not None else None}
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON through a temporary file and ``os.replace`` (never a half-written file)."""
-    import os
-
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
 
 
 def _corrupt(root: Path, what: str) -> InputError:
@@ -161,15 +154,21 @@ class MiningIndex:
     def patch_pngs(self, layer: str | LayerKey, channel: int) -> list[tuple[bytes, bytes]]:
         """``[(image patch PNG, projection PNG), ...]`` of the winners, strongest first."""
         key, r = self._row(layer, channel)
-        folder = self.root / "patches" / layer_file(key)
         out = []
         for j in range(len(self._arrays[key]["image"][r])):
             pair = []
             for part in ("img", "proj"):
-                f = folder / f"c{int(self._arrays[key]['channels'][r]):04d}_{j}_{part}.png"
+                rel = f"patches/{layer_file(key)}/c{int(self._arrays[key]['channels'][r]):04d}_{j}_{part}.png"
+                f = contained(self.root, rel, "patch")  # a shared index must not make the widget read (and show) other files
                 if not f.is_file():
                     raise _corrupt(self.root, f"patch {f.relative_to(self.root).as_posix()!r} is missing")
-                pair.append(f.read_bytes())
+                raw = f.read_bytes()
+                y0, x0, y1, x1 = (int(v) for v in self._arrays[key]["boxes"][r, j])
+                # its PNG header must say the size of its receptive-field box: a swapped file or a
+                # decompression bomb in a shared index is refused before anything decodes it
+                if len(raw) < 24 or raw[:8] != _PNG or raw[12:16] != b"IHDR" or struct.unpack(">II", raw[16:24]) != (x1 - x0, y1 - y0):
+                    raise _corrupt(self.root, f"patch {rel!r} is not the {x1 - x0}x{y1 - y0} PNG of its receptive field")
+                pair.append(raw)
             out.append((pair[0], pair[1]))
         return out
 
@@ -178,12 +177,11 @@ class MiningIndex:
         import math
 
         from ..viz import render as R
-        from ..viz.figures import _tile
 
         pairs = self.patch_pngs(layer, channel)
         cols = max(1, math.ceil(math.sqrt(len(pairs))))
-        left = _tile([R.from_png(p) for _i, p in pairs], cols, cell)
-        right = _tile([R.from_png(i) for i, _p in pairs], cols, cell)
+        left = R.tile([R.from_png(p) for _i, p in pairs], cols, cell)
+        right = R.tile([R.from_png(i) for i, _p in pairs], cols, cell)
         titles = [f"{self._layer(layer)} #{channel}: projections ({self.manifest.get('method', 'deconvnet')})", "image patches"]
         return R.to_png(R.compose([left, right], titles, height=left.shape[0]))
 
@@ -233,7 +231,8 @@ def load_index(root: str | Path, model: nn.Module | None = None) -> MiningIndex:
     """
     path = Path(root).expanduser()
     if not path.is_dir():
-        raise InputError(f"index directory {str(root)!r} does not exist")
+        what = "is a file, not an index directory" if path.exists() else "does not exist"
+        raise InputError(f"index directory {str(root)!r} {what}")
     man = _read_json(path, "manifest.json")
     if not isinstance(man, dict) or man.get("format") != FORMAT:
         raise _corrupt(path, f"manifest.json is not a {FORMAT} manifest")
@@ -242,9 +241,25 @@ def load_index(root: str | Path, model: nn.Module | None = None) -> MiningIndex:
     images = _read_json(path, "images.json")
     if not isinstance(images, dict) or not all(isinstance(images.get(f), list) for f in ("ids", "names", "sha256")):
         raise _corrupt(path, "images.json lacks the lists ids, names, sha256")
+    ids, names, hashes = images["ids"], images["names"], images["sha256"]
+    if not len(ids) == len(names) == len(hashes) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids) \
+            or len(set(ids)) != len(ids) or not all(isinstance(v, str) for v in names + hashes):
+        raise _corrupt(path, f"images.json must hold as many unique int ids ({len(ids)}) as str names ({len(names)}) and sha256 ({len(hashes)})")
+    k = man.get("k")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1 or not isinstance(man.get("layers"), dict) or not man["layers"]:
+        raise _corrupt(path, f"manifest.json needs an int k >= 1 (has {k!r}) and a non-empty object of layers")
+    known = set(ids)
     arrays: dict[str, dict[str, np.ndarray]] = {}
     for key, meta in man["layers"].items():
-        f = path / meta["file"]
+        if not isinstance(meta, dict) or not isinstance(meta.get("sha256"), str) or isinstance(meta.get("channels"), bool) \
+                or not isinstance(meta.get("channels"), int):
+            raise _corrupt(path, f"manifest.json: layer {key!r} needs a file, an int channel count and a sha256")
+        try:
+            LayerKey.parse(key)
+            contained(path / "patches", layer_file(key), f"manifest.json: layer {key!r}")  # its patches' folder
+        except SaliencyError as err:
+            raise _corrupt(path, f"manifest.json: {err}") from err
+        f = contained(path, meta.get("file"), f"manifest.json: layer {key!r} file")
         if not f.is_file():
             raise _corrupt(path, f"{meta['file']} is missing")
         raw = f.read_bytes()
@@ -253,12 +268,15 @@ def load_index(root: str | Path, model: nn.Module | None = None) -> MiningIndex:
         try:
             with np.load(io.BytesIO(raw), allow_pickle=False) as z:
                 a = {name: z[name] for name in _ARRAYS}
-        except (ValueError, KeyError, OSError) as err:
+        except (ValueError, KeyError, OSError, EOFError) as err:
             raise _corrupt(path, f"{meta['file']} cannot be read ({err})") from err
         C = len(a["channels"])
         shapes_ok = all(a[n].ndim == d and a[n].shape[0] == C for n, d in _ARRAYS.items())
         if not shapes_ok or a["values"].shape != a["image"].shape or C != meta["channels"]:
             raise _corrupt(path, f"{meta['file']} holds arrays of inconsistent shapes")
+        lost = sorted(set(np.unique(a["image"]).tolist()) - known)
+        if lost:
+            raise _corrupt(path, f"images.json lacks the winning image(s) {lost[:10]} of layer {key!r}")
         arrays[key] = a
     index = MiningIndex(path, man, images, arrays)
     if model is not None:

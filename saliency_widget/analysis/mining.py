@@ -12,12 +12,16 @@ last, the manifest (:mod:`.index` documents the format).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import math
 import os
 import shutil
 import signal
+import socket
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +29,17 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..engine.capture import LayerCapture, StopForward
-from ..engine.checks import check_layer_key, check_model, eval_mode, model_device_dtype
+from ..data.atomic import replacing, write_json
+from ..engine.capture import LayerCapture, StopForward, layer_layout
+from ..engine.checks import check_layer_key, check_model, eval_mode, forward_error, model_device_dtype
 from ..engine.keys import LayerKey
-from ..engine.layouts import Layout, layer_layout, to_nchw
+from ..engine.layouts import Layout, to_nchw
+from ..engine.progress import report
 from ..errors import InputError, LayerError, ModelError, choices
-from .index import FORMAT, VERSION, MiningIndex, load_index, model_identity, write_json_atomic
+from .datacheck import check_images
+from .index import FORMAT, VERSION, MiningIndex, load_index, model_identity
 from .running import RunningTopK
-from .shards import Shard, all_gather_objects, barrier, merge_states, resolve_shard, shard_batches
+from .shards import Shard, all_gather_objects, barrier, image_count, merge_states, resolve_shard, shard_batches
 
 __all__ = ["KILL_ENV", "mine"]
 
@@ -87,19 +94,123 @@ class _Scanner:
         return out
 
 
-def _data_identity(data: Any, n: int | None) -> str:
-    ident = getattr(data, "identity", None)
-    if isinstance(ident, str):
-        return ident
-    return f"{type(data).__module__}.{type(data).__qualname__}(len={n})"
+def _base(data: Any) -> Any:
+    """The dataset behind a DataLoader, else the data."""
+    return data.dataset if isinstance(data, torch.utils.data.DataLoader) else data
 
 
 def _length(data: Any) -> int | None:
+    """``len`` of the data (images of a dataset, batches of a list), for its identity; None without one."""
     sized: Any = data.dataset if isinstance(data, torch.utils.data.DataLoader) else data
     try:
         return len(sized)
     except TypeError:
         return None
+
+
+def _data_identity(data: Any, n: int | None) -> str:
+    """What the data is, so a resumed or repeated run refuses other data (files edited in place included).
+
+    A dataset with an ``identity`` (an image folder: paths, sizes, mtimes, content samples) says it;
+    any other indexable data is named by its type, length and a hash of its first, middle and last
+    items (an in-place edit elsewhere is the caller's to declare with ``restart=True``).
+    """
+    base = _base(data)
+    ident = getattr(base, "identity", None)
+    if isinstance(ident, str):
+        return ident
+    name = f"{type(base).__module__}.{type(base).__qualname__}(len={n})"
+    if n and hasattr(base, "__getitem__"):
+        h = hashlib.sha256()
+        try:
+            for i in sorted({0, n // 2, n - 1}):
+                _hash_item(h, base[i])
+        except Exception:  # noqa: BLE001 - an unreadable item is the scan's to report, with its own message
+            return name
+        return f"{name}:{h.hexdigest()}"
+    return name
+
+
+def _hash_item(h: Any, item: Any) -> None:
+    if isinstance(item, torch.Tensor):
+        t = item.detach().cpu().contiguous()
+        h.update(f"{tuple(t.shape)}{t.dtype}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    elif isinstance(item, (tuple, list)):
+        for x in item:
+            _hash_item(h, x)
+    else:
+        h.update(repr(item).encode())
+
+
+def _check_normalisation(mean: Any, std: Any) -> None:
+    """``mean``/``std`` undo the normalisation for the patches: both None, or as many finite numbers (std non-zero)."""
+    if mean is None and std is None:
+        return
+    try:
+        m, s = [float(v) for v in mean], [float(v) for v in std]
+    except (TypeError, ValueError):
+        m, s = [], []
+    if not m or len(m) != len(s) or not all(math.isfinite(v) for v in m + s) or 0.0 in s:
+        raise InputError(f"mean and std must both be None or sequences of as many finite numbers (std non-zero), got mean={mean!r}, std={std!r}")
+
+
+def _check_data(data: Any) -> None:
+    """Mining reads the data twice (scan, then the winners' images) and resumes by batch: it needs one fixed order."""
+    from collections.abc import Iterator
+
+    from torch.utils.data import RandomSampler, SubsetRandomSampler, WeightedRandomSampler
+
+    if isinstance(data, Iterator):
+        raise InputError(f"data is a one-shot {type(data).__name__}; mining reads the data twice (scan, then the winners' "
+                         "images): pass a Dataset, a DataLoader or a list of batches")
+    if isinstance(data, torch.utils.data.DataLoader):
+        sampler = data.batch_sampler.sampler if data.batch_sampler is not None and hasattr(data.batch_sampler, "sampler") else data.sampler
+        if isinstance(sampler, (RandomSampler, SubsetRandomSampler, WeightedRandomSampler)):
+            raise InputError(f"data is a DataLoader with a {type(sampler).__name__} (shuffle=True): image i would be another "
+                             "image at every pass and after a resume; use shuffle=False")
+
+
+
+#: The lock file of a run in ``out`` (held with ``flock`` while ``mine`` runs; the OS drops it when the process dies).
+LOCK_NAME = ".mining.lock"
+
+
+@contextlib.contextmanager
+def _out_lock(out: Path, where: Shard) -> Iterator[None]:
+    """Hold ``out/.mining.lock`` (rank 0) while mining: a second run on the same ``out`` is refused in one line.
+
+    ``flock`` is released by the OS when the holder exits, also on SIGKILL, so a killed run's
+    rerun resumes at once. Without ``fcntl`` (Windows) there is no lock.
+    """
+    fd = None
+    holder = ""
+    if where.rank == 0:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            fcntl = None  # type: ignore[assignment]
+        if fcntl is not None:
+            fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.read(fd, 64).decode("ascii", "replace").strip() or "?"
+                os.close(fd)
+                fd = None
+            else:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}@{socket.gethostname()}".encode(), 0)
+    busy = [h for h in all_gather_objects(holder, where) if h]
+    if busy:
+        raise InputError(f"another mining run (process {busy[0]}) is writing to {str(out)!r}; wait for it to finish "
+                         "(then rerun to reuse its index), or give another --out")
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.ftruncate(fd, 0)  # no holder any more (and two finished indexes have equal files)
+            os.close(fd)  # closing releases the flock
 
 
 class _Checkpoints:
@@ -114,9 +225,8 @@ class _Checkpoints:
         self.kill_after = int(os.environ.get(KILL_ENV, "0") or 0)
 
     def save(self, path: Path, obj: Any) -> None:
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
+        with replacing(path) as tmp:
+            torch.save(obj, tmp)
 
     def save_scan(self, obj: Any) -> None:
         self.save(self.path, obj)
@@ -133,10 +243,34 @@ class _Checkpoints:
             raise InputError(f"checkpoint {str(path)!r} cannot be read ({err}); rerun with --restart") from err
 
 
-def _check_config(out: Path, config: dict[str, Any], restart: bool, shard: Shard) -> None:
-    """Refuse to mix runs: a different model is a ModelError, other options an InputError."""
+def _json_dict(path: Path) -> dict[str, Any] | None:
+    """A JSON object from ``path``, or None if it is missing, unreadable or not an object."""
     import json
 
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an ``out`` that holds files of something else (they would be overwritten or, with restart, deleted)."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {str(out)!r} is a file; give a folder for the index (it gets manifest.json, layers/, patches/)")
+    man = out / "manifest.json"
+    ours = man.is_file() and (_json_dict(man) or {}).get("format") == FORMAT
+    if man.exists() and not ours and not (out / ".mining").is_dir():
+        raise InputError(f"{str(man)!r} is not a saliency-widget index manifest; refusing to overwrite it: choose a new or empty --out "
+                         "(or delete it yourself if it is a broken index)")
+    taken = [n for n in ("layers", "patches", "images.json") if (out / n).exists()]
+    if taken and not ours and not (out / ".mining").is_dir():
+        raise InputError(f"{str(out)!r} holds {', '.join(taken)} of something that is not a saliency-widget index; "
+                         "refusing to overwrite (or, with --restart, delete) them: choose a new or empty --out")
+
+
+def _check_config(out: Path, config: dict[str, Any], restart: bool, shard: Shard) -> None:
+    """Refuse to mix runs: a different model is a ModelError, other options an InputError."""
     cfg_path = out / ".mining" / "config.json"
     man_path = out / "manifest.json"
     if restart:
@@ -147,27 +281,35 @@ def _check_config(out: Path, config: dict[str, Any], restart: bool, shard: Shard
             for f in (man_path, out / "images.json"):
                 f.unlink(missing_ok=True)
         barrier(shard)
-    old = None
-    for path in (cfg_path, man_path):
-        if path.is_file():
-            try:
-                old = json.loads(path.read_text()).get("config")
-            except ValueError:
-                old = None
-            break
+    old, stale = None, False
+    if man_path.is_file():
+        old = (_json_dict(man_path) or {}).get("config")
+        if not isinstance(old, dict) or not isinstance(old.get("model"), dict):
+            raise InputError(f"corrupt index at {str(out)!r}: manifest.json holds no run configuration; "
+                             f"mine it again with --restart (restart=True)")
+    elif (out / ".mining").is_dir():
+        old = (_json_dict(cfg_path) or {}).get("config")
+        if not isinstance(old, dict) or not isinstance(old.get("model"), dict):
+            old, stale = None, True  # checkpoints of an unknown run (its config.json lost or cut short): never resumed
+    barrier(shard)  # every rank has read the state before rank 0 changes it
+    if stale and shard.rank == 0:
+        shutil.rmtree(out / ".mining", ignore_errors=True)
     if old is not None and old != config:
         if old.get("model") != config["model"]:
             raise ModelError(
-                f"{str(out)!r} holds an index of another model ({old['model']['class']}, weights sha256 "
-                f"{old['model']['sha256'][:12]}); refusing to mix models: use a new --out, or --restart to replace it"
+                f"{str(out)!r} holds an index of another model ({old['model'].get('class')}, weights sha256 "
+                f"{str(old['model'].get('sha256'))[:12]}); refusing to mix models: use a new --out, or --restart to replace it"
             )
         diff = sorted(k for k in config if old.get(k) != config[k])
+        if diff == ["data"]:
+            raise InputError(f"the data changed since {str(out)!r} was mined from it (images added, removed, renamed or edited "
+                             f"in place); refusing to resume or reuse it: pass --restart (restart=True) to mine the new data")
         raise InputError(f"{str(out)!r} holds a run with other options ({', '.join(diff)}); rerun the same command, or pass --restart")
     barrier(shard)
     if shard.rank == 0:
         (out / ".mining").mkdir(parents=True, exist_ok=True)
         if old is None:
-            write_json_atomic(cfg_path, {"config": config})
+            write_json(cfg_path, {"config": config})
     barrier(shard)
 
 
@@ -243,51 +385,65 @@ def mine(
         ``out`` holds a run with other options, or bad arguments.
     """
     model = check_model(model)
-    keys = [check_layer_key(model, layer) for layer in layers]
+    if isinstance(layers, (str, LayerKey)):
+        raise InputError(f"layers must be a list of layer keys, got the single key {str(layers)!r}; use [{str(layers)!r}]")
+    keys = list(dict.fromkeys(check_layer_key(model, layer) for layer in layers))  # a layer named twice is mined once
     if not keys:
         raise InputError("mine needs at least one layer, got none")
     for name, v in (("k", k), ("batch_size", batch_size), ("checkpoint_every", checkpoint_every), ("project_batch", project_batch)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise InputError(f"{name} must be a positive int, got {v!r}")
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise InputError(f"num_workers must be a non-negative int, got {num_workers!r}")
     from ..engine import available_methods
 
     if method not in available_methods():  # checked before an hour of scanning, not after
         raise InputError(f"unknown method {method!r} for the projections; expected one of {choices(available_methods())}")
+    _check_data(data)
+    _check_normalisation(mean, std)
     where = resolve_shard(shard)
     root = Path(out).expanduser()
+    _check_out(root)
+    folder = getattr(_base(data), "root", None)
+    if isinstance(folder, Path) and root.resolve().is_relative_to(folder.resolve()):
+        raise InputError(f"--out {str(out)!r} is inside the mined folder {str(folder)!r}: its patch PNGs would be mined as "
+                         "images by the next run; put the index outside the data")
     root.mkdir(parents=True, exist_ok=True)
-    n = _length(data)
-    n = min(n, limit) if n is not None and limit is not None else n
-    config = {
-        "model": model_identity(model), "preprocessing": preprocessing, "data": _data_identity(data, n),
-        "layers": [str(key) for key in keys], "k": k, "batch_size": batch_size, "limit": limit, "method": method,
-    }
-    _check_config(root, config, restart, where)
-    if (root / "manifest.json").is_file():  # the same command ran to the end before
-        return load_index(root)
-    ckpt = _Checkpoints(root, where)
-    merged = ckpt.load(ckpt.merged)
-    if merged is None:
-        states, seconds = _scan(model, data, keys, where, ckpt, k, batch_size, limit, checkpoint_every, num_workers, n, progress)
-        parts = all_gather_objects((states, seconds), where)
-        merged = {str(key): merge_states(k, [p[str(key)] for p, _s in parts if "values" in p[str(key)]]).state() for key in keys}
-        merged["_seconds"] = max(s for _p, s in parts)  # the slowest rank's scan is the scan's wall time
-        if where.rank == 0:
-            ckpt.save(ckpt.merged, merged)
-    barrier(where)
-    from .mining_project import project_winners, write_index
+    with _out_lock(root, where):  # a second run on one --out (another user, a second terminal) waits its turn
+        n = _length(data)
+        n = min(n, limit) if n is not None and limit is not None else n
+        config = {
+            "model": model_identity(model), "preprocessing": preprocessing, "data": _data_identity(data, n),
+            "layers": [str(key) for key in keys], "k": k, "batch_size": batch_size, "limit": limit, "method": method,
+        }
+        _check_config(root, config, restart, where)
+        if (root / "manifest.json").is_file():  # the same command ran to the end before
+            return load_index(root)
+        ckpt = _Checkpoints(root, where)
+        merged = ckpt.load(ckpt.merged)
+        if merged is None:
+            states, seconds = _scan(model, data, keys, where, ckpt, k, batch_size, limit, checkpoint_every, num_workers, n, progress)
+            parts = all_gather_objects((states, seconds), where)
+            merged = {str(key): merge_states(k, [p[str(key)] for p, _s in parts if "values" in p[str(key)]]).state() for key in keys}
+            if "index" not in merged[str(keys[0])]:
+                raise InputError(f"data yielded no images (len {n}); nothing to mine" + (f" on {where.world} processes" if where.world > 1 else ""))
+            merged["_seconds"] = max(s for _p, s in parts)  # the slowest rank's scan is the scan's wall time
+            if where.rank == 0:
+                ckpt.save(ckpt.merged, merged)
+        barrier(where)
+        from .mining_project import project_winners, write_index
 
-    t0 = time.perf_counter()
-    boxes, names = project_winners(model, data, keys, merged, root, where, method, project_batch, mean, std, limit)
-    proj_s = time.perf_counter() - t0
-    all_names = all_gather_objects(names, where)
-    if where.rank == 0:
-        timing = {"scan_s": float(merged["_seconds"]), "project_s": proj_s, "world": where.world}
-        write_index(root, keys, merged, boxes, all_names, {"config": config, "format": FORMAT, "version": VERSION, "k": k,
-                    "method": method, "model": config["model"], "preprocessing": preprocessing, "timing": timing})
-        shutil.rmtree(root / ".mining", ignore_errors=True)  # the manifest now holds the config
-    barrier(where)
-    return load_index(root)
+        t0 = time.perf_counter()
+        boxes, names = project_winners(model, data, keys, merged, root, where, method, project_batch, mean, std, limit)
+        proj_s = time.perf_counter() - t0
+        all_names = all_gather_objects(names, where)
+        if where.rank == 0:
+            timing = {"scan_s": float(merged["_seconds"]), "project_s": proj_s, "world": where.world}
+            write_index(root, keys, merged, boxes, all_names, {"config": config, "format": FORMAT, "version": VERSION, "k": k,
+                        "method": method, "model": config["model"], "preprocessing": preprocessing, "timing": timing})
+            shutil.rmtree(root / ".mining", ignore_errors=True)  # the manifest now holds the config
+        barrier(where)
+        return load_index(root)
 
 
 def _scan(
@@ -299,8 +455,12 @@ def _scan(
     runs = {key: RunningTopK(k) for key in keys}
     start, seconds = 0, 0.0
     if state is not None:
-        runs = {key: RunningTopK.from_state(k, state["layers"][str(key)]) for key in keys}
-        start, seconds = int(state["next_batch"]), float(state["seconds"])
+        try:
+            runs = {key: RunningTopK.from_state(k, state["layers"][str(key)]) for key in keys}
+            start, seconds = int(state["next_batch"]), float(state["seconds"])
+        except (KeyError, TypeError, ValueError, AttributeError) as err:  # another version's or a hand-made file
+            raise InputError(f"checkpoint {str(ckpt.path)!r} does not hold this run's state ({type(err).__name__}: {err}); "
+                             "rerun with --restart (restart=True)") from None
         print(f"saliency-widget mine: rank {where.rank} resumes at global batch {start} "
               f"({runs[keys[0]].seen} images done)", file=sys.stderr, flush=True)
     device, dtype = model_device_dtype(model)
@@ -313,15 +473,26 @@ def _scan(
         total = None if n is None else n // where.world
         bar = tqdm(total=total, initial=done_before, desc=f"mining {len(keys)} layer(s)", unit="img", smoothing=0.1)
     t0, since = time.perf_counter(), 0
+    total = image_count(data, limit) or 0  # for the progress protocol (0: unknown)
+    shape: tuple[int, ...] | None = None
     try:
         for b, first, x in shard_batches(data, where, batch_size, start=start, limit=limit, num_workers=num_workers):
+            shape = check_images(model, x, first, shape, name=getattr(_base(data), "describe", None))
             x = x.to(device=device or x.device, dtype=dtype or x.dtype)
-            acts = scanner(x)
+            try:
+                acts = scanner(x)
+            except RuntimeError as err:  # images too small for the model: one line naming their shape
+                size_error = forward_error(err, x, model)
+                if size_error is None:
+                    raise
+                raise size_error from None
             idx = torch.arange(first, first + x.shape[0])
             for key in keys:
                 runs[key].update(acts[key], idx)
             if bar is not None:
                 bar.update(x.shape[0])
+            # between batches: the caller may watch, or stop the scan (Cancelled; the checkpoints let it resume)
+            report(runs[keys[0]].seen, total)
             since += 1
             if since % every == 0:  # resume after global batch b (the next ones of this rank follow it)
                 ckpt.save_scan({"next_batch": b + 1, "seconds": seconds + time.perf_counter() - t0,

@@ -24,7 +24,7 @@ from ..engine.checks import check_model
 from ..engine.session import Explainer
 from ..errors import InputError, choices
 
-__all__ = ["SanityResult", "parameterised_layers", "sanity_check", "spearman", "ssim"]
+__all__ = ["SanityResult", "parameterised_layers", "randomise_module", "sanity_check", "spearman", "ssim"]
 
 
 def _ranks(v: torch.Tensor) -> torch.Tensor:
@@ -83,7 +83,7 @@ def parameterised_layers(model: nn.Module) -> list[str]:
     return [n for n, m in model.named_modules() if n and not any(True for _ in m.children()) and any(True for _ in m.parameters(recurse=False))]
 
 
-def _randomise(module: nn.Module, gen: torch.Generator) -> None:
+def randomise_module(module: nn.Module, gen: torch.Generator) -> None:
     """Re-initialise one module's parameters with a seeded generator (Adebayo: random re-init)."""
     with torch.no_grad():
         for _name, p in module.named_parameters(recurse=False):
@@ -195,7 +195,7 @@ def sanity_check(
         if mode == "independent":
             work = copy.deepcopy(model)
             modules = dict(work.named_modules())
-        _randomise(modules[name], gen)
+        randomise_module(modules[name], gen)
         m = _summed(saliency(work, inputs, tgt, method, **options)).detach()  # one-shot: frees its graph
         n = m.shape[0]
         # A constant map (e.g. an all-zero Grad-CAM) has no ranks: Spearman is undefined for

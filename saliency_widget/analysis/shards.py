@@ -10,6 +10,7 @@ Processes meet through ``torch.distributed`` (gloo on CPU, nccl on GPU), started
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,48 @@ from torch.utils.data import DataLoader, Dataset, SequentialSampler
 from ..errors import InputError
 from .running import RunningTopK
 
-__all__ = ["Shard", "all_gather_objects", "barrier", "merge_states", "resolve_shard", "shard_batches"]
+__all__ = ["Shard", "all_gather_objects", "barrier", "merge_states", "image_count", "resolve_shard", "shard_batches", "worker_error"]
+
+_WORKER = re.compile(r"^Caught (\w+) in DataLoader worker process (\d+)\.\nOriginal Traceback \(most recent call last\):\n", re.S)
+_LAST_LINE = re.compile(r"^[A-Za-z_][\w.]*: (.*)$", re.M)
+
+
+def worker_error(err: BaseException) -> BaseException:
+    """The one-line error a DataLoader worker raised, without the worker's traceback in its message.
+
+    PyTorch re-raises a worker's exception in the main process as the same class with the
+    whole worker traceback as its message ("Caught InputError in DataLoader worker process 0.
+    Original Traceback ..."), which a command would print as one very long "line". Returns a
+    new exception of the same class with the original message, or ``err`` itself when it does
+    not come from a worker (or its class cannot be rebuilt from a message).
+    """
+    text = str(err.args[0]) if err.args else ""
+    head = _WORKER.match(text)
+    if head is None:
+        return err
+    lines = _LAST_LINE.findall(text[head.end():])
+    if not lines:
+        return err
+    try:
+        return type(err)(lines[-1])
+    except Exception:  # noqa: BLE001 -- a class that needs other arguments: keep the original
+        return err
+
+
+def image_count(data: Any, limit: int | None = None) -> int | None:
+    """How many images ``data`` holds (a sized Dataset, a DataLoader over one, a tensor), capped at ``limit``.
+
+    None for anything else (an iterable of batches: its length counts batches, not images).
+    """
+    sized: Any = data.dataset if isinstance(data, DataLoader) else data
+    if not isinstance(sized, (Dataset, torch.Tensor)):
+        return None
+    try:
+        n = len(sized)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+    return min(n, limit) if limit is not None else n
+
 
 @dataclass(frozen=True)
 class Shard:
@@ -131,7 +173,19 @@ def shard_batches(
         plan: Sequence[list[int]] = [list(range(b * bs, min((b + 1) * bs, n))) for b in owned]
         opts.setdefault("num_workers", num_workers)
         loader = DataLoader(ds, batch_sampler=plan, **opts)  # type: ignore[arg-type]
-        for b, item in zip(owned, loader):
+        batches = iter(loader)
+        for b in owned:
+            try:
+                item = next(batches)
+            except StopIteration:
+                return
+            except RuntimeError as err:  # the default collate cannot stack images of two sizes
+                if "stack expects each tensor to be equal size" not in str(err):
+                    raise worker_error(err) from None
+                raise InputError(f"data images {b * bs}..{min((b + 1) * bs, n) - 1} differ in size (cannot stack them into one "
+                                 "batch); a scan needs one image size: resize (and crop) in the dataset's transform") from None
+            except Exception as err:
+                raise worker_error(err) from None
             yield b, b * bs, _as_batch(item)
         return
     first = 0

@@ -10,7 +10,7 @@ and the receptive-field patches are cut from the images and from the projections
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,15 +18,17 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..engine.capture import forward_to
-from ..engine.checks import check_layer_key, check_model, model_device_dtype
+from ..engine.capture import forward_to, layer_layout
+from ..engine.checks import check_layer_key, check_model, forward_error, model_device_dtype
 from ..engine.keys import LayerKey
-from ..engine.layouts import Layout, layer_layout, to_nchw
+from ..engine.layouts import Layout, to_nchw
+from ..engine.progress import report
 from ..engine.receptive import receptive_fields
 from ..engine.session import Explainer
 from ..errors import InputError, LayerError, choices
+from .datacheck import check_images
 from .running import RunningTopK
-from .shards import Shard, all_gather_objects, merge_states, resolve_shard, shard_batches
+from .shards import Shard, all_gather_objects, image_count, merge_states, resolve_shard, shard_batches
 
 __all__ = ["TopActivations", "top_activations"]
 
@@ -117,7 +119,6 @@ def top_activations(
     call: int = 0,
     method: str = "deconvnet",
     progress: bool = True,
-    on_progress: Callable[[int, float], None] | None = None,
     project_batch: int = 64,
     project: bool = True,
     shard: Shard | tuple[int, int] | str | None = None,
@@ -144,9 +145,10 @@ def top_activations(
     method
         ReLU rule of the projections (``"deconvnet"`` as in the paper).
     progress
-        Show a tqdm progress bar with images/s.
-    on_progress
-        Called with ``(images_seen, images_per_second)`` after each batch (for the widget).
+        Show a tqdm progress bar with images/s. To watch or stop the scan from code, wrap the
+        call in :func:`saliency_widget.engine.progress.reporting`: the callback gets
+        ``(images_seen, images_total)`` after each batch (total 0 when the data has no length)
+        and stops the scan by raising :class:`~saliency_widget.errors.Cancelled` or returning False.
     project_batch
         (channel, winner) pairs projected per forward/backward pass.
     project
@@ -176,6 +178,9 @@ def top_activations(
         raise InputError(f"k must be a positive int, got {k!r}")
     if isinstance(project_batch, bool) or not isinstance(project_batch, int) or project_batch < 1:
         raise InputError(f"project_batch must be a positive int, got {project_batch!r}")
+    for name, v in (("batch_size", batch_size), ("limit", limit)):
+        if (v is not None or name == "batch_size") and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise InputError(f"{name} must be a positive int{' or None' if name == 'limit' else ''}, got {v!r}")
     device, dtype = model_device_dtype(model)
     where = resolve_shard(shard)
     run: RunningTopK | None = None
@@ -183,6 +188,8 @@ def top_activations(
     chans: list[int] | None = list(channels) if channels is not None else None
     lay: Layout | None = None
     seen = 0
+    total = image_count(data, limit) or 0
+    shape: tuple[int, ...] | None = None
     t0 = time.perf_counter()
     bar = None
     if progress:
@@ -191,13 +198,20 @@ def top_activations(
         bar = tqdm(desc=f"top-{k} of {layer}", unit="img", leave=False)
     try:
         for _b, first, x in shard_batches(data, where, batch_size, limit=limit):
+            shape = check_images(model, x, first, shape)
             x = x.to(device=device or x.device, dtype=dtype or x.dtype)
-            if lay is None:  # the layer's layout, once: NHWC / token layers are read as (B, C, h, w)
-                lay = layer_layout(model, x[:1], layer, call)
-                if lay.kind == "ambiguous":
-                    raise LayerError(f"layer {layer!r} has an ambiguous layout (not channels x grid); top activations need NCHW, NHWC or tokens")
-            with torch.no_grad():
-                act = forward_to(model, x, layer, call)
+            try:
+                if lay is None:  # the layer's layout, once: NHWC / token layers are read as (B, C, h, w)
+                    lay = layer_layout(model, x[:1], layer, call)
+                    if lay.kind == "ambiguous":
+                        raise LayerError(f"layer {layer!r} has an ambiguous layout (not channels x grid); top activations need NCHW, NHWC or tokens")
+                with torch.no_grad():
+                    act = forward_to(model, x, layer, call)
+            except RuntimeError as err:  # images too small for the model: one line naming their shape
+                size_error = forward_error(err, x, model)
+                if size_error is None:
+                    raise
+                raise size_error from None
             if lay.kind in ("NHWC", "tokens"):
                 act = to_nchw(act, lay)
             if act.dim() != 4:
@@ -223,8 +237,7 @@ def top_activations(
             if bar is not None:
                 bar.update(B)
                 bar.set_postfix_str(f"{rate:.0f} img/s")
-            if on_progress is not None:
-                on_progress(seen, rate)
+            report(seen, total)  # between batches: the caller may watch, or stop the scan (Cancelled)
     finally:
         if bar is not None:
             bar.close()

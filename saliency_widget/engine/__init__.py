@@ -1,7 +1,7 @@
 """The pure-PyTorch engine of saliency-widget (never imports widget code).
 
 Modules, one job each: :mod:`.checks` (models, inputs, targets, layer names),
-:mod:`.capture` (recording a forward pass), :mod:`.intercept` (ReLU backward rules at run
+:mod:`.capture` (recording a forward pass), :mod:`.sharing` (one model, many sessions and threads), :mod:`.intercept` (ReLU backward rules at run
 time), :mod:`.rules` (the rules), :mod:`.seeds` (where a backward starts),
 :mod:`.session` (the :class:`Explainer`), :mod:`.recording` (the one recorded forward it
 answers from), :mod:`.layouts` (NCHW, channels-last and token layouts), :mod:`.outputs`
@@ -9,6 +9,9 @@ answers from), :mod:`.layouts` (NCHW, channels-last and token layouts), :mod:`.o
 :mod:`.methods` / :mod:`.registry` (what a method is, and which exist), :mod:`.cam`,
 :mod:`.sampling`, :mod:`.occlusion` (the methods beyond the ReLU rules), :mod:`.api`
 (one-shot functions) and :mod:`.keys` (:class:`LayerKey`).
+
+Floor 1 of 5 (errors < engine, data, models, render primitives < analysis < figures, reports,
+views < widget, classroom, cli): imports ``errors`` only, never a module above it.
 """
 
 from __future__ import annotations

@@ -13,13 +13,15 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.modules import module as torch_module
 
 from ..errors import LayerError
 from .checks import eval_mode
 from .keys import LayerKey
-from .layouts import Layout, nchw_shape
+from .layouts import Layout, LayoutTracker, nchw_shape
+from .sharing import ThreadOwned
 
-__all__ = ["LayerCapture", "LayerInfo", "LayerRecord", "StopForward", "forward_to", "layer_infos"]
+__all__ = ["LayerCapture", "LayerInfo", "LayerRecord", "StopForward", "foreign_forward_hooks", "forward_to", "layer_infos", "layer_layout"]
 
 
 class StopForward(BaseException):
@@ -138,6 +140,9 @@ def layer_infos(records: Iterable[LayerRecord], layout_of: Callable[[LayerRecord
 class LayerCapture:
     """Forward hooks that record module outputs; installed only inside ``with``.
 
+    The hooks belong to the thread that enters the block: a forward of the same model in
+    another thread (another session) runs past them unrecorded (see :mod:`.sharing`).
+
     Parameters
     ----------
     model
@@ -185,29 +190,70 @@ class LayerCapture:
         self._handles.clear()
 
     def _make_hook(self, name: str) -> Any:
-        def hook(module: nn.Module, args: Any, output: Any) -> None:
-            call = self.counts.get(name, 0)
-            self.counts[name] = call + 1
-            if not isinstance(output, torch.Tensor):
-                return
-            edge = None
-            if output.requires_grad:
-                gfn = output.grad_fn
-                # A C++ node directly (get_gradient_edge costs ~20 µs per layer); leaves and Python
-                # nodes (our ReLU Function) need get_gradient_edge's ownership token.
-                edge = (
-                    torch.autograd.graph.GradientEdge(gfn, output.output_nr)
-                    if gfn is not None and not isinstance(gfn, torch._C._FunctionBase)
-                    else torch.autograd.graph.get_gradient_edge(output)
-                )
-            rec = LayerRecord(name, call, type(module).__name__, output, output._version, edge)
-            if self.stop_at == (name, call) and self.clone:
-                rec.value = output.detach().clone()
-            self.records.append(rec)
-            if self.stop_at == (name, call):
-                raise StopForward
+        return _RecordHook(self, name)
 
-        return hook
+
+class _RecordHook(ThreadOwned):
+    """The forward hook of one module: records its output into ``capture`` (owner thread only)."""
+
+    __slots__ = ("capture", "name")
+
+    def __init__(self, capture: LayerCapture, name: str) -> None:
+        super().__init__()
+        self.capture = capture
+        self.name = name
+
+    def run(self, *args: object) -> None:
+        """Record ``output`` of ``module`` (hook arguments ``(module, args, output)``)."""
+        module, _, output = args
+        cap, name = self.capture, self.name
+        call = cap.counts.get(name, 0)
+        cap.counts[name] = call + 1
+        if not isinstance(output, torch.Tensor):
+            return
+        edge = None
+        if output.requires_grad:
+            gfn = output.grad_fn
+            # A C++ node directly (get_gradient_edge costs ~20 µs per layer); leaves and Python
+            # nodes (our ReLU Function) need get_gradient_edge's ownership token.
+            edge = (
+                torch.autograd.graph.GradientEdge(gfn, output.output_nr)
+                if gfn is not None and not isinstance(gfn, torch._C._FunctionBase)
+                else torch.autograd.graph.get_gradient_edge(output)
+            )
+        rec = LayerRecord(name, call, type(module).__name__, output, output._version, edge)
+        if cap.stop_at == (name, call) and cap.clone:
+            rec.value = output.detach().clone()
+        cap.records.append(rec)
+        if cap.stop_at == (name, call):
+            raise StopForward
+
+
+def foreign_forward_hooks(model: nn.Module) -> list[str]:
+    """The forward hooks and pre-hooks on ``model`` that are not the engine's, in one phrase each.
+
+    The user's hooks on any module of ``model`` (the model itself included) and the global
+    module hooks (``torch.nn.modules.module.register_module_forward_hook`` and its pre-hook
+    twin). The engine's own recording hooks (:class:`~.sharing.ThreadOwned`, of this or any
+    other session) are left out.
+
+    Returns
+    -------
+    list of str
+        E.g. ``["a forward hook on 'conv1' (Conv2d)", "a global forward pre-hook"]``; empty
+        when there is none.
+    """
+    found: list[str] = []
+    for what, hooks in (("forward hook", torch_module._global_forward_hooks),
+                        ("forward pre-hook", torch_module._global_forward_pre_hooks)):
+        if any(not isinstance(h, ThreadOwned) for h in hooks.values()):
+            found.append(f"a global {what}")
+    for name, mod in model.named_modules():
+        for what, hooks in (("forward hook", mod._forward_hooks), ("forward pre-hook", mod._forward_pre_hooks)):
+            if any(not isinstance(h, ThreadOwned) for h in hooks.values()):
+                where = f"{name!r}" if name else "the model itself"
+                found.append(f"a {what} on {where} ({type(mod).__name__})")
+    return found
 
 
 def forward_to(
@@ -233,3 +279,27 @@ def forward_to(
         f"layer {layer!r} call {call} did not run in the forward pass"
         + (f"; valid calls are {ran}" if ran else " (it is not on the path of this input)")
     )
+
+
+def layer_layout(model: Any, x: torch.Tensor, layer: str, call: int = 0) -> Layout:
+    """The layout of ``layer``'s output, from a tracked no-grad forward of ``x`` up to that layer.
+
+    For callers that run their own forward passes (top activations); an Explainer knows
+    its layouts already (:meth:`~saliency_widget.engine.session.Explainer.layout`). Lives here, next
+    to :func:`forward_to`, because the layouts module must not import the capture.
+
+    Parameters
+    ----------
+    model
+        The network (run in eval mode, not modified).
+    x
+        Inputs ``(N, C, H, W)``; one sample is enough.
+    layer, call
+        Dotted module name and execution index.
+    """
+    tracker = LayoutTracker()
+    with torch.no_grad():
+        x = x.detach()
+        tracker.watch(x)
+        out = forward_to(model, x, layer, call, mode=tracker)
+    return tracker.layout_of(out)

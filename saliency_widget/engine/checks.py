@@ -1,4 +1,4 @@
-"""Checks on models, inputs, targets and layer names, and the context that restores ``training`` flags.
+"""Checks on models, inputs, targets and layer names (and :func:`eval_mode`, from :mod:`.sharing`).
 
 Everything here validates or normalises what the user passed before a forward pass runs;
 recording the forward pass itself is :mod:`saliency_widget.engine.capture`.
@@ -6,9 +6,9 @@ recording the forward pass itself is :mod:`saliency_widget.engine.capture`.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-from collections.abc import Iterator, Sequence
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -17,6 +17,7 @@ from torch import nn
 from ..errors import InputError, LayerError, ModelError, choices
 from .compiled import unwrap_compiled
 from .keys import LayerKey
+from .sharing import eval_mode
 
 __all__ = [
     "check_channel_position",
@@ -273,7 +274,9 @@ def prepare_inputs(
         )
     if inputs.shape[0] == 0:
         raise InputError(f"inputs has an empty batch (shape {tuple(inputs.shape)}); pass at least one image")
-    if not bool(torch.isfinite(inputs).all()):
+    # one pass and one read (min and max: NaN propagates, an Inf shows in one of them); the
+    # per-call cost of a one-shot map on a small model
+    if not all(math.isfinite(v) for v in torch.stack(torch.aminmax(inputs.detach())).tolist()):
         n_bad = int((~torch.isfinite(inputs)).sum())
         raise InputError(
             f"inputs contain {n_bad} NaN or Inf value(s); maps of non-finite inputs are meaningless. "
@@ -299,21 +302,6 @@ def prepare_inputs(
         )
     x = inputs.detach().to(device=dev, dtype=dtype).clone().requires_grad_(True)
     return x, inputs.device, inputs.dtype
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    """Run in eval mode and give every submodule its own previous ``training`` flag back."""
-    # only the modules in training mode are switched (and switched back): usually none are,
-    # and model.eval() on every map request is measurable on small models
-    training = [m for m in model.modules() if m.training]
-    try:
-        for m in training:
-            m.training = False
-        yield
-    finally:
-        for m in training:
-            m.training = True
 
 
 def module_names(model: nn.Module) -> list[str]:

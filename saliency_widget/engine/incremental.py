@@ -11,8 +11,10 @@ outputs. Where a rectangle covers its whole map, or a layer cannot take a rectan
 full recompute would. Results equal the full recompute to float rounding.
 
 :func:`build_plan` returns the reason instead of a plan when the model cannot be handled
-(``torch.fx`` cannot trace it, BatchNorm with batch statistics, or the traced forward
-differs from the model's, e.g. through an in-place change of a view);
+(the user's forward hooks or pre-hooks, which the rectangles' direct ``F.conv2d`` & co. would
+skip; ``torch.fx`` cannot trace it; BatchNorm with batch statistics; a constant that varies
+along the rows or columns; or the traced forward differs from the model's, e.g. through an
+in-place change of a view);
 :func:`explain_plan` prints, layer by layer, what one patch costs. The model is never
 changed: ``torch.fx`` builds a separate graph module that only refers to its layers, and
 in-place operations run out of place on copies (later readers of the changed tensor read the
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 import operator
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +33,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from .capture import foreign_forward_hooks
 from .checks import eval_mode
 from .incremental_ops import (
     BINARY,
@@ -46,7 +50,7 @@ from .incremental_ops import (
     window_runner,
 )
 
-__all__ = ["IncrementalPlan", "build_plan", "explain_plan"]
+__all__ = ["IncrementalPlan", "batch_statistics", "build_plan", "explain_plan", "trace"]
 
 _OUT_OF_PLACE = {operator.iadd: operator.add, operator.isub: operator.sub, operator.imul: operator.mul,
                  operator.itruediv: operator.truediv}
@@ -284,6 +288,48 @@ class IncrementalPlan:
         raise RuntimeError("graph without output")  # pragma: no cover
 
 
+class _OwnThreadTracer(fx.Tracer):
+    """``torch.fx``'s tracer, leaving the forwards of other threads alone.
+
+    While it traces, torch.fx replaces ``nn.Module.__call__`` and ``__getattr__`` for the whole
+    process: with the stock tracer, another session's forward (any model, any thread) running
+    at that moment would get ``Proxy`` objects back instead of tensors. Here module calls and
+    attribute reads from any other thread than the tracing one run as usual.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._owner = threading.get_ident()
+
+    def call_module(self, m: nn.Module, forward: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """A node for a leaf module in the tracing thread; a plain call anywhere else."""
+        if threading.get_ident() != self._owner:
+            return forward(*args, **kwargs)
+        return super().call_module(m, forward, args, kwargs)
+
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
+        """A parameter proxy in the tracing thread; the attribute itself anywhere else."""
+        if threading.get_ident() != self._owner:
+            return attr_val
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
+
+
+# torch.fx keeps its patches in one process-wide stack, which two traces at once would corrupt
+# (one could leave nn.Module.__call__ patched for good): one trace at a time.
+_trace_lock = threading.Lock()
+
+
+def trace(model: nn.Module) -> fx.GraphModule:
+    """``torch.fx.symbolic_trace(model)``, safe while other threads run models.
+
+    Raises whatever tracing raises (``torch.fx`` cannot trace data-dependent control flow).
+    """
+    with _trace_lock:
+        tracer = _OwnThreadTracer()
+        graph = tracer.trace(model)
+    return fx.GraphModule(tracer.root, graph, type(model).__name__)
+
+
 def _takes_inplace(fn: Any) -> bool:
     try:
         return "inplace" in inspect.signature(fn).parameters
@@ -315,8 +361,13 @@ def build_plan(model: nn.Module, inputs: torch.Tensor, agrees: Callable[[Any], b
     """
     if inputs.dim() != 4:
         return f"the input has shape {tuple(inputs.shape)}, not (N, C, H, W)"
+    hooks = foreign_forward_hooks(model)
+    if hooks:
+        # the changed rectangles run F.conv2d & co. directly, which skips a module's hooks
+        return (f"the model has {_phrase(hooks)}; the changed-rectangle path calls the layers' functions "
+                "directly and would skip it")
     try:
-        gm = fx.symbolic_trace(model)
+        gm = trace(model)
     except Exception as err:  # any tracing failure means: run the full recompute
         return f"torch.fx cannot trace {type(model).__name__}: {type(err).__name__}: {str(err).splitlines()[0][:200]}"
     nodes = list(gm.graph.nodes)
@@ -331,7 +382,8 @@ def build_plan(model: nn.Module, inputs: torch.Tensor, agrees: Callable[[Any], b
         mod = gm.get_submodule(str(n.target)) if n.op == "call_module" else None
         kinds[n] = _kind(n, mod)
         if isinstance(mod, nn.modules.batchnorm._BatchNorm) and (mod.training or mod.running_mean is None):
-            return f"{n.target} ({type(mod).__name__}) normalises with batch statistics, which mix the occluded copies"
+            return (f"{n.target} ({type(mod).__name__}) normalises with batch statistics, which mix the occluded "
+                    "copies (occlusion scores each copy alone, in batches of one)")
         if any(a in dynamic for a in n.all_input_nodes):
             dynamic.add(n)
         for a in n.all_input_nodes:
@@ -356,7 +408,41 @@ def build_plan(model: nn.Module, inputs: torch.Tensor, agrees: Callable[[Any], b
         return f"the traced forward fails: {type(err).__name__}: {str(err).splitlines()[0][:200]}"
     if not ok:
         return "the traced forward's output differs from the model's (data-dependent control flow or aliasing)"
+    for n in nodes:
+        if kinds[n] != "binary" or n not in dynamic:
+            continue
+        for a in n.args[:2]:
+            c = env.get(a) if isinstance(a, fx.Node) and a not in dynamic else a
+            if isinstance(c, torch.Tensor) and any(int(d) != 1 for d in c.shape[-2:]):
+                # a rectangle would meet the wrong columns (or rows) of the constant
+                return (f"{n.name} ({n.target if isinstance(n.target, str) else getattr(n.target, '__name__', n.target)}) "
+                        f"combines a feature map with a constant of shape {tuple(c.shape)} that varies along the "
+                        "image's rows or columns; changed rectangles take only constants that are the same at "
+                        "every position")
     return plan
+
+
+def batch_statistics(model: nn.Module) -> list[str]:
+    """The modules of ``model`` that normalise with batch statistics even in eval mode, in one phrase each.
+
+    A BatchNorm without running statistics (``track_running_stats=False``) normalises every
+    forward by the batch it is given, so an occluded copy's score would depend on the copies
+    batched with it (and on ``batch_size``); occlusion scores each copy alone instead. Modules
+    in training mode are not listed: occlusion runs in eval mode, where they use their running
+    statistics.
+    """
+    return [
+        f"{name!r} ({type(m).__name__}) normalises with batch statistics (it keeps no running statistics)"
+        for name, m in model.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and (m.running_mean is None or m.running_var is None)
+    ]
+
+
+def _phrase(items: list[str], most: int = 3) -> str:
+    """``"a, b and c"``; beyond ``most`` items, ``"a, b, c and 2 more"``."""
+    if len(items) > most:
+        return ", ".join(items[:most]) + f" and {len(items) - most} more"
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def explain_plan(model: nn.Module, inputs: torch.Tensor, window: int | tuple[int, int] = 16) -> str:
@@ -372,8 +458,11 @@ def explain_plan(model: nn.Module, inputs: torch.Tensor, window: int | tuple[int
         if isinstance(plan, str):
             return f"full recompute: {plan}"
         rows: list[tuple[str, str, str]] = []
-        plan.run(torch.zeros(1, dtype=torch.long), torch.zeros(1, 2, dtype=torch.long), (wy, wx),
-                 torch.zeros((), dtype=inputs.dtype), rows)
+        try:
+            plan.run(torch.zeros(1, dtype=torch.long), torch.zeros(1, 2, dtype=torch.long), (wy, wx),
+                     torch.zeros((), dtype=inputs.dtype), rows)
+        except RuntimeError as err:  # occlusion falls back to the full path the same way
+            return f"full recompute: the incremental plan fails: {type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]}"
     first = next((r[0] for r in rows if r[2] == "whole"), None)
     head = f"incremental: a {wy}x{wx} patch changes a rectangle of each map; whole maps from node {first} on"
     return "\n".join([head, *(f"  {n:<32} {k:<10} {w}" for n, k, w in rows)])

@@ -52,7 +52,6 @@ __all__ = [
     "Layout",
     "LayoutTracker",
     "from_nchw",
-    "layer_layout",
     "nchw_shape",
     "to_nchw",
 ]
@@ -428,28 +427,3 @@ def _token_slice(layout: Layout, index: Any, src: Sequence[int], out: Sequence[i
         if s.stop is None and s.step in (None, 1) and isinstance(start, int) and 0 <= start <= layout.prefix:
             return Layout("tokens", layout.grid, layout.prefix - start)
     return None
-
-
-def layer_layout(model: Any, x: torch.Tensor, layer: str, call: int = 0) -> Layout:
-    """The layout of ``layer``'s output, from a tracked no-grad forward of ``x`` up to that layer.
-
-    For callers that run their own forward passes (top activations); an Explainer knows
-    its layouts already (:meth:`~saliency_widget.engine.session.Explainer.layout`).
-
-    Parameters
-    ----------
-    model
-        The network (run in eval mode, not modified).
-    x
-        Inputs ``(N, C, H, W)``; one sample is enough.
-    layer, call
-        Dotted module name and execution index.
-    """
-    from .capture import forward_to  # local: capture imports this module
-
-    tracker = LayoutTracker()
-    with torch.no_grad():
-        x = x.detach()
-        tracker.watch(x)
-        out = forward_to(model, x, layer, call, mode=tracker)
-    return tracker.layout_of(out)

@@ -26,10 +26,11 @@ import torch
 from ..errors import InputError, LayerError
 from .capture import forward_to
 from .checks import check_layer_name, eval_mode
-from .incremental import build_plan
+from .incremental import batch_statistics
 from .layouts import Layout, to_nchw
 from .methods import check_options
 from .outputs import logits_of
+from .plancache import cached_plan
 from .progress import report
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -112,6 +113,7 @@ def _batch_scorer(
     incremental: bool,
     base: torch.Tensor,
     approximate: float | None = None,
+    stride: tuple[int, int] | None = None,
 ) -> tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], int]:
     """``(score, batch_size)``: ``score(img, corners)``: scores ``(B,)`` of images ``img`` ``(B,)`` occluded at ``corners`` ``(B, 2)``.
 
@@ -125,18 +127,6 @@ def _batch_scorer(
     and eval mode.
     """
     x = explainer.inputs
-    if incremental:
-        def agrees(out: Any) -> bool:  # the traced forward gives the model's unoccluded scores
-            got = _pick(out, targets, output)
-            return got.shape == base.shape and bool(torch.allclose(got, base, rtol=1e-4, atol=1e-6))
-
-        plan = build_plan(explainer.model, x, agrees) if output != "activation" else "output='activation' reads a layer"
-        if not isinstance(plan, str):
-            plan.tau = approximate
-            # rectangles are small: many patches per batch (on 2 CPU cores, vgg16 at 224²: 1.3 s
-            # per patch at batch 3, 0.21 s at 48, against 1.8 s for the full recompute)
-            return lambda img, c: _pick(plan.run(img, c, window, fill), targets[img], output), max(64, default_batch_size(x))
-        _log.debug("occlusion on %s: full recompute: %s", type(explainer.model).__name__, plan)
     H, W = x.shape[-2:]
     yy = torch.arange(H, device=x.device).view(1, H, 1)
     xx_ = torch.arange(W, device=x.device).view(1, 1, W)
@@ -150,6 +140,32 @@ def _batch_scorer(
         ).unsqueeze(1)
         return _score(explainer, torch.where(inside, fill, x[img]), targets[img], output, layer, channel, layout)
 
+    if incremental:
+        def agrees(out: Any) -> bool:  # the traced forward gives the model's unoccluded scores
+            got = _pick(out, targets, output)
+            return got.shape == base.shape and bool(torch.allclose(got, base, rtol=1e-4, atol=1e-6))
+
+        # kept between calls while the model, its hooks and the inputs stay the same (plancache.py)
+        plan = (cached_plan(explainer.model, x, agrees, (window, stride, approximate)) if output != "activation"
+                else "output='activation' reads a layer")
+        if not isinstance(plan, str):
+            plan.tau = approximate
+            failed: list[str] = []
+
+            def changed(img: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+                if not failed:
+                    try:
+                        return _pick(plan.run(img, c, window, fill), targets[img], output)
+                    except RuntimeError as err:  # a layer the plan mishandles: the full path is exact
+                        failed.append(f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}")
+                        _log.debug("occlusion on %s: full recompute: the incremental plan fails: %s",
+                                   type(explainer.model).__name__, failed[0])
+                return full(img, c)
+
+            # rectangles are small: many patches per batch (on 2 CPU cores, vgg16 at 224²: 1.3 s
+            # per patch at batch 3, 0.21 s at 48, against 1.8 s for the full recompute)
+            return changed, max(64, default_batch_size(x))
+        _log.debug("occlusion on %s: full recompute: %s", type(explainer.model).__name__, plan)
     return full, default_batch_size(x)
 
 
@@ -182,7 +198,9 @@ def occlusion_scores(
         ``"probability"``, ``"logit"`` or ``"activation"`` (with ``layer`` and ``channel``).
     batch_size
         Occluded copies per forward pass; default :func:`default_batch_size` (at least 64 when
-        incremental: the changed rectangles are small).
+        incremental: the changed rectangles are small). A model that normalises with batch
+        statistics (:func:`batch_statistics`) scores every copy, and every unoccluded image, alone
+        (batches of one), so the map does not depend on the batch size.
     incremental
         Recompute only the rectangle of each feature map that a patch changes (exact; see
         :mod:`.incremental`). Models it cannot handle, and ``output="activation"``, fall back
@@ -232,9 +250,19 @@ def occlusion_scores(
     scores = torch.empty(N * P, dtype=x.dtype, device=x.device)
     flat_img = torch.arange(N, device=x.device).repeat_interleave(P)
     flat_pos = torch.arange(P, device=x.device).repeat(N)
+    mixing = batch_statistics(explainer.model)
+    if mixing:
+        # a copy's score must not depend on the copies batched with it: score each one alone
+        _log.debug("occlusion on %s: batches of one: %s", type(explainer.model).__name__, mixing[0])
+        batch_size = 1
     with torch.no_grad(), eval_mode(explainer.model):
-        base = _score(explainer, x.clone(), targets.to(x.device), output, layer, channel, lay)  # the model may modify its input in place
-        score_batch, preferred = _batch_scorer(explainer, targets.to(x.device), (wy, wx), fill_t, output, layer, channel, lay, incremental, base, approximate)
+        t = targets.to(x.device)
+        if mixing:
+            base = torch.cat([_score(explainer, x[i : i + 1].clone(), t[i : i + 1], output, layer, channel, lay) for i in range(N)])
+        else:
+            base = _score(explainer, x.clone(), t, output, layer, channel, lay)  # the model may modify its input in place
+        score_batch, preferred = _batch_scorer(explainer, targets.to(x.device), (wy, wx), fill_t, output, layer, channel, lay, incremental, base, approximate,
+                                                    (sy, sx))
         batch_size = batch_size or preferred
         for start in range(0, N * P, batch_size):
             report(start, N * P)  # between batches: the caller may watch, or stop the work (Cancelled)

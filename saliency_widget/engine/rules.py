@@ -69,14 +69,15 @@ class ReLURule:
         torch.Tensor
             The signal passed to the ReLU's input, same shape as ``grad``.
         """
-        if self.signal_mask:
-            grad = grad.clamp(min=0)
-        if self.forward_mask:
-            if out is None:  # pragma: no cover - the mechanism always saves out when needed
-                raise MethodError(f"rule {self.name!r} needs the forward output, which was not saved")
-            # The same kernel autograd uses for relu's own backward, so "gradient" is bit-identical.
-            grad = torch.ops.aten.threshold_backward(grad, out, 0)
-        return grad
+        if not self.forward_mask:
+            return grad.clamp(min=0) if self.signal_mask else grad
+        if out is None:  # pragma: no cover - the mechanism always saves out when needed
+            raise MethodError(f"rule {self.name!r} needs the forward output, which was not saved")
+        # The same kernel autograd uses for relu's own backward, so "gradient" is bit-identical.
+        masked = torch.ops.aten.threshold_backward(grad, out, 0)
+        # Guided Backprop: then the signal mask, in place on the new tensor (never on the
+        # incoming grad, which autograd may share between branches): one allocation, not two
+        return masked.clamp_(min=0) if self.signal_mask else masked
 
 
 GRADIENT = ReLURule("gradient", forward_mask=True, signal_mask=False)

@@ -16,6 +16,7 @@ import torch
 
 from ..errors import InputError
 from .checks import eval_mode
+from .incremental import batch_statistics
 from .methods import check_options
 from .outputs import logits_of
 from .progress import report
@@ -49,22 +50,23 @@ def batched_rule_gradients(
     rule_name
         ReLU rule for the backward pass.
     batch_size
-        Inputs per forward pass.
+        Inputs per forward pass; 1 for a model that normalises with batch statistics
+        (:func:`~.incremental.batch_statistics`), so that no sample's map depends on the others.
 
     Returns
     -------
     torch.Tensor
         ``(M, C, H, W)``.
     """
-    # local: session imports the registry, which imports this module
-    from .session import Explainer
-
     rule = get_rule(rule_name)
+    if batch_statistics(explainer.model):
+        batch_size = 1  # each sample with the statistics it would get alone
     out = torch.empty_like(inputs)
     for start in range(0, inputs.shape[0], batch_size):
         report(start, inputs.shape[0])  # between batches: the caller may watch, or stop the work (Cancelled)
         chunk = inputs[start : start + batch_size]
-        sub = Explainer(explainer.model, chunk, record_layers=False, intercept=not rule.is_plain_gradient, retain_graph=False)
+        # an explainer of the caller's class: importing the session here would close a cycle (session -> registry -> here)
+        sub = type(explainer)(explainer.model, chunk, record_layers=False, intercept=not rule.is_plain_gradient, retain_graph=False)
         out[start : start + batch_size] = sub.backward_logits(targets[start : start + batch_size], rule)
         del sub  # frees this chunk's graph before the next forward
     return out
@@ -124,7 +126,9 @@ class SmoothGrad:
         N = x.shape[0]
         span = (x.flatten(1).amax(1) - x.flatten(1).amin(1)).view(N, 1, 1, 1, 1)
         gen = torch.Generator(device="cpu").manual_seed(int(o["seed"]))
-        eps = torch.randn((N, n, *x.shape[1:]), generator=gen, dtype=x.dtype).to(x.device)
+        # drawn in float64 on the CPU whatever the model's dtype and device: one seed, the same noise
+        # in float32, float64 or bf16, on the CPU or a GPU (so the maps agree across them)
+        eps = torch.randn((N, n, *x.shape[1:]), generator=gen, dtype=torch.float64).to(device=x.device, dtype=x.dtype)
         noisy = (x.unsqueeze(1) + noise * span * eps).reshape(N * n, *x.shape[1:])
         t = targets.to(x.device).repeat_interleave(n)
         maps = batched_rule_gradients(explainer, noisy, t, o["base"], bs)

@@ -17,9 +17,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import DegenerateMapWarning, LayerError, ModelError, warn_once
+from ..errors import LayerError, ModelError
 from .capture import LayerInfo, LayerRecord
 from .checks import check_channel_position, check_device, check_model, prepare_inputs, resolve_targets
+from .degenerate import check_degenerate
 from .intercept import ReLUInterceptor, RuleBox
 from .keys import LayerKey
 from .layouts import Layout, from_nchw
@@ -59,7 +60,9 @@ class Explainer:
     Notes
     -----
     The recorded forward is a snapshot: if the model's weights change afterwards, create a
-    new Explainer. Thread-safe: requests are serialised by a lock.
+    new Explainer. Thread-safe: requests are serialised by a lock. Any number of Explainers
+    (and explorers) may share one model object, in one thread or many, and each gives exactly
+    what it would give alone: see :mod:`~saliency_widget.engine.sharing`.
 
     Method authors (see :class:`~saliency_widget.engine.methods.Method`) use the public
     surface only: :attr:`model`, :attr:`inputs`, :attr:`logits`, :meth:`activation`,
@@ -366,10 +369,7 @@ class Explainer:
         self._interceptor.check_rule(rule, type(self.model).__name__, ran_to_end=not self._rec.partial)
 
     def _warn_degenerate(self, out: torch.Tensor, what: str) -> None:
-        if not bool(torch.isfinite(out).all()):
-            warn_once(("nonfinite", what), f"{what}: the map contains NaN or Inf values", DegenerateMapWarning)
-        elif not bool(out.any()):
-            warn_once(("allzero", what), f"{what}: the map is all zeros", DegenerateMapWarning)
+        check_degenerate(out, what)  # on a GPU without a host sync (the warning may come a call later)
 
     # ------------------------------------------------------------------ layers
     def record(self, layer: str | LayerKey, call: int = 0) -> LayerRecord:

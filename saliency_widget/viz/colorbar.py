@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageDraw
 
 from ..errors import InputError, choices
-from .render import DIVERGING, SIGNS, _font, apply_colormap
+from .render import DIVERGING, SIGNS, apply_colormap, label_font
 
 __all__ = ["colorbar", "colorbar_labels", "with_colorbar"]
 
@@ -55,7 +55,7 @@ def colorbar(sign: str, vmax: float, cmap: str = "magma", width: int = 224, heig
     im = Image.new("RGB", (width, height), (255, 255, 255))
     im.paste(Image.fromarray(strip), (0, 0))
     draw = ImageDraw.Draw(im)
-    font = _font()
+    font = label_font()
     y = 11
     draw.text((1, y), left, fill=(0, 0, 0), font=font)
     draw.text(((width - draw.textlength(mid, font=font)) / 2, y), mid, fill=(0, 0, 0), font=font)

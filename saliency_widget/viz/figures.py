@@ -10,7 +10,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from numpy.typing import NDArray
 from PIL import Image, ImageDraw
 
 from ..analysis import SanityResult, TopActivations
@@ -25,36 +24,6 @@ SANITY_METRICS: tuple[str, ...] = ("spearman_abs", "spearman_signed", "ssim")
 
 # Line colours of the sanity plot (matplotlib's tab10, first six).
 _COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
-
-
-def _tile(images: Sequence[NDArray[np.uint8]], cols: int, cell: int, gap: int = 2) -> NDArray[np.uint8]:
-    """Lay images out row-major on a white grid, each resized (nearest) to ``cell`` x ``cell``.
-
-    Parameters
-    ----------
-    images
-        ``(H, W, 3)`` uint8 images, any sizes.
-    cols
-        Images per row.
-    cell
-        Side of each tile in pixels.
-    gap
-        White border around and between tiles, in pixels.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(rows * (cell + gap) + gap, cols * (cell + gap) + gap, 3)`` uint8, with
-        ``rows = ceil(len(images) / cols)``.
-    """
-    rows = math.ceil(len(images) / cols)
-    out = np.full((rows * (cell + gap) + gap, cols * (cell + gap) + gap, 3), 255, np.uint8)
-    for i, im in enumerate(images):
-        r, c = divmod(i, cols)
-        pil = Image.fromarray(np.ascontiguousarray(im)).resize((cell, cell), Image.Resampling.NEAREST)
-        y, x = gap + r * (cell + gap), gap + c * (cell + gap)
-        out[y : y + cell, x : x + cell] = np.asarray(pil)
-    return out
 
 
 def topk_grid_png(
@@ -89,7 +58,7 @@ def topk_grid_png(
         projs.append(R.panel_or_message(rm.rgb, "zero", (cell, cell)))
         patches.append(R.input_to_rgb(img_patch.cpu().numpy(), mean, std))
     cols = max(1, math.ceil(math.sqrt(len(projs))))
-    left, right = _tile(projs, cols, cell), _tile(patches, cols, cell)
+    left, right = R.tile(projs, cols, cell), R.tile(patches, cols, cell)
     titles = [f"{res.layer} #{channel}: projections ({res.method})", "image patches"]
     return R.to_png(R.compose([left, right], titles, height=left.shape[0]))
 

@@ -13,6 +13,7 @@ render functions as the widget, applied to the values the page holds.
 
 from __future__ import annotations
 
+import operator
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -84,8 +85,9 @@ def grid_positions(h: int, w: int, grid: int) -> list[tuple[int, int]]:
     """Centres of a ``grid`` x ``grid`` lattice of cells over an ``h`` x ``w`` map (no duplicates)."""
     if grid <= 0:
         return []
-    ys = sorted({min(h - 1, int((j + 0.5) * h / grid)) for j in range(grid)})
-    xs = sorted({min(w - 1, int((j + 0.5) * w / grid)) for j in range(grid)})
+    # a lattice at least as fine as the map hits every row (column): a huge grid costs no more than that
+    ys = list(range(h)) if grid >= h else sorted({min(h - 1, int((j + 0.5) * h / grid)) for j in range(grid)})
+    xs = list(range(w)) if grid >= w else sorted({min(w - 1, int((j + 0.5) * w / grid)) for j in range(grid)})
     return [(y, x) for y in ys for x in xs]
 
 
@@ -95,6 +97,17 @@ def _map_entry(packer: Packer, raw: NDArray[np.floating], part: str) -> dict[str
         return {"message": message}
     a, s = map_planes(raw)
     return {"abs": packer.add_plane(a, "u2", part), "sum": packer.add_plane(s, "i2", part)}
+
+
+def _is_index(v: object) -> bool:
+    """An integer (Python, NumPy or an integer 0-d tensor), not a bool and not a float like 2.5."""
+    if isinstance(v, bool):
+        return False
+    try:
+        operator.index(v)  # type: ignore[arg-type]
+    except TypeError:
+        return False
+    return True
 
 
 def _first_line(exc: BaseException) -> str:
@@ -200,13 +213,25 @@ def collect_image(
     """
     say = progress or (lambda _msg: None)
     methods = check_methods(methods) if methods is not None else available_methods()
-    if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
+    if not _is_index(topk) or topk < 1:
         raise InputError(f"topk must be a positive int (classes per image), got {topk!r}")
+    if not _is_index(grid) or grid < 0:
+        raise InputError(f"grid must be an int >= 0 (a grid x grid lattice of positions per filter, 0: the strongest only), got {grid!r}")
+    topk, grid = int(topk), int(grid)
+    if isinstance(layers, str):
+        raise InputError(f"layers must be a list of layer keys, got the string {layers!r}; use [{layers!r}]")
     probs = explainer.probabilities[0].detach().cpu().double().numpy()
     k = probs.shape[0]
     names = class_names(labels, k)
-    if target is not None and not 0 <= int(target) < k:
-        raise InputError(f"target {target} out of range for {k} classes; valid targets are 0..{k - 1}")
+    if target is not None and (not _is_index(target) or not 0 <= int(target) < k):
+        raise InputError(f"target {target!r} out of range for {k} classes; valid targets are the ints 0..{k - 1}")
+    logits = explainer.logits[0].detach().cpu().double().numpy()
+    bad_scores = np.flatnonzero(~np.isfinite(logits))
+    if bad_scores.size:  # softmax of them is NaN everywhere, which no page (and no JSON) can show
+        c = int(bad_scores[0])
+        raise InputError(f"image {name!r}: the model's score (logit) of class {c} ({names[c]!r}) is {float(logits[c])}"
+                         f"{f' (and {bad_scores.size - 1} more class(es))' if bad_scores.size > 1 else ''}; "
+                         "cannot export non-finite scores: check the model and the image's preprocessing")
     classes = top_classes(probs, target, topk)
     chart = chart_classes(probs, target, topk)
     chart += [c for c in classes if c not in chart]
@@ -281,6 +306,8 @@ def _layer(
     if chosen is None:
         peaks = np.nan_to_num(act.reshape(n, -1).max(axis=1), nan=-np.inf)
         chosen = sorted(int(c) for c in np.argsort(-peaks, kind="stable")[:MAX_CHANNELS])
+    if isinstance(chosen, (str, bytes)) or not all(_is_index(c) for c in chosen):
+        raise InputError(f"channels of {info.key} must be filter indices (ints), got {chosen!r}")
     chans = [int(c) for c in chosen]
     out_of_range = [c for c in chans if not 0 <= c < n]
     if out_of_range or not chans:
@@ -303,7 +330,8 @@ def _layer(
         fmap = act[c]
         row = []
         for pos in spots:
-            item: dict[str, Any] = {"p": [int(pos[0]), int(pos[1])], "v": float(fmap[pos]), "box": boxes[pos], "r": {}}
+            v = float(fmap[pos])
+            item: dict[str, Any] = {"p": [int(pos[0]), int(pos[1])], "v": v if np.isfinite(v) else None, "box": boxes[pos], "r": {}}
             for rule in rules:
                 why = explainer.unavailable(rule)
                 if why is not None:

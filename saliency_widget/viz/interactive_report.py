@@ -18,6 +18,7 @@ from PIL import Image
 from torch import nn
 
 from ..engine import Explainer, available_methods
+from ..errors import InputError
 from ..views.classes import check_methods, class_names
 from ..views.options import DisplayOptions
 from . import render as R
@@ -106,6 +107,9 @@ def interactive_report(
     DisplayOptions(sign, clip_percentile, cmap, overlay, alpha)  # bad display options fail before any computing
     io = describe_model(model, weights=weights, labels=labels, transform=transform, processor=processor)
     chosen = check_methods(methods) if methods is not None else available_methods()
+    images, names = list(images), [str(n) for n in names]
+    if not images or len(names) != len(images):  # zip would drop the images without a name
+        raise InputError(f"give one name per image: {len(images)} image(s), {len(names)} name(s)" if images else "no images to export")
     packer, entries = Packer(), []
     for image, name in zip(images, names):
         x = to_model_input(image, io.transform).unsqueeze(0)

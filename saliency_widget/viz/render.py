@@ -7,6 +7,7 @@ and the widget share one implementation and it can be tested without a notebook.
 from __future__ import annotations
 
 import io
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ __all__ = [
     "colormap_lut",
     "compose",
     "draw_box",
+    "label_font",
+    "tile",
     "from_png",
     "input_to_rgb",
     "is_blank",
@@ -337,7 +340,8 @@ def upscale(rgb: NDArray[np.uint8], min_size: int) -> NDArray[np.uint8]:
     return np.repeat(np.repeat(rgb, f, axis=0), f, axis=1)
 
 
-def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+def label_font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """The font of every caption drawn into a PNG (panel titles, messages, colorbar ticks)."""
     return ImageFont.load_default()
 
 
@@ -357,7 +361,7 @@ def message_panel(text: str, size: tuple[int, int] = (128, 128)) -> NDArray[np.u
             line = cand
     if line:
         lines.append(line)
-    draw.multiline_text((4, 4), "\n".join(lines), fill=(120, 0, 0), font=_font())
+    draw.multiline_text((4, 4), "\n".join(lines), fill=(120, 0, 0), font=label_font())
     return np.asarray(im)
 
 
@@ -428,7 +432,7 @@ def compose(
     x = gap
     for i, im in enumerate(resized):
         if titles:
-            draw.text((x, gap // 2), str(titles[i])[:60], fill=(0, 0, 0), font=_font())
+            draw.text((x, gap // 2), str(titles[i])[:60], fill=(0, 0, 0), font=label_font())
         canvas.paste(im, (x, gap + title_h))
         x += im.width + gap
     return np.asarray(canvas)
@@ -458,3 +462,33 @@ def input_to_rgb(
     elif a.shape[0] != 3:
         a = np.repeat(a.mean(axis=0, keepdims=True), 3, axis=0)
     return np.clip(np.rint(a.transpose(1, 2, 0) * 255.0), 0, 255).astype(np.uint8)
+
+
+def tile(images: Sequence[NDArray[np.uint8]], cols: int, cell: int, gap: int = 2) -> NDArray[np.uint8]:
+    """Lay images out row-major on a white grid, each resized (nearest) to ``cell`` x ``cell``.
+
+    Parameters
+    ----------
+    images
+        ``(H, W, 3)`` uint8 images, any sizes.
+    cols
+        Images per row.
+    cell
+        Side of each tile in pixels.
+    gap
+        White border around and between tiles, in pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(rows * (cell + gap) + gap, cols * (cell + gap) + gap, 3)`` uint8, with
+        ``rows = ceil(len(images) / cols)``.
+    """
+    rows = math.ceil(len(images) / cols)
+    out = np.full((rows * (cell + gap) + gap, cols * (cell + gap) + gap, 3), 255, np.uint8)
+    for i, im in enumerate(images):
+        r, c = divmod(i, cols)
+        pil = Image.fromarray(np.ascontiguousarray(im)).resize((cell, cell), Image.Resampling.NEAREST)
+        y, x = gap + r * (cell + gap), gap + c * (cell + gap)
+        out[y : y + cell, x : x + cell] = np.asarray(pil)
+    return out

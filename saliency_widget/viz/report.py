@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from PIL import Image
 from torch import nn
 
+from ..data.atomic import write_atomic
 from ..engine import Explainer, available_methods
 from ..errors import InputError, SaliencyError, choices
 from ..views.classes import check_methods, class_names
@@ -72,10 +73,7 @@ def write_output(path: str | Path, data: str | bytes) -> Path:
     if not p.parent.is_dir():
         raise InputError(f"cannot write {str(p)!r}: {str(p.parent)!r} is a file, not a folder")
     try:
-        if isinstance(data, str):
-            p.write_text(data, encoding="utf-8")
-        else:
-            p.write_bytes(data)
+        write_atomic(p, data)  # a killed run leaves the old file or the new one, never half a page
     except OSError as exc:
         raise InputError(f"cannot write {str(p)!r}: {exc.strerror or exc}") from None
     return p
@@ -104,7 +102,7 @@ def probability_table(
     rows = "".join(
         f"<tr{bold if int(i) == highlight else ''}><td>{html.escape(str(labels[i]))}</td>"
         f"<td style='text-align:right'>{float(probs[i]):.3f}</td>"
-        f"<td><div style='background:#4c78a8;height:10px;width:{max(1, int(120 * float(probs[i])))}px'></div></td></tr>"
+        f"<td><div style='background:#4c78a8;height:10px;width:{max(1, int(120 * float(probs[i])) if np.isfinite(probs[i]) else 1)}px'></div></td></tr>"
         for i in order
     )
     return f"<table><tr><th>class</th><th>p</th><th></th></tr>{rows}</table>"
@@ -176,7 +174,7 @@ def _load(image: Any) -> tuple[Image.Image, str]:
 
 def render_report(
     images: Sequence[Any],
-    model: nn.Module | None = None,
+    model: nn.Module | str | None = None,
     methods: Sequence[str] | None = None,
     target: int | str | None = None,
     *,
@@ -200,7 +198,8 @@ def render_report(
     images
         PIL images, arrays, tensors ``(3, H, W)`` in [0, 1], PNG/JPEG bytes or file paths.
     model
-        Classifier (default: the bundled shapes model with its labels and preprocessing).
+        Classifier, or a model spec read by :func:`saliency_widget.models.load_model` (default:
+        the bundled shapes model with its labels and preprocessing).
     methods
         Registered method names (default: Gradient, DeconvNet and Guided Backprop; every
         registered method when ``interactive``).
@@ -228,10 +227,9 @@ def render_report(
     """
     if not images:
         raise InputError("render_report needs at least one image")
-    if model is None:
-        from ..models import shapes_cnn
+    from ..models import load_model
 
-        model = shapes_cnn()
+    model = load_model(model)
     if names is not None and len(names) != len(images):
         raise InputError(f"names has {len(names)} entries for {len(images)} images")
     if interactive:

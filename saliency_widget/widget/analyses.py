@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import threading
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -22,6 +23,7 @@ from PIL import Image
 from torch import nn
 
 from ..analysis import MiningIndex, TopActivations, load_index, pointing_game, sanity_check, top_activations
+from ..engine.progress import reporting
 from ..errors import InputError, SaliencyError
 from ..views.classes import class_name
 from ..viz.figures import sanity_gallery_png, sanity_plot_png, topk_grid_png
@@ -73,9 +75,9 @@ class AnalysisPanel(W.VBox):
         explorer: Any = None,
     ) -> None:
         from ..data import ShapesDataset
-        from ..models import shapes_cnn
+        from ..models import load_model
 
-        self.model = model if model is not None else shapes_cnn()
+        self.model = load_model(model)
         # Undo the normalisation only when the model states it: the shapes data shown here is
         # not in an unknown model's preprocessing, so such patches are min-max scaled instead.
         io = describe_model(self.model)
@@ -235,10 +237,13 @@ class AnalysisPanel(W.VBox):
             if choice.batches is None:
                 raise InputError(choice.description)
             n = choice.size or 0
-            res: Any = top_activations(
-                self.model, choice.batches(), self.w_layer.value, k=9, progress=False,
-                on_progress=lambda seen, rate: self._progress(seen / n if n else 0.5, f"{rate:.0f} img/s"),
-            )
+            t0 = time.perf_counter()
+
+            def show(seen: int, _total: int) -> None:
+                self._progress(seen / n if n else 0.5, f"{seen / max(time.perf_counter() - t0, 1e-9):.0f} img/s")
+
+            with reporting(show):
+                res: Any = top_activations(self.model, choice.batches(), self.w_layer.value, k=9, progress=False)
             self._topk_data = choice.description  # shown under the grid
             self.result = res
             self.w_filter.max = len(res.channels) - 1
@@ -324,6 +329,12 @@ def show_indexed(panel: AnalysisPanel, res: IndexedTop) -> None:
     )
 
 
+def panel_for(explorer: Any) -> AnalysisPanel:
+    """An analyses panel over ``explorer``'s model, preprocessing and data, following its image."""
+    io = explorer.model_io
+    return AnalysisPanel(explorer.model, mean=io.mean, std=io.std, data=explorer.data, transform=io.transform, explorer=explorer)
+
+
 def attach_index(explorer: Any, index: Any) -> AnalysisPanel:
     """Give ``explorer`` an analyses panel that reads top-9 from a mined index and follows its layer and filter.
 
@@ -336,9 +347,8 @@ def attach_index(explorer: Any, index: Any) -> AnalysisPanel:
         mined with the explorer's model (else :class:`~saliency_widget.errors.ModelError`).
     """
     idx = index if isinstance(index, MiningIndex) else load_index(index)
-    idx.check_model(explorer._model)
-    panel = AnalysisPanel(explorer._model, mean=explorer._io.mean, std=explorer._io.std, data=explorer._data,
-                          transform=explorer._io.transform, explorer=explorer)
+    idx.check_model(explorer.model)
+    panel = panel_for(explorer)
     panel.index = idx
     layers = list(dict.fromkeys([*idx.layers, *panel.w_layer.options]))
     panel.w_layer.options = layers

@@ -19,10 +19,9 @@ from torch import nn
 
 from ..errors import InputError
 
-__all__ = ["BUNDLED", "FOLDER", "GIVEN", "IMAGE_SUFFIXES", "DataChoice", "choose_data", "data_options"]
+__all__ = ["BUNDLED", "FOLDER", "GIVEN", "DataChoice", "choose_data", "data_options"]
 
 BUNDLED, GIVEN, FOLDER = "bundled", "given", "folder"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 _BATCH = 32
 
 
@@ -67,14 +66,10 @@ def data_options(model: nn.Module, given: Any) -> list[tuple[str, str]]:
 
 
 def _folder(path: str | Path, transform: Callable[[Image.Image], torch.Tensor]) -> DataChoice:
-    from ..viz.images import to_model_input
+    from ..data.decode import list_images, to_model_input
 
     p = Path(path).expanduser()
-    if not p.is_dir():
-        raise InputError(f"data folder {str(path)!r} is not a directory; give a folder of {', '.join(IMAGE_SUFFIXES)} files")
-    files = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
-    if not files:
-        raise InputError(f"data folder {str(path)!r} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+    files = list_images(path, "data folder")
 
     def batches() -> Iterator[torch.Tensor]:
         for s in range(0, len(files), _BATCH):

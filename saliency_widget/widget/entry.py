@@ -27,7 +27,7 @@ def _bundled_samples(shapes_model: bool) -> dict[str, Callable[[], Image.Image]]
 
 
 def explore(
-    model: torch.nn.Module | None = None,
+    model: torch.nn.Module | str | None = None,
     image: Any = None,
     *,
     labels: Sequence[str] | None = None,
@@ -43,8 +43,9 @@ def explore(
     Parameters
     ----------
     model
-        A classifier ``nn.Module`` returning logits. None: the bundled ``shapes_cnn``
-        (pretrained, offline).
+        A classifier ``nn.Module`` returning logits, or a model spec such as
+        ``"torchvision:resnet18"`` (see :func:`saliency_widget.models.load_model`). None: the
+        bundled ``shapes_cnn`` (pretrained, offline).
     image
         PIL image, ndarray (H, W[, 3]), float tensor (C, H, W) already preprocessed, a
         file path, or PNG/JPEG bytes. None: the first bundled sample that fits the model (a
@@ -86,10 +87,9 @@ def explore(
         The model cannot be explained (e.g. TorchScript, or not an ``nn.Module``), or ``index``
         was mined with another model.
     """
-    from ..models import ShapesCNN, shapes_cnn
+    from ..models import ShapesCNN, load_model
 
-    if model is None:
-        model = shapes_cnn(pretrained=True)
+    model = load_model(model)
     samples = _bundled_samples(shapes_model=isinstance(model, ShapesCNN))
     if image is None:
         if not samples:

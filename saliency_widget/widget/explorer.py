@@ -38,6 +38,7 @@ from ..views.options import DisplayOptions, check_option
 from ..views.pipeline import Snapshot, ViewCancelled, ViewResult, compute_view, find_layer
 from ..viz import render as R
 from ..viz.images import describe_model
+from ..viz.modelio import ModelIO
 from .export import ExportMixin
 from .inputs import InputState
 from .renderlog import RenderLog, RenderRecord, short_sha
@@ -269,11 +270,10 @@ class Explorer(ExportMixin, W.VBox):
     def _on_analyses_open(self, change: dict[str, Any]) -> None:
         if change["new"] is None or getattr(self, "analysis_panel", None) is not None:
             return
-        from .analyses import AnalysisPanel
+        from .analyses import panel_for
 
         def build() -> None:
-            self.analysis_panel = AnalysisPanel(self._model, mean=self._io.mean, std=self._io.std, data=self._data,
-                                                transform=self._io.transform, explorer=self)
+            self.analysis_panel = panel_for(self)
             fill_tooltips(self.analysis_panel)  # no "null" tooltips there either
             self.ui.w_analyses.children = [self.analysis_panel]
 
@@ -457,6 +457,21 @@ class Explorer(ExportMixin, W.VBox):
     def labels(self) -> list[str]:
         """Class names in class-index order."""
         return self.inputs.labels
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The model explored (the user's object, never changed)."""
+        return self._model
+
+    @property
+    def model_io(self) -> ModelIO:
+        """The model's preprocessing, normalisation and labels, as :func:`~saliency_widget.viz.modelio.describe_model` read them."""
+        return self._io
+
+    @property
+    def data(self) -> Any:
+        """What the analyses panel's top-9 scans (``explore(data=...)``; None: the panel's default)."""
+        return self._data
 
     def click_bar(self, rank: int) -> None:
         """Select the ``rank``-th bar (0 = most probable), as a click in the browser would.

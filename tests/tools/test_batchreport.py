@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from saliency_widget.batchreport import render_folder
-from saliency_widget.cli import main
+from saliency_widget.cli import main, render_folder
 from saliency_widget.errors import InputError
 from saliency_widget.viz.batch import PART_VERSION, merge_parts, read_parts, write_part
 from saliency_widget.viz.report import render_report

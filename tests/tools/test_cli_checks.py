@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from saliency_widget import cli
+from saliency_widget.cli import render as render_cmd
 from saliency_widget.engine import available_methods, get_method
 from saliency_widget.viz import render as R
 
@@ -22,7 +23,7 @@ def no_compute(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         calls.append(spec)
         raise AssertionError("the model was loaded before the arguments were checked")
 
-    monkeypatch.setattr(cli, "_load_model", load)
+    monkeypatch.setattr(render_cmd, "read_model", load)
     return calls
 
 
@@ -113,7 +114,7 @@ def test_usage_errors_are_one_line(args: list[str], message: str, no_compute: li
 
 
 def _render_action(dest: str) -> argparse.Action:
-    parser = cli._parser()
+    parser = cli.build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return next(a for a in sub.choices["render"]._actions if a.dest == dest)
 
@@ -139,9 +140,9 @@ def test_epilog_is_generated_from_the_registry(monkeypatch: pytest.MonkeyPatch) 
     class Fake:
         label = "Fake method"
 
-    monkeypatch.setattr(cli, "available_methods", lambda: ["gradient", "fake_method"])
-    monkeypatch.setattr(cli, "get_method", lambda n: Fake if n == "fake_method" else get_method(n))
-    text = cli._epilog()
+    monkeypatch.setattr(render_cmd, "available_methods", lambda: ["gradient", "fake_method"])
+    monkeypatch.setattr(render_cmd, "get_method", lambda n: Fake if n == "fake_method" else get_method(n))
+    text = render_cmd.epilog()
     assert "  fake_method  Fake method" in text and "deconvnet" not in text.split("methods (")[1]
 
 

@@ -20,7 +20,7 @@ def _solid(color: tuple[int, int, int], h: int = 1, w: int = 1) -> np.ndarray:
 
 
 def test_tile_places_each_image_in_its_cell() -> None:
-    out = F._tile([_solid(RED), _solid(BLUE, 3, 5)], cols=2, cell=2, gap=1)
+    out = R.tile([_solid(RED), _solid(BLUE, 3, 5)], cols=2, cell=2, gap=1)
     # 1 row: 1 + (2 + 1) high; 2 columns: 1 + 2 * (2 + 1) wide
     assert out.shape == (4, 7, 3)
     expected = np.full((4, 7, 3), 255, np.uint8)
@@ -30,7 +30,7 @@ def test_tile_places_each_image_in_its_cell() -> None:
 
 
 def test_tile_leaves_missing_cells_white() -> None:
-    out = F._tile([_solid(RED)] * 3, cols=2, cell=1, gap=1)
+    out = R.tile([_solid(RED)] * 3, cols=2, cell=1, gap=1)
     assert out.shape == (5, 5, 3)
     assert tuple(out[3, 3]) == WHITE and tuple(out[3, 1]) == RED and tuple(out[1, 3]) == RED
 

@@ -73,10 +73,10 @@ def test_a_new_error_clears_the_old_grid(tmp_path: Path) -> None:
     assert p.w_out_img.value
     p.w_data.value = "folder"
     p.w_folder.value = str(tmp_path / "missing")
-    assert "is not a directory" in p.w_data_note.value
+    assert "is not a folder" in p.w_data_note.value
     assert p.run("topk") is None
     assert p.w_out_img.value == b"" and p.w_out_img.layout.display == "none"
-    assert "is not a directory" in p.w_out_html.value and p.result is None
+    assert "is not a folder" in p.w_out_html.value and p.result is None
 
 
 def test_bundled_model_defaults_to_the_bundled_scenes() -> None:

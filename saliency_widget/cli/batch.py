@@ -22,7 +22,9 @@ from typing import Any
 
 from torch import nn
 
-from .errors import InputError
+from ..errors import InputError, SaliencyError
+from ..models import load_model
+from .toolbox import one_line, read_model
 
 __all__ = ["render_folder", "run"]
 
@@ -40,18 +42,18 @@ def _out_dir(arg: str | Path) -> Path:
 
 def _folder(root: str | Path) -> Path:
     """``--data``: an existing folder (its images are listed by ImageFolderData)."""
-    from .data.folders import IMAGE_EXTENSIONS
+    from ..data.decode import IMAGE_SUFFIXES
 
     folder = Path(root).expanduser()
     if not folder.is_dir():
-        raise InputError(f"--data {str(root)!r} is not a folder; give a folder of images ({', '.join(IMAGE_EXTENSIONS)}), nested or flat")
+        raise InputError(f"--data {str(root)!r} is not a folder; give a folder of images ({', '.join(IMAGE_SUFFIXES)}), nested or flat")
     return folder
 
 
 def render_folder(
     root: str | Path,
     out_dir: str | Path,
-    model: nn.Module | None = None,
+    model: nn.Module | str | None = None,
     methods: Sequence[str] | None = None,
     target: int | str | None = None,
     *,
@@ -69,7 +71,8 @@ def render_folder(
         Created if needed; gets ``pages/<relative path>.html|.png``, ``parts/rank-K-of-W.json``
         and (from the merging process) ``index.html``.
     model
-        Classifier (default: the bundled shapes model); its preprocessing resizes each image.
+        Classifier or model spec (:func:`saliency_widget.models.load_model`; default: the bundled
+        shapes model); its preprocessing resizes each image.
     methods, target
         As in :func:`saliency_widget.viz.report.render_report` (target None: each image's predicted class).
     shard
@@ -93,26 +96,27 @@ def render_folder(
     InputError
         ``root`` is not a folder or holds no image file; ``out_dir`` is a file.
     """
-    from .analysis.shards import barrier, resolve_shard
-    from .data.folders import ImageFolderData
-    from .viz.batch import PART_VERSION, merge_parts, write_part
-    from .viz.modelio import describe_model
-    from .viz.report import render_report
+    from ..analysis.shards import barrier, resolve_shard
+    from ..data.folders import ImageFolderData
+    from ..viz.batch import PART_VERSION, merge_parts, write_part
+    from ..viz.images import to_pil
+    from ..viz.modelio import describe_model
+    from ..viz.report import render_report
 
     start = time.perf_counter()
     folder = _folder(root)
     out = _out_dir(out_dir)
-    if model is None:
-        from .models import shapes_cnn
-
-        model = shapes_cnn()
+    if out.resolve().is_relative_to(folder.resolve()):
+        raise InputError(f"--out {str(out_dir)!r} is inside --data {str(root)!r}: the report's PNGs would be read as images "
+                         "by the next run; put the report outside the data folder")
+    model = load_model(model)
     data = ImageFolderData(folder, describe_model(model).transform)
     where = resolve_shard(shard)
     options = {k: v for k, v in report_options.items() if k != "names"}
     for key in ("sign", "cmap"):  # listed in the index even when left at render_report's default
         options.setdefault(key, inspect.signature(render_report).parameters[key].default)
     if methods is None:  # render_report's defaults, named so the index lists them
-        from .engine import available_methods
+        from ..engine import available_methods
 
         methods = available_methods() if options.get("interactive") else ("gradient", "deconvnet", "guided_backprop")
     settings = {
@@ -121,9 +125,16 @@ def render_folder(
         **{k: str(v) for k, v in sorted(options.items()) if k != "progress"},
     }
     mine = [i for i in range(len(data)) if where.owns(i)]
-    entries = []
+    entries, failed = [], []
     for done, i in enumerate(mine, 1):
         rel = data.describe(i)
+        try:  # an unreadable file is listed in the index, and the batch goes on (the command exits non-zero)
+            to_pil(data.root / rel)
+        except SaliencyError as err:
+            failed.append({"index": i, "path": rel, "error": one_line(str(err))})
+            if progress is not None:
+                progress(f"rank {where.rank}/{where.world}: {done}/{len(mine)} {rel}: unreadable, skipped ({one_line(str(err))})")
+            continue
         page, grid = f"pages/{rel}.html", f"pages/{rel}.png"
         (out / page).parent.mkdir(parents=True, exist_ok=True)
         rep = render_report([data.root / rel], model, methods, target, names=[rel], title=f"saliency-widget: {rel}", **options)
@@ -134,7 +145,7 @@ def render_folder(
             progress(f"rank {where.rank}/{where.world}: {done}/{len(mine)} {rel}")
     write_part(out, {
         "version": PART_VERSION, "rank": where.rank, "world": where.world, "n": len(data), "identity": data.identity,
-        "settings": settings, "images": entries, "seconds": round(time.perf_counter() - start, 3),
+        "settings": settings, "images": entries, "failed": failed, "seconds": round(time.perf_counter() - start, 3),
     })
     if where.distributed:
         barrier(where)
@@ -145,7 +156,8 @@ def render_folder(
 
 def run(args: argparse.Namespace, methods: Sequence[str] | None, target: int | str | None) -> int:
     """``saliency-widget render --data DIR``: check the options, render (sharded under torchrun), print on rank 0."""
-    from .analysis.shards import resolve_shard
+    from ..analysis.shards import resolve_shard
+    from ..viz.batch import read_parts, unreadable
 
     if args.images:
         raise InputError(f"give either IMAGE arguments or --data DIR, not both (got {len(args.images)} image(s) and --data {args.data!r})")
@@ -153,11 +165,9 @@ def run(args: argparse.Namespace, methods: Sequence[str] | None, target: int | s
         raise InputError(f"with --data, --out is a folder (it gets index.html, pages/ and parts/), not {args.out!r}")
     out = _out_dir(args.out or "report")
     _folder(args.data)  # before the model loads
-    from .cli import _load_model
-
     where = resolve_shard("auto")
     try:
-        model = _load_model(args.model)
+        model = read_model(args.model)
         opts: dict[str, Any] = {"sign": args.sign, "cmap": args.cmap}
         if args.faithfulness:
             opts["faithfulness"] = True
@@ -168,6 +178,11 @@ def run(args: argparse.Namespace, methods: Sequence[str] | None, target: int | s
                               progress=lambda line: print(f"  {line}", file=sys.stderr), **opts)
         if index is not None:
             print(f"wrote {index} (one page per image under {out / 'pages'}) on {where.world} process(es)")
+        failed = unreadable(read_parts(out, where.world))  # every rank: all parts are written by now
+        if failed:
+            names = ", ".join(repr(e["path"]) for e in failed[:5]) + (f" and {len(failed) - 5} more" if len(failed) > 5 else "")
+            raise InputError(f"{len(failed)} image(s) of --data {args.data!r} could not be read and have no maps: {names} "
+                             f"(first: {failed[0]['error']}); the others were rendered; the list is in {str(out / 'index.html')!r}")
     finally:
         if where.distributed:
             import torch.distributed as dist

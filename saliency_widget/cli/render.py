@@ -1,11 +1,9 @@
-"""Command line: render saliency maps without Jupyter, for batch jobs and report pipelines.
+"""``saliency-widget render``: saliency maps of images as an offline HTML report or a PNG grid.
 
-    saliency-widget render IMAGE... [--model shapes|torchvision:NAME] [--methods gradient,deconvnet,...]
+    saliency-widget render IMAGE... [--model SPEC] [--methods gradient,deconvnet,...]
                                     [--target CLASS] [--out report.html|grid.png]
                                     [--interactive [--topk K] [--layers KEY,...]]
-    saliency-widget render --data DIR --out OUT_DIR [options]      (see saliency_widget.batchreport)
-    saliency-widget classroom [--port N] [--no-browser] [--dir DIR]
-    saliency-widget mine --data DIR|sample:shapes --layers L1,L2 --out INDEX_DIR   (see saliency_widget.mine)
+    saliency-widget render --data DIR --out OUT_DIR [options]      (see saliency_widget.cli.batch)
 
 Method, sign and colormap choices come from the method registry and the renderer, so a newly
 registered method is listed and accepted here without edits. Every error is one line on
@@ -17,29 +15,20 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from .engine import available_methods, get_method
-from .errors import InputError, MethodError, SaliencyError, choices
-from .viz.render import COLORMAPS, SIGNS
+from ..engine import available_methods, get_method
+from ..errors import InputError, choices
+from ..views.classes import check_methods
+from ..views.options import COLORMAPS, SIGNS
+from .toolbox import MODEL_HELP, read_model
 
-__all__ = ["EPILOG", "main"]
+__all__ = ["EPILOG", "add_parser", "epilog", "parse_methods", "parse_target", "run"]
 
 _OUT_SUFFIXES = (".html", ".htm", ".png")
 
 
-class _UsageError(Exception):
-    """A command-line usage error found by argparse (reported like any other error)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but usage errors are raised so :func:`main` reports them as one line."""
-
-    def error(self, message: str) -> NoReturn:
-        raise _UsageError(message)
-
-
-def _epilog() -> str:
+def epilog() -> str:
     """The examples and the registered methods, for ``render --help``."""
     names = available_methods()
     width = max(len(n) for n in names) + 2 if names else 0
@@ -68,15 +57,14 @@ bundled 'shapes' model always works offline.
 """
 
 
-EPILOG = _epilog()
+EPILOG = epilog()
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="saliency-widget", description="See what a CNN looks at: saliency maps as an offline HTML report or a PNG grid.")
-    sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("render", help="render maps of images to report.html or grid.png", description="Render saliency maps of IMAGE(s) with one or more methods.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add the ``render`` command to ``sub`` (the subparsers of ``saliency-widget``); return its parser."""
+    r: argparse.ArgumentParser = sub.add_parser("render", help="render maps of images to report.html or grid.png", description="Render saliency maps of IMAGE(s) with one or more methods.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("images", nargs="*", metavar="IMAGE", help="image files (PNG/JPEG) or sample:NAME for a bundled sample")
-    r.add_argument("--model", default="shapes", help="'shapes' (bundled, default) or 'torchvision:NAME' (e.g. torchvision:vgg16)")
+    r.add_argument("--model", default="shapes", help=MODEL_HELP)
     r.add_argument("--methods", default=None, help="comma-separated method names, listed below (default: gradient,deconvnet,guided_backprop)")
     r.add_argument("--target", default=None, help="class index or class name (default: predicted class)")
     r.add_argument("--data", default=None, metavar="DIR", help="render every image under DIR (recursive; ImageFolder layout or flat) "
@@ -90,37 +78,16 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--layers", default=None, help="--interactive: comma-separated layer keys with feature maps (default: three spread over the depth)")
     r.add_argument("--faithfulness", action="store_true", help="add each image's deletion/insertion scoreboard and curves (HTML only)")
     r.add_argument("--list-samples", action="store_true", help="print the bundled sample names and exit")
-    c = sub.add_parser(
-        "classroom", help="serve the classroom notebooks as Voilà dashboards (needs `pip install voila`)",
-        description="Serve the classroom notebooks (02 the three ReLU rules, 03 transposed convolution) as Voilà "
-        "dashboards on this computer: widgets and outputs only, no code. Needs `pip install voila`.",
-    )
-    c.add_argument("--port", type=int, default=8866, help="port of http://localhost:PORT/ (default: %(default)s)")
-    c.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
-    c.add_argument("--dir", default=None, help="folder to write the notebooks into (default: a new temporary folder)")
-    from .mine import EXAMPLES, add_arguments
-
-    m = sub.add_parser("mine", help="mine each channel's top-k over a dataset into an index", description="Mine each channel's top-k activations over a dataset into an index (see README 'Mining a dataset').", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(m)
-    return p
+    return r
 
 
-def _classroom(args: argparse.Namespace) -> int:
-    from .classroom.serve import serve_classroom
-
-    return serve_classroom(args.port, not args.no_browser, Path(args.dir).expanduser() if args.dir else None)
-
-
-def _methods(spec: str) -> list[str]:
+def parse_methods(spec: str) -> list[str]:
     """Parse ``--methods`` into registered method names, in the order given."""
     known = available_methods()
     names = [m.strip() for m in spec.split(",") if m.strip()]
     if not names:
         raise InputError(f"--methods {spec!r} names no method; give a comma-separated list of {choices(known)}")
-    bad = [m for m in names if m not in known]
-    if bad:
-        raise MethodError(f"unknown method(s) {bad}; expected names from {choices(known)}")
-    return names
+    return check_methods(names)
 
 
 def _output(arg: str) -> Path:
@@ -140,21 +107,9 @@ def _output(arg: str) -> Path:
     return out
 
 
-def _load_model(spec: str) -> Any:
-    if spec == "shapes":
-        from .models import shapes_cnn
-
-        return shapes_cnn()
-    if spec.startswith("torchvision:"):
-        from .models import torchvision_model
-
-        return torchvision_model(spec.split(":", 1)[1], download=False)
-    raise InputError(f"--model {spec!r} is not valid; use 'shapes' or 'torchvision:NAME' (e.g. torchvision:resnet50)")
-
-
 def _image(arg: str) -> Any:
     if arg.startswith("sample:"):
-        from .data import load_sample
+        from ..data import load_sample
 
         return load_sample(arg.split(":", 1)[1])
     p = Path(arg)
@@ -165,28 +120,25 @@ def _image(arg: str) -> Any:
     return p
 
 
-def _target(arg: str | None) -> int | str | None:
+def parse_target(arg: str | None) -> int | str | None:
     """``--target``: an integer literal is a class index, anything else a class name."""
     if arg is not None and arg.strip().lstrip("-").isdigit():
         return int(arg)
     return arg
 
 
-def _run(args: argparse.Namespace) -> int:
-    if args.command == "mine":
-        from .mine import run
-
-        return run(args)
+def run(args: argparse.Namespace) -> int:
+    """``saliency-widget render``: check every option, load the model, write the report or grid."""
     if args.list_samples:
-        from .data import sample_images
+        from ..data import sample_images
 
         print("\n".join(sorted(sample_images())))
         return 0
     if args.data is not None:
-        from .batchreport import run as run_folder
+        from .batch import run as run_folder
 
         default = "gradient,deconvnet,guided_backprop" if not args.interactive else ",".join(available_methods())
-        return run_folder(args, _methods(args.methods or default), _target(args.target))
+        return run_folder(args, parse_methods(args.methods or default), parse_target(args.target))
     if not args.images:
         raise InputError("no IMAGE given; pass image files, sample:NAME or --data DIR (see --help)")
     # Everything the user typed is checked before the model loads or anything is computed.
@@ -197,14 +149,14 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(f"--topk must be at least 1, got {args.topk}")
     default = ",".join(available_methods()) if args.interactive else "gradient,deconvnet,guided_backprop"
     spec = args.methods if args.methods is not None else default
-    methods = _methods(spec)
-    target = _target(args.target)
+    methods = parse_methods(spec)
+    target = parse_target(args.target)
     images = [_image(a) for a in args.images]
     names = [Path(a).name if not a.startswith("sample:") else a.split(":", 1)[1] for a in args.images]
-    model = _load_model(args.model)
+    model = read_model(args.model)
 
-    from .viz.images import describe_model, resolve_target
-    from .viz.report import render_report
+    from ..viz.images import describe_model, resolve_target
+    from ..viz.report import render_report
 
     labels = describe_model(model).labels
     if labels is not None:  # else the class count is known only after the first forward pass
@@ -220,29 +172,3 @@ def _run(args: argparse.Namespace) -> int:
     if rep.size is not None:
         print(f"size: {rep.size.summary()}")
     return 0
-
-
-def _fail(message: str) -> int:
-    one_line = " ".join(message.split())
-    print(f"saliency-widget: error: {one_line}", file=sys.stderr)
-    return 2
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``saliency-widget``; returns the exit status (0 ok, 2 any error)."""
-    try:
-        args = _parser().parse_args(argv)
-        return _classroom(args) if args.command == "classroom" else _run(args)
-    except _UsageError as err:
-        return _fail(str(err))
-    except SaliencyError as err:
-        return _fail(str(err))
-    except ValueError as err:  # a library's input check outside the error family
-        return _fail(str(err))
-    except OSError as err:  # e.g. the output file cannot be written
-        name = f" {err.filename!r}" if getattr(err, "filename", None) else ""
-        return _fail(f"{err.strerror or err}{name}")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
