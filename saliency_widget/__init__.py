@@ -2,12 +2,22 @@
 
 The engine (``saliency``, ``project``, ``layers``, ``Explainer``) is pure PyTorch; the widget
 (``explore``) is imported lazily so that the engine works without Jupyter installed.
+
+The package is built in five floors, lowest first; a module imports only its own floor or
+lower (``tests/tools/test_import_graph.py`` checks it, with no cycle and no private reach):
+
+0. :mod:`.errors`
+1. :mod:`.engine`, :mod:`.data`, :mod:`.models`, :mod:`.featviz` and the render primitives of :mod:`.viz`
+2. :mod:`.analysis`
+3. figures, reports and views (the rest of :mod:`.viz`)
+4. :mod:`.widget`, :mod:`.classroom`, :mod:`.cli`
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from . import objectives
 from .engine import (
     DegenerateMapWarning,
     Explainer,
@@ -26,6 +36,7 @@ from .engine import (
     relu_backward,
     saliency,
 )
+from .featviz import Visualization
 
 __version__ = "0.1.0"
 
@@ -41,12 +52,15 @@ __all__ = [
     "NonReLUActivationWarning",
     "SaliencyError",
     "SaliencyWarning",
+    "Visualization",
     "available_methods",
     "explore",
     "layers",
+    "objectives",
     "project",
     "relu_backward",
     "saliency",
+    "visualize",
 ]
 
 
@@ -56,4 +70,8 @@ def __getattr__(name: str) -> Any:
         from .widget import explore
 
         return explore
+    if name == "visualize":  # feature visualization; finds the model's preprocessing like the widget
+        from .viz.visualize import visualize
+
+        return visualize
     raise AttributeError(f"module 'saliency_widget' has no attribute {name!r}")

@@ -42,7 +42,6 @@ __all__ = [
     "load_index",
     "model_identity",
     "preprocessing_identity",
-    "write_json_atomic",
 ]
 
 FORMAT = "saliency-widget-topk-index"
@@ -81,15 +80,6 @@ def preprocessing_identity(transform: Any, mean: Any, std: Any) -> dict[str, Any
     """What the images went through: the transform's repr (addresses removed) and its normalisation."""
     text = re.sub(r" at 0x[0-9a-fA-F]+", "", repr(transform))
     return {"transform": text, "mean": list(mean) if mean is not None else None, "std": list(std) if std is not None else None}
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON through a temporary file and ``os.replace`` (never a half-written file)."""
-    import os
-
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
 
 
 def _corrupt(root: Path, what: str) -> InputError:

@@ -3,6 +3,7 @@
     saliency-widget render IMAGE... [options]                 (saliency_widget.cli.render)
     saliency-widget render --data DIR --out OUT_DIR [options] (saliency_widget.cli.batch)
     saliency-widget mine --data DIR|sample:shapes --layers L1,L2 --out INDEX_DIR   (saliency_widget.cli.mine)
+    saliency-widget visualize --layer KEY [--channels 0-15] --out DIR [--model SPEC]  (saliency_widget.cli.visualize)
     saliency-widget classroom [--port N] [--no-browser] [--dir DIR] [--cull-idle S] [--pool N] [--base-url PATH]  (saliency_widget.cli.classroom)
 
 Floor: the top one (with ``widget`` and ``classroom``); it may import every lower floor and
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import classroom, mine, render
+from . import classroom, mine, render, visualize
 from .batch import render_folder
 from .render import EPILOG
 from .toolbox import Parser, run_reporting
@@ -34,12 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Mine each channel's top-k activations over a dataset into an index (see README 'Mining a dataset').",
                        epilog=mine.EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     mine.add_arguments(m)
+    visualize.add_parser(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``saliency-widget``; returns the exit status (0 ok, 2 any error)."""
-    commands = {"render": render.run, "classroom": classroom.run, "mine": mine.run}
+    commands = {"render": render.run, "classroom": classroom.run, "mine": mine.run, "visualize": visualize.run}
 
     def body() -> int:
         args = build_parser().parse_args(argv)

@@ -26,10 +26,11 @@ import torch
 from ..errors import InputError, LayerError
 from .capture import forward_to
 from .checks import check_layer_name, eval_mode
-from .incremental import batch_statistics, build_plan
+from .incremental import batch_statistics
 from .layouts import Layout, to_nchw
 from .methods import check_options
 from .outputs import logits_of
+from .plancache import cached_plan
 from .progress import report
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -112,6 +113,7 @@ def _batch_scorer(
     incremental: bool,
     base: torch.Tensor,
     approximate: float | None = None,
+    stride: tuple[int, int] | None = None,
 ) -> tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], int]:
     """``(score, batch_size)``: ``score(img, corners)``: scores ``(B,)`` of images ``img`` ``(B,)`` occluded at ``corners`` ``(B, 2)``.
 
@@ -143,7 +145,9 @@ def _batch_scorer(
             got = _pick(out, targets, output)
             return got.shape == base.shape and bool(torch.allclose(got, base, rtol=1e-4, atol=1e-6))
 
-        plan = build_plan(explainer.model, x, agrees) if output != "activation" else "output='activation' reads a layer"
+        # kept between calls while the model, its hooks and the inputs stay the same (plancache.py)
+        plan = (cached_plan(explainer.model, x, agrees, (window, stride, approximate)) if output != "activation"
+                else "output='activation' reads a layer")
         if not isinstance(plan, str):
             plan.tau = approximate
             failed: list[str] = []
@@ -257,7 +261,8 @@ def occlusion_scores(
             base = torch.cat([_score(explainer, x[i : i + 1].clone(), t[i : i + 1], output, layer, channel, lay) for i in range(N)])
         else:
             base = _score(explainer, x.clone(), t, output, layer, channel, lay)  # the model may modify its input in place
-        score_batch, preferred = _batch_scorer(explainer, targets.to(x.device), (wy, wx), fill_t, output, layer, channel, lay, incremental, base, approximate)
+        score_batch, preferred = _batch_scorer(explainer, targets.to(x.device), (wy, wx), fill_t, output, layer, channel, lay, incremental, base, approximate,
+                                                    (sy, sx))
         batch_size = batch_size or preferred
         for start in range(0, N * P, batch_size):
             report(start, N * P)  # between batches: the caller may watch, or stop the work (Cancelled)

@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from PIL import Image
 from torch import nn
 
+from ..data.atomic import write_atomic
 from ..engine import Explainer, available_methods
 from ..errors import InputError, SaliencyError, choices
 from . import render as R
@@ -70,10 +71,7 @@ def write_output(path: str | Path, data: str | bytes) -> Path:
     if not p.parent.is_dir():
         raise InputError(f"cannot write {str(p)!r}: {str(p.parent)!r} is a file, not a folder")
     try:
-        if isinstance(data, str):
-            p.write_text(data, encoding="utf-8")
-        else:
-            p.write_bytes(data)
+        write_atomic(p, data)  # a killed run leaves the old file or the new one, never half a page
     except OSError as exc:
         raise InputError(f"cannot write {str(p)!r}: {exc.strerror or exc}") from None
     return p

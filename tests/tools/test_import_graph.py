@@ -35,6 +35,8 @@ FLOORS: dict[str, int] = {
     "saliency_widget.engine": 1,
     "saliency_widget.data": 1,
     "saliency_widget.models": 1,
+    "saliency_widget.featviz": 1,  # feature visualization's engine: errors + engine only
+    "saliency_widget.objectives": 1,  # re-exports saliency_widget.featviz.objectives
     "saliency_widget.viz": 1,  # the package: lazy exports only
     "saliency_widget.viz.render": 1,
     "saliency_widget.viz.colorbar": 1,
