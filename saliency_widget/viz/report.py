@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from PIL import Image
 from torch import nn
 
+from ..data.atomic import write_atomic
 from ..engine import Explainer, available_methods
 from ..errors import InputError, SaliencyError, choices
 from . import render as R
@@ -70,10 +71,7 @@ def write_output(path: str | Path, data: str | bytes) -> Path:
     if not p.parent.is_dir():
         raise InputError(f"cannot write {str(p)!r}: {str(p.parent)!r} is a file, not a folder")
     try:
-        if isinstance(data, str):
-            p.write_text(data, encoding="utf-8")
-        else:
-            p.write_bytes(data)
+        write_atomic(p, data)  # a killed run leaves the old file or the new one, never half a page
     except OSError as exc:
         raise InputError(f"cannot write {str(p)!r}: {exc.strerror or exc}") from None
     return p
@@ -102,7 +100,7 @@ def probability_table(
     rows = "".join(
         f"<tr{bold if int(i) == highlight else ''}><td>{html.escape(str(labels[i]))}</td>"
         f"<td style='text-align:right'>{float(probs[i]):.3f}</td>"
-        f"<td><div style='background:#4c78a8;height:10px;width:{max(1, int(120 * float(probs[i])))}px'></div></td></tr>"
+        f"<td><div style='background:#4c78a8;height:10px;width:{max(1, int(120 * float(probs[i])) if np.isfinite(probs[i]) else 1)}px'></div></td></tr>"
         for i in order
     )
     return f"<table><tr><th>class</th><th>p</th><th></th></tr>{rows}</table>"

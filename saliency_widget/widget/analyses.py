@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import threading
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -22,6 +23,7 @@ from PIL import Image
 from torch import nn
 
 from ..analysis import MiningIndex, TopActivations, load_index, pointing_game, sanity_check, top_activations
+from ..engine.progress import reporting
 from ..errors import InputError, SaliencyError
 from ..viz.figures import sanity_gallery_png, sanity_plot_png, topk_grid_png
 from ..viz.images import describe_model
@@ -234,10 +236,13 @@ class AnalysisPanel(W.VBox):
             if choice.batches is None:
                 raise InputError(choice.description)
             n = choice.size or 0
-            res: Any = top_activations(
-                self.model, choice.batches(), self.w_layer.value, k=9, progress=False,
-                on_progress=lambda seen, rate: self._progress(seen / n if n else 0.5, f"{rate:.0f} img/s"),
-            )
+            t0 = time.perf_counter()
+
+            def show(seen: int, _total: int) -> None:
+                self._progress(seen / n if n else 0.5, f"{seen / max(time.perf_counter() - t0, 1e-9):.0f} img/s")
+
+            with reporting(show):
+                res: Any = top_activations(self.model, choice.batches(), self.w_layer.value, k=9, progress=False)
             self._topk_data = choice.description  # shown under the grid
             self.result = res
             self.w_filter.max = len(res.channels) - 1

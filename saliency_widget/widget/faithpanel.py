@@ -28,12 +28,11 @@ from torch import nn
 from ..analysis.faithfulness import (
     KINDS,
     RANDOM,
-    FaithfulnessCancelled,
     FaithfulnessResult,
     deletion_insertion,
     merge_results,
 )
-from ..errors import SaliencyError
+from ..errors import Cancelled, SaliencyError
 from ..viz.curves import curve_color
 from ..viz.report import message_html
 from ..viz.tables import scoreboard_html
@@ -230,7 +229,7 @@ class FaithfulnessPanel(W.VBox):
                             target=req.target, steps=self.steps, batch_size=self.batch_size, reference=method is None,
                             progress=functools.partial(self._go_on, stage=stage, stages=stages),
                         )
-                    except FaithfulnessCancelled:
+                    except Cancelled:
                         raise
                     except SaliencyError as err:
                         if stage == 0 and len(req.methods) == 1:
@@ -243,7 +242,7 @@ class FaithfulnessPanel(W.VBox):
                     self._draw(self.result, req, pending=later, failed=failed)
                     if self.first_curve_s is None:
                         self.first_curve_s = time.perf_counter() - self._t0
-        except FaithfulnessCancelled:
+        except Cancelled:
             self.cancelled = True
             self.w_progress.description = "cancelled" if self._cancel.is_set() else "superseded"
             self.w_status.value = message_html(
