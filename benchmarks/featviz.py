@@ -85,10 +85,13 @@ def case_filters(model: torch.nn.Module, steps: int, scenes: int) -> dict[str, A
     }
 
 
-def case_classes(model: torch.nn.Module, steps: int, quick: bool) -> list[dict[str, Any]]:
+CLASS_CONFIGS = "fourier:standard,fourier:none,pixel:standard,pixel:none,maco:standard,maco:none"
+
+
+def case_classes(model: torch.nn.Module, steps: int, quick: bool, spec: str = CLASS_CONFIGS) -> list[dict[str, Any]]:
     """Class models per parametrisation, with and without transformation robustness."""
     rows = []
-    configs = [("fourier", "standard"), ("fourier", None), ("pixel", "standard"), ("pixel", None), ("maco", "standard"), ("maco", None)]
+    configs = [(p, None if t == "none" else t) for p, _, t in (c.partition(":") for c in spec.split(","))]
     if quick:
         configs = configs[:1]
     for param, tf in configs:
@@ -201,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenes", type=int, default=512)
     ap.add_argument("--quick", action="store_true", help="tiny settings: a smoke test of this script")
     ap.add_argument("--skip", default="", help="comma-separated cases to skip: filters, classes, speed")
+    ap.add_argument("--configs", default=CLASS_CONFIGS, help="class-model cases, param:transforms (default: %(default)s)")
     ap.add_argument("--figure", type=Path, default=None, help="also save class models + filters as a PNG here")
     ap.add_argument("--device", default="cpu", help="the model's device (benchmarks/gpu.sh: cuda, speed case only)")
     ap.add_argument("--tag", default="", help="suffix of the result file names")
@@ -217,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         vis_f = r.pop("_vis")
         rows.append(r)
     if "classes" not in skip:
-        for r in case_classes(model, steps, args.quick):
+        for r in case_classes(model, steps, args.quick, args.configs):
             vis_c = r.pop("_vis") or vis_c
             rows.append(r)
     if args.figure is not None and vis_f is not None:

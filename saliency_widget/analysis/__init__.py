@@ -2,7 +2,10 @@
 
 Zeiler-Fergus top-k, Adebayo sanity checks, the pointing game, deletion / insertion curves.
 
-Pure PyTorch (plus tqdm); the widget layer draws them.
+Pure PyTorch (plus tqdm); the widget layer draws them. Floor 2 of 5 (errors < engine, data,
+models, render primitives < analysis < figures, reports, views < widget, classroom, cli): imports
+the engine, data, models and the render primitives (``viz.render``), never figures or reports.
+Long scans report through :mod:`saliency_widget.engine.progress` (and stop on ``Cancelled``).
 """
 
 from __future__ import annotations

@@ -455,8 +455,12 @@ def _scan(
     runs = {key: RunningTopK(k) for key in keys}
     start, seconds = 0, 0.0
     if state is not None:
-        runs = {key: RunningTopK.from_state(k, state["layers"][str(key)]) for key in keys}
-        start, seconds = int(state["next_batch"]), float(state["seconds"])
+        try:
+            runs = {key: RunningTopK.from_state(k, state["layers"][str(key)]) for key in keys}
+            start, seconds = int(state["next_batch"]), float(state["seconds"])
+        except (KeyError, TypeError, ValueError, AttributeError) as err:  # another version's or a hand-made file
+            raise InputError(f"checkpoint {str(ckpt.path)!r} does not hold this run's state ({type(err).__name__}: {err}); "
+                             "rerun with --restart (restart=True)") from None
         print(f"saliency-widget mine: rank {where.rank} resumes at global batch {start} "
               f"({runs[keys[0]].seen} images done)", file=sys.stderr, flush=True)
     device, dtype = model_device_dtype(model)

@@ -109,6 +109,9 @@ def interactive_report(
     bad = [m for m in chosen if m not in known]
     if bad or not chosen:
         raise InputError(f"unknown method(s) {bad or chosen}; expected names from {choices(known)}")
+    images, names = list(images), [str(n) for n in names]
+    if not images or len(names) != len(images):  # zip would drop the images without a name
+        raise InputError(f"give one name per image: {len(images)} image(s), {len(names)} name(s)" if images else "no images to export")
     packer, entries = Packer(), []
     for image, name in zip(images, names):
         x = to_model_input(image, io.transform).unsqueeze(0)

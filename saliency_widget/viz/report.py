@@ -100,7 +100,7 @@ def probability_table(
     rows = "".join(
         f"<tr{bold if int(i) == highlight else ''}><td>{html.escape(str(labels[i]))}</td>"
         f"<td style='text-align:right'>{float(probs[i]):.3f}</td>"
-        f"<td><div style='background:#4c78a8;height:10px;width:{max(1, int(120 * float(probs[i])))}px'></div></td></tr>"
+        f"<td><div style='background:#4c78a8;height:10px;width:{max(1, int(120 * float(probs[i])) if np.isfinite(probs[i]) else 1)}px'></div></td></tr>"
         for i in order
     )
     return f"<table><tr><th>class</th><th>p</th><th></th></tr>{rows}</table>"
