@@ -262,21 +262,27 @@ async def _open(page: Any, url: str, ready: str, timeout_ms: float) -> float:
 async def student(browser: Any, base: str, s: Student, timeout_s: float) -> None:
     """Open 03 (hover, change padding), open 02 (edit a matrix), reload 02, leave."""
     ms = timeout_s * 1000
+    step = "new context"
     ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
     try:
         page = await ctx.new_page()
         page.on("pageerror", lambda e: s.errors.append(f"page error: {e}"))
+        step = "open 03"
         s.tti_s["03"] = await _open(page, f"{base}/voila/render/{TRANSPOSED}", READY[TRANSPOSED], ms)
+        step = "hover 03"
         cell = page.locator("td.swc-cell").nth(2 * 4 + 2)
         await cell.hover()
         await cell.locator(".swc-pop").wait_for(state="visible", timeout=ms)
         await page.mouse.move(0, 0)
+        step = "03 padding round trip"
         t0 = time.perf_counter()
         await page.locator(".widget-dropdown select").first.select_option(label="TF valid")
         await page.get_by_text("5×5", exact=True).first.wait_for(timeout=ms)
         s.round_trip_s["03 padding"] = time.perf_counter() - t0
 
+        step = "open 02"
         s.tti_s["02"] = await _open(page, f"{base}/voila/render/{RELU}", READY[RELU], ms)
+        step = "02 matrix round trip"
         box = page.locator("textarea").first
         t0 = time.perf_counter()
         await box.fill("3 -1 0")
@@ -284,6 +290,7 @@ async def student(browser: Any, base: str, s: Student, timeout_s: float) -> None
         await page.get_by_text("they must have the same shape").first.wait_for(timeout=ms)
         s.round_trip_s["02 matrix"] = time.perf_counter() - t0
 
+        step = "reload 02"
         t0 = time.perf_counter()
         await page.reload(wait_until="commit", timeout=ms)
         await page.get_by_text(READY[RELU]).first.wait_for(timeout=ms)
@@ -291,7 +298,7 @@ async def student(browser: Any, base: str, s: Student, timeout_s: float) -> None
         await page.goto("about:blank")  # leaving: the page's unload handler asks for its kernel's shutdown
         s.done = True
     except Exception as err:  # a failed student is a result, not a crash of the benchmark
-        s.errors.append(f"{type(err).__name__}: {str(err).splitlines()[0][:200]}")
+        s.errors.append(f"{step}: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
     finally:
         await ctx.close()
 
@@ -476,6 +483,10 @@ def main(argv: list[str] | None = None) -> int:
     print(md)
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"classroom-{_dt.date.today().isoformat()}-n{args.students}{'-' + args.tag if args.tag else ''}"
+    n = 2
+    while stem.with_suffix(".json").exists():  # never overwrite an earlier run's results
+        stem = stem.with_name(f"{stem.name.rsplit('-run', 1)[0]}-run{n}")
+        n += 1
     stem.with_suffix(".json").write_text(json.dumps(res, indent=1) + "\n")
     stem.with_suffix(".md").write_text(md)
     print(f"wrote {stem}.json and .md")

@@ -122,8 +122,24 @@ def plan_rows(device: torch.device, rounds: int) -> list[Row]:
 
     samples = interleaved({"widget occlusion map, plan rebuilt (before)": before, "widget occlusion map, plan cached (after)": after},
                           device, rounds, warmup=1)
-    return _rows("resnet18 (widget)", samples, "widget occlusion map, plan rebuilt (before)", "<= 1.0",
+    rows = _rows("resnet18 (widget)", samples, "widget occlusion map, plan rebuilt (before)", "<= 1.0",
                  "incremental, probability, window 16 stride 8")
+    # the part the cache removes, alone: one trace + one forward, against a kept plan's checks
+    from saliency_widget.engine.checks import eval_mode  # noqa: PLC0415
+    from saliency_widget.engine.incremental import build_plan  # noqa: PLC0415
+    from saliency_widget.engine.plancache import cached_plan  # noqa: PLC0415
+
+    with torch.no_grad(), eval_mode(model):
+        base = model(x)
+
+        def agrees(out: Any) -> bool:
+            return bool(torch.allclose(out, base, rtol=1e-4, atol=1e-6))
+
+        cached_plan(model, x, agrees, (16, 8, None))
+        parts = interleaved({"plan build (trace + forward)": lambda: build_plan(model, x, agrees),
+                             "kept plan's checks (lookup)": lambda: cached_plan(model, x, agrees, (16, 8, None))},
+                            device, 5, warmup=1)
+    return rows + _rows("resnet18 (widget)", parts, "plan build (trace + forward)", "<= 1.0")
 
 
 def main(argv: list[str] | None = None) -> int:

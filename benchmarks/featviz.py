@@ -48,8 +48,12 @@ LAYER = "features.relu5"
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    if torch.cuda.is_available():  # a GPU's queued work counts too (benchmarks/gpu.sh)
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
     out = fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     return time.perf_counter() - t0, out
 
 
@@ -81,10 +85,13 @@ def case_filters(model: torch.nn.Module, steps: int, scenes: int) -> dict[str, A
     }
 
 
-def case_classes(model: torch.nn.Module, steps: int, quick: bool) -> list[dict[str, Any]]:
+CLASS_CONFIGS = "fourier:standard,fourier:none,pixel:standard,pixel:none,maco:standard,maco:none"
+
+
+def case_classes(model: torch.nn.Module, steps: int, quick: bool, spec: str = CLASS_CONFIGS) -> list[dict[str, Any]]:
     """Class models per parametrisation, with and without transformation robustness."""
     rows = []
-    configs = [("fourier", "standard"), ("fourier", None), ("pixel", "standard"), ("pixel", None), ("maco", "standard"), ("maco", None)]
+    configs = [(p, None if t == "none" else t) for p, _, t in (c.partition(":") for c in spec.split(","))]
     if quick:
         configs = configs[:1]
     for param, tf in configs:
@@ -119,8 +126,9 @@ def case_speed(model: torch.nn.Module, channels: int, steps: int, size: int) -> 
     rows: list[dict[str, Any]] = []
     ours, _ = _timed(lambda: sw.visualize(model, [obj.channel(LAYER, c) for c in range(channels)], steps=steps, size=size))
     rows.append({"case": f"ours: {channels} channels x {steps} steps x {size} px, fourier + standard, one call", "seconds": round(ours, 2), "ratio": 1.0})
-    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(STD).view(1, 3, 1, 1)
+    device = next(model.parameters()).device  # cpu, or cuda under benchmarks/gpu.sh
+    mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
     try:
         from lucent.optvis import param as lparam
         from lucent.optvis import render as lrender
@@ -161,7 +169,7 @@ def case_speed(model: torch.nn.Module, channels: int, steps: int, size: int) -> 
 
                         return forward_to(model, (images - mean) / std, LAYER)[:, c].mean()
 
-                    maco(objective, total_steps=steps, image_size=size, model_input_size=size, device="cpu")
+                    maco(objective, total_steps=steps, image_size=size, model_input_size=size, device=str(device))
 
             torch.manual_seed(0)
             secs, _ = _timed(horama_all)
@@ -196,11 +204,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenes", type=int, default=512)
     ap.add_argument("--quick", action="store_true", help="tiny settings: a smoke test of this script")
     ap.add_argument("--skip", default="", help="comma-separated cases to skip: filters, classes, speed")
+    ap.add_argument("--configs", default=CLASS_CONFIGS, help="class-model cases, param:transforms (default: %(default)s)")
     ap.add_argument("--figure", type=Path, default=None, help="also save class models + filters as a PNG here")
+    ap.add_argument("--device", default="cpu", help="the model's device (benchmarks/gpu.sh: cuda, speed case only)")
+    ap.add_argument("--tag", default="", help="suffix of the result file names")
     args = ap.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     steps = 4 if args.quick else args.steps
-    model = shapes_cnn()
+    model = shapes_cnn().to(args.device)
     rows: list[dict[str, Any]] = []
     vis_f = vis_c = None
     if "speed" not in skip:
@@ -210,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         vis_f = r.pop("_vis")
         rows.append(r)
     if "classes" not in skip:
-        for r in case_classes(model, steps, args.quick):
+        for r in case_classes(model, steps, args.quick, args.configs):
             vis_c = r.pop("_vis") or vis_c
             rows.append(r)
     if args.figure is not None and vis_f is not None:
@@ -218,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         _save_figure(vis_f, vis_c, args.figure)
     args.out.mkdir(parents=True, exist_ok=True)
     tag = "-quick" if args.quick else "".join(f"-no{s}" for s in sorted(skip))
-    stem = args.out / f"cpu-{datetime.date.today().isoformat()}-featviz{tag}"
+    stem = args.out / f"{torch.device(args.device).type}-{datetime.date.today().isoformat()}-featviz{tag}{'-' + args.tag if args.tag else ''}"
     meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine(), "load": os.getloadavg()}
     stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     lines = ["| case | value | seconds | ratio to ours |", "|---|---|---|---|"]

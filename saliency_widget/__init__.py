@@ -2,6 +2,15 @@
 
 The engine (``saliency``, ``project``, ``layers``, ``Explainer``) is pure PyTorch; the widget
 (``explore``) is imported lazily so that the engine works without Jupyter installed.
+
+The package is built in five floors, lowest first; a module imports only its own floor or
+lower (``tests/tools/test_import_graph.py`` checks it, with no cycle and no private reach):
+
+0. :mod:`.errors`
+1. :mod:`.engine`, :mod:`.data`, :mod:`.models`, :mod:`.featviz` and the render primitives of :mod:`.viz`
+2. :mod:`.analysis`
+3. figures, reports and views (the rest of :mod:`.viz`)
+4. :mod:`.widget`, :mod:`.classroom`, :mod:`.cli`
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Every error the package raises on purpose derives from :class:`SaliencyError`, s
 caller (and the widget's status line) can catch one family. Subclasses also derive from
 the matching built-in (``ValueError``, ``KeyError``, ``TypeError``) so code written for
 those keeps working.
+
+Floor 0 of 5, the lowest: imports nothing of the package, and every other module may import it.
 """
 
 from __future__ import annotations

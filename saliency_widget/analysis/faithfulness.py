@@ -23,25 +23,18 @@ from ..engine.api import saliency
 from ..engine.checks import check_model, eval_mode, prepare_inputs, resolve_targets
 from ..engine.occlusion import default_batch_size
 from ..engine.outputs import logits_of
+from ..engine.progress import Progress, callback, report, reporting
 from ..engine.registry import get_method
 from ..errors import InputError, choices
 from .faithresult import KINDS, RANDOM, FaithfulnessResult, merge_results
 
 __all__ = [
-    "KINDS", "RANDOM", "FaithfulnessCancelled", "FaithfulnessResult", "blurred", "deletion_insertion", "merge_results",
+    "KINDS", "RANDOM", "FaithfulnessResult", "blurred", "deletion_insertion", "merge_results",
     "pixel_ranking",
 ]
 
 _BASELINES = ("zeros", "blur")
 _CHANNELS_LAST = torch.channels_last
-
-
-class FaithfulnessCancelled(Exception):
-    """Raised by :func:`deletion_insertion` when its ``progress`` callback returns False.
-
-    Control flow, not an error a user sees: a newer request (or a cancel button) superseded
-    this computation, which stops between two batches.
-    """
 _ORDERS = ("morf", "lerf")
 
 
@@ -154,6 +147,8 @@ def _check_maps(maps: Any, x: torch.Tensor) -> dict[str, torch.Tensor]:
             raise InputError(f"map names must be strings other than {RANDOM!r}, got {name!r}")
         if not isinstance(m, torch.Tensor):
             raise InputError(f"map {name!r} must be a torch.Tensor, got {type(m).__name__}")
+        if m.device.type == "meta":
+            raise InputError(f"map {name!r} is on the 'meta' device (a shape, no values); pass a real tensor")
         if m.dim() not in (3, 4) or m.shape[0] != n or tuple(m.shape[-2:]) != (h, w):
             raise InputError(
                 f"map {name!r} has shape {tuple(m.shape)}; expected (N, C, H, W) or (N, H, W) with "
@@ -187,7 +182,7 @@ def deletion_insertion(
     seed: int = 0,
     kinds: Sequence[str] = KINDS,
     reference: bool = True,
-    progress: Callable[[int, int], bool | None] | None = None,
+    progress: Progress | None = None,
 ) -> FaithfulnessResult:
     """Deletion and insertion curves of each map, with a seeded random-order reference.
 
@@ -233,9 +228,11 @@ def deletion_insertion(
     reference
         Also compute the random-order reference curves (stored under :data:`RANDOM`).
     progress
-        Called after every batch of perturbed copies with ``(done, total)`` forward passes;
-        returning False stops the computation before the next batch (raises
-        :class:`FaithfulnessCancelled`). None (default) or True go on.
+        Called after every batch of perturbed copies with ``(done, total)`` forward passes
+        (the protocol of :mod:`saliency_widget.engine.progress`): raising
+        :class:`~saliency_widget.errors.Cancelled`, or returning False, stops the computation
+        before the next batch, also inside the maps it computes. None: report to the callback
+        of an enclosing :func:`~saliency_widget.engine.progress.reporting`, if any.
 
     Returns
     -------
@@ -248,8 +245,8 @@ def deletion_insertion(
         ``order`` or ``batch_size``.
     MethodError
         An unknown method in ``methods``.
-    FaithfulnessCancelled
-        ``progress`` returned False.
+    Cancelled
+        ``progress`` returned False or raised it.
 
     Notes
     -----
@@ -274,6 +271,8 @@ def deletion_insertion(
     if batch_size is not None:
         batch_size = _check_int("batch_size", batch_size, 1)
     seed = _check_int("seed", seed, 0)
+    if progress is not None and not callable(progress):
+        raise InputError(f"progress must be None or a callable (done, total) -> bool | None, got {type(progress).__name__}")
     if order not in _ORDERS:
         raise InputError(f"order must be one of {choices(_ORDERS)}, got {order!r}")
     if maps is None and not methods:
@@ -304,9 +303,13 @@ def deletion_insertion(
                          "curves need finite scores: check the model and the inputs' preprocessing")
     tgt = resolve_targets(target, logits)
 
+    # one progress protocol (engine.progress): the explicit callback, else the caller's reporting()
+    outer = progress if progress is not None else callback()
     all_maps = dict(given)
     for m in todo:
-        all_maps[m] = saliency(model, x, tgt, m).detach()
+        # a map's own batches (occlusion, SmoothGrad, IG) may be stopped too; they count as no forward pass here
+        with reporting(None if outer is None else (lambda _d, _t: outer(0, 0))):
+            all_maps[m] = saliency(model, x, tgt, m).detach()
     names = list(all_maps)
 
     # ranks (J, P) for J = (methods + random) x N orderings; image of each ordering
@@ -327,8 +330,8 @@ def deletion_insertion(
     def tick(count: int) -> None:
         nonlocal done
         done += count
-        if progress is not None and progress(done, total) is False:
-            raise FaithfulnessCancelled(f"stopped after {done} of {total} forward passes")
+        with reporting(outer):
+            report(done, total)
 
     # On the CPU the perturbed batches are built channels-last at once (oneDNN runs the
     # convolutions and pooling of such inputs ~2x faster; the values are the same).

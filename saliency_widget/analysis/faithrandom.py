@@ -39,6 +39,8 @@ def randomised_copy(model: nn.Module, top: int | None = 2, seed: int = 0) -> nn.
     itself is never modified.
     """
     model = check_model(model)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InputError(f"seed must be an int >= 0, got {seed!r}")
     layers = parameterised_layers(model)
     if top is not None and (isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= len(layers)):
         raise InputError(f"top must be None or an int in 1..{len(layers)} (the model's parameterised layers), got {top!r}")
@@ -90,6 +92,8 @@ def faithfulness_vs_randomised(
         Methods: the trained maps first, then the randomised ones.
     """
     model = check_model(model)
+    if isinstance(methods, str) or not methods:
+        raise InputError(f"methods must be a non-empty sequence of method names, got {methods!r}" + (f"; use [{methods!r}]" if isinstance(methods, str) else ""))
     x, _, _ = prepare_inputs(inputs, model)
     with torch.no_grad(), eval_mode(model):
         tgt = resolve_targets(target, logits_of(model(x)))

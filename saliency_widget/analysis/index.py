@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import re
+import struct
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -41,11 +42,11 @@ __all__ = [
     "load_index",
     "model_identity",
     "preprocessing_identity",
-    "write_json_atomic",
 ]
 
 FORMAT = "saliency-widget-topk-index"
 VERSION = 1
+_PNG = b"\x89PNG\r\n\x1a\n"
 _ARRAYS = {"channels": 1, "values": 2, "image": 2, "pos": 3, "boxes": 3}
 
 
@@ -79,15 +80,6 @@ def preprocessing_identity(transform: Any, mean: Any, std: Any) -> dict[str, Any
     """What the images went through: the transform's repr (addresses removed) and its normalisation."""
     text = re.sub(r" at 0x[0-9a-fA-F]+", "", repr(transform))
     return {"transform": text, "mean": list(mean) if mean is not None else None, "std": list(std) if std is not None else None}
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON through a temporary file and ``os.replace`` (never a half-written file)."""
-    import os
-
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
 
 
 def _corrupt(root: Path, what: str) -> InputError:
@@ -170,7 +162,13 @@ class MiningIndex:
                 f = contained(self.root, rel, "patch")  # a shared index must not make the widget read (and show) other files
                 if not f.is_file():
                     raise _corrupt(self.root, f"patch {f.relative_to(self.root).as_posix()!r} is missing")
-                pair.append(f.read_bytes())
+                raw = f.read_bytes()
+                y0, x0, y1, x1 = (int(v) for v in self._arrays[key]["boxes"][r, j])
+                # its PNG header must say the size of its receptive-field box: a swapped file or a
+                # decompression bomb in a shared index is refused before anything decodes it
+                if len(raw) < 24 or raw[:8] != _PNG or raw[12:16] != b"IHDR" or struct.unpack(">II", raw[16:24]) != (x1 - x0, y1 - y0):
+                    raise _corrupt(self.root, f"patch {rel!r} is not the {x1 - x0}x{y1 - y0} PNG of its receptive field")
+                pair.append(raw)
             out.append((pair[0], pair[1]))
         return out
 

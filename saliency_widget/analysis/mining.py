@@ -29,15 +29,17 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..data.atomic import replacing, write_json
 from ..engine.capture import LayerCapture, StopForward, layer_layout
 from ..engine.checks import check_layer_key, check_model, eval_mode, forward_error, model_device_dtype
 from ..engine.keys import LayerKey
 from ..engine.layouts import Layout, to_nchw
+from ..engine.progress import report
 from ..errors import InputError, LayerError, ModelError, choices
 from .datacheck import check_images
-from .index import FORMAT, VERSION, MiningIndex, load_index, model_identity, write_json_atomic
+from .index import FORMAT, VERSION, MiningIndex, load_index, model_identity
 from .running import RunningTopK
-from .shards import Shard, all_gather_objects, barrier, merge_states, resolve_shard, shard_batches
+from .shards import Shard, all_gather_objects, barrier, image_count, merge_states, resolve_shard, shard_batches
 
 __all__ = ["KILL_ENV", "mine"]
 
@@ -95,6 +97,15 @@ class _Scanner:
 def _base(data: Any) -> Any:
     """The dataset behind a DataLoader, else the data."""
     return data.dataset if isinstance(data, torch.utils.data.DataLoader) else data
+
+
+def _length(data: Any) -> int | None:
+    """``len`` of the data (images of a dataset, batches of a list), for its identity; None without one."""
+    sized: Any = data.dataset if isinstance(data, torch.utils.data.DataLoader) else data
+    try:
+        return len(sized)
+    except TypeError:
+        return None
 
 
 def _data_identity(data: Any, n: int | None) -> str:
@@ -160,13 +171,6 @@ def _check_data(data: Any) -> None:
                              "image at every pass and after a resume; use shuffle=False")
 
 
-def _length(data: Any) -> int | None:
-    sized: Any = data.dataset if isinstance(data, torch.utils.data.DataLoader) else data
-    try:
-        return len(sized)
-    except TypeError:
-        return None
-
 
 #: The lock file of a run in ``out`` (held with ``flock`` while ``mine`` runs; the OS drops it when the process dies).
 LOCK_NAME = ".mining.lock"
@@ -221,9 +225,8 @@ class _Checkpoints:
         self.kill_after = int(os.environ.get(KILL_ENV, "0") or 0)
 
     def save(self, path: Path, obj: Any) -> None:
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
+        with replacing(path) as tmp:
+            torch.save(obj, tmp)
 
     def save_scan(self, obj: Any) -> None:
         self.save(self.path, obj)
@@ -306,7 +309,7 @@ def _check_config(out: Path, config: dict[str, Any], restart: bool, shard: Shard
     if shard.rank == 0:
         (out / ".mining").mkdir(parents=True, exist_ok=True)
         if old is None:
-            write_json_atomic(cfg_path, {"config": config})
+            write_json(cfg_path, {"config": config})
     barrier(shard)
 
 
@@ -387,18 +390,17 @@ def mine(
     keys = list(dict.fromkeys(check_layer_key(model, layer) for layer in layers))  # a layer named twice is mined once
     if not keys:
         raise InputError("mine needs at least one layer, got none")
-    for name, v in (("k", k), ("batch_size", batch_size), ("checkpoint_every", checkpoint_every), ("project_batch", project_batch),
-                    ("limit", 1 if limit is None else limit)):
+    for name, v in (("k", k), ("batch_size", batch_size), ("checkpoint_every", checkpoint_every), ("project_batch", project_batch)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise InputError(f"{name} must be a positive int, got {v!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise InputError(f"limit must be None (every image) or a positive int, got {limit!r}")
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
         raise InputError(f"num_workers must be a non-negative int, got {num_workers!r}")
     from ..engine import available_methods
 
     if method not in available_methods():  # checked before an hour of scanning, not after
         raise InputError(f"unknown method {method!r} for the projections; expected one of {choices(available_methods())}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise InputError(f"limit must be None (every image) or a positive int, got {limit!r}")
     _check_data(data)
     _check_normalisation(mean, std)
     where = resolve_shard(shard)
@@ -455,8 +457,12 @@ def _scan(
     runs = {key: RunningTopK(k) for key in keys}
     start, seconds = 0, 0.0
     if state is not None:
-        runs = {key: RunningTopK.from_state(k, state["layers"][str(key)]) for key in keys}
-        start, seconds = int(state["next_batch"]), float(state["seconds"])
+        try:
+            runs = {key: RunningTopK.from_state(k, state["layers"][str(key)]) for key in keys}
+            start, seconds = int(state["next_batch"]), float(state["seconds"])
+        except (KeyError, TypeError, ValueError, AttributeError) as err:  # another version's or a hand-made file
+            raise InputError(f"checkpoint {str(ckpt.path)!r} does not hold this run's state ({type(err).__name__}: {err}); "
+                             "rerun with --restart (restart=True)") from None
         print(f"saliency-widget mine: rank {where.rank} resumes at global batch {start} "
               f"({runs[keys[0]].seen} images done)", file=sys.stderr, flush=True)
     device, dtype = model_device_dtype(model)
@@ -469,6 +475,7 @@ def _scan(
         total = None if n is None else n // where.world
         bar = tqdm(total=total, initial=done_before, desc=f"mining {len(keys)} layer(s)", unit="img", smoothing=0.1)
     t0, since = time.perf_counter(), 0
+    total = image_count(data, limit) or 0  # for the progress protocol (0: unknown)
     shape: tuple[int, ...] | None = None
     try:
         for b, first, x in shard_batches(data, where, batch_size, start=start, limit=limit, num_workers=num_workers):
@@ -486,6 +493,8 @@ def _scan(
                 runs[key].update(acts[key], idx)
             if bar is not None:
                 bar.update(x.shape[0])
+            # between batches: the caller may watch, or stop the scan (Cancelled; the checkpoints let it resume)
+            report(runs[keys[0]].seen, total)
             since += 1
             if since % every == 0:  # resume after global batch b (the next ones of this rank follow it)
                 ckpt.save_scan({"next_batch": b + 1, "seconds": seconds + time.perf_counter() - t0,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,13 +19,14 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..data.atomic import write_atomic, write_json
 from ..engine.capture import layer_layout
 from ..engine.checks import model_device_dtype
 from ..engine.keys import LayerKey
 from ..engine.receptive import receptive_fields
 from ..engine.session import Explainer
 from ..errors import InputError
-from .index import layer_file, write_json_atomic
+from .index import layer_file
 from .shards import Shard, shard_batches
 
 __all__ = ["npz_bytes", "project_winners", "write_index"]
@@ -72,9 +72,7 @@ def _describe(data: Any, i: int, x: torch.Tensor) -> tuple[str, str]:
 def _write_png(path: Path, rgb: np.ndarray) -> None:
     from ..viz import render as R
 
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_bytes(R.to_png(np.ascontiguousarray(rgb)))
-    os.replace(tmp, path)
+    write_atomic(path, R.to_png(np.ascontiguousarray(rgb)))
 
 
 def project_winners(
@@ -154,13 +152,11 @@ def write_index(
             "image": st["index"].numpy().astype(np.int64), "pos": st["pos"].numpy().astype(np.int64), "boxes": boxes[str(key)],
         })
         rel = f"layers/{layer_file(key)}.npz"
-        tmp = root / (rel + ".tmp")
-        tmp.write_bytes(raw)
-        os.replace(tmp, root / rel)
+        write_atomic(root / rel, raw)
         layers[str(key)] = {"file": rel, "channels": int(st["index"].shape[0]), "sha256": hashlib.sha256(raw).hexdigest()}
     names: dict[int, tuple[str, str]] = {}
     for part in all_names:
         names.update(part)
     ids = sorted(names)
-    write_json_atomic(root / "images.json", {"ids": ids, "names": [names[i][0] for i in ids], "sha256": [names[i][1] for i in ids]})
-    write_json_atomic(root / "manifest.json", {**manifest, "layers": layers, "images": "images.json"})
+    write_json(root / "images.json", {"ids": ids, "names": [names[i][0] for i in ids], "sha256": [names[i][1] for i in ids]})
+    write_json(root / "manifest.json", {**manifest, "layers": layers, "images": "images.json"})

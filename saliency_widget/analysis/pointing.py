@@ -7,6 +7,8 @@ image centre.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,10 +29,12 @@ def dilate(masks: torch.Tensor, tolerance: float, distance: str = "euclidean") -
     ``distance="euclidean"`` grows by a disc (as TorchRay's pointing game), ``"chebyshev"`` by a
     square (within ``tolerance`` pixels along both axes).
     """
-    if tolerance < 0:
-        raise InputError(f"tolerance must be >= 0 pixels, got {tolerance!r}")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real) or not tolerance >= 0:  # NaN too
+        raise InputError(f"tolerance must be a number >= 0 (pixels), got {tolerance!r}")
     if distance not in ("euclidean", "chebyshev"):
         raise InputError(f"distance must be 'euclidean' or 'chebyshev', got {distance!r}")
+    if tolerance >= math.hypot(*masks.shape[-2:]):  # reaches every pixel (also inf): no kernel of that size
+        return masks.bool().flatten(1).any(1)[:, None, None].expand(masks.shape)
     r = int(tolerance)
     if r == 0:
         return masks.bool()
@@ -81,6 +85,8 @@ def _iter_batches(data: Iterable[Any]) -> Iterable[tuple[torch.Tensor, torch.Ten
         if not (isinstance(item, (tuple, list)) and len(item) >= 3):
             raise InputError("the dataset must yield (images (B,C,H,W), labels (B,), masks (B,H,W)) batches")
         x, y, m = item[0], item[1], item[2]
+        if not isinstance(x, torch.Tensor) or not isinstance(m, torch.Tensor):
+            raise InputError(f"the dataset must yield tensors (images, labels, masks), got images {type(x).__name__} and masks {type(m).__name__}")
         if x.dim() == 3:  # a single sample, not a batch
             x, y, m = x[None], torch.as_tensor(y).view(1), m[None]
         yield x, torch.as_tensor(y), m

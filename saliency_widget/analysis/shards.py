@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset, SequentialSampler
 from ..errors import InputError
 from .running import RunningTopK
 
-__all__ = ["Shard", "all_gather_objects", "barrier", "merge_states", "resolve_shard", "shard_batches", "worker_error"]
+__all__ = ["Shard", "all_gather_objects", "barrier", "merge_states", "image_count", "resolve_shard", "shard_batches", "worker_error"]
 
 _WORKER = re.compile(r"^Caught (\w+) in DataLoader worker process (\d+)\.\nOriginal Traceback \(most recent call last\):\n", re.S)
 _LAST_LINE = re.compile(r"^[A-Za-z_][\w.]*: (.*)$", re.M)
@@ -47,6 +47,21 @@ def worker_error(err: BaseException) -> BaseException:
         return type(err)(lines[-1])
     except Exception:  # noqa: BLE001 -- a class that needs other arguments: keep the original
         return err
+
+
+def image_count(data: Any, limit: int | None = None) -> int | None:
+    """How many images ``data`` holds (a sized Dataset, a DataLoader over one, a tensor), capped at ``limit``.
+
+    None for anything else (an iterable of batches: its length counts batches, not images).
+    """
+    sized: Any = data.dataset if isinstance(data, DataLoader) else data
+    if not isinstance(sized, (Dataset, torch.Tensor)):
+        return None
+    try:
+        n = len(sized)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+    return min(n, limit) if limit is not None else n
 
 
 @dataclass(frozen=True)

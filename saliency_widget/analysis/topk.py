@@ -10,7 +10,7 @@ and the receptive-field patches are cut from the images and from the projections
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,12 +22,13 @@ from ..engine.capture import forward_to, layer_layout
 from ..engine.checks import check_layer_key, check_model, forward_error, model_device_dtype
 from ..engine.keys import LayerKey
 from ..engine.layouts import Layout, to_nchw
+from ..engine.progress import report
 from ..engine.receptive import receptive_fields
 from ..engine.session import Explainer
 from ..errors import InputError, LayerError, choices
 from .datacheck import check_images
 from .running import RunningTopK
-from .shards import Shard, all_gather_objects, merge_states, resolve_shard, shard_batches
+from .shards import Shard, all_gather_objects, image_count, merge_states, resolve_shard, shard_batches
 
 __all__ = ["TopActivations", "top_activations"]
 
@@ -118,7 +119,6 @@ def top_activations(
     call: int = 0,
     method: str = "deconvnet",
     progress: bool = True,
-    on_progress: Callable[[int, float], None] | None = None,
     project_batch: int = 64,
     project: bool = True,
     shard: Shard | tuple[int, int] | str | None = None,
@@ -145,9 +145,10 @@ def top_activations(
     method
         ReLU rule of the projections (``"deconvnet"`` as in the paper).
     progress
-        Show a tqdm progress bar with images/s.
-    on_progress
-        Called with ``(images_seen, images_per_second)`` after each batch (for the widget).
+        Show a tqdm progress bar with images/s. To watch or stop the scan from code, wrap the
+        call in :func:`saliency_widget.engine.progress.reporting`: the callback gets
+        ``(images_seen, images_total)`` after each batch (total 0 when the data has no length)
+        and stops the scan by raising :class:`~saliency_widget.errors.Cancelled` or returning False.
     project_batch
         (channel, winner) pairs projected per forward/backward pass.
     project
@@ -187,6 +188,7 @@ def top_activations(
     chans: list[int] | None = list(channels) if channels is not None else None
     lay: Layout | None = None
     seen = 0
+    total = image_count(data, limit) or 0
     shape: tuple[int, ...] | None = None
     t0 = time.perf_counter()
     bar = None
@@ -235,8 +237,7 @@ def top_activations(
             if bar is not None:
                 bar.update(B)
                 bar.set_postfix_str(f"{rate:.0f} img/s")
-            if on_progress is not None:
-                on_progress(seen, rate)
+            report(seen, total)  # between batches: the caller may watch, or stop the scan (Cancelled)
     finally:
         if bar is not None:
             bar.close()

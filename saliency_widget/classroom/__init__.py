@@ -1,4 +1,7 @@
-"""Classroom tools: the three ReLU rules and transposed convolution, as widgets and functions."""
+"""Classroom tools: the three ReLU rules and transposed convolution, as widgets and functions.
+
+Floor: the top one (with ``widget`` and ``cli``); it may import every lower floor.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,12 @@
-"""Offline data for saliency-widget: the "shapes in clutter" generator and sample images."""
+"""Offline data for saliency-widget: the "shapes in clutter" generator, sample images, and files.
+
+Besides the data: :mod:`.decode` is the one image decoder (every reader of image files and
+folders), :mod:`.atomic` the one atomic file writer, :mod:`.paths` the check that paths read
+from files stay in their folder, :mod:`.folders` the image-folder dataset and scene stream.
+
+Floor 1 of 5 (errors < engine, data, models, render primitives < analysis < figures, reports,
+views < widget, classroom, cli): imports ``errors`` only.
+"""
 
 from __future__ import annotations
 

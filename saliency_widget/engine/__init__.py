@@ -9,6 +9,9 @@ answers from), :mod:`.layouts` (NCHW, channels-last and token layouts), :mod:`.o
 :mod:`.methods` / :mod:`.registry` (what a method is, and which exist), :mod:`.cam`,
 :mod:`.sampling`, :mod:`.occlusion` (the methods beyond the ReLU rules), :mod:`.api`
 (one-shot functions) and :mod:`.keys` (:class:`LayerKey`).
+
+Floor 1 of 5 (errors < engine, data, models, render primitives < analysis < figures, reports,
+views < widget, classroom, cli): imports ``errors`` only, never a module above it.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
-"""Progress of batched work, and cooperative cancellation between batches.
+"""Progress of batched work, and cooperative cancellation between batches: the one protocol.
 
-Occlusion, SmoothGrad and Integrated Gradients run the model on many modified inputs, a
-batch at a time. Between two batches they call :func:`report` with how many inputs are
-done; a caller that wants to watch (or stop) that work wraps it in :func:`reporting`::
+Everything long runs a batch at a time and calls :func:`report` between two batches with
+how much is done: the maps (occlusion, SmoothGrad, Integrated Gradients), faithfulness
+(:func:`~saliency_widget.analysis.deletion_insertion`), top-9 (:func:`~saliency_widget.analysis.top_activations`)
+and mining (:func:`~saliency_widget.analysis.mine`). A caller that wants to watch (or stop)
+that work wraps it in :func:`reporting`::
 
     def show(done: int, total: int) -> None:
         bar.value = done / total
@@ -15,8 +17,12 @@ done; a caller that wants to watch (or stop) that work wraps it in :func:`report
 The callback is held in a :class:`contextvars.ContextVar`, so it belongs to the thread (or
 task) that installed it and no method signature has to carry it. Without a callback
 :func:`report` costs one lookup. A callback may raise :class:`~saliency_widget.errors.Cancelled`
-(or any error): the method stops before its next batch, and every context it entered
-(eval mode, ReLU interception) is undone on the way out, so the model is left unchanged.
+(or any error), or return False (then :func:`report` raises ``Cancelled``): the work stops
+before its next batch, and every context it entered (eval mode, ReLU interception, layer
+capture) is undone on the way out, so the model is left unchanged. ``total`` is 0 when the
+amount of work is not known in advance (an iterable of batches without a length).
+
+Floor: ``engine`` (imports ``errors`` only).
 """
 
 from __future__ import annotations
@@ -27,10 +33,10 @@ from collections.abc import Callable, Iterator
 
 from ..errors import Cancelled
 
-__all__ = ["Cancelled", "Progress", "report", "reporting"]
+__all__ = ["Cancelled", "Progress", "callback", "report", "reporting"]
 
-#: ``progress(done, total)``: ``done`` of ``total`` inputs (or steps) evaluated so far.
-Progress = Callable[[int, int], None]
+#: ``progress(done, total)``: ``done`` of ``total`` inputs (or steps) evaluated so far; False (or Cancelled) stops.
+Progress = Callable[[int, int], "bool | None"]
 
 _callback: contextvars.ContextVar[Progress | None] = contextvars.ContextVar("saliency_progress", default=None)
 
@@ -49,14 +55,20 @@ def reporting(callback: Progress | None) -> Iterator[None]:
         _callback.reset(token)
 
 
+def callback() -> Progress | None:
+    """The callback installed by the innermost :func:`reporting` of this thread (None: none)."""
+    return _callback.get()
+
+
 def report(done: int, total: int) -> None:
-    """Say that ``done`` of ``total`` inputs are evaluated; called between batches by the engine.
+    """Say that ``done`` of ``total`` inputs are evaluated; called between batches.
 
     Raises
     ------
     Cancelled
-        Whatever the installed callback raises (it decides to stop the work).
+        The installed callback returned False, or raised it (it decides to stop the work);
+        any other error the callback raises passes through as well.
     """
     cb = _callback.get()
-    if cb is not None:
-        cb(int(done), int(total))
+    if cb is not None and cb(int(done), int(total)) is False:
+        raise Cancelled(f"stopped after {int(done)} of {int(total)}")

@@ -21,7 +21,6 @@ import base64
 import html
 import itertools
 import json
-import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ..data.atomic import write_atomic, write_json
 from ..data.paths import contained
 from ..errors import InputError
 from .report import html_document
@@ -60,10 +60,7 @@ def write_part(out_dir: str | Path, part: Mapping[str, Any]) -> Path:
     """
     p = part_path(out_dir, int(part["rank"]), int(part["world"]))
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(dict(part), indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, p)
-    return p
+    return write_json(p, dict(part), sort_keys=True)
 
 
 def read_parts(out_dir: str | Path, world: int | None = None) -> list[dict[str, Any]]:
@@ -82,6 +79,8 @@ def read_parts(out_dir: str | Path, world: int | None = None) -> list[dict[str, 
         No parts, parts of several runs (give ``world``), a rank missing, parts of different
         folders or settings, or an image missing or rendered twice.
     """
+    if world is not None and (isinstance(world, bool) or not isinstance(world, int) or world < 1):
+        raise InputError(f"world must be None (the only run present) or a positive int (the run's process count), got {world!r}")
     folder = Path(out_dir) / "parts"
     found: dict[int, dict[int, Path]] = {}
     for f in sorted(folder.glob("rank-*-of-*.json")) if folder.is_dir() else []:
@@ -233,7 +232,4 @@ def merge_parts(out_dir: str | Path, world: int | None = None) -> Path:
     timing = f"rendered {len(entries)} image(s) on {len(parts)} process(es) in {slowest:.1f} s"
     timing += f"; {len(failed)} could not be read" if failed else ""
     index = out / "index.html"
-    tmp = index.with_name(f"index.html.tmp{os.getpid()}")
-    tmp.write_text(index_html(out, entries, parts[0]["settings"], timing, failed=failed), encoding="utf-8")
-    os.replace(tmp, index)
-    return index
+    return write_atomic(index, index_html(out, entries, parts[0]["settings"], timing, failed=failed))

@@ -14,8 +14,9 @@ import numpy as np
 from PIL import Image
 
 from ..featviz.result import Visualization
+from .render import compose, tile, to_png
 
-__all__ = ["to_pil", "write_visualizations"]
+__all__ = ["grid_png", "to_pil", "write_visualizations"]
 
 
 def to_pil(vis: Visualization, i: int, scale: int = 1) -> Image.Image:
@@ -23,6 +24,36 @@ def to_pil(vis: Visualization, i: int, scale: int = 1) -> Image.Image:
     arr = (vis.images[i].clamp(0, 1).permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
     img = Image.fromarray(arr)
     return img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST) if scale > 1 else img
+
+
+def _rgb(vis: Visualization, i: int) -> np.ndarray:
+    return np.asarray(to_pil(vis, i))
+
+
+def grid_png(vis: Visualization, cols: int = 8, cell: int | None = None, titles: list[str] | None = None) -> bytes:
+    """The images of ``vis`` as one PNG: a grid of ``cols`` columns, or, with ``titles``, one captioned row.
+
+    Parameters
+    ----------
+    vis
+        The visualization.
+    cols
+        Images per row of the grid.
+    cell
+        Side of each tile (default: the image side, at least 96).
+    titles
+        One caption per image: lay them out side by side with the captions above.
+
+    Returns
+    -------
+    bytes
+        PNG data.
+    """
+    side = cell or max(96, int(vis.images.shape[-1]))
+    images = [_rgb(vis, i) for i in range(len(vis))]
+    if titles is not None:
+        return to_png(compose(images, titles, height=side))
+    return to_png(tile(images, cols, side))
 
 
 def write_visualizations(vis: Visualization, out: str | Path, title: str, labels: list[str] | None = None, stems: list[str] | None = None) -> Path:

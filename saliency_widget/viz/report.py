@@ -22,8 +22,11 @@ from numpy.typing import NDArray
 from PIL import Image
 from torch import nn
 
+from ..data.atomic import write_atomic
 from ..engine import Explainer, available_methods
 from ..errors import InputError, SaliencyError, choices
+from ..views.classes import check_methods, class_names
+from ..views.options import DisplayOptions
 from . import render as R
 from .bundle import BundleSize
 from .images import describe_model, resolve_target, to_pil
@@ -70,10 +73,7 @@ def write_output(path: str | Path, data: str | bytes) -> Path:
     if not p.parent.is_dir():
         raise InputError(f"cannot write {str(p)!r}: {str(p.parent)!r} is a file, not a folder")
     try:
-        if isinstance(data, str):
-            p.write_text(data, encoding="utf-8")
-        else:
-            p.write_bytes(data)
+        write_atomic(p, data)  # a killed run leaves the old file or the new one, never half a page
     except OSError as exc:
         raise InputError(f"cannot write {str(p)!r}: {exc.strerror or exc}") from None
     return p
@@ -102,7 +102,7 @@ def probability_table(
     rows = "".join(
         f"<tr{bold if int(i) == highlight else ''}><td>{html.escape(str(labels[i]))}</td>"
         f"<td style='text-align:right'>{float(probs[i]):.3f}</td>"
-        f"<td><div style='background:#4c78a8;height:10px;width:{max(1, int(120 * float(probs[i])))}px'></div></td></tr>"
+        f"<td><div style='background:#4c78a8;height:10px;width:{max(1, int(120 * float(probs[i])) if np.isfinite(probs[i]) else 1)}px'></div></td></tr>"
         for i in order
     )
     return f"<table><tr><th>class</th><th>p</th><th></th></tr>{rows}</table>"
@@ -248,10 +248,8 @@ def render_report(
     methods = ("gradient", "deconvnet", "guided_backprop") if methods is None else methods
     io = describe_model(model, weights=weights, labels=labels, transform=transform, processor=processor)
     labels, transform = io.labels, io.transform
-    known = available_methods()
-    bad = [m for m in methods if m not in known]
-    if bad:
-        raise InputError(f"unknown method(s) {bad}; expected names from {choices(known)}")
+    methods = check_methods(methods)
+    options = DisplayOptions(sign, clip_percentile, cmap)
     rows_html, grid_rows = [], []
     settings = {"methods": ", ".join(methods), "sign": sign, "clip percentile": clip_percentile, "colormap": cmap, "model": type(model).__name__}
     for n_img, image in enumerate(images):
@@ -263,9 +261,7 @@ def render_report(
         ex = Explainer(model, x)
         probs = ex.probabilities[0].double().cpu().numpy()
         k = len(probs)
-        classes = list(labels) if labels is not None else [str(i) for i in range(k)]
-        if len(classes) != k:
-            raise InputError(f"labels has {len(classes)} entries but the model outputs {k} classes")
+        classes = class_names(labels, k)
         resolved = resolve_target(target, classes, k)
         t = int(probs.argmax()) if resolved is None else resolved
         shown = np.asarray(pil.convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
@@ -275,7 +271,7 @@ def render_report(
         for m in methods:
             try:
                 raw = ex.saliency(t, m)[0].detach().cpu().numpy()
-                rm = R.render_map(raw, sign=sign, clip_percentile=clip_percentile, cmap=cmap)
+                rm = R.render_map(raw, sign=options.sign, clip_percentile=options.clip, cmap=options.cmap)
                 msg = rm.message
                 rgb = None if rm.rgb is None else R.upscale(rm.rgb, 160)
             except SaliencyError as err:
@@ -369,7 +365,7 @@ def _faithfulness_section(
         x = io.transform(pil).unsqueeze(0)
         ex = Explainer(model, x)
         k = ex.num_classes
-        classes = list(io.labels) if io.labels is not None else [str(i) for i in range(k)]
+        classes = class_names(io.labels, k)
         resolved = resolve_target(target, classes, k)
         t = int(ex.probabilities[0].argmax()) if resolved is None else resolved
         del ex

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import threading
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -22,7 +23,9 @@ from PIL import Image
 from torch import nn
 
 from ..analysis import MiningIndex, TopActivations, load_index, pointing_game, sanity_check, top_activations
+from ..engine.progress import reporting
 from ..errors import InputError, SaliencyError
+from ..views.classes import class_name
 from ..viz.figures import sanity_gallery_png, sanity_plot_png, topk_grid_png
 from ..viz.images import describe_model
 from ..viz.report import message_html
@@ -174,7 +177,7 @@ class AnalysisPanel(W.VBox):
         x = self._first_images(1)
         with torch.no_grad():
             t = int(self.model(x).argmax(1)[0])
-        return FaithRequest(x, t, ("gradient",), f"class {t}")
+        return FaithRequest(x, t, ("gradient",), class_name(None, t))
 
     def _first_images(self, n: int) -> torch.Tensor:
         choice = self.data_choice()
@@ -234,10 +237,13 @@ class AnalysisPanel(W.VBox):
             if choice.batches is None:
                 raise InputError(choice.description)
             n = choice.size or 0
-            res: Any = top_activations(
-                self.model, choice.batches(), self.w_layer.value, k=9, progress=False,
-                on_progress=lambda seen, rate: self._progress(seen / n if n else 0.5, f"{rate:.0f} img/s"),
-            )
+            t0 = time.perf_counter()
+
+            def show(seen: int, _total: int) -> None:
+                self._progress(seen / n if n else 0.5, f"{seen / max(time.perf_counter() - t0, 1e-9):.0f} img/s")
+
+            with reporting(show):
+                res: Any = top_activations(self.model, choice.batches(), self.w_layer.value, k=9, progress=False)
             self._topk_data = choice.description  # shown under the grid
             self.result = res
             self.w_filter.max = len(res.channels) - 1

@@ -28,12 +28,12 @@ from torch import nn
 from ..analysis.faithfulness import (
     KINDS,
     RANDOM,
-    FaithfulnessCancelled,
     FaithfulnessResult,
     deletion_insertion,
     merge_results,
 )
-from ..errors import SaliencyError
+from ..errors import Cancelled, SaliencyError
+from ..views.classes import class_name
 from ..viz.curves import curve_color
 from ..viz.report import message_html
 from ..viz.tables import scoreboard_html
@@ -85,7 +85,7 @@ def request_from_explorer(explorer: Any) -> FaithRequest:
             else:
                 methods.append(m)
     labels = explorer.labels
-    label = labels[target] if 0 <= target < len(labels) else f"class {target}"
+    label = class_name(labels, target)
     return FaithRequest(ex.inputs.detach(), int(target), tuple(methods), label, notes)
 
 
@@ -230,7 +230,7 @@ class FaithfulnessPanel(W.VBox):
                             target=req.target, steps=self.steps, batch_size=self.batch_size, reference=method is None,
                             progress=functools.partial(self._go_on, stage=stage, stages=stages),
                         )
-                    except FaithfulnessCancelled:
+                    except Cancelled:
                         raise
                     except SaliencyError as err:
                         if stage == 0 and len(req.methods) == 1:
@@ -243,7 +243,7 @@ class FaithfulnessPanel(W.VBox):
                     self._draw(self.result, req, pending=later, failed=failed)
                     if self.first_curve_s is None:
                         self.first_curve_s = time.perf_counter() - self._t0
-        except FaithfulnessCancelled:
+        except Cancelled:
             self.cancelled = True
             self.w_progress.description = "cancelled" if self._cancel.is_set() else "superseded"
             self.w_status.value = message_html(

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from saliency_widget.analysis import FaithfulnessCancelled, deletion_insertion
+from saliency_widget.analysis import deletion_insertion
 from saliency_widget.analysis.faithfulness import RANDOM
-from saliency_widget.errors import InputError
+from saliency_widget.errors import Cancelled, InputError
 from tests.analysis.test_faithfulness import MAP, S0, S05, S2, S3, S15, S35, X, linear_model, run
 from tests.helpers import assert_unchanged, snapshot
 
@@ -29,7 +29,7 @@ def test_false_from_progress_stops_before_the_next_batch() -> None:
         calls.append(done)
         return len(calls) < 4  # the image, two baselines, one batch of perturbed copies, then stop
 
-    with pytest.raises(FaithfulnessCancelled, match="stopped after 8 of 15"):
+    with pytest.raises(Cancelled, match="stopped after 8 of 15"):
         deletion_insertion(model, X, maps={"w": MAP}, target=0, steps=4, baseline="zeros", batch_size=5,
                            progress=stop_after_two)
     assert calls == [1, 2, 3, 8]

@@ -103,3 +103,29 @@ def test_deletion_insertion_refuses_a_model_that_fails_on_a_perturbed_image() ->
         deletion_insertion(_NanOnOneHole(), x, maps={"w": torch.ones(1, 2, 2)}, target=0, steps=4, baseline="zeros",
                            kinds=["deletion"], reference=False)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"progress": 5}, "progress must be None or a callable"),
+    ({"maps": {"m": torch.ones(1, 2, 2, device="meta")}}, "map 'm' is on the 'meta' device"),
+])
+def test_deletion_insertion_more_bad_arguments_are_one_line(kw: dict[str, object], message: str) -> None:
+    with pytest.raises(InputError) as err:
+        run(**kw)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"methods": "gradient"}, "got 'gradient'; use ['gradient']"),
+    ({"methods": []}, "methods must be a non-empty sequence"),
+    ({"methods": ["gradient"], "seed": 1.5}, "seed must be an int >= 0, got 1.5"),
+    ({"methods": ["gradient"], "seed": "a"}, "seed must be an int >= 0, got 'a'"),
+])
+def test_faithfulness_vs_randomised_bad_arguments_are_one_line(kw: dict[str, object], message: str) -> None:
+    """A method name as a string was mined letter by letter ("unknown method 'g'"); a float seed a raw RuntimeError."""
+    from saliency_widget.analysis import faithfulness_vs_randomised
+    from saliency_widget.models import shapes_cnn
+
+    with pytest.raises(InputError) as err:
+        faithfulness_vs_randomised(shapes_cnn(), torch.rand(1, 3, 32, 32), steps=2, **kw)  # type: ignore[arg-type]
+    assert message in str(err.value) and "\n" not in str(err.value)

@@ -72,7 +72,7 @@ def test_item10_mine_bad_counts_are_one_line(option: str, value: str, message: s
 def test_item10_mine_api_refuses_limit_zero(tmp_path: Path) -> None:
     model = shapes_cnn()
     data = ImageFolderData(_folder(tmp_path / "imgs"), describe_model(model).transform)
-    with pytest.raises(InputError, match=r"^limit must be a positive int, got 0$"):
+    with pytest.raises(InputError, match=r"^limit must be None \(every image\) or a positive int, got 0$"):
         mine(model, data, [LAYER], tmp_path / "idx", k=2, limit=0, progress=False)
 
 

@@ -469,3 +469,40 @@ def test_a_second_mining_run_on_one_out_is_refused_while_the_first_runs(tmp_path
         os.close(fd)
     index = mine(shapes_cnn(), _tensor_data(), [LAYER], tmp_path, k=2, progress=False)  # the first is gone: runs
     assert index.layers == [LAYER] and (tmp_path / LOCK_NAME).read_bytes() == b""
+
+
+@pytest.mark.parametrize("patch", ["bomb", "not-png", "truncated"])
+def test_index_patch_that_is_not_its_receptive_field_png_is_refused_before_decoding(mined: Path, tmp_path: Path, patch: str) -> None:
+    """A shared index with a decompression bomb (or any other file) as a patch: refused from its header, one line."""
+    out = _copy(mined, tmp_path)
+    f = out / "patches" / LAYER / "c0001_0_proj.png"
+    if patch == "bomb":
+        Image.new("1", (20000, 20000)).save(f)  # a few KB on disk, 1.2 GB as RGB
+    elif patch == "not-png":
+        f.write_text("<svg onload=alert(1)>")
+    else:
+        f.write_bytes((out / "patches" / "features.relu1" / "c0001_0_img.png").read_bytes()[:20])
+    with pytest.raises(InputError, match=r"patch 'patches/features.relu1/c0001_0_proj.png' is not the \d+x\d+ PNG of its receptive field") as err:
+        load_index(out).grid_png(LAYER, 1)
+    _one_line(err)
+
+
+def test_a_checkpoint_without_this_runs_state_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint of another version (or a hand-made one) under the same config: not a KeyError mid-resume."""
+    model = shapes_cnn()
+    folder = _write(tmp_path / "data")
+    out = tmp_path / "index"
+    save = _Checkpoints.save_scan
+
+    def save_then_die(self: _Checkpoints, obj: object) -> None:
+        save(self, obj)
+        raise _Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(_Checkpoints, "save_scan", save_then_die)
+        with pytest.raises(_Killed):
+            _mine(model, folder, out)
+    torch.save({"next_batch": 1}, out / ".mining" / "rank0of1.pt")
+    with pytest.raises(InputError, match=r"checkpoint '.*rank0of1.pt' does not hold this run's state \(KeyError") as err:
+        _mine(model, folder, out)
+    _one_line(err)

@@ -51,3 +51,19 @@ def test_parse_channels() -> None:
     assert parse_channels(None, 3) == [0, 1, 2]
     with pytest.raises(InputError, match="'x'"):
         parse_channels("x", 3)
+
+
+def test_grid_png_tiles_or_captions_the_images() -> None:
+    import io
+
+    import torch
+
+    from saliency_widget.featviz.result import Visualization
+    from saliency_widget.viz.featviz_page import grid_png
+
+    images = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    vis = Visualization(images, images, torch.zeros(3), torch.zeros(1, 3), ["a", "b", "c"])
+    tiled = Image.open(io.BytesIO(grid_png(vis, cols=2, cell=16)))
+    assert tiled.size[0] >= 2 * 16 and tiled.size[1] >= 2 * 16
+    row = Image.open(io.BytesIO(grid_png(vis, titles=["a", "b", "c"], cell=32)))
+    assert row.size[0] >= 3 * 32

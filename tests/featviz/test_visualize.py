@@ -239,3 +239,16 @@ def test_bad_arguments_give_one_line_errors_naming_the_value(kwargs: dict[str, A
 def test_objectives_refuse_to_multiply_each_other() -> None:
     with pytest.raises(InputError, match="compose with"):
         O.channel("a", 0) * O.channel("a", 1)  # type: ignore[operator]
+
+
+def test_a_layer_changed_in_place_later_is_read_before_the_change() -> None:
+    # torchvision style: conv -> ReLU(inplace=True) overwrites the conv's output; the objective must
+    # still read the conv's own (negative-capable) values.
+    model = seeded(lambda: nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(4, 2, 3, padding=1),
+                                         nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten()), 0).eval()  # fmt: skip
+    vis = render(model, [O.channel("0", 1), O.channel("2", 0) + O.class_logit(1)], steps=2, size=12)
+    with torch.no_grad():
+        conv = forward_to(model, vis.inputs, "0", clone=True)
+        logits = model(vis.inputs)
+    assert_close(vis.values[0], conv[0, 1].mean())
+    assert_close(vis.values[1], forward_to(model, vis.inputs, "2", clone=True)[1, 0].mean() + logits[1, 1])

@@ -31,6 +31,7 @@ ROWS = [
     "feature visualization vs Lucent",
     "mining scan vs inference",
     "widget click-to-PNG on ResNet-50",
+    "occlusion plan rebuilt vs cached",
 ]
 
 
@@ -56,7 +57,7 @@ def test_dry_run_exits_0_and_names_every_row() -> None:
     text = plan()
     missing = [r for r in ROWS if r not in text]
     assert missing == [], text
-    assert set(steps()) == {"tests", "maps", "occlusion", "faithfulness", "mining", "click", "featviz"}
+    assert set(steps()) == {"tests", "maps", "occlusion", "faithfulness", "mining", "costs", "click", "featviz"}
     assert "writes: benchmarks/results/cuda-" in text
 
 
@@ -79,7 +80,9 @@ def test_the_featviz_hook_skips_until_its_benchmark_exists() -> None:
     assert ("[SKIP" in line) is not exists
 
 
-BENCH_STEPS = ["maps", "occlusion", "faithfulness", "mining", "click"]
+BENCH_STEPS = ["maps", "occlusion", "faithfulness", "mining", "costs", "click"]
+if (ROOT / "benchmarks" / "featviz.py").exists():
+    BENCH_STEPS.append("featviz")
 
 
 @pytest.mark.parametrize("step", BENCH_STEPS)

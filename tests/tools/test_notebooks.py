@@ -13,8 +13,8 @@ from tests.helpers import REPO_ROOT
 NOTEBOOKS = sorted((REPO_ROOT / "example_notebooks").glob("*.ipynb"))
 
 
-def test_all_five_notebooks_exist() -> None:
-    assert [p.name[:3] for p in NOTEBOOKS] == ["01_", "02_", "03_", "04_", "05_"]
+def test_all_six_notebooks_exist() -> None:
+    assert [p.name[:3] for p in NOTEBOOKS] == ["01_", "02_", "03_", "04_", "05_", "06_"]
 
 
 @pytest.mark.slow

@@ -148,3 +148,10 @@ def test_contained_refuses_a_symlink_loop(tmp_path: Path) -> None:
     os.symlink(tmp_path / "loop", tmp_path / "loop")
     with pytest.raises(InputError, match="resolves outside its folder"):
         contained(tmp_path, "loop/x.png")
+
+
+@pytest.mark.parametrize("world", [0, -1, "1", 1.0, True])
+def test_merge_parts_refuses_a_world_that_is_not_a_positive_int(tmp_path: Path, world: object) -> None:
+    with pytest.raises(InputError, match=r"world must be None .* or a positive int") as err:
+        merge_parts(_report(tmp_path), world)  # type: ignore[arg-type]
+    _one_line(err)

@@ -82,3 +82,23 @@ def test_collect_image_bad_options_are_one_line(kw: dict[str, Any], message: str
     with pytest.raises(InputError) as err:
         collect_image(ex, Packer(), name="x", methods=["gradient"], **kw)
     assert message in _one_line(err)
+
+
+def test_static_report_with_a_nan_logit_shows_it_as_nan() -> None:
+    """The static report exports a NaN score as such ("nan" in the table) instead of ``ValueError: cannot convert float NaN``."""
+    from saliency_widget.viz.report import render_report
+
+    rep = render_report([rgb_image(0)], _BadScore(float("nan")), ["gradient"], labels=list(LABELS[:3]), transform=to_tensor)
+    assert ">nan</td>" in rep.html
+
+
+@pytest.mark.parametrize(("images", "names", "message"), [
+    (2, ["only one"], "give one name per image: 2 image(s), 1 name(s)"),
+    (0, [], "no images to export"),
+])
+def test_interactive_report_never_drops_an_image_without_a_name(images: int, names: list[str], message: str) -> None:
+    """``zip(images, names)`` silently exported only the named images."""
+    with pytest.raises(InputError) as err:
+        interactive_report([rgb_image(i) for i in range(images)], small_cnn(), methods=["gradient"], labels=list(LABELS[:3]),
+                           transform=to_tensor, names=names, topk=2)
+    assert message in _one_line(err)

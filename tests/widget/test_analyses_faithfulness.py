@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from saliency_widget.analysis.faithfulness import RANDOM, FaithfulnessCancelled
+from saliency_widget.analysis.faithfulness import RANDOM
+from saliency_widget.errors import Cancelled
 from saliency_widget.widget import faithpanel
 from saliency_widget.widget.analyses import AnalysisPanel
 from saliency_widget.widget.explorer import Explorer
@@ -106,7 +107,7 @@ def test_a_newer_request_supersedes_the_running_one(explorer: Explorer, monkeypa
     def counting(*args: Any, **kw: Any) -> Any:
         try:
             return real(*args, **kw)
-        except FaithfulnessCancelled:
+        except Cancelled:
             stopped.append("x")
             raise
 
