@@ -123,8 +123,18 @@ function render({ model, el }) {
     ["change:planes change:meta", onPlanes], ["change:base", onBase], ["change:luts change:cmaps", onLuts],
     ["change:sign_index change:cmap_index change:clip change:overlay change:alpha change:size change:signs change:diverging", schedule],
   ];
+  // The widget's CSS classes (e.g. "sw-busy" while a new view computes) on this element: the
+  // anywidget view sets them once, so later changes are applied here.
+  let classes = [];
+  const onClasses = () => {
+    const now = model.get("_dom_classes") || [];
+    for (const c of classes) if (!now.includes(c)) el.classList.remove(c);
+    for (const c of now) el.classList.add(c);
+    classes = now.slice();
+  };
+  events.push(["change:_dom_classes", onClasses]);
   for (const [names, fn] of events) model.on(names, fn);
-  readLuts(); readBase(); readPlanes(); paint();
+  onClasses(); readLuts(); readBase(); readPlanes(); paint();
 
   return () => {
     for (const [names, fn] of events) model.off(names, fn);
