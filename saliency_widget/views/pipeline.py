@@ -351,7 +351,9 @@ def compute_view(
             pos = strongest(fmap)
         if not (0 <= pos[0] < fmap.shape[0] and 0 <= pos[1] < fmap.shape[1]):
             raise InputError(f"position {pos} outside the {fmap.shape[0]}x{fmap.shape[1]} feature map of {key}")
-        panels["feature"], caption = feature_png(fmap, pos)
+        # the feature map, the receptive field and the input do not depend on the method or the
+        # class: a method switch reuses their PNGs (no colormap, encode or probe pass again)
+        panels["feature"], caption = memo.panels.get_or(("feature", v, str(key), snapshot.channel, pos), lambda: feature_png(fmap, pos))
         # (when no gradient runs at all, the panel says so below, not "no ReLU")
         has_relu = explainer.unavailable("deconvnet") is None or explainer.unavailable("gradient") is not None
         rule = projection_rule(snapshot.method, has_relu)
@@ -364,8 +366,10 @@ def compute_view(
                 lambda: RawMap.from_map(explainer.project(key, snapshot.channel, position=pos, method=rule)[0].detach().cpu().numpy()),
             )
             messages["projection"] = None
-        box, box_note = receptive_box(explainer, key, pos)
-        panels["input"] = R.to_png(R.draw_box(base, box, (0, 255, 0), 2) if box is not None else base)
+        box, box_note = memo.panels.get_or(("box", v, str(key), pos), lambda: receptive_box(explainer, key, pos))
+        panels["input"] = memo.panels.get_or(
+            ("input", v, box), lambda: R.to_png(R.draw_box(base, box, (0, 255, 0), 2) if box is not None else base)
+        )
     return ViewResult(
         snapshot=snapshot,
         target=target,

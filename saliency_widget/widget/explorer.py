@@ -80,7 +80,8 @@ class Explorer(ExportMixin, W.VBox):
     progress_every: float = 0.1
     #: Largest upload accepted from the upload button, in bytes (20 MiB).
     max_upload_bytes: int = 20 * 1024 * 1024
-    #: Seconds the display must stay unchanged before the saved view (a kernel-side PNG) follows it.
+    #: Seconds the view must stay unchanged before the saved view (a kernel-side PNG) follows it;
+    #: :meth:`wait` brings it up to date at once.
     saved_idle_s: float = 2.0
 
     @traitlets.validate("method", "layer", "sign", "cmap", "view")
@@ -149,6 +150,7 @@ class Explorer(ExportMixin, W.VBox):
         self._last_status = ""
         self._step, self._shown_at = (0, 0), 0.0  # compare step (done, total) and when progress last showed
         self._saved_timer: threading.Timer | None = None
+        self._blank: dict[str, bool] = {}
         self._saved_lock = threading.Lock()
 
         self.ui = ExplorerView(self.methods, list(self._samples))
@@ -224,8 +226,21 @@ class Explorer(ExportMixin, W.VBox):
             self._saved_timer.start()
 
     def _saved_idle(self) -> None:
+        with self._saved_lock:
+            if self._saved_timer is None:  # flushed meanwhile by wait()
+                return
+            self._saved_timer = None
         with self.compute_lock:  # never while a render runs the model
             self._update_saved_view()
+
+    def _flush_saved(self) -> None:
+        """Refresh a pending saved view now (a script that waited for the view expects the notebook to hold it)."""
+        with self._saved_lock:
+            pending, self._saved_timer = self._saved_timer, None
+        if pending is not None:
+            pending.cancel()
+            with self.compute_lock:
+                self._update_saved_view()
 
     def _on_channel(self, _change: dict[str, Any]) -> None:
         # A clicked position belongs to one filter: reset it *before* scheduling, so no
@@ -418,14 +433,22 @@ class Explorer(ExportMixin, W.VBox):
             self.ui.end_busy()
             self._last = result
             rec.images = {k: short_sha(v) for k, v in result.panels.items()}
-            rec.nonblank = {k: not R.is_blank(R.from_png(v)) for k, v in result.panels.items()}
+            rec.nonblank = {k: self._nonblank(rec.images[k], v) for k, v in result.panels.items()}
             for k, raw in result.maps.items():  # raw maps: identified by their planes, never rendered here
                 rec.images[k] = short_sha(raw.to_bytes())
                 rec.nonblank[k] = raw.has_structure()
             self._show_status(result)
-            self._update_saved_view()  # after the view shows: costs no click-to-image time
+            self._saved_later()  # once the view is still: costs no click-to-image time
         rec.ms = (time.perf_counter() - t0) * 1000.0
         self.render_log.append(rec)
+
+    def _nonblank(self, sha: str, png: bytes) -> bool:
+        """Whether a panel's PNG shows more than one colour (decoded once per picture, for the render log)."""
+        if sha not in self._blank:
+            if len(self._blank) > 64:
+                self._blank.clear()
+            self._blank[sha] = not R.is_blank(R.from_png(png))
+        return self._blank[sha]
 
     def _show_status(self, result: ViewResult) -> None:
         device = str(self.inputs.current.device) if self.inputs.current else "?"
@@ -508,8 +531,11 @@ class Explorer(ExportMixin, W.VBox):
         return asdict(self._snapshot())
 
     def wait(self, timeout: float | None = 30.0) -> bool:
-        """Block until no render is pending or running; True if idle, False on timeout."""
-        return self._worker.wait(timeout)
+        """Block until no render is pending or running (and the saved view holds the view); True if idle, False on timeout."""
+        idle = self._worker.wait(timeout)
+        if idle:
+            self._flush_saved()
+        return idle
 
     @property
     def status(self) -> str:

@@ -118,3 +118,28 @@ def test_check_methods_raises_method_error() -> None:
         check_methods(["gradient", "nope"])
     with pytest.raises(MethodError, match=r"unknown method\(s\) \[\]"):
         check_methods([])
+
+
+def test_the_pages_manifest_carries_what_viewer_js_used_to_restate() -> None:
+    from torchvision.transforms.functional import to_tensor
+
+    from saliency_widget.engine import Explainer
+    from saliency_widget.views import CLIPS
+    from saliency_widget.views.options import SIGNS
+    from saliency_widget.viz.bundle import Packer
+    from saliency_widget.viz.interactive import collect_image
+    from saliency_widget.viz.viewer_page import interactive_page, viewer_source
+    from tests.helpers import REPO_ROOT, rgb_image
+    from tests.nets import sequential_cnn
+
+    ex = Explainer(sequential_cnn(), to_tensor(rgb_image(0)).unsqueeze(0))
+    packer = Packer()
+    methods = ["gradient", "guided_backprop", "gradcam"]
+    entry = collect_image(ex, packer, name="x", methods=methods, layers=["7"], channels=[0])
+    page = interactive_page([entry], packer, title="t", state={}, settings={})
+    assert page.manifest["signs"] == list(SIGNS) and page.manifest["clips"] == list(CLIPS)
+    assert entry["projection"] == {"gradient": "gradient", "guided_backprop": "guided_backprop", "gradcam": "deconvnet"}
+    viewer = (REPO_ROOT / "js" / "viewer.js").read_text(encoding="utf-8")
+    assert "guided_backprop" not in viewer and "99.9" not in viewer  # rule and clip names come from the manifest
+    inlined = viewer_source()
+    assert "export function renderView" in inlined and 'from "./render.js"' not in inlined  # one renderer, inlined once
