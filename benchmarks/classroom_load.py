@@ -483,6 +483,10 @@ def main(argv: list[str] | None = None) -> int:
     print(md)
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"classroom-{_dt.date.today().isoformat()}-n{args.students}{'-' + args.tag if args.tag else ''}"
+    n = 2
+    while stem.with_suffix(".json").exists():  # never overwrite an earlier run's results
+        stem = stem.with_name(f"{stem.name.rsplit('-run', 1)[0]}-run{n}")
+        n += 1
     stem.with_suffix(".json").write_text(json.dumps(res, indent=1) + "\n")
     stem.with_suffix(".md").write_text(md)
     print(f"wrote {stem}.json and .md")

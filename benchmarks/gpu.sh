@@ -63,14 +63,14 @@ done
 
 # name | timeout s | rows it produces | command ($PY is the Python above)
 STEPS=(
-  "tests|60|CUDA tests: every method on CUDA vs the CPU float64 reference; float32 maps under autocast and bf16; no host sync in the hot path; memory after 100 maps; incremental occlusion exact on CUDA; mining with nccl|\$PY -m pytest -q -p no:cacheprovider -m gpu -rs tests/gpu"
-  "maps|100|single maps vs floor and Captum; the three maps on one Explainer; method switch on a cached forward; projection (middle layer); top-k scan vs inference (fp32, fp16 and bf16 autocast; batch 1 and 16)|\$PY -m benchmarks --device cuda --amp --models vgg16,resnet50,shapes --batches 1,16 --repeats 10 --warmup 3 --no-occlusion --scan-batches 4 --tag gpu-maps"
+  "tests|90|CUDA tests: every method on CUDA vs the CPU float64 reference; float32 maps under autocast and bf16; no host sync in the hot path; memory after 100 maps; incremental occlusion exact on CUDA; mining with nccl|\$PY -m pytest -q -p no:cacheprovider -m gpu -rs tests/gpu"
+  "maps|90|single maps vs floor and Captum; the three maps on one Explainer; method switch on a cached forward; projection (middle layer); top-k scan vs inference (fp32, fp16 and bf16 autocast; batch 1 and 16)|\$PY -m benchmarks --device cuda --amp --models vgg16,resnet50,shapes --batches 1,16 --repeats 10 --warmup 3 --no-occlusion --scan-batches 4 --tag gpu-maps"
   "occlusion|70|occlusion incremental vs full recompute vs Captum; widget ResNet-18 occlusion before/after|\$PY -m benchmarks.occlusion --device cuda --models vgg16,resnet50,shapes --repeats 3 --stride 8 --tag gpu-occlusion"
   "faithfulness|45|faithfulness curves vs Quantus PixelFlipping|\$PY -m benchmarks --device cuda --models '' --faithfulness --faithfulness-images 16 --repeats 3 --tag gpu-faithfulness"
   "mining|65|mining scan vs inference; mining with torchrun (nccl) on $MINING_PROCS process(es); projection pass|\$PY -m benchmarks --device cuda --models '' --mining --mining-procs $MINING_PROCS --repeats 2 --tag gpu-mining"
   "costs|30|fixed costs: bundled single maps vs floor, three maps on ResNet-50 and VGG-16 vs floor, occlusion plan rebuilt vs cached (interleaved)|\$PY -m benchmarks.costs --device cuda --rounds 40 --tag gpu-costs"
-  "click|45|widget click-to-PNG on ResNet-50 (kernel side)|\$PY -m benchmarks.widget --device cuda --repeats 10 --tag gpu-click"
-  "featviz|60|feature visualization vs Lucent and Horama (speed case; hook: skipped while benchmarks/featviz.py is missing)|\$PY -m benchmarks.${FEATVIZ:-featviz} --device cuda --skip filters,classes --out benchmarks/results --tag gpu-featviz"
+  "click|40|widget click-to-PNG on ResNet-50 (kernel side)|\$PY -m benchmarks.widget --device cuda --repeats 10 --tag gpu-click"
+  "featviz|50|feature visualization vs Lucent and Horama (speed case; hook: skipped while benchmarks/featviz.py is missing)|\$PY -m benchmarks.${FEATVIZ:-featviz} --device cuda --skip filters,classes --out benchmarks/results --tag gpu-featviz"
 )
 
 field() { echo "$1" | cut -d'|' -f"$2"; }

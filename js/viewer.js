@@ -1,14 +1,15 @@
 // saliency-widget interactive report viewer: plain ES module, no dependencies, no network.
 //
-// Inlined into the exported HTML page (saliency_widget/viz/viewer_page.py). It decodes the
-// page's payload (one zlib stream, base64) and renders every panel on <canvas> elements with
-// the same arithmetic as saliency_widget/viz/render.py (render_map, apply_colormap, overlay,
-// draw_box), using the colormap lookup tables exported from Python, so a state renders to the
-// same pixels as Python's render of the page's values. All handlers use addEventListener (no
+// Inlined into the exported HTML page (saliency_widget/viz/viewer_page.py) together with the
+// one renderer it imports (js/render.js, also the widget's). It decodes the page's payload
+// (one zlib stream, base64) and renders every panel on <canvas> elements; what the page may
+// offer (signs, clip percentiles, colormaps, each method's projection rule) comes from the
+// manifest, decided by the view model (saliency_widget/views). All handlers use addEventListener (no
 // inline handlers, so the page's strict Content-Security-Policy holds).
 
-export const SIGNS = ["absolute", "positive", "negative", "signed"];
-export const CLIPS = [90, 95, 98, 99, 99.5, 99.9, 100];
+import { colorbarLabels, colorbarRamp, decodeRef, drawBox, fmtG, renderView, rgbToRgba } from "./render.js";
+
+export * from "./render.js";
 
 // ------------------------------------------------------------------ decoding
 export async function inflate(b64) {
@@ -17,122 +18,6 @@ export async function inflate(b64) {
   for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
   const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
   return new Response(stream).arrayBuffer();
-}
-
-// A reference {o, n, t, s, shape}: uint8 data as stored, 16-bit data as q * s (float64).
-export function decodeRef(buffer, ref) {
-  if (ref.t === "u1") return new Uint8Array(buffer, ref.o, ref.n);
-  const view = new DataView(buffer, ref.o, ref.n * 2);
-  const out = new Float64Array(ref.n);
-  const signed = ref.t === "i2";
-  for (let i = 0; i < ref.n; i++) out[i] = (signed ? view.getInt16(2 * i, true) : view.getUint16(2 * i, true)) * ref.s;
-  return out;
-}
-
-// ------------------------------------------------------------------ render.py, line by line
-export function rint(x) { // numpy's rint: halves round to even
-  const r = Math.round(x);
-  return (Math.abs(x % 1) === 0.5 && r % 2 !== 0) ? r - 1 : r;
-}
-const clamp = (v, lo, hi) => (v < lo ? lo : (v > hi ? hi : v));
-
-export function percentile(values, p) { // numpy.percentile, method "linear"
-  const a = Float64Array.from(values).sort();
-  const n = a.length, q = p / 100, vi = (n - 1) * q;
-  let prev = Math.floor(vi), next = prev + 1;
-  if (vi >= n - 1) { prev = n - 1; next = n - 1; }
-  if (vi < 0) { prev = 0; next = 0; }
-  const x0 = a[prev], x1 = a[next], gamma = vi - Math.floor(vi), d = x1 - x0;
-  return gamma >= 0.5 ? x1 - d * (1 - gamma) : x0 + d * gamma;
-}
-
-// prepare_map on a decoded plane: "abs" (max_c |g|) for sign absolute, "sum" (sum_c g) for the others.
-export function prepareMap(plane, sign, clip) {
-  const n = plane.length, m = new Float64Array(n);
-  let any = false;
-  for (let i = 0; i < n; i++) {
-    const v = plane[i];
-    m[i] = sign === "absolute" ? Math.abs(v) : sign === "positive" ? Math.max(v, 0) : sign === "negative" ? Math.max(-v, 0) : v;
-    if (m[i] !== 0) any = true;
-  }
-  if (!any) {
-    const what = { positive: "positive part", negative: "negative part" }[sign] || "map";
-    return { values: null, message: `the ${what} is all zeros; nothing to show`, vmax: 0 };
-  }
-  const mag = m.map(Math.abs);
-  let vmax = percentile(mag, clip);
-  if (vmax <= 0) vmax = mag.reduce((a, b) => Math.max(a, b), 0);
-  const lo = sign === "signed" ? -1 : 0;
-  return { values: m.map((v) => clamp(v / vmax, lo, 1)), message: null, vmax };
-}
-
-export function applyColormap(values, lut) { // -> RGBA bytes
-  const out = new Uint8ClampedArray(values.length * 4);
-  for (let i = 0; i < values.length; i++) {
-    const k = clamp(rint(clamp(values[i], 0, 1) * 255), 0, 255) * 3;
-    out.set([lut[k], lut[k + 1], lut[k + 2], 255], 4 * i);
-  }
-  return out;
-}
-
-export function renderMap(plane, opts, luts, diverging) {
-  const pm = prepareMap(plane, opts.sign, opts.clip);
-  if (pm.values === null) return { rgba: null, message: pm.message, vmax: 0 };
-  if (opts.sign === "signed") {
-    const use = diverging.includes(opts.cmap) ? opts.cmap : "coolwarm";
-    return { rgba: applyColormap(pm.values.map((v) => (v + 1) / 2), luts[use]), weight: pm.values.map(Math.abs), vmax: pm.vmax, cmap: use };
-  }
-  return { rgba: applyColormap(pm.values, luts[opts.cmap]), weight: pm.values, vmax: pm.vmax, cmap: opts.cmap };
-}
-
-export function overlay(baseRgba, heatRgba, alpha, weight) {
-  const a = clamp(alpha, 0, 1), out = new Uint8ClampedArray(baseRgba.length);
-  for (let i = 0; i < weight.length; i++) {
-    const w = a * clamp(weight[i], 0, 1);
-    for (let c = 0; c < 3; c++) out[4 * i + c] = clamp(rint(baseRgba[4 * i + c] * (1 - w) + heatRgba[4 * i + c] * w), 0, 255);
-    out[4 * i + 3] = 255;
-  }
-  return out;
-}
-
-export function rgbToRgba(rgb) {
-  const n = rgb.length / 3, out = new Uint8ClampedArray(n * 4);
-  for (let i = 0; i < n; i++) out.set([rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2], 255], 4 * i);
-  return out;
-}
-
-export function drawBox(rgba, h, w, box, color = [0, 255, 0], width = 2) { // draw_box, half-open (y0, x0, y1, x1)
-  const out = new Uint8ClampedArray(rgba);
-  const y0 = Math.max(0, box[0]), x0 = Math.max(0, box[1]), y1 = Math.min(h, box[2]), x1 = Math.min(w, box[3]);
-  if (y1 <= y0 || x1 <= x0) return out;
-  const fill = (ya, yb, xa, xb) => {
-    for (let y = ya; y < yb; y++) for (let x = xa; x < xb; x++) out.set([...color, 255], 4 * (y * w + x));
-  };
-  fill(y0, Math.min(y0 + width, y1), x0, x1);
-  fill(Math.max(y1 - width, y0), y1, x0, x1);
-  fill(y0, y1, x0, Math.min(x0 + width, x1));
-  fill(y0, y1, Math.max(x1 - width, x0), x1);
-  return out;
-}
-
-export function fmtG(v, p = 3) { // Python's f"{v:.{p}g}"
-  if (v === 0 || !Number.isFinite(v)) return String(v);
-  const [mant, e] = v.toExponential(p - 1).split("e");
-  const exp = Number(e);
-  const strip = (s) => (s.includes(".") ? s.replace(/0+$/, "").replace(/\.$/, "") : s);
-  if (exp < -4 || exp >= p) return `${strip(mant)}e${exp < 0 ? "-" : "+"}${String(Math.abs(exp)).padStart(2, "0")}`;
-  return strip(v.toFixed(Math.max(0, p - 1 - exp)));
-}
-
-export function colorbarLabels(sign, vmax) {
-  const v = fmtG(vmax, 3);
-  return { absolute: ["0", "|value|", v], positive: ["0", "positive part", v], negative: ["0", "negative part", `-${v}`], signed: [`-${v}`, "0", `+${v}`] }[sign];
-}
-
-// The rule the widget projects with while `method` is shown.
-export function projectionRule(method, hasRelu) {
-  if (!hasRelu) return "gradient";
-  return ["gradient", "deconvnet", "guided_backprop"].includes(method) ? method : "deconvnet";
 }
 
 export function nearestSpot(spots, y, x) {
@@ -190,14 +75,16 @@ export class Viewer {
   }
   get image() { return this.m.images[this.state.image]; }
   get layer() { return this.image.layers.find((l) => l.key === this.state.layer) || this.image.layers[0]; }
-  opts() { return { sign: this.state.sign, clip: Number(this.state.clip), cmap: this.state.cmap }; }
+  opts() {
+    const st = this.state;
+    return { sign: st.sign, clip: Number(st.clip), cmap: st.cmap, overlay: !!st.overlay, alpha: Number(st.alpha) };
+  }
 
   render(entry) { // a map entry -> {rgba, message, vmax, cmap}
     if (!entry || entry.message) return { rgba: null, message: entry ? entry.message : "not exported" };
-    const plane = this.plane(this.state.sign === "absolute" ? entry.abs : entry.sum);
-    const r = renderMap(plane, this.opts(), this.luts, this.m.diverging);
-    if (r.rgba && this.state.overlay) r.rgba = overlay(this.baseRgba(), r.rgba, Number(this.state.alpha), r.weight);
-    return r;
+    const absolute = this.state.sign === "absolute"; // decode only the plane the sign reads
+    const planes = { abs: absolute ? this.plane(entry.abs) : null, sum: absolute ? null : this.plane(entry.sum) };
+    return renderView(planes, this.opts(), this.luts, this.m.diverging, this.state.overlay ? this.baseRgba() : null);
   }
   baseRgba() { return rgbToRgba(decodeRef(this.buf, this.image.input)); }
 
@@ -237,9 +124,9 @@ export class Viewer {
       return s;
     };
     this.ctl = {
-      sign: select("sign", SIGNS, "sign"),
+      sign: select("sign", m.signs, "sign"),
       cmap: select("cmap", Object.keys(m.cmaps), "colormap"),
-      clip: select("clip", [...new Set([...CLIPS, Number(m.state.clip)])].sort((a, b) => a - b), "clip percentile"),
+      clip: select("clip", [...new Set([...m.clips, Number(m.state.clip)])].sort((a, b) => a - b), "clip percentile"),
     };
     this.ctl.overlay = el("input", { type: "checkbox", "data-control": "overlay" });
     this.ctl.overlay.addEventListener("change", () => this.set({ overlay: this.ctl.overlay.checked }));
@@ -299,10 +186,7 @@ export class Viewer {
     this.scale.hidden = r.rgba === null; this.scaleLabels.hidden = r.rgba === null;
     this.pMap.caption.textContent = r.rgba && r.cmap !== st.cmap ? `a signed map needs a diverging colormap: ${r.cmap} instead of ${st.cmap}` : "";
     if (r.rgba) {
-      const ramp = new Float64Array(256).map((_, i) => i / 255), row = applyColormap(ramp, this.luts[r.cmap]);
-      const strip = new Uint8ClampedArray(256 * 4 * 10);
-      for (let y = 0; y < 10; y++) strip.set(row, y * 256 * 4);
-      this.scale.getContext("2d").putImageData(new ImageData(strip, 256, 10), 0, 0);
+      this.scale.getContext("2d").putImageData(new ImageData(colorbarRamp(this.luts[r.cmap], 10), 256, 10), 0, 0);
       this.scaleLabels.textContent = "";
       for (const t of colorbarLabels(st.sign, r.vmax)) this.scaleLabels.append(el("span", { text: t }));
     }
@@ -384,7 +268,7 @@ export class Viewer {
     this.pFeature.caption.textContent = layer.finite[i]
       ? `max ${fmtG(layer.hi[i], 4)} at (${sy}, ${sx})   selected (${spot.p[0]}, ${spot.p[1]}) = ${fmtG(spot.v, 4)}`
       : "feature map contains NaN/Inf";
-    const wanted = projectionRule(st.method, img.has_relu), rule = spot.r[wanted] ? wanted : img.rules[0];
+    const wanted = img.projection[st.method], rule = spot.r[wanted] ? wanted : img.rules[0];
     const r = this.render(spot.r[rule]);
     showPanel(this.pProj, r.rgba, h, w, r.message);
     this.pProj.caption.textContent = `${rule} rule` + (rule !== wanted ? ` (the live widget uses the ${wanted} rule with this method; not exported)` : "");

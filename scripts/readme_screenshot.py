@@ -25,8 +25,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, jupyterlab(Path(tmp)) as lab:
         with browser_page(viewport={"width": 1366, "height": 768}) as page:
             run_notebook_in_lab(page, lab, "explorer.ipynb", [SETUP])
-            page.wait_for_selector("img.sw-map-image", state="visible", timeout=120000)
-            page.wait_for_function("() => !document.querySelector('img.sw-map-image.sw-busy')", timeout=60000)
+            page.wait_for_selector(".sw-map-image", state="visible", timeout=120000)
+            page.wait_for_function("() => !document.querySelector('.sw-map-image.sw-busy')", timeout=60000)
             page.wait_for_selector("canvas.sw-fm-canvas", timeout=60000)
             page.wait_for_timeout(1500)  # images decoded and laid out
             page.locator(".sw-explorer").scroll_into_view_if_needed()

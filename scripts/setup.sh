@@ -31,6 +31,10 @@ if [ "$want_test" = "test" ]; then
     # shellcheck disable=SC2086
     $sudo_ apt-get update -qq && $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $browsers >/dev/null
   fi
+  # the JupyterHub smoke test's proxy (npm registry; the machine's Node.js)
+  if ! command -v configurable-http-proxy >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+    npm install -g --silent configurable-http-proxy@5 >/dev/null 2>&1 || echo "setup: could not install configurable-http-proxy (the JupyterHub smoke test will skip)"
+  fi
 else
   "$VPY" -m pip install -q -e .
 fi

@@ -177,7 +177,11 @@ def sanity_check(
     model = check_model(model)  # a compiled model: its original module
     if mode not in ("cascading", "independent"):
         raise InputError(f"mode must be 'cascading' or 'independent', got {mode!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InputError(f"seed must be an int >= 0, got {seed!r}")
     all_layers = parameterised_layers(model)
+    if isinstance(layers, str):
+        raise InputError(f"layers must be None (all) or a list of layer names, got {layers!r}; use [{layers!r}]")
     names = list(layers) if layers is not None else all_layers
     bad = [n for n in names if n not in all_layers]
     if bad:

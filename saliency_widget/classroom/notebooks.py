@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..data.atomic import write_atomic
+
 __all__ = ["SHOW", "CLASSROOM_NOTEBOOKS", "notebook_json", "write_classroom_notebooks"]
 
 Cells = list[tuple[str, str]]
@@ -136,6 +138,6 @@ def write_classroom_notebooks(folder: Path) -> list[Path]:
     paths = []
     for name, cells in CLASSROOM_NOTEBOOKS.items():
         p = folder / name
-        p.write_text(notebook_json(cells), encoding="utf-8")
+        write_atomic(p, notebook_json(cells))
         paths.append(p)
     return paths

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from ..engine import available_methods, get_method
-from ..errors import InputError, MethodError, choices
-from ..viz.render import COLORMAPS, SIGNS
+from ..errors import InputError, choices
+from ..views.classes import check_methods
+from ..views.options import COLORMAPS, SIGNS
 from .toolbox import MODEL_HELP, read_model
 
 __all__ = ["EPILOG", "add_parser", "epilog", "parse_methods", "parse_target", "run"]
@@ -86,10 +87,7 @@ def parse_methods(spec: str) -> list[str]:
     names = [m.strip() for m in spec.split(",") if m.strip()]
     if not names:
         raise InputError(f"--methods {spec!r} names no method; give a comma-separated list of {choices(known)}")
-    bad = [m for m in names if m not in known]
-    if bad:
-        raise MethodError(f"unknown method(s) {bad}; expected names from {choices(known)}")
-    return names
+    return check_methods(names)
 
 
 def _output(arg: str) -> Path:

@@ -1,10 +1,15 @@
-"""Grad-CAM and Guided Grad-CAM (Selvaraju et al. 2017) on the Explainer's recorded forward.
+"""The CAM family (Grad-CAM and its variants) and Guided Grad-CAM on the Explainer's recorded forward.
 
-Grad-CAM at layer ``A`` (shape ``(N, K, h, w)``) for class ``c``::
+Grad-CAM (Selvaraju et al. 2017) at layer ``A`` (shape ``(N, K, h, w)``) for class ``c``::
 
     alpha_k = mean_{i,j} d y_c / d A_k[i, j]
     cam     = ReLU( sum_k alpha_k * A_k )            # the paper's ReLU: keep positive evidence
     map     = bilinear upsampling of cam to (H, W)
+
+Grad-CAM++, XGrad-CAM, LayerCAM, Eigen-CAM and Score-CAM change only ``alpha`` (a weight rule
+in :mod:`.camrules`); :func:`cam_low_res` is the one core that reads the layer (NCHW, NHWC or
+tokens), applies a rule and the ReLU, and :class:`CAMMethod` upsamples. Every CAM takes
+``layer=``.
 
 Guided Grad-CAM multiplies the guided-backprop map by that upsampled CAM. Both reuse the
 cached forward: Grad-CAM costs one backward to ``A``, Guided Grad-CAM one more to the input.
@@ -21,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import LayerError, choices
+from .camrules import CAM_RULES, CAMInputs, CAMRule
 from .keys import LayerKey
 from .layouts import SPATIAL_LAYOUTS, to_nchw
 from .methods import check_options
@@ -30,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .capture import LayerInfo
     from .session import Explainer
 
-__all__ = ["GradCAM", "GuidedGradCAM", "default_cam_layer", "gradcam_low_res"]
+__all__ = ["CAM_METHODS", "CAMMethod", "GuidedGradCAM", "cam_low_res", "default_cam_layer", "gradcam_low_res"]
 
 _POOLING = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Dropout, nn.Dropout2d)
 _NORMS = (nn.LayerNorm, nn.GroupNorm)
@@ -111,9 +117,16 @@ def _reaching(explainer: Explainer, keys: list[str]) -> set[str]:
     return {k for k, g in zip(keys, grads) if g is not None and bool(to_nchw(g, explainer.layout(k)).any())}
 
 
-def gradcam_low_res(explainer: Explainer, targets: torch.Tensor, layer: str | LayerKey | None = None) -> torch.Tensor:
-    """Grad-CAM at the layer's own resolution, after the ReLU.
+def cam_low_res(
+    explainer: Explainer,
+    targets: torch.Tensor,
+    layer: str | LayerKey | None = None,
+    rule: CAMRule = CAM_RULES[0],
+    **options: Any,
+) -> torch.Tensor:
+    """The CAM of ``rule`` at the layer's own resolution, after the ReLU: the one CAM core.
 
+    ``cam = ReLU( sum_k w_k * A_k )`` with ``w = rule.weigh(...)`` (see :mod:`.camrules`).
     NHWC and token layers are read through their layout (prefix tokens dropped, the grid
     reshaped: pytorch-grad-cam's documented ViT / Swin ``reshape_transform``).
 
@@ -125,6 +138,10 @@ def gradcam_low_res(explainer: Explainer, targets: torch.Tensor, layer: str | La
         ``(N,)`` class indices.
     layer
         Module name, ``"name#call"`` key or :class:`LayerKey`; default :func:`default_cam_layer`.
+    rule
+        The weight rule; default Grad-CAM's.
+    **options
+        The rule's own options (``rule.options``), already checked.
 
     Returns
     -------
@@ -135,13 +152,21 @@ def gradcam_low_res(explainer: Explainer, targets: torch.Tensor, layer: str | La
     lay = explainer.layout(rec.layer_key)
     if not lay.spatial:
         raise LayerError(
-            f"Grad-CAM needs a spatial layer (layout NCHW, NHWC or tokens); {rec.key!r} outputs "
+            f"{rule.label} needs a spatial layer (layout NCHW, NHWC or tokens); {rec.key!r} outputs "
             f"{tuple(rec.tensor.shape)} with layout {lay.kind!r}"
         )
     act = explainer.activation(rec.layer_key)  # (N, K, h, w) view
-    grads = to_nchw(explainer.layer_gradient(rec.layer_key, targets), lay)  # plain gradients, same view
-    alpha = grads.mean(dim=(2, 3), keepdim=True)
-    return torch.relu((alpha * act).sum(dim=1, keepdim=True)).detach()
+    # plain gradients, same view
+    grads = to_nchw(explainer.layer_gradient(rec.layer_key, targets), lay) if rule.needs_gradients else None
+    if rule.centred:
+        act = act - act.mean(dim=(2, 3), keepdim=True)
+    weights = rule.weigh(CAMInputs(explainer, targets, act, grads, {**rule.options, **options}))
+    return torch.relu((weights * act).sum(dim=1, keepdim=True)).detach()
+
+
+def gradcam_low_res(explainer: Explainer, targets: torch.Tensor, layer: str | LayerKey | None = None) -> torch.Tensor:
+    """Grad-CAM at the layer's own resolution, after the ReLU, ``(N, 1, h, w)``: :func:`cam_low_res` with Grad-CAM's rule."""
+    return cam_low_res(explainer, targets, layer, CAM_RULES[0])
 
 
 def _upsample(cam: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -149,30 +174,52 @@ def _upsample(cam: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class GradCAM:
-    """Grad-CAM, upsampled to the input size and repeated over its channels.
+class CAMMethod:
+    """A CAM method (one :class:`~.camrules.CAMRule`), upsampled to the input size and repeated over its channels.
 
     Options
     -------
     layer
         Layer name or ``"name#call"`` key; default :func:`default_cam_layer`.
+    batch_size
+        Score-CAM only: masked copies per forward pass.
     """
 
-    name: str = "gradcam"
-    label: str = "Grad-CAM"
-    description: str = (
-        "Grad-CAM: a layer's activations weighted by their mean gradient, upsampled (Selvaraju et al. 2017)"
-    )
+    rule: CAMRule
     needs_relu_rules: bool = False
-    needs_gradients: bool = True
-    single_backward: bool = False  # its one backward stops at the layer and keeps the graph
+    single_backward: bool = False  # its one backward (if any) stops at the layer and keeps the graph
+
+    @property
+    def name(self) -> str:
+        """The rule's name, which is the method's."""
+        return self.rule.name
+
+    @property
+    def label(self) -> str:
+        """The rule's button label."""
+        return self.rule.label
+
+    @property
+    def description(self) -> str:
+        """The rule's one-line tooltip."""
+        return self.rule.description
+
+    @property
+    def needs_gradients(self) -> bool:
+        """False for Eigen-CAM and Score-CAM (forwards only)."""
+        return self.rule.needs_gradients
 
     def compute(self, explainer: Explainer, targets: torch.Tensor, **options: Any) -> torch.Tensor:
         """The map of ``targets`` ``(N,)`` on the explainer's inputs, ``(N, C, H, W)``."""
-        layer = check_options(self.name, options, {"layer": None})["layer"]
-        cam = gradcam_low_res(explainer, targets, layer)
+        opts = check_options(self.name, options, {"layer": None, **self.rule.options})
+        layer = opts.pop("layer")
+        cam = cam_low_res(explainer, targets, layer, self.rule, **opts)
         x = explainer.inputs
         return _upsample(cam, (x.shape[-2], x.shape[-1])).expand(-1, x.shape[1], -1, -1).contiguous()
+
+
+#: The CAM methods, in the order the registry lists them.
+CAM_METHODS: tuple[CAMMethod, ...] = tuple(CAMMethod(r) for r in CAM_RULES)
 
 
 @dataclass(frozen=True)

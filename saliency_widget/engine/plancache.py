@@ -5,8 +5,8 @@ pass that keeps every intermediate output. The widget asks for the occlusion map
 image again and again (another class, back from another method), so the plan is kept per model
 and used again when all of these hold:
 
-* the same inputs (shape, dtype, device and values) and the same window, stride and
-  ``approximate`` setting;
+* the same inputs (shape, dtype, device and values), the same window, stride and
+  ``approximate`` setting, and the same autocast and TF32 settings;
 * the same parameters and buffers: each one's identity, storage (``data_ptr``) and version
   counter (``_version``, bumped by every in-place change: an optimiser step,
   ``load_state_dict``, ``with torch.no_grad(): p.mul_(2)``) and the same submodules;
@@ -91,6 +91,10 @@ def cached_plan(
     """
     if foreign_forward_hooks(model):
         return build_plan(model, inputs, agrees)  # the reason (never cached: hooks come and go)
+    # the kept intermediate outputs were computed under these: autocast and TF32 change them
+    dev = inputs.device.type
+    key = (*key, torch.is_autocast_enabled(dev), torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else None,
+           torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
     state = model_state(model)
     with _lock:
         entries = list(_plans.get(model, []))

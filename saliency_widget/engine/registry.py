@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import MethodError, choices
-from .cam import GradCAM, GuidedGradCAM
+from .cam import CAM_METHODS, GuidedGradCAM
 from .methods import REQUIRED_ATTRIBUTES, Method, RuleMethod
 from .occlusion import Occlusion
 from .rules import DECONVNET, GRADIENT, GUIDED_BACKPROP
@@ -33,8 +33,9 @@ BUILTIN_METHODS: tuple[Method, ...] = (
         "Guided Backprop",
         "Guided Backprop: gradient with negative signals blocked at ReLUs (Springenberg et al. 2014)",
     ),
-    GradCAM(),
+    CAM_METHODS[0],
     GuidedGradCAM(),
+    *CAM_METHODS[1:],
     SmoothGrad(),
     IntegratedGradients(),
     InputXGradient(),

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.atomic import replacing, write_atomic
 from ..data.shapes import CLASSES, make_batch, to_tensor
 from ..errors import InputError
 from .shapes_cnn import CHECKPOINT, ShapesCNN, fold_batchnorm
@@ -224,7 +225,8 @@ def train(
 
     out.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to(torch.float32).contiguous() for k, v in folded.state_dict().items()}
-    torch.save(state, out)
+    with replacing(out) as tmp:
+        torch.save(state, tmp)
     record: dict[str, Any] = {
         "heldout_accuracy": accuracy,
         "heldout_n": n_test,
@@ -245,7 +247,7 @@ def train(
         "two_object_fraction": two_object_fraction,
         "torch_version": torch.__version__,
     }
-    out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+    write_atomic(out.with_suffix(".json"), json.dumps(record, indent=2) + "\n")
     log(f"wrote {out} ({record['checkpoint_bytes']} bytes) and {out.with_suffix('.json').name}")
     return record
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..data.atomic import replacing, write_atomic
 from ..featviz.result import Visualization
 from .render import compose, tile, to_png
 
@@ -82,7 +83,8 @@ def write_visualizations(vis: Visualization, out: str | Path, title: str, labels
     names = stems if stems is not None else [f"image-{i:03d}" for i in range(len(vis))]
     cells = []
     for i, stem in enumerate(names):
-        to_pil(vis, i).save(folder / f"{stem}.png")
+        with replacing(folder / f"{stem}.png") as tmp:
+            to_pil(vis, i).save(tmp, format="PNG")
         caption = f"{html.escape(vis.names[i])}<br>value {float(vis.values[i]):.3g}"
         if vis.probabilities is not None:
             k = int(vis.probabilities[i].argmax())
@@ -105,6 +107,4 @@ figcaption {{ font-size: 12px; color: #444; }}
 {chr(10).join(cells)}
 </main></body></html>
 """
-    path = folder / "index.html"
-    path.write_text(page, encoding="utf-8")
-    return path
+    return write_atomic(folder / "index.html", page)

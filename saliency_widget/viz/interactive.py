@@ -24,6 +24,16 @@ from numpy.typing import NDArray
 from ..engine import RULES, Explainer, LayerInfo, LayerKey, available_methods, method_label, receptive_fields
 from ..engine.layouts import SPATIAL_LAYOUTS
 from ..errors import InputError, LayerError, SaliencyError, choices
+from ..views.classes import (
+    TOPK,
+    chart_classes,
+    check_methods,
+    class_names,
+    projection_rule,
+    strongest,
+    top_classes,
+)
+from ..views.classes import projection_rules as rules_by_method
 from . import render as R
 from .bundle import Packer, decode, map_planes
 
@@ -37,9 +47,7 @@ __all__ = [
     "representative_layers",
 ]
 
-TOPK = 5  # classes per image whose maps are exported
 MAX_CHANNELS = 64  # filters per layer by default: the most active ones
-ALL_BARS = 8  # up to this many classes the chart shows every class (as the widget does)
 
 Progress = Callable[[str], None]
 
@@ -69,12 +77,8 @@ def representative_layers(layers: Sequence[LayerInfo], count: int = 3, current: 
     return sorted(keys, key=lambda k: order.get(k, -1))
 
 
-def export_classes(probs: NDArray[np.floating], target: int | None, k: int = TOPK) -> list[int]:
-    """The ``k`` most probable classes, the target always among them (as the widget's chart)."""
-    top = [int(i) for i in np.argsort(-np.asarray(probs), kind="stable")[: min(k, len(probs))]]
-    if target is not None and target not in top:
-        top[-1] = int(target)
-    return top
+#: The classes whose maps are exported (the chart's classes when the model has many): see :func:`saliency_widget.views.top_classes`.
+export_classes = top_classes
 
 
 def grid_positions(h: int, w: int, grid: int) -> list[tuple[int, int]]:
@@ -85,13 +89,6 @@ def grid_positions(h: int, w: int, grid: int) -> list[tuple[int, int]]:
     ys = list(range(h)) if grid >= h else sorted({min(h - 1, int((j + 0.5) * h / grid)) for j in range(grid)})
     xs = list(range(w)) if grid >= w else sorted({min(w - 1, int((j + 0.5) * w / grid)) for j in range(grid)})
     return [(y, x) for y in ys for x in xs]
-
-
-def projection_rule(method: str, has_relu: bool = True) -> str:
-    """The ReLU rule the widget projects with while ``method`` is shown (DeconvNet for non-rule methods)."""
-    if not has_relu:
-        return "gradient"
-    return method if method in RULES else "deconvnet"
 
 
 def _map_entry(packer: Packer, raw: NDArray[np.floating], part: str) -> dict[str, Any]:
@@ -215,11 +212,7 @@ def collect_image(
         The image's part of the page's manifest (JSON-able; arrays are references).
     """
     say = progress or (lambda _msg: None)
-    methods = list(methods) if methods is not None else available_methods()
-    known = available_methods()
-    bad = [m for m in methods if m not in known]
-    if bad:
-        raise InputError(f"unknown method(s) {bad}; expected names from {choices(known)}")
+    methods = check_methods(methods) if methods is not None else available_methods()
     if not _is_index(topk) or topk < 1:
         raise InputError(f"topk must be a positive int (classes per image), got {topk!r}")
     if not _is_index(grid) or grid < 0:
@@ -229,9 +222,7 @@ def collect_image(
         raise InputError(f"layers must be a list of layer keys, got the string {layers!r}; use [{layers!r}]")
     probs = explainer.probabilities[0].detach().cpu().double().numpy()
     k = probs.shape[0]
-    names = [str(v) for v in labels] if labels is not None else [f"class {i}" for i in range(k)]
-    if len(names) != k:
-        raise InputError(f"labels has {len(names)} entries but the model outputs {k} classes")
+    names = class_names(labels, k)
     if target is not None and (not _is_index(target) or not 0 <= int(target) < k):
         raise InputError(f"target {target!r} out of range for {k} classes; valid targets are the ints 0..{k - 1}")
     logits = explainer.logits[0].detach().cpu().double().numpy()
@@ -241,8 +232,8 @@ def collect_image(
         raise InputError(f"image {name!r}: the model's score (logit) of class {c} ({names[c]!r}) is {float(logits[c])}"
                          f"{f' (and {bad_scores.size - 1} more class(es))' if bad_scores.size > 1 else ''}; "
                          "cannot export non-finite scores: check the model and the image's preprocessing")
-    classes = export_classes(probs, target, topk)
-    chart = [int(i) for i in np.argsort(-probs, kind="stable")[: k if k <= ALL_BARS else len(classes)]]
+    classes = top_classes(probs, target, topk)
+    chart = chart_classes(probs, target, topk)
     chart += [c for c in classes if c not in chart]
     base = R.input_to_rgb(explainer.inputs[0].detach().cpu().numpy(), mean, std)
     caught: list[str] = []
@@ -285,6 +276,7 @@ def collect_image(
         "maps": maps,
         "has_relu": has_relu,
         "rules": rules,
+        "projection": rules_by_method(methods, has_relu),
         "layers": exported,
         "warnings": list(dict.fromkeys(caught)),
     }
@@ -325,13 +317,12 @@ def _layer(
     spots_of = []
     for c in chans:
         fmap = act[c]
-        flat = int(np.nanargmax(fmap)) if np.isfinite(fmap).any() else 0
-        strongest = (flat // w, flat % w)  # as the widget's compute_view
+        best = strongest(fmap)  # as the widget's compute_view
         more = [(int(p[0]), int(p[1])) for p in extra.get(c, ())]
         bad = [p for p in more if not (0 <= p[0] < h and 0 <= p[1] < w)]
         if bad:
             raise InputError(f"positions {bad} outside the {h}x{w} feature map of {info.key}")
-        spots_of.append(list(dict.fromkeys([strongest, *more, *grid_positions(h, w, grid)])))
+        spots_of.append(list(dict.fromkeys([best, *more, *grid_positions(h, w, grid)])))
     boxes = _boxes(explainer, lk, list(dict.fromkeys(p for spots in spots_of for p in spots)))
     projections = []
     say(f"{name}: {info.key}, {len(chans)} filters x {len(rules)} rule(s)")
@@ -402,7 +393,7 @@ def render_state(buffer: bytes, image: Mapping[str, Any], state: Mapping[str, An
     fidx = np.asarray(decode(buffer, layer["features"]), dtype=np.intp)[i]
     out["feature"] = R.colormap_lut("viridis")[fidx] if layer["finite"][i] else np.full((*fidx.shape, 3), 235, np.uint8)
     spot = layer["projections"][i][int(state.get("position", 0))]
-    rule = projection_rule(str(state["method"]), bool(image["has_relu"]))
+    rule = image["projection"][str(state["method"])]
     out["rule"] = rule if rule in spot["r"] else image["rules"][0]
     out["projection"], out["messages"]["projection"] = _planes_render(buffer, spot["r"][out["rule"]], state, base)
     out["input"] = R.draw_box(base, tuple(spot["box"]), (0, 255, 0), 2) if spot["box"] is not None else base

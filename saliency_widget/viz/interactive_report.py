@@ -18,7 +18,9 @@ from PIL import Image
 from torch import nn
 
 from ..engine import Explainer, available_methods
-from ..errors import InputError, choices
+from ..errors import InputError
+from ..views.classes import check_methods, class_names
+from ..views.options import DisplayOptions
 from . import render as R
 from .bundle import Packer
 from .images import describe_model, resolve_target, to_model_input
@@ -36,13 +38,14 @@ def first_state(image: Mapping[str, Any], *, method: str, sign: str, clip: float
     ``layer`` defaults to the deepest exported layer; ``channel`` to its filter with the
     largest activation (as the widget opens).
     """
+    opts = DisplayOptions(sign, clip, cmap, overlay, alpha)
     layers = image["layers"]
     entry = next((e for e in layers if e["key"] == layer), layers[-1])
     if channel is None or channel not in entry["channels"]:
         channel = entry["channels"][int(np.argmax(entry["hi"]))]
     return {
         "image": image_index, "method": method, "target": image["target"], "layer": entry["key"], "channel": int(channel),
-        "position": 0, "sign": sign, "clip": float(clip), "cmap": cmap, "overlay": bool(overlay), "alpha": float(alpha),
+        "position": 0, **opts.as_dict(),
     }
 
 
@@ -101,14 +104,9 @@ def interactive_report(
     ``channels``, ``grid`` and ``projection_rules``; ``methods`` defaults to every registered method.
     ``extra_html`` is static HTML (no script) shown below the viewer, e.g. the faithfulness scoreboards.
     """
-    R.prepare_map(np.ones((1, 1)), sign, clip_percentile)  # bad display options fail before any computing
-    R.colormap_lut(cmap)
+    DisplayOptions(sign, clip_percentile, cmap, overlay, alpha)  # bad display options fail before any computing
     io = describe_model(model, weights=weights, labels=labels, transform=transform, processor=processor)
-    chosen = list(methods) if methods is not None else available_methods()
-    known = available_methods()
-    bad = [m for m in chosen if m not in known]
-    if bad or not chosen:
-        raise InputError(f"unknown method(s) {bad or chosen}; expected names from {choices(known)}")
+    chosen = check_methods(methods) if methods is not None else available_methods()
     images, names = list(images), [str(n) for n in names]
     if not images or len(names) != len(images):  # zip would drop the images without a name
         raise InputError(f"give one name per image: {len(images)} image(s), {len(names)} name(s)" if images else "no images to export")
@@ -117,7 +115,7 @@ def interactive_report(
         x = to_model_input(image, io.transform).unsqueeze(0)
         ex = Explainer(model, x)
         k = ex.num_classes
-        classes = list(io.labels) if io.labels is not None else [f"class {i}" for i in range(k)]
+        classes = class_names(io.labels, k)
         resolved = resolve_target(target, classes, k)
         entries.append(collect_image(
             ex, packer, name=name, labels=classes, mean=io.mean, std=io.std, methods=chosen, topk=topk,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -20,6 +21,7 @@ from ..errors import InputError, choices
 
 __all__ = [
     "COLORMAPS",
+    "COUNTS",
     "DIVERGING",
     "SIGNS",
     "RenderedMap",
@@ -73,6 +75,10 @@ COLORMAPS: tuple[str, ...] = tuple(_ANCHORS)
 DIVERGING: tuple[str, ...] = ("coolwarm", "bwr")
 
 _LUT_CACHE: dict[str, NDArray[np.uint8]] = {}
+
+#: How often this process applied a colormap (``"colormap"``) and encoded a PNG (``"png"``): a
+#: browser test reads them to prove that a display-only change costs the kernel nothing.
+COUNTS: Counter[str] = Counter()
 
 
 @dataclass(frozen=True)
@@ -144,6 +150,7 @@ def apply_colormap(values: NDArray[np.floating], cmap: str) -> NDArray[np.uint8]
     numpy.ndarray
         ``(H, W, 3)`` uint8.
     """
+    COUNTS["colormap"] += 1
     v = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0, posinf=1.0, neginf=0.0)
     idx = np.clip(np.rint(np.clip(v, 0.0, 1.0) * 255.0), 0, 255).astype(np.intp)
     return colormap_lut(cmap)[idx]
@@ -279,6 +286,7 @@ def overlay(
 
 def to_png(rgb: NDArray[np.uint8]) -> bytes:
     """Encode an ``(H, W, 3)`` or ``(H, W)`` uint8 array as PNG bytes."""
+    COUNTS["png"] += 1
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="PNG", compress_level=1)
     return buf.getvalue()

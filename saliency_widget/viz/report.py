@@ -25,6 +25,8 @@ from torch import nn
 from ..data.atomic import write_atomic
 from ..engine import Explainer, available_methods
 from ..errors import InputError, SaliencyError, choices
+from ..views.classes import check_methods, class_names
+from ..views.options import DisplayOptions
 from . import render as R
 from .bundle import BundleSize
 from .images import describe_model, resolve_target, to_pil
@@ -246,10 +248,8 @@ def render_report(
     methods = ("gradient", "deconvnet", "guided_backprop") if methods is None else methods
     io = describe_model(model, weights=weights, labels=labels, transform=transform, processor=processor)
     labels, transform = io.labels, io.transform
-    known = available_methods()
-    bad = [m for m in methods if m not in known]
-    if bad:
-        raise InputError(f"unknown method(s) {bad}; expected names from {choices(known)}")
+    methods = check_methods(methods)
+    options = DisplayOptions(sign, clip_percentile, cmap)
     rows_html, grid_rows = [], []
     settings = {"methods": ", ".join(methods), "sign": sign, "clip percentile": clip_percentile, "colormap": cmap, "model": type(model).__name__}
     for n_img, image in enumerate(images):
@@ -261,9 +261,7 @@ def render_report(
         ex = Explainer(model, x)
         probs = ex.probabilities[0].double().cpu().numpy()
         k = len(probs)
-        classes = list(labels) if labels is not None else [str(i) for i in range(k)]
-        if len(classes) != k:
-            raise InputError(f"labels has {len(classes)} entries but the model outputs {k} classes")
+        classes = class_names(labels, k)
         resolved = resolve_target(target, classes, k)
         t = int(probs.argmax()) if resolved is None else resolved
         shown = np.asarray(pil.convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
@@ -273,7 +271,7 @@ def render_report(
         for m in methods:
             try:
                 raw = ex.saliency(t, m)[0].detach().cpu().numpy()
-                rm = R.render_map(raw, sign=sign, clip_percentile=clip_percentile, cmap=cmap)
+                rm = R.render_map(raw, sign=options.sign, clip_percentile=options.clip, cmap=options.cmap)
                 msg = rm.message
                 rgb = None if rm.rgb is None else R.upscale(rm.rgb, 160)
             except SaliencyError as err:
@@ -367,7 +365,7 @@ def _faithfulness_section(
         x = io.transform(pil).unsqueeze(0)
         ex = Explainer(model, x)
         k = ex.num_classes
-        classes = list(io.labels) if io.labels is not None else [str(i) for i in range(k)]
+        classes = class_names(io.labels, k)
         resolved = resolve_target(target, classes, k)
         t = int(ex.probabilities[0].argmax()) if resolved is None else resolved
         del ex

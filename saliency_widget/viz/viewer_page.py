@@ -17,16 +17,16 @@ import platform
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..engine import method_label
 from ..errors import InputError
+from ..views.options import CLIPS, SIGNS
 from . import render as R
 from .bundle import BUDGET_BYTES, BundleSize, Packer
+from .jsmodules import js_bundle
 
 __all__ = ["VIEWER_JS", "InteractivePage", "interactive_page", "viewer_source"]
 
@@ -75,23 +75,14 @@ body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:20px;color:#
 
 
 def viewer_source() -> str:
-    """The viewer's source: ``saliency_widget/static/viewer.js`` in a wheel, ``js/viewer.js`` in a checkout.
+    """The viewer's source with the renderer it imports inlined (``js/viewer.js`` + ``js/render.js``).
 
     Raises
     ------
     FileNotFoundError
-        Neither location holds it (a broken install).
+        A module is missing (a broken install).
     """
-    try:
-        static = resources.files("saliency_widget").joinpath("static").joinpath(VIEWER_JS)
-        if static.is_file():
-            return static.read_text(encoding="utf-8")
-    except (ModuleNotFoundError, FileNotFoundError):  # pragma: no cover - odd installs
-        pass
-    checkout = Path(__file__).resolve().parents[2] / "js" / VIEWER_JS
-    if checkout.is_file():
-        return checkout.read_text(encoding="utf-8")
-    raise FileNotFoundError(f"saliency_widget viewer {VIEWER_JS!r} not found in the package's static/ folder nor at {checkout}")
+    return js_bundle(VIEWER_JS)
 
 
 def _sha256(text: str) -> str:
@@ -182,6 +173,8 @@ def interactive_page(
         "title": title,
         "cmaps": cmaps,
         "diverging": list(R.DIVERGING),
+        "signs": list(SIGNS),
+        "clips": list(CLIPS),
         "labels": {m: method_label(m) for m in methods},
         "images": list(images),
         "state": dict(state),

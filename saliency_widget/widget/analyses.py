@@ -25,6 +25,7 @@ from torch import nn
 from ..analysis import MiningIndex, TopActivations, load_index, pointing_game, sanity_check, top_activations
 from ..engine.progress import reporting
 from ..errors import InputError, SaliencyError
+from ..views.classes import class_name
 from ..viz.figures import sanity_gallery_png, sanity_plot_png, topk_grid_png
 from ..viz.images import describe_model
 from ..viz.report import message_html
@@ -176,7 +177,7 @@ class AnalysisPanel(W.VBox):
         x = self._first_images(1)
         with torch.no_grad():
             t = int(self.model(x).argmax(1)[0])
-        return FaithRequest(x, t, ("gradient",), f"class {t}")
+        return FaithRequest(x, t, ("gradient",), class_name(None, t))
 
     def _first_images(self, n: int) -> torch.Tensor:
         choice = self.data_choice()

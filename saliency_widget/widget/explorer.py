@@ -7,7 +7,7 @@ Design notes
   so driving the widget from Python or from the browser goes through the same path.
 * Observers never compute: they ask a :class:`~.scheduler.LatestOnlyWorker` for a render.
   The worker snapshots the *latest* state and runs the pure
-  :func:`~.pipeline.compute_view`; :class:`~.view.ExplorerView` then shows the result.
+  :func:`~saliency_widget.views.pipeline.compute_view`; :class:`~.view.ExplorerView` then shows the result.
 * The forward pass is cached by the engine's ``Explainer``; a new one is created only when
   the image changes. Maps, activations and projections are memoised per image.
 * Images cross the wire as PNG bytes (``ipywidgets.Image.value`` / the canvas's
@@ -32,18 +32,19 @@ from PIL import Image
 from ..engine import Explainer, available_methods
 from ..engine.checks import check_model
 from ..errors import InputError, SaliencyError
+from ..views.layermenu import default_layer, layer_choices
+from ..views.memo import ViewMemo
+from ..views.options import DisplayOptions, check_option
+from ..views.pipeline import Snapshot, ViewCancelled, ViewResult, compute_view, find_layer
 from ..viz import render as R
 from ..viz.images import describe_model
 from ..viz.modelio import ModelIO
 from .export import ExportMixin
 from .inputs import InputState
-from .layermenu import default_layer, layer_choices
-from .memo import ViewMemo
-from .pipeline import Snapshot, ViewCancelled, ViewResult, compute_view, find_layer
 from .renderlog import RenderLog, RenderRecord, short_sha
 from .saved import SavedView, live_css
 from .scheduler import LatestOnlyWorker
-from .validation import ChoiceTrait, check_choice, check_filter, check_number
+from .validation import ChoiceTrait, check_choice, check_filter
 from .view import ExplorerView, busy_text, fill_tooltips, status_html
 
 __all__ = ["Explorer", "RenderRecord"]
@@ -79,16 +80,21 @@ class Explorer(ExportMixin, W.VBox):
     progress_every: float = 0.1
     #: Largest upload accepted from the upload button, in bytes (20 MiB).
     max_upload_bytes: int = 20 * 1024 * 1024
+    #: Seconds the view must stay unchanged before the saved view (a kernel-side PNG) follows it;
+    #: :meth:`wait` brings it up to date at once.
+    saved_idle_s: float = 2.0
 
     @traitlets.validate("method", "layer", "sign", "cmap", "view")
     def _validate_choice(self, proposal: dict[str, Any]) -> Any:
         """Reject unknown choices with our error family, before the state changes."""
         name = proposal["trait"].name
         ui = self.__dict__.get("ui")
+        if name in DisplayOptions.names():
+            return check_option(name, proposal["value"])
         valid: Sequence[Any] | None = {
             "method": self.__dict__.get("methods"),  # None while traits initialise
             "layer": [k for _, k in ui.w_layer.options] if ui is not None and ui.w_layer.options else None,
-            "sign": R.SIGNS, "cmap": R.COLORMAPS, "view": ("single", "compare"),
+            "view": ("single", "compare"),
         }[name]
         return check_choice(name, proposal["value"], valid)
 
@@ -96,7 +102,7 @@ class Explorer(ExportMixin, W.VBox):
     def _validate_number(self, proposal: dict[str, Any]) -> float:
         """Refuse NaN and values outside what the renderer accepts: clip in (0, 100], alpha in [0, 1]."""
         name = proposal["trait"].name
-        value = check_number(name, proposal["value"])
+        value = float(check_option(name, proposal["value"]))
         ui = self.__dict__.get("ui")
         if name == "clip" and ui is not None and value < ui.w_clip.min:
             ui.w_clip.min = value  # a valid clip below the slider's range: widen it, so the slider shows the state
@@ -143,6 +149,9 @@ class Explorer(ExportMixin, W.VBox):
         self._last: ViewResult | None = None
         self._last_status = ""
         self._step, self._shown_at = (0, 0), 0.0  # compare step (done, total) and when progress last showed
+        self._saved_timer: threading.Timer | None = None
+        self._blank: dict[str, bool] = {}
+        self._saved_lock = threading.Lock()
 
         self.ui = ExplorerView(self.methods, list(self._samples))
         super().__init__(children=self.ui.children())
@@ -172,7 +181,8 @@ class Explorer(ExportMixin, W.VBox):
             (ui.w_cmap, "cmap"), (ui.w_overlay, "overlay"), (ui.w_alpha, "alpha"), (ui.w_channel, "channel"),
         ]:
             traitlets.link((ctrl, "value"), (self, name))
-        self.observe(self._on_state, names=["method", "target", "position", "sign", "clip", "cmap", "overlay", "alpha", "view"])
+        self.observe(self._on_state, names=["method", "target", "position", "view"])
+        self.observe(self._on_display, names=list(DisplayOptions.names()))
         self.observe(self._on_channel, names="channel")
         self.observe(self._on_layer, names="layer")
         ui.w_layer.observe(self._on_layer_control, names="value")
@@ -188,6 +198,49 @@ class Explorer(ExportMixin, W.VBox):
     def _on_state(self, _change: dict[str, Any]) -> None:
         if not self._worker.is_muted:
             self._worker.schedule()
+
+    def _on_display(self, _change: dict[str, Any]) -> None:
+        """A display-only change: the browser redraws the maps it holds; the kernel computes nothing.
+
+        Only the compare composite is drawn here (its tiles are one picture); the saved view
+        follows once the display has been still for :attr:`saved_idle_s` seconds.
+        """
+        # The map panels follow the controls in the browser (jsdlink); setting them here too would
+        # echo a stale value back while the user is still changing them.
+        if self._worker.is_muted:
+            return
+        if self.view == "compare":
+            self._worker.schedule()
+        else:
+            self._saved_later()
+
+    def _saved_later(self) -> None:
+        """Refresh the saved view after :attr:`saved_idle_s` seconds without another display change."""
+        with self._saved_lock:
+            if self._saved_timer is not None:
+                self._saved_timer.cancel()
+            if not self._saved.shown:
+                return
+            self._saved_timer = threading.Timer(self.saved_idle_s, self._saved_idle)
+            self._saved_timer.daemon = True
+            self._saved_timer.start()
+
+    def _saved_idle(self) -> None:
+        with self._saved_lock:
+            if self._saved_timer is None:  # flushed meanwhile by wait()
+                return
+            self._saved_timer = None
+        with self.compute_lock:  # never while a render runs the model
+            self._update_saved_view()
+
+    def _flush_saved(self) -> None:
+        """Refresh a pending saved view now (a script that waited for the view expects the notebook to hold it)."""
+        with self._saved_lock:
+            pending, self._saved_timer = self._saved_timer, None
+        if pending is not None:
+            pending.cancel()
+            with self.compute_lock:
+                self._update_saved_view()
 
     def _on_channel(self, _change: dict[str, Any]) -> None:
         # A clicked position belongs to one filter: reset it *before* scheduling, so no
@@ -380,11 +433,22 @@ class Explorer(ExportMixin, W.VBox):
             self.ui.end_busy()
             self._last = result
             rec.images = {k: short_sha(v) for k, v in result.panels.items()}
-            rec.nonblank = {k: not R.is_blank(R.from_png(v)) for k, v in result.panels.items()}
+            rec.nonblank = {k: self._nonblank(rec.images[k], v) for k, v in result.panels.items()}
+            for k, raw in result.maps.items():  # raw maps: identified by their planes, never rendered here
+                rec.images[k] = short_sha(raw.to_bytes())
+                rec.nonblank[k] = raw.has_structure()
             self._show_status(result)
-            self._update_saved_view()  # after the view shows: costs no click-to-image time
+            self._saved_later()  # once the view is still: costs no click-to-image time
         rec.ms = (time.perf_counter() - t0) * 1000.0
         self.render_log.append(rec)
+
+    def _nonblank(self, sha: str, png: bytes) -> bool:
+        """Whether a panel's PNG shows more than one colour (decoded once per picture, for the render log)."""
+        if sha not in self._blank:
+            if len(self._blank) > 64:
+                self._blank.clear()
+            self._blank[sha] = not R.is_blank(R.from_png(png))
+        return self._blank[sha]
 
     def _show_status(self, result: ViewResult) -> None:
         device = str(self.inputs.current.device) if self.inputs.current else "?"
@@ -467,8 +531,11 @@ class Explorer(ExportMixin, W.VBox):
         return asdict(self._snapshot())
 
     def wait(self, timeout: float | None = 30.0) -> bool:
-        """Block until no render is pending or running; True if idle, False on timeout."""
-        return self._worker.wait(timeout)
+        """Block until no render is pending or running (and the saved view holds the view); True if idle, False on timeout."""
+        idle = self._worker.wait(timeout)
+        if idle:
+            self._flush_saved()
+        return idle
 
     @property
     def status(self) -> str:
@@ -476,20 +543,45 @@ class Explorer(ExportMixin, W.VBox):
         return self._last_status
 
     @property
+    def display_options(self) -> DisplayOptions:
+        """The current display options."""
+        return DisplayOptions(self.sign, float(self.clip), self.cmap, bool(self.overlay), float(self.alpha))
+
+    @property
     def images(self) -> dict[str, bytes]:
-        """PNG bytes of the panels of the last render (``input``, ``map``, ``feature``, ...)."""
-        return dict(self._last.panels) if self._last is not None else {}
+        """PNG bytes of the panels of the last render (``input``, ``map``, ``feature``, ...).
+
+        ``map`` and ``projection`` are drawn here, on request, with the current display options:
+        the same pixels the browser draws from the raw maps (see :mod:`saliency_widget.views.rawmap`).
+        """
+        if self._last is None:
+            return {}
+        out = dict(self._last.panels)
+        opts = self.display_options
+        for panel in self._last.maps:
+            png, _ = self._last.png(panel, opts)
+            if png is not None:
+                out[panel] = png
+        return out
 
     @property
     def messages(self) -> dict[str, str | None]:
-        """Per panel, the text shown instead of a degenerate map (None when an image shows)."""
-        return dict(self._last.messages) if self._last is not None else {}
+        """Per panel, the text shown instead of a map with nothing to show (None when an image shows)."""
+        if self._last is None:
+            return {}
+        out = dict(self._last.messages)
+        opts = self.display_options
+        for panel in self._last.maps:
+            out[panel] = self._last.render(panel, opts).message
+        return out
 
     def close(self) -> None:
         """Stop the worker thread and close all child widgets."""
         if "ui" not in self.__dict__:  # __init__ failed before the widget existed (e.g. bad labels)
             return
         self._worker.close()
+        if self._saved_timer is not None:
+            self._saved_timer.cancel()
         if self.__dict__.get("analysis_panel") is not None:
             self.analysis_panel.close()
         self.ui.close()

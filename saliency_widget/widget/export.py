@@ -1,7 +1,7 @@
 """The explorer's view as files and notebook outputs: PNG, HTML, mime bundles and the saved view.
 
 :class:`ExportMixin` is mixed into :class:`~.explorer.Explorer`; it reads the explorer's last
-:class:`~.pipeline.ViewResult` and state and never computes a map itself.
+:class:`~saliency_widget.views.pipeline.ViewResult` and state and never computes a map itself.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..views.pipeline import ViewResult, view_png
 from ..viz.report import write_output
-from .pipeline import ViewResult, view_png
 from .saved import SavedView
 from .view import map_title
 

@@ -33,6 +33,7 @@ from ..analysis.faithfulness import (
     merge_results,
 )
 from ..errors import Cancelled, SaliencyError
+from ..views.classes import class_name
 from ..viz.curves import curve_color
 from ..viz.report import message_html
 from ..viz.tables import scoreboard_html
@@ -84,7 +85,7 @@ def request_from_explorer(explorer: Any) -> FaithRequest:
             else:
                 methods.append(m)
     labels = explorer.labels
-    label = labels[target] if 0 <= target < len(labels) else f"class {target}"
+    label = class_name(labels, target)
     return FaithRequest(ex.inputs.detach(), int(target), tuple(methods), label, notes)
 
 

@@ -11,6 +11,7 @@ from torch import nn
 from ..engine import Explainer
 from ..engine.checks import check_device
 from ..errors import InputError
+from ..views.classes import class_names
 from ..viz.images import ModelIO, to_model_input
 
 __all__ = ["InputState"]
@@ -97,7 +98,7 @@ class InputState:
         k = ex.num_classes
         if self.io.labels is not None and len(self.io.labels) != k:
             raise InputError(f"got {len(self.io.labels)} labels but the model has {k} classes")
-        self._labels = list(self.io.labels) if self.io.labels is not None else [f"class {i}" for i in range(k)]
+        self._labels = class_names(self.io.labels, k)
         self._ex, self._ex_version = ex, version
         return ex
 

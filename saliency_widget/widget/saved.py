@@ -8,8 +8,10 @@ outputs:
 
 1. the widget view (``application/vnd.jupyter.widget-view+json``, a short ``text/plain``);
 2. the *saved view*: ``text/html`` (the PNG inline) and ``image/png`` of the current view,
-   displayed with a ``display_id`` and replaced through ``update_display_data`` after every
-   render, so the notebook file always holds the last view. JupyterLab routes those updates
+   displayed with a ``display_id`` and replaced through ``update_display_data`` once the view
+   has been still for ``Explorer.saved_idle_s`` (2 s; :meth:`Explorer.wait` does it at once), so
+   the notebook file holds the last view and a burst of clicks or display changes costs one
+   kernel-side picture, after the burst. JupyterLab routes those updates
    to the cell that displayed the id even when they come from the render thread.
 
 While the widget lives, a rule in its own stylesheet hides the saved view (the live view shows

@@ -7,7 +7,6 @@ names it and the valid choices, and the controls keep showing the real state.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +14,7 @@ import traitlets
 
 from ..errors import InputError, LayerError, MethodError, choices
 
-__all__ = ["ChoiceTrait", "check_choice", "check_filter", "check_number"]
+__all__ = ["ChoiceTrait", "check_choice", "check_filter"]
 
 
 class ChoiceTrait(traitlets.Unicode):  # type: ignore[type-arg]
@@ -38,28 +37,13 @@ def check_choice(name: str, value: Any, valid: Sequence[Any] | None) -> Any:
     Raises
     ------
     MethodError, LayerError, InputError
-        For ``method``, ``layer`` and the display options respectively, naming the choices.
+        For ``method``, ``layer`` and ``view`` respectively, naming the choices (display options
+        are checked by :func:`saliency_widget.views.options.check_option`).
     """
     if value is None or (valid is not None and value not in valid):
         err = {"method": MethodError, "layer": LayerError}.get(name, InputError)
         raise err(f"unknown {name} {value!r}; expected one of {choices(valid) if valid is not None else 'a name'}")
     return value
-
-
-def check_number(name: str, value: Any) -> float:
-    """``clip`` in (0, 100] (what the renderer accepts; 100 = no clipping) or ``alpha`` in [0, 1]; never NaN.
-
-    Raises
-    ------
-    InputError
-        NaN or out of range, naming the range.
-    """
-    v = float(value)
-    ok = 0.0 < v <= 100.0 if name == "clip" else 0.0 <= v <= 1.0
-    if math.isnan(v) or not ok:
-        valid = "a percentile in (0, 100] (100 = no clipping)" if name == "clip" else "an opacity in [0, 1]"
-        raise InputError(f"{name} must be {valid}, got {value!r}")
-    return v
 
 
 def check_filter(value: int, count: int | None, layer: str) -> int:

@@ -2,7 +2,7 @@
 
 :class:`ExplorerView` owns every ipywidget of the explorer. It knows nothing about models or
 state: the explorer links its controls to traitlets and calls :meth:`ExplorerView.show` with
-each :class:`~saliency_widget.widget.pipeline.ViewResult`, or :meth:`ExplorerView.show_error`.
+each :class:`~saliency_widget.views.pipeline.ViewResult`, or :meth:`ExplorerView.show_error`.
 """
 
 from __future__ import annotations
@@ -14,13 +14,15 @@ from typing import TypeVar
 
 import bqplot as bq
 import ipywidgets as W
+import numpy as np
 from ipywidgets.widgets.widget_description import DescriptionWidget
 
 from ..engine import get_method, method_label
 from ..errors import SaliencyError
+from ..views.pipeline import PANEL, ViewResult
 from ..viz import render as R
 from .canvas import FeatureMapCanvas
-from .pipeline import PANEL, ViewResult
+from .mapcanvas import MapCanvas
 from .style import EXPLORER_CSS
 
 WidgetT = TypeVar("WidgetT", bound=W.DOMWidget)
@@ -130,8 +132,9 @@ class ExplorerView:
         self.w_export.add_class("sw-export")
 
         self.w_input = _classed(W.Image(format="png", layout=lay(**square)), "sw-input-image", "sw-square")
-        self.w_map = _classed(W.Image(format="png", layout=lay(**square)), "sw-map-image", "sw-square")
-        self.w_map_scale = _classed(W.Image(format="png", layout=lay(width=f"{PANEL}px", height="26px")), "sw-map-colorbar", "sw-scale")
+        # The maps arrive raw (binary planes) and are drawn in the browser with the display
+        # options, colour scale included (js/map_view.js); see mapcanvas.py.
+        self.w_map = _classed(MapCanvas(size=PANEL), "sw-map-image", "sw-mapcanvas")
         self.w_input_note = _classed(W.HTML(layout=lay(width=f"{PANEL}px", height="22px")), "sw-input-note", "sw-line")
         self.w_map_msg = _classed(W.HTML(layout=lay(width=f"{PANEL}px", height="22px")), "sw-map-message", "sw-line")
         self.w_map_title = _classed(W.HTML(layout=lay(width=f"{PANEL}px", height="22px")), "sw-map-title", "sw-line")
@@ -187,10 +190,9 @@ class ExplorerView:
         self.w_strongest.add_class("sw-strongest")
         self.w_canvas = FeatureMapCanvas(size=PANEL)
         self.w_canvas.add_class("sw-feature-map")
-        self.w_proj = _classed(W.Image(format="png", layout=lay(**square)), "sw-projection-image", "sw-square")
-        self.w_proj_scale = _classed(
-            W.Image(format="png", layout=lay(width=f"{PANEL}px", height="26px")), "sw-projection-colorbar", "sw-scale"
-        )
+        self.w_proj = _classed(MapCanvas(size=PANEL), "sw-projection-image", "sw-mapcanvas")
+        for canvas in (self.w_map, self.w_proj):
+            canvas.link_controls(self.w_sign, self.w_cmap, self.w_clip, self.w_overlay, self.w_alpha)
         self.w_proj_msg = _classed(W.HTML(layout=lay(width=f"{PANEL}px", height="22px")), "sw-projection-message", "sw-line")
         self.w_proj_title = _classed(
             W.HTML(one_line("<b>projection to pixel space</b>", "projection to pixel space"), layout=lay(width=f"{PANEL}px")),
@@ -225,9 +227,9 @@ class ExplorerView:
         # at 1366 px the input and the feature map are on screen together.
         panels = _classed(W.HBox([
             _classed(W.VBox([_caption("input"), self.w_input, self.w_input_note]), "sw-panel"),
-            _classed(W.VBox([self.w_map_title, self.w_map, self.w_map_scale, self.w_map_msg]), "sw-panel"),
+            _classed(W.VBox([self.w_map_title, self.w_map, self.w_map_msg]), "sw-panel"),
             _classed(W.VBox([_caption("feature map (click an activation)"), self.w_canvas]), "sw-panel"),
-            _classed(W.VBox([self.w_proj_title, self.w_proj, self.w_proj_scale, self.w_proj_msg]), "sw-panel"),
+            _classed(W.VBox([self.w_proj_title, self.w_proj, self.w_proj_msg]), "sw-panel"),
             W.VBox([_caption("target class (click a bar)"), self.w_bars_fig]),
         ]), "sw-row", "sw-panels")
         return [
@@ -301,10 +303,9 @@ class ExplorerView:
 
     def show(self, result: ViewResult) -> None:
         """Put one computed view into the panels (call with the explorer's observers muted)."""
-        p, msgs = result.panels, result.messages
+        p = result.panels
         self.w_input.value = p["input"]
-        self._panel(self.w_map, self.w_map_msg, p.get("map"), msgs.get("map"))
-        self._scale(self.w_map_scale, result.colorbars.get("map"))
+        self._panel(self.w_map, self.w_map_msg, result, "map")
         self.w_input_note.value = RECEPTIVE_NOTE if result.box is not None else ""
         self.w_map_title.value = one_line(
             f"<b>{html.escape(result.method_label)}</b> for <b>{html.escape(result.class_label)}</b>"
@@ -321,8 +322,7 @@ class ExplorerView:
             self.w_canvas.marker = list(result.position)
             self.w_canvas.png = p["feature"]
             self.w_canvas.caption = result.feature_caption
-        self._panel(self.w_proj, self.w_proj_msg, p.get("projection"), msgs.get("projection"))
-        self._scale(self.w_proj_scale, result.colorbars.get("projection"))
+        self._panel(self.w_proj, self.w_proj_msg, result, "projection")
         y, x = result.position
         rule = result.projection_note or method_label(result.projection_rule)
         self.w_proj_title.value = one_line(
@@ -340,29 +340,20 @@ class ExplorerView:
             self.w_bars.selected = [result.selected_bar]
 
     @staticmethod
-    def _scale(img: W.Image, png: bytes | None) -> None:
-        if png:
-            img.value = png
-            img.layout.visibility = "visible"
-        else:  # keep the row's height, so the panels below do not move
-            img.layout.visibility = "hidden"
-
-    @staticmethod
-    def _panel(img: W.Image, msg: W.HTML, png: bytes | None, text: str | None) -> None:
-        if png:
-            img.value = png
-            img.remove_class("sw-placeholder")
-            msg.value = ""
-        else:  # keep the square frame (nothing below moves): the message on a grey placeholder
-            img.value = R.to_png(R.message_panel(text or "no map", (PANEL, PANEL)))
-            img.add_class("sw-placeholder")
-            msg.value = message_html(text or "no map")
+    def _panel(canvas: MapCanvas, msg: W.HTML, result: ViewResult, panel: str) -> None:
+        # The canvas keeps its square frame without a map and shows the message itself; the line
+        # below names why a map is missing altogether (a sign with nothing to show is the browser's).
+        text, raw = result.messages.get(panel), result.maps.get(panel)
+        canvas.show_map(raw, result.base if result.base is not None else np.zeros((1, 1, 3), np.uint8), text)
+        if raw is not None:  # what is true under every sign (the browser says what one sign hides)
+            text = raw.message or ("the map is all zeros; nothing to show" if raw.all_zero() else None)
+        msg.value = message_html(text) if text else ""
 
     def show_result_status(self, result: ViewResult, device: str, note: str = "") -> str:
         """Show what ``result`` computed, on which device, in how long, with its notes; return the line."""
         snap = result.snapshot
         # No map (a method this model cannot run, or an all-zero map): say so, not "map for".
-        what = "map" if "map" in result.panels else "(no map)"
+        what = "map" if "map" in result.maps else "(no map)"
         parts = [
             f"{result.method_label} {what} for '{result.class_label}', {snap.layer} filter {snap.channel}",
             device,
@@ -394,5 +385,5 @@ class ExplorerView:
 
     def close(self) -> None:
         """Close the widgets that hold front-end resources of their own."""
-        for w in (self.w_canvas, self.w_bars_fig, self.w_bars):
+        for w in (self.w_canvas, self.w_map, self.w_proj, self.w_bars_fig, self.w_bars):
             w.close()

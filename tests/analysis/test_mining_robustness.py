@@ -301,7 +301,7 @@ def _tensor_data() -> torch.utils.data.TensorDataset:
 @pytest.mark.parametrize("limit", [0, -1, 2.5, True])
 def test_mine_refuses_a_limit_that_is_not_a_positive_int(tmp_path: Path, limit: object) -> None:
     """``limit=0`` was ``KeyError: 'index'`` after the scan; 2.5 a TypeError."""
-    with pytest.raises(InputError, match=rf"limit must be a positive int, got {limit!r}") as err:
+    with pytest.raises(InputError, match=rf"limit must be None \(every image\) or a positive int, got {limit!r}") as err:
         mine(shapes_cnn(), _tensor_data(), [LAYER], tmp_path, k=2, limit=limit, progress=False)  # type: ignore[arg-type]
     _one_line(err)
 

@@ -26,7 +26,7 @@ w
 
 def first_render(page: Any, events: Events) -> dict[str, Any]:
     """Wait for the explorer to show and its first error-free, non-blank render."""
-    page.wait_for_selector("img.sw-map-image", state="visible", timeout=120000)
+    page.wait_for_selector(".sw-map-image", state="visible", timeout=120000)
     page.wait_for_selector("canvas.sw-fm-canvas", timeout=60000)
     first = events.wait_for(lambda r: r["error"] is None, after=0, timeout=90, what="initial render")
     assert all(first["nonblank"].values()), first

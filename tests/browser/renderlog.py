@@ -37,17 +37,27 @@ class Events:
         return recs[-1]["seq"] if recs else 0
 
 
+# What a panel shows now: an <img>'s src, or for a map panel drawn in the browser
+# (js/map_view.js) its paint count and message, so a repaint is a change.
+_SHOWN = """(cls) => {
+    const el = document.querySelector('.' + cls);
+    if (!el) return '';
+    const img = el.tagName === 'IMG' ? el : null;
+    if (img) return img.src && img.complete ? img.src : '';
+    const c = el.querySelector('canvas.sw-mv-canvas');
+    return c ? `paints:${c.dataset.paints || 0}:${c.dataset.options || ''}:${el.querySelector('.sw-mv-root')?.dataset.message || ''}` : '';
+}"""
+
+
 def img_src(page: Any, cls: str) -> str:
-    """The ``src`` of the first ``img.<cls>`` ('' if none)."""
-    return str(page.evaluate(f"() => document.querySelector('img.{cls}')?.src || ''"))
+    """What ``.<cls>`` shows: an image's ``src``, or a map canvas's paint signature ('' if none)."""
+    return str(page.evaluate(_SHOWN, cls))
 
 
 def wait_src_change(page: Any, cls: str, old: str, timeout: float = 60000) -> None:
-    """Wait until ``img.<cls>`` shows a loaded image other than ``old``."""
-    page.wait_for_function(
-        "([cls, old]) => { const i = document.querySelector('img.' + cls); return i && i.src && i.src !== old && i.complete; }",
-        arg=[cls, old], timeout=timeout, polling="raf",
-    )
+    """Wait until ``.<cls>`` shows something other than ``old`` (a loaded image, or a new paint of a map canvas)."""
+    page.wait_for_function(f"([cls, old]) => {{ const s = ({_SHOWN})(cls); return s && s !== old; }}", arg=[cls, old],
+                           timeout=timeout, polling="raf")
 
 
 def second_brightest_cell(page: Any) -> tuple[int, int, int, int]:

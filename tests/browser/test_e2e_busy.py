@@ -40,7 +40,7 @@ CLICK_UNTIL_BUSY = """async ([sel, label]) => {
   const b = [...document.querySelectorAll(sel + ' button')].find(b => b.textContent.trim() === label);
   if (!b) throw new Error('no button ' + label);
   const busy = () => {
-    const img = document.querySelector('img.sw-map-image');
+    const img = document.querySelector('.sw-map-image');
     const st = document.querySelector('.sw-status');
     return !!img && img.classList.contains('sw-busy') && !!st && st.textContent.includes('computing');
   };
@@ -68,7 +68,7 @@ def test_busy_state_and_cancellation_in_jupyterlab(tmp_path: Path) -> None:
         events = Events(lab.root / "events.jsonl")
         with browser_page(viewport={"width": 1500, "height": 1300}) as page:
             run_notebook_in_lab(page, lab, "busy.ipynb", [SETUP])
-            page.wait_for_selector("img.sw-map-image", state="visible", timeout=120000)
+            page.wait_for_selector(".sw-map-image", state="visible", timeout=120000)
             events.wait_for(lambda r: r["error"] is None, after=0, timeout=60, what="initial render")
 
             # 1. Occlusion (the slowest single method): busy state within 200 ms of the click.
@@ -76,7 +76,7 @@ def test_busy_state_and_cancellation_in_jupyterlab(tmp_path: Path) -> None:
             busy_ms = page.evaluate(CLICK_UNTIL_BUSY, [".sw-method", "Occlusion"])
             page.locator(".sw-explorer").screenshot(path=str(ARTIFACTS / "e2e_busy_occlusion.png"))
             rec = events.wait_for(lambda r: r["state"]["method"] == "occlusion" and "map" in r["images"], after=seq, timeout=180, what="occlusion")
-            page.wait_for_function("() => !document.querySelector('img.sw-map-image.sw-busy')", timeout=120000)
+            page.wait_for_function("() => !document.querySelector('.sw-map-image.sw-busy')", timeout=120000)
             assert "computing" not in page.locator(".sw-status").inner_text()
             numbers["busy_ms_occlusion"] = busy_ms
             numbers["occlusion_render_ms"] = rec["ms"]
@@ -93,7 +93,7 @@ def test_busy_state_and_cancellation_in_jupyterlab(tmp_path: Path) -> None:
             served = events.wait_for(
                 lambda r: r["state"]["method"] == "gradient" and not r.get("cancelled") and r["error"] is None, after=seq, what="gradient"
             )
-            page.wait_for_function("() => !document.querySelector('img.sw-map-image.sw-busy')", timeout=120000)
+            page.wait_for_function("() => !document.querySelector('.sw-map-image.sw-busy')", timeout=120000)
             numbers["click_during_occlusion_served_ms"] = (time.perf_counter() - t0) * 1000.0
             stopped = [r for r in events.all() if r["seq"] > seq and r.get("cancelled")]
             assert [r["state"]["method"] for r in stopped] == ["occlusion"], events.all()[-3:]
@@ -104,7 +104,7 @@ def test_busy_state_and_cancellation_in_jupyterlab(tmp_path: Path) -> None:
             # 2. Compare all: busy at once, a progress bar, then a newer click ("single") stops it early.
             _click(page, ".sw-method", "Gradient")
             events.wait_for(lambda r: r["state"]["method"] == "gradient" and r["error"] is None, after=rec["seq"], what="gradient")
-            page.wait_for_function("() => !document.querySelector('img.sw-map-image.sw-busy')", timeout=120000)
+            page.wait_for_function("() => !document.querySelector('.sw-map-image.sw-busy')", timeout=120000)
             seq = events.last_seq()
             numbers["busy_ms_compare"] = page.evaluate(CLICK_UNTIL_BUSY, [".sw-view", "compare all"])
             page.wait_for_selector(".sw-progress", state="visible", timeout=10000)
@@ -114,7 +114,7 @@ def test_busy_state_and_cancellation_in_jupyterlab(tmp_path: Path) -> None:
             single = events.wait_for(
                 lambda r: r["state"]["view"] == "single" and not r.get("cancelled") and r["error"] is None, after=seq, what="single"
             )
-            page.wait_for_function("() => !document.querySelector('img.sw-map-image.sw-busy')", timeout=120000)
+            page.wait_for_function("() => !document.querySelector('.sw-map-image.sw-busy')", timeout=120000)
             numbers["newer_click_served_ms"] = (time.perf_counter() - t0) * 1000.0
             stopped = [r for r in events.all() if r["seq"] > seq and r.get("cancelled")]
             assert len(stopped) == 1 and stopped[0]["state"]["view"] == "compare", events.all()[-3:]
@@ -129,7 +129,7 @@ def test_busy_state_and_cancellation_in_jupyterlab(tmp_path: Path) -> None:
             _click(page, ".sw-view", "compare all")
             full = events.wait_for(lambda r: r["state"]["view"] == "compare" and "compare" in r["images"], after=seq, timeout=300, what="compare")
             numbers["compare_all_ms"] = full["ms"]
-            page.wait_for_function("() => !document.querySelector('img.sw-map-image.sw-busy')", timeout=120000)
+            page.wait_for_function("() => !document.querySelector('.sw-map-image.sw-busy')", timeout=120000)
             page.locator(".sw-explorer").screenshot(path=str(ARTIFACTS / "e2e_compare_done.png"))
     print("\nbusy-state numbers:", json.dumps(numbers))
     (ARTIFACTS / "e2e_busy.json").write_text(json.dumps(numbers, indent=1))

@@ -21,7 +21,7 @@ def test_export_button_downloads_the_view_in_jupyterlab(tmp_path: Path) -> None:
         events = Events(lab.root / "events.jsonl")
         with browser_page(viewport={"width": 1500, "height": 1300}, accept_downloads=True) as page:
             run_notebook_in_lab(page, lab, "export.ipynb", [SETUP])
-            page.wait_for_selector("img.sw-map-image", state="visible", timeout=120000)
+            page.wait_for_selector(".sw-map-image", state="visible", timeout=120000)
             events.wait_for(lambda r: r["error"] is None, after=0, timeout=60, what="initial render")
             with page.expect_download(timeout=30000) as info:
                 page.click(".sw-export")

@@ -58,7 +58,7 @@ def test_explorer_in_jupyterlab(tmp_path: Path) -> None:
 
         with browser_page(viewport={"width": 1500, "height": 1300}) as page:
             run_notebook_in_lab(page, lab, "e2e.ipynb", [SETUP])
-            page.wait_for_selector("img.sw-map-image", state="visible", timeout=120000)
+            page.wait_for_selector(".sw-map-image", state="visible", timeout=120000)
             page.wait_for_selector("canvas.sw-fm-canvas", timeout=60000)
             first = events.wait_for(lambda r: r["error"] is None, after=0, timeout=60, what="initial render")
             assert all(first["nonblank"].values()), first
@@ -174,7 +174,7 @@ def test_transformer_explorer_in_jupyterlab(tmp_path: Path) -> None:
         events = Events(lab.root / "vit_events.jsonl")
         with browser_page(viewport={"width": 1500, "height": 1300}) as page:
             run_notebook_in_lab(page, lab, "vit.ipynb", [VIT_SETUP])
-            page.wait_for_selector("img.sw-map-image", state="visible", timeout=120000)
+            page.wait_for_selector(".sw-map-image", state="visible", timeout=120000)
             first = events.wait_for(lambda r: r["error"] is None, after=0, timeout=90, what="initial render")
             assert first["nonblank"]["map"], first
             # class names from config.id2label on the bars

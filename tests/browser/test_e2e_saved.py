@@ -30,7 +30,7 @@ def test_saved_notebook_shows_the_last_view_after_a_reload(tmp_path: Path) -> No
         events = Events(lab.root / "events.jsonl")
         with browser_page(viewport={"width": 1366, "height": 900}) as page:
             run_notebook_in_lab(page, lab, "saved.ipynb", [SETUP])
-            page.wait_for_selector("img.sw-map-image", state="visible", timeout=120000)
+            page.wait_for_selector(".sw-map-image", state="visible", timeout=120000)
             first = events.wait_for(lambda r: r["error"] is None, after=0, timeout=90, what="initial render")
             # the saved view is in the page but hidden while the widget lives
             page.wait_for_selector(".sw-saved-view", state="attached", timeout=30000)
@@ -39,8 +39,8 @@ def test_saved_notebook_shows_the_last_view_after_a_reload(tmp_path: Path) -> No
             seq = events.last_seq()
             page.click(".sw-method button:text-is('Grad-CAM')")
             events.wait_for(lambda r: r["state"]["method"] == "gradcam" and "map" in r["images"], after=seq, what="Grad-CAM")
-            page.wait_for_function("() => !document.querySelector('img.sw-map-image.sw-busy')", timeout=30000)
-            page.wait_for_timeout(1000)  # the saved view's update reaches the notebook model
+            page.wait_for_function("() => !document.querySelector('.sw-map-image.sw-busy')", timeout=30000)
+            page.wait_for_timeout(3500)  # the saved view follows once the view was still for 2 s, then reaches the notebook model
             page.locator(".sw-explorer").screenshot(path=str(ARTIFACTS / "e2e_saved_live.png"))
             page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
             page.wait_for_timeout(1500)

@@ -10,7 +10,7 @@ import saliency_widget as sw
 from saliency_widget import InputError, MethodError
 from tests.helpers import seeded_randn
 
-NEW = ["gradcam", "guided_gradcam", "smoothgrad", "integrated_gradients", "input_x_gradient", "occlusion"]
+NEW = ["gradcam", "guided_gradcam", "gradcampp", "xgradcam", "layercam", "eigencam", "scorecam", "smoothgrad", "integrated_gradients", "input_x_gradient", "occlusion"]
 
 
 def test_registry_lists_every_method_once() -> None:
@@ -35,6 +35,10 @@ def test_registry_lists_every_method_once() -> None:
         ("occlusion", {"output": "activation"}, r"needs layer"),
         ("gradcam", {"layer": "fc"}, r"spatial layer"),
         ("gradcam", {"layer": "nope"}, r"unknown layer 'nope'"),
+        ("layercam", {"layer": "fc"}, r"LayerCAM needs a spatial layer"),
+        ("eigencam", {"layer": "nope"}, r"unknown layer 'nope'"),
+        ("scorecam", {"batch_size": 0}, r"batch_size must be a positive int"),
+        ("gradcampp", {"batch_size": 4}, r"unknown option.*batch_size"),
         ("input_x_gradient", {"n": 3}, r"unknown option"),
     ],
 )

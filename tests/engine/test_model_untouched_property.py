@@ -27,7 +27,8 @@ from tests.helpers import assert_unchanged, snapshot
 
 RELU_FORMS = ("module", "module_inplace", "shared_module", "F.relu", "F.relu_inplace", "torch.relu_", "x.relu()", "x.relu_()")
 POOLS = ("none", "max", "avg")
-METHODS = ("gradient", "deconvnet", "guided_backprop", "gradcam", "guided_gradcam", "input_x_gradient")
+METHODS = ("gradient", "deconvnet", "guided_backprop", "gradcam", "guided_gradcam", "gradcampp", "xgradcam", "layercam", "eigencam",
+           "scorecam", "input_x_gradient")
 
 
 class Injected(Exception):

@@ -10,7 +10,7 @@ from torch import nn
 from torch.testing import assert_close
 
 import saliency_widget as sw
-from saliency_widget.engine import available_methods
+from saliency_widget.engine import available_methods, get_method
 from saliency_widget.engine.checks import check_device, min_input_side
 from saliency_widget.errors import InputError, ModelError
 from saliency_widget.models import shapes_cnn
@@ -73,7 +73,7 @@ class NoGradNet(nn.Module):
 NO_GRAD_MESSAGE = r"the model disables gradients.*@torch\.no_grad\(\).*occlusion, which needs only forward passes, still works"
 
 
-@pytest.mark.parametrize("method", [m for m in available_methods() if m != "occlusion"])
+@pytest.mark.parametrize("method", [m for m in available_methods() if get_method(m).needs_gradients])
 def test_no_grad_forward_is_a_model_error_naming_occlusion(method: str) -> None:
     model = NoGradNet()
     before = snapshot(model)
@@ -81,6 +81,17 @@ def test_no_grad_forward_is_a_model_error_naming_occlusion(method: str) -> None:
         sw.saliency(model, X, target=0, method=method, **OPTIONS.get(method, {}))
     ex = sw.Explainer(model, X)
     assert ex.unavailable(method) is not None and "disables gradients" in ex.unavailable(method)  # type: ignore[operator]
+    assert_unchanged(model, before)
+
+
+@pytest.mark.parametrize("method", ["eigencam", "scorecam"])
+def test_no_grad_forward_still_runs_gradient_free_cams(method: str) -> None:
+    model = NoGradNet()
+    before = snapshot(model)
+    ex = sw.Explainer(model, X)
+    assert ex.unavailable(method) is None
+    got = ex.saliency(target=0, method=method, layer="net.features.4")
+    assert_close(got, sw.Explainer(model.net, X).saliency(target=0, method=method, layer="features.4"))
     assert_unchanged(model, before)
 
 

@@ -116,3 +116,12 @@ def test_plans_are_bounded_per_model_and_go_with_the_model(builds: list[int]) ->
     del model
     gc.collect()
     assert ref() is None
+
+
+def test_a_plan_made_under_autocast_is_not_used_outside_it(builds: list[int]) -> None:
+    model, x = _setup()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        sw.saliency(model, x, 1, method="occlusion", **OPTS)
+    got = sw.saliency(model, x, 1, method="occlusion", **OPTS)
+    assert len(builds) == 2  # its kept outputs are bf16: a float32 map needs its own plan
+    assert_close(got, _full(model, x))

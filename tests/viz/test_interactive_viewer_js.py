@@ -13,16 +13,21 @@ from saliency_widget.viz.bundle import Packer, decode, map_planes
 from tests.browser.harness import browser_page
 from tests.helpers import REPO_ROOT
 
-JS = REPO_ROOT / "js" / "viewer.js"
+JS = REPO_ROOT / "js"
 PAGE = "<!doctype html><html><body></body></html>"
+
+
+def _serve(body: str) -> Any:
+    return lambda route: route.fulfill(status=200, content_type="text/javascript", body=body)
 
 
 @pytest.fixture(scope="module")
 def page() -> Iterator[Any]:
-    source = JS.read_text(encoding="utf-8")
     with browser_page() as pg:
         pg.route("http://sw.test/index.html", lambda r: r.fulfill(status=200, content_type="text/html", body=PAGE))
-        pg.route("http://sw.test/viewer.js", lambda r: r.fulfill(status=200, content_type="text/javascript", body=source))
+        for name in ("viewer.js", "render.js"):  # viewer.js imports the one renderer
+            body = (JS / name).read_text(encoding="utf-8")
+            pg.route(f"http://sw.test/{name}", _serve(body))
         pg.goto("http://sw.test/index.html")
         pg.evaluate("async () => { window.V = await import('/viewer.js'); }")
         yield pg
@@ -129,9 +134,6 @@ def test_number_format_follows_python_g(page: Any) -> None:
 
 
 @pytest.mark.browser
-def test_projection_rule_and_nearest_spot(page: Any) -> None:
-    rules = page.evaluate("() => ['gradient', 'guided_backprop', 'gradcam', 'occlusion'].map((m) => V.projectionRule(m, true))")
-    assert rules == ["gradient", "guided_backprop", "deconvnet", "deconvnet"]
-    assert page.evaluate("() => V.projectionRule('deconvnet', false)") == "gradient"
+def test_nearest_spot(page: Any) -> None:
     spots = [{"p": [5, 5]}, {"p": [1, 1]}, {"p": [1, 6]}]
     assert page.evaluate("(s) => [V.nearestSpot(s, 0, 0), V.nearestSpot(s, 2, 7), V.nearestSpot(s, 4, 4)]", spots) == [1, 2, 0]

@@ -10,9 +10,9 @@ import pytest
 
 from saliency_widget.engine import available_methods
 from saliency_widget.errors import MethodError
+from saliency_widget.views.pipeline import ViewCancelled, compute_view
 from saliency_widget.widget import Explorer
 from saliency_widget.widget import explorer as explorer_module
-from saliency_widget.widget.pipeline import ViewCancelled, compute_view
 from saliency_widget.widget.view import busy_text
 from tests.helpers import cnn_explorer
 

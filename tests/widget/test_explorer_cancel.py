@@ -8,8 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from saliency_widget.widget import Explorer, pipeline
-from saliency_widget.widget.pipeline import Snapshot, needs_map
+from saliency_widget.views import pipeline
+from saliency_widget.views.pipeline import Snapshot, needs_map
+from saliency_widget.widget import Explorer
 from tests.helpers import cnn_explorer
 
 BASE = Snapshot(

@@ -49,13 +49,12 @@ def w() -> Explorer:
 
 def test_map_and_projection_have_colour_scales(w: Explorer) -> None:
     assert w.wait(30)
-    scales = w._last.colorbars  # type: ignore[union-attr]
-    assert set(scales) == {"map", "projection"}
-    assert R.from_png(scales["map"]).shape == (26, 224, 3)
-    assert w.w_map_scale.value == scales["map"] and w.w_map_scale.layout.visibility == "visible"
-    w.sign = "signed"
-    assert w.wait(30)
-    np.testing.assert_array_equal(R.from_png(w.w_map_scale.value)[0, 0], R.colormap_lut("coolwarm")[0])
+    last = w._last
+    assert last is not None
+    scales = {k: last.colorbar(k, w.display_options) for k in ("map", "projection")}  # what an export shows
+    assert all(scales.values()) and R.from_png(scales["map"]).shape == (26, 224, 3)  # type: ignore[arg-type]
+    w.sign = "signed"  # the browser draws its scale from the same tables (js/render.js colorbarRamp)
+    np.testing.assert_array_equal(R.from_png(last.colorbar("map", w.display_options))[0, 0], R.colormap_lut("coolwarm")[0])  # type: ignore[arg-type]
 
 
 def test_compare_tiles_carry_their_own_scale(w: Explorer) -> None:
@@ -85,7 +84,7 @@ def test_class_chart_shows_every_class_of_a_small_model_top_first_with_values(w:
 
 @pytest.mark.parametrize(("count", "shape"), [(3, (218, 3 * 8 + 4 * 6, 3)), (7, (436, 5 * 8 + 6 * 6, 3))])
 def test_compare_grid_wraps_rows_of_five(count: int, shape: tuple[int, int, int]) -> None:
-    from saliency_widget.widget.pipeline import compare_grid
+    from saliency_widget.views.pipeline import compare_grid
 
     # 8x186 tiles keep their width at height 186; a 20 px title strip and 6 px gaps; rows padded to the widest
     out = compare_grid([np.zeros((186, 8, 3), np.uint8)] * count, ["t"] * count)
@@ -93,7 +92,7 @@ def test_compare_grid_wraps_rows_of_five(count: int, shape: tuple[int, int, int]
 
 
 def test_compare_titles_are_at_least_11_px_tall() -> None:
-    from saliency_widget.widget.pipeline import compare_grid
+    from saliency_widget.views.pipeline import compare_grid
 
     out = compare_grid([np.full((186, 160, 3), 255, np.uint8)] * 2, ["Hg", "Integrated Gradients"])
     ink = np.nonzero((out[:20, :166] < 128).any(axis=(1, 2)))[0]  # rows of the first title with dark pixels

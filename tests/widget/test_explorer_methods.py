@@ -7,7 +7,7 @@ import pytest
 from saliency_widget.engine import get_method
 
 # the methods beyond gradient, deconvnet and guided_backprop (see tests/engine/test_method_options.py)
-NEW = ["gradcam", "guided_gradcam", "smoothgrad", "integrated_gradients", "input_x_gradient", "occlusion"]
+NEW = ["gradcam", "guided_gradcam", "gradcampp", "xgradcam", "layercam", "eigencam", "scorecam", "smoothgrad", "integrated_gradients", "input_x_gradient", "occlusion"]
 
 
 @pytest.fixture(scope="module")

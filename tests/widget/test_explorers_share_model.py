@@ -39,10 +39,13 @@ def dawdling_cnn() -> nn.Sequential:
 
 STEPS: list[dict[str, Any]] = [
     {"method": "gradient"},
-    {"method": "guided_backprop", "layer": "4"},
-    {"method": "deconvnet", "channel": 3},
-    {"method": "gradcam", "layer": "8"},
+    {"image": 1, "method": "guided_backprop", "layer": "4"},
+    {"image": 2, "method": "deconvnet", "channel": 3},
+    {"image": 3, "method": "gradcam", "layer": "8"},
+    {"image": 4, "method": "guided_gradcam"},
 ]
+"""Each step's controls; ``image: k`` gives explorer ``j`` the image ``rgb_image(10 * j + k)``: a new
+recorded forward in each explorer's worker thread, so the two forwards run at the same time."""
 
 
 def view(w: Explorer) -> tuple[Any, ...]:
@@ -51,11 +54,14 @@ def view(w: Explorer) -> tuple[Any, ...]:
     return rec.error, tuple(sorted((rec.images or {}).items()))
 
 
-def drive(explorers: list[Explorer], step: dict[str, Any]) -> None:
-    """Apply ``step`` to every explorer, then wait for all of them."""
-    for w in explorers:
+def drive(explorers: list[Explorer], step: dict[str, Any], index: list[int]) -> None:
+    """Apply ``step`` to every explorer (``index[i]``: explorer i's number), then wait for all of them."""
+    for j, w in zip(index, explorers, strict=True):
         for name, value in step.items():
-            setattr(w, name, value)
+            if name == "image":
+                w.set_image(rgb_image(10 * j + value))
+            else:
+                setattr(w, name, value)
     for w in explorers:
         assert w.wait(60), "render did not finish"
 
@@ -68,12 +74,12 @@ def model() -> Iterator[nn.Sequential]:
     assert_unchanged(m, before)
 
 
-def lone_views(model: nn.Module, seed: int) -> list[tuple[Any, ...]]:
-    w = explore(model, rgb_image(seed), transform=to_tensor)
+def lone_views(model: nn.Module, j: int) -> list[tuple[Any, ...]]:
+    w = explore(model, rgb_image(10 * j), transform=to_tensor)
     try:
         out = []
         for step in STEPS:
-            drive([w], step)
+            drive([w], step, [j])
             out.append(view(w))
         return out
     finally:
@@ -83,11 +89,11 @@ def lone_views(model: nn.Module, seed: int) -> list[tuple[Any, ...]]:
 def test_two_explorers_on_one_model_render_what_each_renders_alone(model: nn.Sequential) -> None:
     """Issue 26 item 4: two explorers on the same model object, views compared with lone explorers."""
     alone = [lone_views(model, 1), lone_views(model, 2)]
-    assert alone[0] != alone[1]  # different images: a mixed-up view would show
-    pair = [explore(model, rgb_image(seed), transform=to_tensor) for seed in (1, 2)]
+    assert all(a != b for a, b in zip(*alone, strict=True))  # different images: a mixed-up view would show
+    pair = [explore(model, rgb_image(10 * j), transform=to_tensor) for j in (1, 2)]
     try:
         for i, step in enumerate(STEPS):
-            drive(pair, step)
+            drive(pair, step, [1, 2])
             for j, w in enumerate(pair):
                 assert view(w) == alone[j][i], f"explorer {j} after {step}: {view(w)[0]}"
                 assert view(w)[0] is None

@@ -8,16 +8,16 @@ import torch
 
 from saliency_widget.engine import Explainer, LayerInfo
 from saliency_widget.errors import InputError, LayerError, ModelError
-from saliency_widget.viz import render as R
-from saliency_widget.widget.layermenu import default_layer, layer_choices
-from saliency_widget.widget.memo import ViewMemo
-from saliency_widget.widget.pipeline import (
+from saliency_widget.views.layermenu import default_layer, layer_choices
+from saliency_widget.views.memo import ViewMemo
+from saliency_widget.views.pipeline import (
     Snapshot,
     bar_entries,
     compute_view,
-    map_png,
     projection_rule,
 )
+from saliency_widget.views.rawmap import RawMap
+from saliency_widget.viz import render as R
 from tests.nets import sequential_cnn
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -40,8 +40,9 @@ def snap(**kw: object) -> Snapshot:
 
 def test_single_view_panels_and_numbers(explainer: Explainer) -> None:
     res = compute_view(explainer, snap(), labels=["a", "b", "c", "d"])
-    assert sorted(res.panels) == ["feature", "input", "map", "projection"]
+    assert sorted(res.panels) == ["feature", "input"] and sorted(res.maps) == ["map", "projection"]  # maps stay raw
     assert all(png[:8] == PNG for png in res.panels.values())
+    assert all(res.png(k, snap().options)[0][:8] == PNG for k in res.maps)  # type: ignore[index]
     probs = explainer.probabilities[0].double().numpy()
     assert res.target == int(np.argmax(probs))
     assert res.class_label == "abcd"[res.target] and res.method_label == "Gradient"
@@ -78,9 +79,10 @@ def test_clicked_position_is_used(explainer: Explainer) -> None:
     assert float(act[pos]) > 0
     res = compute_view(explainer, snap(position=pos))
     assert res.position == pos
-    expected = explainer.project("4", 2, position=pos, method="gradient")[0].numpy()
-    png, msg = map_png(expected, snap(), np.zeros((16, 16, 3), np.uint8))
-    assert msg is None and res.panels["projection"] == png
+    expected = RawMap.from_map(explainer.project("4", 2, position=pos, method="gradient")[0].numpy())
+    assert res.maps["projection"].to_bytes() == expected.to_bytes()
+    want = expected.render(snap().options, res.base)
+    assert want.rgb is not None and res.png("projection", snap().options) == (R.to_png(want.rgb), None)
 
 
 @pytest.mark.parametrize(
@@ -110,7 +112,8 @@ def test_memo_spares_the_backward_when_only_display_changes(explainer: Explainer
     first = compute_view(explainer, snap(), memo=memo)
     second = compute_view(explainer, snap(sign="signed", cmap="coolwarm"), memo=memo)
     assert calls == ["gradient"]
-    assert first.panels["map"] != second.panels["map"]
+    assert first.maps["map"] is second.maps["map"]  # the raw map is reused; only its drawing differs
+    assert first.png("map", first.snapshot.options) != second.png("map", second.snapshot.options)
 
 
 def test_memo_is_cleared_for_another_explainer(explainer: Explainer) -> None:

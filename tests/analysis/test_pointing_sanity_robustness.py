@@ -1,4 +1,4 @@
-"""Robustness round 3 (issue 26), the pointing game: hostile tolerances and batches are one line, huge ones cost nothing."""
+"""Robustness round 3 (issue 26), pointing game and sanity check: hostile arguments are one line, huge tolerances cost nothing."""
 
 from __future__ import annotations
 
@@ -36,3 +36,17 @@ def test_pointing_game_refuses_masks_that_are_not_tensors() -> None:
     with pytest.raises(InputError, match="must yield tensors .* masks ndarray") as err:
         pointing_game(small_cnn(), [batch], methods=["gradient"])
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"seed": 1.5}, "seed must be an int >= 0, got 1.5"),
+    ({"seed": "a"}, "seed must be an int >= 0, got 'a'"),
+    ({"layers": "features.0"}, "got 'features.0'; use ['features.0']"),
+])
+def test_sanity_check_bad_arguments_are_one_line(kw: dict[str, object], message: str) -> None:
+    """A float seed was a raw RuntimeError; a layer name as a string was split into letters."""
+    from saliency_widget.analysis import sanity_check
+
+    with pytest.raises(InputError) as err:
+        sanity_check(small_cnn(), torch.rand(1, 3, 16, 16), **kw)  # type: ignore[arg-type]
+    assert message in str(err.value) and "\n" not in str(err.value)

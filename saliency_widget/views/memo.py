@@ -32,7 +32,7 @@ class _LRU(OrderedDict):  # type: ignore[type-arg]
 
 @dataclass
 class ViewMemo:
-    """Maps, activations and projections already computed for one explainer.
+    """Maps, activations, projections and method-independent panels already computed for one explainer.
 
     Switching display options, or back to a method seen before, then costs no backward pass.
     Bound to the explainer it was filled from: a new explainer (a new image) clears it.
@@ -41,6 +41,7 @@ class ViewMemo:
     saliency: _LRU = field(default_factory=_LRU)
     activation: _LRU = field(default_factory=_LRU)
     projection: _LRU = field(default_factory=_LRU)
+    panels: _LRU = field(default_factory=_LRU)
     owner: int | None = None
 
     def bind(self, explainer: Explainer) -> None:
@@ -49,4 +50,5 @@ class ViewMemo:
             self.saliency.clear()
             self.activation.clear()
             self.projection.clear()
+            self.panels.clear()
             self.owner = id(explainer)

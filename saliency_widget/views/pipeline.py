@@ -2,8 +2,9 @@
 
 :func:`compute_view` takes an engine :class:`~saliency_widget.engine.Explainer` (one recorded
 forward pass of one image) and a frozen :class:`Snapshot` of the controls, and returns a
-:class:`ViewResult` holding every panel as PNG bytes plus the numbers the view shows (class
-probabilities, the bars, the feature-map grid and the clicked position). The explorer runs it
+:class:`ViewResult` holding the raw maps (:class:`~.rawmap.RawMap`, drawn with the display
+options by whoever shows them), the other panels as PNG bytes, and the numbers the view shows
+(class probabilities, the bars, the feature-map grid and the clicked position). The explorer runs it
 on its worker thread and hands the result to the view; a test can call it with a tiny net and
 no widget at all.
 """
@@ -17,19 +18,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..engine import RULES, Explainer, LayerInfo, LayerKey, method_label
+from ..engine import Explainer, LayerInfo, LayerKey, method_label
 from ..engine.progress import reporting
 from ..errors import Cancelled, InputError, LayerError, choices
 from ..viz import render as R
 from ..viz.colorbar import colorbar, with_colorbar
+from .classes import ALL_BARS, TOPK, bar_entries, class_names, projection_rule, strongest
 from .compare import compare_grid
 from .memo import ViewMemo
+from .options import DisplayOptions
+from .rawmap import RawMap, Rendered
 
-__all__ = ["Snapshot", "ViewResult", "ViewCancelled", "compute_view", "needs_map", "PANEL", "TOPK", "WIDGET_OPTIONS"]
+__all__ = [
+    "ALL_BARS", "PANEL", "TOPK", "WIDGET_OPTIONS", "Snapshot", "ViewCancelled", "ViewResult", "bar_entries", "compute_view",
+    "needs_map", "projection_rule",
+]
 
 PANEL = 224  # display size (px) of the image panels
-TOPK = 5  # bars in the class chart when the model has more than ALL_BARS classes
-ALL_BARS = 8  # up to this many classes, every class gets a bar
 COMPARE_ROW = 5  # tiles per row of the compare view
 
 #: Options the widget passes to the batched methods: batches of 8 instead of one batch of all
@@ -75,6 +80,11 @@ class Snapshot:
     alpha: float
     view: str
 
+    @property
+    def options(self) -> DisplayOptions:
+        """The display options of the snapshot (validated)."""
+        return DisplayOptions(self.sign, self.clip, self.cmap, self.overlay, self.alpha)
+
 
 @dataclass(frozen=True)
 class ViewResult:
@@ -92,10 +102,13 @@ class ViewResult:
         ``(class index, bar name, probability)`` of each bar, most probable first; the
         target always has a bar.
     panels
-        PNG bytes per panel: ``input`` (with the receptive-field box), ``map``,
-        ``feature``, ``projection``, and ``compare`` in the compare view.
+        PNG bytes per panel: ``input`` (with the receptive-field box), ``feature``, and
+        ``compare`` in the compare view (rendered with the snapshot's display options).
+    maps
+        The raw ``map`` and ``projection`` (when computed): drawn with any display options by
+        :meth:`render`, by the widget's front end and by the offline page alike.
     messages
-        Per panel, the text shown instead of a degenerate map (None when an image shows).
+        Per panel, why there is no map at all (a method this model cannot run), else None.
     method_label, class_label
         Human names of the method and the target class.
     grid
@@ -135,8 +148,29 @@ class ViewResult:
     ms: float = 0.0
     box_note: str = ""
     """Why there is no receptive-field box ("" when there is one)."""
-    colorbars: dict[str, bytes] = field(default_factory=dict)
-    """PNG colour scale (value range and sign convention) of each map panel that shows an image."""
+    maps: dict[str, RawMap] = field(default_factory=dict)
+    """The raw ``map`` and ``projection``, sent once; every display option is applied to them."""
+    base: np.ndarray | None = None
+    """``(H, W, 3)`` uint8 input image (without the box), what an overlay is drawn over."""
+
+    def render(self, panel: str, options: DisplayOptions) -> Rendered:
+        """The ``map`` or ``projection`` panel drawn with ``options`` (its message when there is no map)."""
+        raw = self.maps.get(panel)
+        if raw is None:
+            return Rendered(None, self.messages.get(panel) or "no map", 0.0, options.shown_cmap)
+        return raw.render(options, self.base)
+
+    def png(self, panel: str, options: DisplayOptions) -> tuple[bytes | None, str | None]:
+        """``(PNG, None)`` of a panel drawn with ``options`` (maps) or as computed (others), or ``(None, message)``."""
+        if panel not in ("map", "projection"):
+            return self.panels.get(panel), self.messages.get(panel)
+        r = self.render(panel, options)
+        return (R.to_png(r.rgb), None) if r.rgb is not None else (None, r.message)
+
+    def colorbar(self, panel: str, options: DisplayOptions, width: int = PANEL) -> bytes | None:
+        """PNG colour scale of a map panel drawn with ``options`` (None without image)."""
+        r = self.render(panel, options)
+        return R.to_png(colorbar(options.sign, r.vmax, options.cmap, width=width)) if r.rgb is not None else None
 
     @property
     def probability(self) -> float:
@@ -169,40 +203,6 @@ def needs_map(snapshot: Snapshot, version: int, method: str, target: int, predic
     return snapshot.version == version and wanted == target and same_map
 
 
-def projection_rule(method: str, has_relu: bool = True) -> str:
-    """The ReLU rule a projection uses while ``method`` is shown.
-
-    Projections follow a ReLU rule; methods without one (Grad-CAM, occlusion, ...) project
-    with DeconvNet, the rule of Zeiler & Fergus. A model without ReLU projects with the
-    plain gradient (the only rule defined there), and the view says so.
-    """
-    if not has_relu:
-        return "gradient"
-    return method if method in RULES else "deconvnet"
-
-
-def bar_entries(probs: np.ndarray, labels: Sequence[str], target: int, k: int = TOPK) -> tuple[tuple[int, str, float], ...]:
-    """The class chart's bars: the ``k`` most probable classes, with the target always among them.
-
-    Returns
-    -------
-    tuple
-        ``(class index, bar name, probability)``, most probable first; names are cut to 24
-        characters and kept distinct (an ordinal scale merges equal names).
-    """
-    top = [int(i) for i in np.argsort(-probs, kind="stable")[: min(k, probs.shape[0])]]
-    if target not in top:
-        top[-1] = target  # an explicit target outside the top-k still gets a bar
-    out, seen = [], set()
-    for i in top:
-        name = str(labels[i])[:24]
-        if name in seen:
-            name = f"{name} [{i}]"
-        seen.add(name)
-        out.append((i, name, float(probs[i])))
-    return tuple(out)
-
-
 def find_layer(explainer: Explainer, key: str) -> LayerInfo:
     """The recorded layer execution ``key`` (``"name"`` or ``"name#call"``), or a LayerError listing the valid keys."""
     wanted = LayerKey.parse(key)
@@ -225,28 +225,6 @@ def feature_png(fmap: np.ndarray, pos: tuple[int, int]) -> tuple[bytes, str]:
     if hi == lo == 0.0:
         caption = "this filter is all zeros on this image"
     return R.to_png(rgb), caption
-
-
-def map_png(m: np.ndarray, snap: Snapshot, base: np.ndarray) -> tuple[bytes | None, str | None]:
-    """A ``(C, H, W)`` map rendered with the snapshot's display options: ``(png, None)`` or ``(None, message)``."""
-    png, message, _ = _map(m, snap, base)
-    return png, message
-
-
-def _map(m: np.ndarray, snap: Snapshot, base: np.ndarray) -> tuple[bytes | None, str | None, float]:
-    """:func:`map_png` plus the value at the colormap's end (for the colour scale)."""
-    rm = R.render_map(m, sign=snap.sign, clip_percentile=snap.clip, cmap=snap.cmap)
-    if rm.rgb is None:
-        return None, rm.message, 0.0
-    rgb = rm.rgb
-    if snap.overlay and rgb.shape == base.shape:
-        rgb = R.overlay(base, rgb, snap.alpha, rm.weight)
-    return R.to_png(rgb), None, rm.vmax
-
-
-def colorbar_png(snap: Snapshot, vmax: float, width: int = PANEL) -> bytes:
-    """The colour scale of a map rendered with ``snap``'s sign and colormap, as PNG."""
-    return R.to_png(colorbar(snap.sign, vmax, snap.cmap, width=width))
 
 
 def compute_view(
@@ -309,7 +287,7 @@ def compute_view(
         warnings.simplefilter("always")
         probs = explainer.probabilities[0].detach().cpu().double().numpy()
         k = probs.shape[0]
-        names = list(labels) if labels is not None else [f"class {i}" for i in range(k)]
+        names = class_names(labels, k)
         predicted = int(np.argmax(probs))
         target = predicted if snapshot.target is None else int(snapshot.target)
         if not 0 <= target < k:
@@ -317,12 +295,13 @@ def compute_view(
         base = R.input_to_rgb(explainer.inputs[0].detach().cpu().numpy(), mean, std)
         panels: dict[str, bytes] = {}
         messages: dict[str, str | None] = {}
-        colorbars: dict[str, bytes] = {}
+        maps: dict[str, RawMap] = {}
+        options = snapshot.options
 
-        def rendered(method: str) -> tuple[bytes | None, str | None, float]:
+        def raw_map(method: str) -> tuple[RawMap | None, str | None]:
             why = explainer.unavailable(method)
             if why is not None:  # e.g. DeconvNet on a GELU model: say why instead of failing the view
-                return None, why, 0.0
+                return None, why
             def on_batch(done: int, total: int) -> None:
                 waiting = newer() if newer is not None else None
                 if waiting is not None and not needs_map(waiting, v, method, target, predicted):
@@ -335,13 +314,11 @@ def compute_view(
                     out = explainer.saliency(target=target, method=method, **WIDGET_OPTIONS.get(method, {}))
                 return out[0].detach().cpu().numpy()
 
-            sal = memo.saliency.get_or((v, method, target), compute)
-            return _map(sal, snapshot, base)
+            return memo.saliency.get_or((v, method, target), lambda: RawMap.from_map(compute())), None
 
-        png, messages["map"], vmax = rendered(snapshot.method)
-        if png:
-            panels["map"] = png
-            colorbars["map"] = colorbar_png(snapshot, vmax)
+        main, messages["map"] = raw_map(snapshot.method)
+        if main is not None:
+            maps["map"] = main
         if snapshot.view == "compare":
             shown = list(methods) if methods is not None else None
             if shown is None:
@@ -352,10 +329,11 @@ def compute_view(
             for i, m in enumerate(shown):
                 if progress is not None and not progress(i, len(shown)):
                     raise ViewCancelled(f"compare view stopped after {i} of {len(shown)} methods")
-                mpng, mmsg, mvmax = rendered(m)
+                mraw, mmsg = raw_map(m)
+                tile = mraw.render(options, base) if mraw is not None else Rendered(None, mmsg, 0.0, options.shown_cmap)
                 tiles.append(  # each tile with its own scale: the methods' value ranges differ by orders of magnitude
-                    with_colorbar(R.from_png(mpng), snapshot.sign, mvmax, snapshot.cmap, height=PANEL - 64)
-                    if mpng else R.message_panel(mmsg or "", (PANEL - 64 + 26, PANEL - 64))
+                    with_colorbar(tile.rgb, options.sign, tile.vmax, options.cmap, height=PANEL - 64)
+                    if tile.rgb is not None else R.message_panel(tile.message or "", (PANEL - 64 + 26, PANEL - 64))
                 )
                 titles.append(method_label(m).replace("×", "x"))  # the PNG font has no ×
             panels["compare"] = R.to_png(compare_grid(tiles, titles, per_row=COMPARE_ROW, height=PANEL - 64 + 26))
@@ -370,11 +348,12 @@ def compute_view(
         fmap = act[snapshot.channel]
         pos = snapshot.position
         if pos is None:
-            flat = int(np.nanargmax(fmap)) if np.isfinite(fmap).any() else 0
-            pos = (flat // fmap.shape[1], flat % fmap.shape[1])
+            pos = strongest(fmap)
         if not (0 <= pos[0] < fmap.shape[0] and 0 <= pos[1] < fmap.shape[1]):
             raise InputError(f"position {pos} outside the {fmap.shape[0]}x{fmap.shape[1]} feature map of {key}")
-        panels["feature"], caption = feature_png(fmap, pos)
+        # the feature map, the receptive field and the input do not depend on the method or the
+        # class: a method switch reuses their PNGs (no colormap, encode or probe pass again)
+        panels["feature"], caption = memo.panels.get_or(("feature", v, str(key), snapshot.channel, pos), lambda: feature_png(fmap, pos))
         # (when no gradient runs at all, the panel says so below, not "no ReLU")
         has_relu = explainer.unavailable("deconvnet") is None or explainer.unavailable("gradient") is not None
         rule = projection_rule(snapshot.method, has_relu)
@@ -382,21 +361,20 @@ def compute_view(
         if why_not is not None:
             messages["projection"] = why_not
         else:
-            proj = memo.projection.get_or(
+            maps["projection"] = memo.projection.get_or(
                 (v, str(key), snapshot.channel, pos, rule),
-                lambda: explainer.project(key, snapshot.channel, position=pos, method=rule)[0].detach().cpu().numpy(),
+                lambda: RawMap.from_map(explainer.project(key, snapshot.channel, position=pos, method=rule)[0].detach().cpu().numpy()),
             )
-            png, messages["projection"], vmax = _map(proj, snapshot, base)
-            if png:
-                panels["projection"] = png
-                colorbars["projection"] = colorbar_png(snapshot, vmax)
-        box, box_note = receptive_box(explainer, key, pos)
-        panels["input"] = R.to_png(R.draw_box(base, box, (0, 255, 0), 2) if box is not None else base)
+            messages["projection"] = None
+        box, box_note = memo.panels.get_or(("box", v, str(key), pos), lambda: receptive_box(explainer, key, pos))
+        panels["input"] = memo.panels.get_or(
+            ("input", v, box), lambda: R.to_png(R.draw_box(base, box, (0, 255, 0), 2) if box is not None else base)
+        )
     return ViewResult(
         snapshot=snapshot,
         target=target,
         probs=probs,
-        bars=bar_entries(probs, names, target, k=k if k <= ALL_BARS else TOPK),
+        bars=bar_entries(probs, names, target),
         panels=panels,
         messages=messages,
         method_label=method_label(snapshot.method),
@@ -408,7 +386,8 @@ def compute_view(
         projection_note="" if has_relu else "the model has no ReLU, so DeconvNet is undefined: gradient projection",
         box=box,
         box_note=box_note,
-        colorbars=colorbars,
+        maps=maps,
+        base=base,
         warnings=tuple(str(w.message).splitlines()[0] for w in caught),
         ms=(time.perf_counter() - t0) * 1000.0,
     )
