@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import anywidget
 import traitlets
+
+from ..viz.jsmodules import js_path
 
 __all__ = ["FeatureMapCanvas", "esm_path", "ESM_NAME"]
 
@@ -17,7 +18,7 @@ ESM_NAME = "feature_map.js"
 
 
 def esm_path(name: str = ESM_NAME) -> Path:
-    """Locate an ES module shipped with the package.
+    """Locate an ES module shipped with the package (:func:`saliency_widget.viz.jsmodules.js_path`).
 
     In a wheel, ``js/`` is force-included as ``saliency_widget/static``; in a source
     checkout (editable install) the module lives in the repository's ``js/`` folder.
@@ -37,23 +38,7 @@ def esm_path(name: str = ESM_NAME) -> Path:
     FileNotFoundError
         If neither location holds the module (a broken install).
     """
-    candidates: list[Path] = []
-    try:
-        static = resources.files("saliency_widget").joinpath("static").joinpath(name)
-        if static.is_file():
-            return Path(str(static))
-    except (ModuleNotFoundError, FileNotFoundError):  # pragma: no cover - odd installs
-        pass
-    pkg_dir = Path(__file__).resolve().parents[1]
-    candidates.append(pkg_dir / "static" / name)
-    candidates.append(pkg_dir.parent / "js" / name)
-    for cand in candidates:
-        if cand.is_file():
-            return cand
-    raise FileNotFoundError(
-        f"saliency_widget front-end module {name!r} not found in "
-        + ", ".join(str(c) for c in candidates)
-    )
+    return js_path(name)
 
 
 class FeatureMapCanvas(anywidget.AnyWidget):
