@@ -24,22 +24,19 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import os
 import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import torch
 
 import saliency_widget as sw
 
-from .run import RESULTS, Row, _sync, build_model, floor_fn, to_markdown
+from .run import RESULTS, Row, _sync, build_model, floor_fn, to_markdown, write_results
 
 METHODS = ("gradient", "deconvnet", "guided_backprop")
 
@@ -169,14 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
     md = to_markdown(rows, f"### Fixed costs (issue 33), {dev_name}, torch {torch.__version__}, {stamp}, interleaved rounds; "
                            f"load average {load0[0]:.1f} at the start, {load1[0]:.1f} at the end")
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    base = out / f"{device.type}-{stamp}-costs{'-' + a.tag if a.tag else ''}"
-    base.with_suffix(".json").write_text(json.dumps({"device": dev_name, "torch": torch.__version__, "argv": sys.argv[1:],
-                                                     "load": [load0, load1], "rows": [asdict(r) for r in rows]}, indent=1))
-    base.with_suffix(".md").write_text(md)
-    print(md)
-    print(f"wrote {base}.json and {base}.md")
+    write_results(a.out, f"{device.type}-{stamp}-costs{'-' + a.tag if a.tag else ''}", dev_name, rows, md, load=[load0, load1])
     return 0
 
 

@@ -330,6 +330,19 @@ def to_markdown(rows: list[Row], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_results(out_dir: str | Path, stem: str, dev_name: str, rows: list[Row], md: str, **extra: Any) -> Path:
+    """Write ``OUT/STEM.json`` (device, torch, argv, ``extra``, rows) and ``OUT/STEM.md``; print the table; return the stem path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    base = out / stem
+    payload = {"device": dev_name, "torch": torch.__version__, "argv": sys.argv[1:], **extra, "rows": [asdict(r) for r in rows]}
+    base.with_suffix(".json").write_text(json.dumps(payload, indent=1))
+    base.with_suffix(".md").write_text(md)
+    print(md)
+    print(f"wrote {base}.json and {base}.md")
+    return base
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default="vgg16,resnet50,shapes", help="comma list of vgg16, resnet50, shapes, tiny")
@@ -381,11 +394,5 @@ def main(argv: list[str] | None = None) -> int:
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
     header = f"### {dev_name}, torch {torch.__version__}, {stamp}, median of {a.repeats} runs after {a.warmup} warm-up"
     md = to_markdown(rows, header)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    base = out / f"{device.type}-{stamp}{'-' + a.tag if a.tag else ''}"
-    base.with_suffix(".json").write_text(json.dumps({"device": dev_name, "torch": torch.__version__, "argv": sys.argv[1:], "rows": [asdict(r) for r in rows]}, indent=1))
-    base.with_suffix(".md").write_text(md)
-    print(md)
-    print(f"wrote {base}.json and {base}.md")
+    write_results(a.out, f"{device.type}-{stamp}{'-' + a.tag if a.tag else ''}", dev_name, rows, md)
     return 0

@@ -19,18 +19,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import platform
 import statistics
 import sys
-from dataclasses import asdict
-from pathlib import Path
 
 import torch
 
 import saliency_widget as sw
 
-from .run import RESULTS, Row, floor_fn, measure, to_markdown
+from .run import RESULTS, Row, floor_fn, measure, to_markdown, write_results
 
 MODEL = "resnet50"
 
@@ -105,13 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
     md = to_markdown(rows, f"### Widget click-to-PNG, {dev_name}, torch {torch.__version__}, {stamp}, median of {a.repeats}")
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    base = out / f"{device.type}-{stamp}-widget-click{'-' + a.tag if a.tag else ''}"
-    base.with_suffix(".json").write_text(json.dumps({"device": dev_name, "torch": torch.__version__, "argv": sys.argv[1:], "rows": [asdict(r) for r in rows]}, indent=1))
-    base.with_suffix(".md").write_text(md)
-    print(md)
-    print(f"wrote {base}.json and {base}.md")
+    write_results(a.out, f"{device.type}-{stamp}-widget-click{'-' + a.tag if a.tag else ''}", dev_name, rows, md)
     return 0
 
 
