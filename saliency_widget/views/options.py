@@ -1,66 +1,25 @@
-"""How a map is displayed: one frozen :class:`DisplayOptions` and the one check of its values.
+"""How a map is displayed: one frozen :class:`DisplayOptions`, whose fields declare every display option.
 
-The widget's traits, the interactive page, the static report and the CLI all describe a map's
-display with these five values; :func:`check_option` is the only place that says which values
-are valid, so a new display option is added here (and drawn by ``js/render.js`` and
+Each field is declared once with :func:`~.spec.setting` (kind, default, valid values, label,
+help). The widget's traits, validators, controls and browser links, the checks of
+:func:`check_option`, the interactive page and the CLI are generated from these declarations,
+so a new display option is one field here plus its drawing in ``js/render.js`` (and
 :func:`saliency_widget.viz.render.render_map`).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ..errors import InputError, choices
 from ..viz.render import COLORMAPS, DIVERGING, SIGNS
+from .spec import Spec, check_value, setting, specs_of
 
-__all__ = ["CLIPS", "COLORMAPS", "DIVERGING", "DisplayOptions", "SIGNS", "check_option"]
+__all__ = ["CLIPS", "COLORMAPS", "DIVERGING", "DisplayOptions", "SIGNS", "check_option", "display_specs"]
 
 #: Clip percentiles the offline page offers in its menu (any value in (0, 100] is valid).
 CLIPS: tuple[float, ...] = (90.0, 95.0, 98.0, 99.0, 99.5, 99.9, 100.0)
-
-
-def check_option(name: str, value: Any) -> Any:
-    """``value`` as display option ``name`` wants it, or an :class:`InputError` naming it and the choices.
-
-    Parameters
-    ----------
-    name
-        ``"sign"``, ``"clip"``, ``"cmap"``, ``"overlay"`` or ``"alpha"``.
-    value
-        The proposed value.
-
-    Returns
-    -------
-    str, float or bool
-        The value, normalised (``clip`` and ``alpha`` as float, ``overlay`` as bool).
-
-    Raises
-    ------
-    InputError
-        An unknown option, a name not among the choices, NaN, or a number out of range.
-    """
-    if name in ("sign", "cmap"):
-        valid = SIGNS if name == "sign" else COLORMAPS
-        if not isinstance(value, str) or value not in valid:
-            raise InputError(f"unknown {name} {value!r}; expected one of {choices(valid)}")
-        return value
-    if name in ("clip", "alpha"):
-        what = "a percentile in (0, 100] (100 = no clipping)" if name == "clip" else "an opacity in [0, 1]"
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            raise InputError(f"{name} must be {what}, got {value!r}") from None
-        ok = 0.0 < v <= 100.0 if name == "clip" else 0.0 <= v <= 1.0
-        if isinstance(value, bool) or math.isnan(v) or not ok:
-            raise InputError(f"{name} must be {what}, got {value!r}")
-        return v
-    if name == "overlay":
-        if not isinstance(value, (bool, int)) or value not in (0, 1):
-            raise InputError(f"overlay must be True or False, got {value!r}")
-        return bool(value)
-    raise InputError(f"unknown display option {name!r}; expected one of {choices(f.name for f in fields(DisplayOptions))}")
 
 
 @dataclass(frozen=True)
@@ -82,15 +41,24 @@ class DisplayOptions:
         Opacity of the overlay in [0, 1] (per pixel times the map's weight).
     """
 
-    sign: str = "absolute"
-    clip: float = 99.0
-    cmap: str = "magma"
-    overlay: bool = False
-    alpha: float = 0.6
+    sign: str = setting(
+        "choice", "absolute", "sign", "which values the map shows: their magnitude, only positive or negative ones, or both signs",
+        choices=SIGNS,
+    )
+    clip: float = setting(
+        "float", 99.0, "clip %",
+        "clip the top (100 − clip)% of values to the colormap's end, so a few extreme pixels do not wash out the map",
+        lo=0.0, hi=100.0, lo_open=True, what="a percentile", note="(100 = no clipping)", shown=(90.0, 100.0), step=0.1,
+    )
+    cmap: str = setting("choice", "magma", "colormap", "the colours of the maps (the scale under each map shows the values)",
+                        choices=COLORMAPS)
+    overlay: bool = setting("bool", False, "overlay", "draw the map over the input image")
+    alpha: float = setting("float", 0.6, "alpha", "opacity of the map drawn over the input", lo=0.0, hi=1.0, what="an opacity",
+                           step=0.05)
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            object.__setattr__(self, f.name, check_option(f.name, getattr(self, f.name)))
+        for spec in display_specs(type(self)):
+            object.__setattr__(self, spec.name, check_value(spec, getattr(self, spec.name)))
 
     @property
     def shown_cmap(self) -> str:
@@ -98,10 +66,41 @@ class DisplayOptions:
         return self.cmap if self.sign != "signed" or self.cmap in DIVERGING else "coolwarm"
 
     def as_dict(self) -> dict[str, Any]:
-        """The five options as a JSON-able dict."""
+        """The options as a JSON-able dict."""
         return asdict(self)
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
         """The option names, in order (the traits a display-only change touches)."""
         return tuple(f.name for f in fields(cls))
+
+
+def display_specs(cls: type | None = None) -> tuple[Spec, ...]:
+    """The :class:`~.spec.Spec` of every display option (of ``cls``, default :class:`DisplayOptions`), in order."""
+    return specs_of(cls if cls is not None else DisplayOptions)
+
+
+def check_option(name: str, value: Any) -> Any:
+    """``value`` as display option ``name`` wants it, or an :class:`InputError` naming it and the choices.
+
+    Parameters
+    ----------
+    name
+        A field of :class:`DisplayOptions` (``"sign"``, ``"clip"``, ``"cmap"``, ``"overlay"``, ``"alpha"``).
+    value
+        The proposed value.
+
+    Returns
+    -------
+    str, float or bool
+        The value, normalised (``clip`` and ``alpha`` as float, ``overlay`` as bool).
+
+    Raises
+    ------
+    InputError
+        An unknown option, a name not among the choices, NaN, or a number out of range.
+    """
+    specs = {s.name: s for s in display_specs()}
+    if name not in specs:
+        raise InputError(f"unknown display option {name!r}; expected one of {choices(specs)}")
+    return check_value(specs[name], value)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import numpy as np
 
@@ -28,9 +29,10 @@ from .compare import compare_grid
 from .memo import ViewMemo
 from .options import DisplayOptions
 from .rawmap import RawMap, Rendered
+from .settings import MethodSettings
 
 __all__ = [
-    "ALL_BARS", "PANEL", "TOPK", "WIDGET_OPTIONS", "Snapshot", "ViewCancelled", "ViewResult", "bar_entries", "compute_view",
+    "ALL_BARS", "PANEL", "TOPK", "WIDGET_OPTIONS", "CompareTile", "Snapshot", "ViewCancelled", "ViewResult", "bar_entries", "compute_view",
     "needs_map", "projection_rule",
 ]
 
@@ -43,7 +45,7 @@ COMPARE_ROW = 5  # tiles per row of the compare view
 WIDGET_OPTIONS: dict[str, dict[str, int]] = {"integrated_gradients": {"batch_size": 8}, "smoothgrad": {"batch_size": 8}}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Snapshot:
     """Immutable copy of the state one view is computed from.
 
@@ -61,10 +63,15 @@ class Snapshot:
         Filter of ``layer``.
     position
         ``(y, x)`` of the projected activation, or None for the filter's strongest.
-    sign, clip, cmap, overlay, alpha
-        Display options (see :func:`saliency_widget.viz.render.render_map`).
     view
         ``"single"`` or ``"compare"`` (every method side by side).
+    options
+        The display options (each also readable as an attribute: ``snapshot.cmap``).
+    settings
+        The methods' settings (each also readable as an attribute: ``snapshot.ig_steps``).
+
+    The constructor also takes every display option and method setting by name
+    (``Snapshot(..., cmap="gray", ig_steps=8)``); those not given keep their defaults.
     """
 
     version: int
@@ -73,17 +80,57 @@ class Snapshot:
     layer: str
     channel: int
     position: tuple[int, int] | None
-    sign: str
-    clip: float
-    cmap: str
-    overlay: bool
-    alpha: float
     view: str
+    options: DisplayOptions
+    settings: MethodSettings
 
-    @property
-    def options(self) -> DisplayOptions:
-        """The display options of the snapshot (validated)."""
-        return DisplayOptions(self.sign, self.clip, self.cmap, self.overlay, self.alpha)
+    def __init__(
+        self, version: int, method: str, target: int | None, layer: str, channel: int,
+        position: tuple[int, int] | None, view: str = "single", options: DisplayOptions | None = None,
+        settings: MethodSettings | None = None, **values: Any,
+    ) -> None:
+        display = {k: values.pop(k) for k in DisplayOptions.names() if k in values}
+        chosen = {k: values.pop(k) for k in MethodSettings.names() if k in values}
+        if values:
+            raise TypeError(f"Snapshot got unknown field(s) {sorted(values)}")
+        opts = replace(options, **display) if options is not None else DisplayOptions(**display)
+        sets = replace(settings, **chosen) if settings is not None else MethodSettings(**chosen)
+        for name, value in [("version", version), ("method", method), ("target", target), ("layer", layer), ("channel", channel),
+                            ("position", position), ("view", view), ("options", opts), ("settings", sets)]:
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        # a display option or a method setting by its own name (snapshot.cmap, snapshot.ig_steps)
+        for part in ("options", "settings"):
+            held = self.__dict__.get(part)
+            if held is not None and name in type(held).names():
+                return getattr(held, name)
+        raise AttributeError(f"'Snapshot' object has no attribute {name!r}")
+
+    def state(self) -> dict[str, Any]:
+        """The state as one flat JSON-able dict: the fields, every display option and every method setting."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("options", "settings")}
+        return {**out, **self.options.as_dict(), **self.settings.as_dict()}
+
+
+@dataclass(frozen=True)
+class CompareTile:
+    """One method's tile of the compare view: its raw map (drawn by whoever shows it), or why there is none.
+
+    Attributes
+    ----------
+    method, label
+        Registered name and human label of the method.
+    raw
+        The map's planes, or None when the method cannot run on this model.
+    message
+        Why ``raw`` is None, else None.
+    """
+
+    method: str
+    label: str
+    raw: RawMap | None
+    message: str | None
 
 
 @dataclass(frozen=True)
@@ -102,8 +149,8 @@ class ViewResult:
         ``(class index, bar name, probability)`` of each bar, most probable first; the
         target always has a bar.
     panels
-        PNG bytes per panel: ``input`` (with the receptive-field box), ``feature``, and
-        ``compare`` in the compare view (rendered with the snapshot's display options).
+        PNG bytes per panel: ``input`` (with the receptive-field box) and ``feature`` (the
+        compare view's tiles are raw maps, :attr:`compare`).
     maps
         The raw ``map`` and ``projection`` (when computed): drawn with any display options by
         :meth:`render`, by the widget's front end and by the offline page alike.
@@ -152,6 +199,22 @@ class ViewResult:
     """The raw ``map`` and ``projection``, sent once; every display option is applied to them."""
     base: np.ndarray | None = None
     """``(H, W, 3)`` uint8 input image (without the box), what an overlay is drawn over."""
+    compare: tuple[CompareTile, ...] = ()
+    """The compare view's tiles, every method's raw map (empty in the single view)."""
+
+    def compare_png(self, options: DisplayOptions) -> bytes | None:
+        """The compare view drawn with ``options`` as one PNG, each tile with its own colour scale (None: no compare view)."""
+        if not self.compare:
+            return None
+        tiles = []
+        for t in self.compare:
+            r = t.raw.render(options, self.base) if t.raw is not None else Rendered(None, t.message, 0.0, options.shown_cmap)
+            tiles.append(  # each tile with its own scale: the methods' value ranges differ by orders of magnitude
+                with_colorbar(r.rgb, options.sign, r.vmax, options.cmap, height=PANEL - 64)
+                if r.rgb is not None else R.message_panel(r.message or "", (PANEL - 64 + 26, PANEL - 64))
+            )
+        titles = [t.label.replace("×", "x") for t in self.compare]  # the PNG font has no ×
+        return R.to_png(compare_grid(tiles, titles, per_row=COMPARE_ROW, height=PANEL - 64 + 26))
 
     def render(self, panel: str, options: DisplayOptions) -> Rendered:
         """The ``map`` or ``projection`` panel drawn with ``options`` (its message when there is no map)."""
@@ -296,7 +359,8 @@ def compute_view(
         panels: dict[str, bytes] = {}
         messages: dict[str, str | None] = {}
         maps: dict[str, RawMap] = {}
-        options = snapshot.options
+        compare: tuple[CompareTile, ...] = ()
+        settings = snapshot.settings
 
         def raw_map(method: str) -> tuple[RawMap | None, str | None]:
             why = explainer.unavailable(method)
@@ -310,11 +374,14 @@ def compute_view(
                     batches(done, total)
 
             def compute() -> np.ndarray:
+                opts = {**WIDGET_OPTIONS.get(method, {}), **settings.engine_options(method, explainer.inputs, mean, std)}
                 with reporting(on_batch):
-                    out = explainer.saliency(target=target, method=method, **WIDGET_OPTIONS.get(method, {}))
+                    out = explainer.saliency(target=target, method=method, **opts)
                 return out[0].detach().cpu().numpy()
 
-            return memo.saliency.get_or((v, method, target), lambda: RawMap.from_map(compute())), None
+            # the settings the method reads are part of its map's identity (another IG baseline: another map)
+            key = (v, method, target, tuple(sorted(settings.for_method(method).items())))
+            return memo.saliency.get_or(key, lambda: RawMap.from_map(compute())), None
 
         main, messages["map"] = raw_map(snapshot.method)
         if main is not None:
@@ -325,18 +392,13 @@ def compute_view(
                 from ..engine import available_methods
 
                 shown = available_methods()
-            tiles, titles = [], []
+            tiles: list[CompareTile] = []
             for i, m in enumerate(shown):
                 if progress is not None and not progress(i, len(shown)):
                     raise ViewCancelled(f"compare view stopped after {i} of {len(shown)} methods")
                 mraw, mmsg = raw_map(m)
-                tile = mraw.render(options, base) if mraw is not None else Rendered(None, mmsg, 0.0, options.shown_cmap)
-                tiles.append(  # each tile with its own scale: the methods' value ranges differ by orders of magnitude
-                    with_colorbar(tile.rgb, options.sign, tile.vmax, options.cmap, height=PANEL - 64)
-                    if tile.rgb is not None else R.message_panel(tile.message or "", (PANEL - 64 + 26, PANEL - 64))
-                )
-                titles.append(method_label(m).replace("×", "x"))  # the PNG font has no ×
-            panels["compare"] = R.to_png(compare_grid(tiles, titles, per_row=COMPARE_ROW, height=PANEL - 64 + 26))
+                tiles.append(CompareTile(m, method_label(m), mraw, mmsg))
+            compare = tuple(tiles)
             if progress is not None and not progress(len(shown), len(shown)):
                 raise ViewCancelled("compare view superseded")
 
@@ -387,6 +449,7 @@ def compute_view(
         box=box,
         box_note=box_note,
         maps=maps,
+        compare=compare,
         base=base,
         warnings=tuple(str(w.message).splitlines()[0] for w in caught),
         ms=(time.perf_counter() - t0) * 1000.0,

@@ -169,6 +169,7 @@ def collect_image(
     projection_rules: Sequence[str] = ("deconvnet",),
     positions: Mapping[str, Mapping[int, Sequence[tuple[int, int]]]] | None = None,
     progress: Progress | None = None,
+    method_options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Every view of one image a reader can click, with its arrays appended to ``packer``.
 
@@ -205,6 +206,9 @@ def collect_image(
         clicked activation).
     progress
         Called with a short line before each expensive step.
+    method_options
+        Engine options per method (e.g. ``{"integrated_gradients": {"steps": 8}}``, the explorer's
+        method settings), passed to ``explainer.saliency``.
 
     Returns
     -------
@@ -249,7 +253,7 @@ def collect_image(
                     maps[m][str(c)] = {"message": why}
                     continue
                 try:
-                    raw = explainer.saliency(target=c, method=m)[0].detach().cpu().numpy()
+                    raw = explainer.saliency(target=c, method=m, **(method_options or {}).get(m, {}))[0].detach().cpu().numpy()
                 except SaliencyError as err:
                     maps[m][str(c)] = {"message": _first_line(err)}
                     continue

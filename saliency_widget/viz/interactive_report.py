@@ -17,10 +17,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..engine import Explainer, available_methods
+from ..engine import Explainer, available_methods, method_label
 from ..errors import InputError
 from ..views.classes import check_methods, class_names
 from ..views.options import DisplayOptions
+from ..views.settings import MethodSettings, setting_specs
 from . import render as R
 from .bundle import Packer
 from .images import describe_model, resolve_target, to_model_input
@@ -155,7 +156,8 @@ def explorer_page(
         The explorer's recorded forward of its image.
     state
         The explorer's state (``Explorer.state()``): method, target, layer, channel,
-        position and display options.
+        position, display options and method settings (the page's maps are computed with
+        these settings, and its settings table lists them).
     name, labels, mean, std, methods
         Caption, class names, input normalisation and the methods the explorer offers.
     topk, layers, channels, grid, projection_rules, title, progress
@@ -178,10 +180,12 @@ def explorer_page(
     pos = state.get("position")
     extra = {layer: {channel: [(int(pos[0]), int(pos[1]))]}} if pos is not None else {}
     target = state.get("target")
+    chosen = MethodSettings(**{k: state[k] for k in MethodSettings.names() if k in state})
+    options = {m: chosen.engine_options(m, explainer.inputs, mean, std) for m in methods}
     entry = collect_image(
         explainer, (packer := Packer()), name=name, labels=labels, mean=mean, std=std, methods=methods, topk=topk,
         target=None if target is None else int(target), layers=keys, channels=per_layer, grid=grid,
-        projection_rules=projection_rules, positions=extra, progress=progress,
+        projection_rules=projection_rules, positions=extra, progress=progress, method_options=options,
     )
     first = first_state(entry, method=str(state["method"]), sign=str(state["sign"]), clip=float(state["clip"]),
                         cmap=str(state["cmap"]), overlay=bool(state.get("overlay")), alpha=float(state.get("alpha", 0.6)),
@@ -193,5 +197,19 @@ def explorer_page(
     settings = {
         "model": type(explainer.model).__name__, "methods": ", ".join(methods), "classes": topk,
         "projection rules": ", ".join(entry["rules"]), "positions per filter": "strongest" + (f" + {grid}x{grid} grid" if grid else ""),
+        **method_settings_text(chosen, methods),
     }
     return interactive_page([entry], packer, title=title, state=first, settings=settings)
+
+
+def method_settings_text(settings: MethodSettings, methods: Sequence[str]) -> dict[str, str]:
+    """``{method label: "samples 25, noise 0.15"}`` for each of ``methods`` that has settings (the page's settings table)."""
+    specs = {s.name: s for s in setting_specs()}
+    out = {}
+    for m in methods:
+        used = settings.for_method(m)
+        if used:
+            out[f"{method_label(m)} settings"] = ", ".join(
+                f"{specs[k].label} {v if v != '' else 'default'}" for k, v in used.items()
+            )
+    return out

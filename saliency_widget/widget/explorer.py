@@ -19,7 +19,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +29,20 @@ import traitlets
 from PIL import Image
 
 from ..engine import Explainer, available_methods
+from ..engine.cam import default_cam_layer
 from ..engine.checks import check_model
 from ..errors import InputError, SaliencyError
 from ..views.layermenu import default_layer, layer_choices
 from ..views.memo import ViewMemo
-from ..views.options import DisplayOptions, check_option
+from ..views.options import DisplayOptions, display_specs
 from ..views.pipeline import Snapshot, ViewCancelled, ViewResult, compute_view, find_layer
+from ..views.settings import MethodSettings, cam_layer_choices, setting_specs
 from ..viz import render as R
 from ..viz.images import describe_model
 from ..viz.modelio import ModelIO
 from .export import ExportMixin
 from .inputs import InputState
+from .optionwidgets import check_setting, spec_traits, widen_to
 from .renderlog import RenderLog, RenderRecord, short_sha
 from .saved import SavedView, live_css
 from .scheduler import LatestOnlyWorker
@@ -48,6 +50,9 @@ from .validation import ChoiceTrait, check_choice, check_filter
 from .view import ExplorerView, busy_text, fill_tooltips, status_html
 
 __all__ = ["Explorer", "RenderRecord"]
+
+#: Every display option and method setting, by name (the traits generated from them).
+_SPECS = {s.name: s for s in (*display_specs(), *setting_specs())}
 
 
 class Explorer(ExportMixin, W.VBox):
@@ -69,12 +74,10 @@ class Explorer(ExportMixin, W.VBox):
     layer = ChoiceTrait("")
     channel = traitlets.Int(0)
     position = traitlets.Tuple(traitlets.Int(), traitlets.Int(), default_value=None, allow_none=True)
-    sign = ChoiceTrait("absolute")
-    clip = traitlets.Float(99.0)
-    cmap = ChoiceTrait("magma")
-    overlay = traitlets.Bool(False)
-    alpha = traitlets.Float(0.6)
     view = ChoiceTrait("single")
+    # one trait per display option (sign, clip, cmap, overlay, alpha) and per method setting
+    # (smoothgrad_samples, ..., cam_layer), generated from their specs
+    locals().update(spec_traits([*display_specs(), *setting_specs()]))
 
     #: Seconds between two updates of the progress bar of a batched map.
     progress_every: float = 0.1
@@ -84,13 +87,11 @@ class Explorer(ExportMixin, W.VBox):
     #: :meth:`wait` brings it up to date at once.
     saved_idle_s: float = 2.0
 
-    @traitlets.validate("method", "layer", "sign", "cmap", "view")
+    @traitlets.validate("method", "layer", "view")
     def _validate_choice(self, proposal: dict[str, Any]) -> Any:
         """Reject unknown choices with our error family, before the state changes."""
         name = proposal["trait"].name
         ui = self.__dict__.get("ui")
-        if name in DisplayOptions.names():
-            return check_option(name, proposal["value"])
         valid: Sequence[Any] | None = {
             "method": self.__dict__.get("methods"),  # None while traits initialise
             "layer": [k for _, k in ui.w_layer.options] if ui is not None and ui.w_layer.options else None,
@@ -98,14 +99,20 @@ class Explorer(ExportMixin, W.VBox):
         }[name]
         return check_choice(name, proposal["value"], valid)
 
-    @traitlets.validate("clip", "alpha")
-    def _validate_number(self, proposal: dict[str, Any]) -> float:
-        """Refuse NaN and values outside what the renderer accepts: clip in (0, 100], alpha in [0, 1]."""
-        name = proposal["trait"].name
-        value = float(check_option(name, proposal["value"]))
+    def _validate_setting(self, name: str, value: Any) -> Any:
+        """Check a display option or method setting against its spec (our error family, naming the valid values).
+
+        Called by each setting's trait (:class:`~.optionwidgets.SettingTrait`) for every proposed value.
+        """
+        spec = _SPECS[name]
         ui = self.__dict__.get("ui")
-        if name == "clip" and ui is not None and value < ui.w_clip.min:
-            ui.w_clip.min = value  # a valid clip below the slider's range: widen it, so the slider shows the state
+        valid = None
+        if spec.kind == "choice" and not spec.choices:  # choices known at run time: the control's (the CAM layers)
+            ctrl = getattr(ui, f"w_{spec.name}", None) if ui is not None else None
+            valid = [v for _, v in ctrl.options] if ctrl is not None and ctrl.options else None
+        value = check_setting(spec, value, valid)
+        if ui is not None:  # a valid value outside a slider's range: widen it, so the slider shows the state
+            widen_to(getattr(ui, f"w_{spec.name}"), value)
         return value
 
     @traitlets.validate("channel")
@@ -176,13 +183,15 @@ class Explorer(ExportMixin, W.VBox):
     # ------------------------------------------------------------------ wiring
     def _wire(self) -> None:
         ui = self.ui
-        for ctrl, name in [
-            (ui.w_method, "method"), (ui.w_view, "view"), (ui.w_sign, "sign"), (ui.w_clip, "clip"),
-            (ui.w_cmap, "cmap"), (ui.w_overlay, "overlay"), (ui.w_alpha, "alpha"), (ui.w_channel, "channel"),
-        ]:
+        for ctrl, name in [(ui.w_method, "method"), (ui.w_view, "view"), (ui.w_channel, "channel")]:
+            traitlets.link((ctrl, "value"), (self, name))
+        for name, ctrl in {**ui.option_controls, **ui.setting_controls}.items():  # generated from the specs
             traitlets.link((ctrl, "value"), (self, name))
         self.observe(self._on_state, names=["method", "target", "position", "view"])
         self.observe(self._on_display, names=list(DisplayOptions.names()))
+        self.observe(self._on_setting, names=list(MethodSettings.names()))
+        self.observe(lambda _c: ui.show_settings(self.method, self.view), names=["method", "view"])
+        ui.show_settings(self.method, self.view)
         self.observe(self._on_channel, names="channel")
         self.observe(self._on_layer, names="layer")
         ui.w_layer.observe(self._on_layer_control, names="value")
@@ -202,17 +211,20 @@ class Explorer(ExportMixin, W.VBox):
     def _on_display(self, _change: dict[str, Any]) -> None:
         """A display-only change: the browser redraws the maps it holds; the kernel computes nothing.
 
-        Only the compare composite is drawn here (its tiles are one picture); the saved view
+        The map panels and the compare view's tiles are drawn in the browser; the saved view
         follows once the display has been still for :attr:`saved_idle_s` seconds.
         """
         # The map panels follow the controls in the browser (jsdlink); setting them here too would
         # echo a stale value back while the user is still changing them.
+        if not self._worker.is_muted:
+            self._saved_later()
+
+    def _on_setting(self, change: dict[str, Any]) -> None:
+        """A method setting changed: a new map when a shown method reads it (every method in the compare view)."""
         if self._worker.is_muted:
             return
-        if self.view == "compare":
+        if self.view == "compare" or self.method in _SPECS[change["name"]].methods:
             self._worker.schedule()
-        else:
-            self._saved_later()
 
     def _saved_later(self) -> None:
         """Refresh the saved view after :attr:`saved_idle_s` seconds without another display change."""
@@ -357,7 +369,17 @@ class Explorer(ExportMixin, W.VBox):
         keys = [k for _, k in options]
         current = self.layer if self.layer in keys else default_layer(ex.layers)
         self.ui.set_method_notes(self.methods, {m: ex.unavailable(m) for m in self.methods})
+        cams = cam_layer_choices(ex.layers)
+        chosen = str(self.method_settings.cam_layer)
+        try:  # the engine decides the default CAM layer; the menu shows it, the user may pick another
+            cam = chosen if chosen in [k for _, k in cams] else default_cam_layer(ex)
+        except SaliencyError:  # no spatial layer: the CAM methods say why when asked
+            cam = ""
+        if cam and cam not in [k for _, k in cams]:
+            cams.append((cam, cam))
         with self._worker.muted():
+            self.ui.set_cam_layers(cams, cam)
+            self.set_trait("cam_layer", cam)
             self.ui.set_layers(options, current)
             self.layer = current
             self._apply_layer_limits()
@@ -370,8 +392,8 @@ class Explorer(ExportMixin, W.VBox):
         pos = tuple(int(v) for v in self.position) if self.position else None
         return Snapshot(
             version=self.inputs.version, method=self.method, target=self.target, layer=self.layer,
-            channel=int(self.channel), position=pos, sign=self.sign, clip=float(self.clip),  # type: ignore[arg-type]
-            cmap=self.cmap, overlay=bool(self.overlay), alpha=float(self.alpha), view=self.view,
+            channel=int(self.channel), position=pos, view=self.view,  # type: ignore[arg-type]
+            options=self.display_options, settings=self.method_settings,
         )
 
     def _render_latest(self) -> None:
@@ -412,7 +434,7 @@ class Explorer(ExportMixin, W.VBox):
         t0 = time.perf_counter()
         self._step, self._shown_at = (0, 0), 0.0
         self.computations += 1
-        rec = RenderRecord(seq=self.computations, state=asdict(snap), ms=0.0)
+        rec = RenderRecord(seq=self.computations, state=snap.state(), ms=0.0)
         try:
             ex = self.inputs.explainer(snap.version)
             result = compute_view(
@@ -437,6 +459,10 @@ class Explorer(ExportMixin, W.VBox):
             for k, raw in result.maps.items():  # raw maps: identified by their planes, never rendered here
                 rec.images[k] = short_sha(raw.to_bytes())
                 rec.nonblank[k] = raw.has_structure()
+            for tile in result.compare:  # the compare view's tiles: raw maps too
+                if tile.raw is not None:
+                    rec.images[f"compare:{tile.method}"] = short_sha(tile.raw.to_bytes())
+                    rec.nonblank[f"compare:{tile.method}"] = tile.raw.has_structure()
             self._show_status(result)
             self._saved_later()  # once the view is still: costs no click-to-image time
         rec.ms = (time.perf_counter() - t0) * 1000.0
@@ -527,8 +553,8 @@ class Explorer(ExportMixin, W.VBox):
         self.render_log.follow(path)
 
     def state(self) -> dict[str, Any]:
-        """The current control state as a JSON-able dict."""
-        return asdict(self._snapshot())
+        """The current control state as a flat JSON-able dict (display options and method settings included)."""
+        return self._snapshot().state()
 
     def wait(self, timeout: float | None = 30.0) -> bool:
         """Block until no render is pending or running (and the saved view holds the view); True if idle, False on timeout."""
@@ -545,7 +571,12 @@ class Explorer(ExportMixin, W.VBox):
     @property
     def display_options(self) -> DisplayOptions:
         """The current display options."""
-        return DisplayOptions(self.sign, float(self.clip), self.cmap, bool(self.overlay), float(self.alpha))
+        return DisplayOptions(**{name: getattr(self, name) for name in DisplayOptions.names()})
+
+    @property
+    def method_settings(self) -> MethodSettings:
+        """The current method settings (SmoothGrad samples and noise, IG steps and baseline, occlusion window and stride, CAM layer)."""
+        return MethodSettings(**{name: getattr(self, name) for name in MethodSettings.names()})
 
     @property
     def images(self) -> dict[str, bytes]:
@@ -562,6 +593,9 @@ class Explorer(ExportMixin, W.VBox):
             png, _ = self._last.png(panel, opts)
             if png is not None:
                 out[panel] = png
+        compare = self._last.compare_png(opts)
+        if compare is not None:
+            out["compare"] = compare
         return out
 
     @property

@@ -52,6 +52,10 @@ EXPLORER_CSS = (
     ".sw-mv-canvas[hidden],.sw-mv-msg[hidden]{display:none}"
     ".sw-mv-scale{display:block;width:100%;height:10px;margin-top:2px}"
     ".sw-mv-labels{display:flex;justify-content:space-between;height:14px;line-height:14px;font:10px monospace}"
+    # compare view (js/compare_view.js): a grid of map panels, each with its title and own colour scale
+    ".sw-cv-root{display:grid;grid-template-columns:repeat(var(--sw-cv-columns,5),var(--sw-mv-size,160px));gap:6px}"
+    ".sw-cv-root[hidden]{display:none}"
+    ".sw-cv-title{height:18px;line-height:18px;font-size:12px;font-weight:bold;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}"
     ".sw-feature-map{width:100%}"
     ".sw-feature-map .sw-fm-root{width:100%}"
     ".sw-feature-map .sw-fm-canvas{width:100%;height:auto}"

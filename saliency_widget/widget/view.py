@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import traceback
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import bqplot as bq
 import ipywidgets as W
@@ -19,10 +19,12 @@ from ipywidgets.widgets.widget_description import DescriptionWidget
 
 from ..engine import get_method, method_label
 from ..errors import SaliencyError
-from ..views.pipeline import PANEL, ViewResult
-from ..viz import render as R
+from ..views.options import display_specs
+from ..views.pipeline import COMPARE_ROW, PANEL, ViewResult
+from ..views.settings import setting_specs
 from .canvas import FeatureMapCanvas
-from .mapcanvas import MapCanvas
+from .mapcanvas import CompareCanvas, MapCanvas
+from .optionwidgets import option_control
 from .style import EXPLORER_CSS
 
 WidgetT = TypeVar("WidgetT", bound=W.DOMWidget)
@@ -138,7 +140,8 @@ class ExplorerView:
         self.w_input_note = _classed(W.HTML(layout=lay(width=f"{PANEL}px", height="22px")), "sw-input-note", "sw-line")
         self.w_map_msg = _classed(W.HTML(layout=lay(width=f"{PANEL}px", height="22px")), "sw-map-message", "sw-line")
         self.w_map_title = _classed(W.HTML(layout=lay(width=f"{PANEL}px", height="22px")), "sw-map-title", "sw-line")
-        self.w_compare = W.Image(format="png", layout=lay(display="none"))
+        # every method's raw map, drawn in the browser like the main map (js/compare_view.js)
+        self.w_compare = CompareCanvas(columns=COMPARE_ROW, tile_size=PANEL - 64, layout=lay(display="none"))
         self.w_compare.add_class("sw-compare-image")
 
         self._xs = bq.OrdinalScale(reverse=True)  # the most probable class on top
@@ -159,24 +162,13 @@ class ExplorerView:
         )
         self.w_bars_fig.add_class("sw-bars")
 
-        self.w_sign = W.Dropdown(options=list(R.SIGNS), value="absolute", description="sign", layout=lay(width="200px"),
-                                 tooltip="which values the map shows: their magnitude, only positive or negative ones, or both signs")
-        self.w_sign.add_class("sw-sign")
-        self.w_clip = W.FloatSlider(
-            value=99.0, min=90.0, max=100.0, step=0.1, description="clip %", readout_format=".1f",
-            tooltip="clip the top (100 − clip)% of values to the colormap's end, so a few extreme pixels do not wash out the map",
-        )
-        self.w_clip.add_class("sw-clip")
-        self.w_cmap = W.Dropdown(options=list(R.COLORMAPS), value="magma", description="colormap", layout=lay(width="200px"),
-                                 tooltip="the colours of the maps (the scale under each map shows the values)")
-        self.w_cmap.add_class("sw-cmap")
-        self.w_overlay = W.Checkbox(
-            value=False, description="overlay", indent=False, layout=lay(width="90px"), tooltip="draw the map over the input image"
-        )
-        self.w_overlay.add_class("sw-overlay")
-        self.w_alpha = W.FloatSlider(value=0.6, min=0.0, max=1.0, step=0.05, description="alpha",
-                                     tooltip="opacity of the map drawn over the input")
-        self.w_alpha.add_class("sw-alpha")
+        # One control per display option and per method setting, generated from their specs
+        # (views/options.py, views/settings.py); ``w_<name>`` reaches each (see __getattr__).
+        self.option_controls: dict[str, W.ValueWidget] = {s.name: option_control(s) for s in display_specs()}
+        self.setting_controls: dict[str, W.ValueWidget] = {s.name: option_control(s) for s in setting_specs()}
+        self._setting_methods = {s.name: s.methods for s in setting_specs()}
+        self.setting_controls["cam_layer"].layout.width = "360px"
+        self.w_settings = _classed(W.HBox(list(self.setting_controls.values())), "sw-row", "sw-settings")
 
         self.w_layer = W.Dropdown(
             options=[], description="layer", layout=lay(width="360px"),
@@ -191,8 +183,8 @@ class ExplorerView:
         self.w_canvas = FeatureMapCanvas(size=PANEL)
         self.w_canvas.add_class("sw-feature-map")
         self.w_proj = _classed(MapCanvas(size=PANEL), "sw-projection-image", "sw-mapcanvas")
-        for canvas in (self.w_map, self.w_proj):
-            canvas.link_controls(self.w_sign, self.w_cmap, self.w_clip, self.w_overlay, self.w_alpha)
+        for canvas in (self.w_map, self.w_proj, self.w_compare):
+            canvas.link_controls(self.option_controls)
         self.w_proj_msg = _classed(W.HTML(layout=lay(width=f"{PANEL}px", height="22px")), "sw-projection-message", "sw-line")
         self.w_proj_title = _classed(
             W.HTML(one_line("<b>projection to pixel space</b>", "projection to pixel space"), layout=lay(width=f"{PANEL}px")),
@@ -213,6 +205,13 @@ class ExplorerView:
         self.w_analyses = W.Accordion(
             children=[W.HTML("")], titles=("analyses: top-9 per filter · faithfulness · sanity check · pointing game",), selected_index=None
         )
+
+    def __getattr__(self, name: str) -> Any:
+        # ``w_<option>``: the generated control of a display option or a method setting
+        controls = {**self.__dict__.get("option_controls", {}), **self.__dict__.get("setting_controls", {})}
+        if name.startswith("w_") and name[2:] in controls:
+            return controls[name[2:]]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # ------------------------------------------------------------------ layout
     def children(self) -> list[W.Widget]:
@@ -235,8 +234,9 @@ class ExplorerView:
         return [
             self.w_style,
             _classed(W.HBox([self.w_method]), "sw-toprow"),
-            _classed(W.HBox([self.w_view, self.w_sample, self.w_upload, self.w_export, self.w_sign, self.w_cmap, self.w_overlay]), "sw-row"),
-            _classed(W.HBox([self.w_clip, self.w_alpha, self.w_layer, self.w_channel, self.w_strongest]), "sw-row"),
+            _classed(W.HBox([self.w_view, self.w_sample, self.w_upload, self.w_export, *self._display_controls(slider=False)]), "sw-row"),
+            _classed(W.HBox([*self._display_controls(slider=True), self.w_layer, self.w_channel, self.w_strongest]), "sw-row"),
+            self.w_settings,
             panels,
             self.w_compare,
             self.w_status,
@@ -245,7 +245,26 @@ class ExplorerView:
             self.w_analyses,
         ]
 
+    def _display_controls(self, slider: bool) -> list[W.ValueWidget]:
+        """The display options' controls: the sliders, or the menus and checkboxes, in spec order."""
+        return [c for c in self.option_controls.values() if isinstance(c, (W.FloatSlider, W.IntSlider)) == slider]
+
     # ------------------------------------------------------------------ updates
+    def show_settings(self, method: str, view: str) -> None:
+        """Show the settings of ``method`` (of every method in the compare view); hide the others."""
+        shown = False
+        for name, ctrl in self.setting_controls.items():
+            on = view == "compare" or method in self._setting_methods[name]
+            ctrl.layout.display = "" if on else "none"
+            shown = shown or on
+        self.w_settings.layout.display = "" if shown else "none"
+
+    def set_cam_layers(self, options: Sequence[tuple[str, str]], value: str) -> None:
+        """Fill the CAM layer menu with ``(label, key)`` pairs and select ``value``."""
+        ctrl = self.setting_controls["cam_layer"]
+        ctrl.options = list(options) if options else [("(the engine's default)", "")]
+        ctrl.value = value
+
     def add_css(self, rule: str) -> None:
         """Add one CSS rule to the explorer's stylesheet (a hidden HTML widget)."""
         self.w_style.value = self.w_style.value.replace("</style>", f"{rule}</style>", 1)
@@ -312,10 +331,11 @@ class ExplorerView:
             f" (p={result.probability:.3f})",
             f"{result.method_label} for {result.class_label} (p={result.probability:.3f})",
         )
-        if "compare" in p:
-            self.w_compare.value = p["compare"]
+        if result.compare:
+            self.w_compare.show_tiles(result.compare, result.base if result.base is not None else np.zeros((1, 1, 3), np.uint8))
             self.w_compare.layout.display = ""
         else:
+            self.w_compare.clear()
             self.w_compare.layout.display = "none"
         with self.w_canvas.hold_sync():
             self.w_canvas.grid = list(result.grid)
@@ -385,5 +405,5 @@ class ExplorerView:
 
     def close(self) -> None:
         """Close the widgets that hold front-end resources of their own."""
-        for w in (self.w_canvas, self.w_map, self.w_proj, self.w_bars_fig, self.w_bars):
+        for w in (self.w_canvas, self.w_map, self.w_proj, self.w_compare, self.w_bars_fig, self.w_bars):
             w.close()

@@ -145,3 +145,55 @@ def test_method_switch_on_resnet18(tmp_path: Path) -> None:
         warm = _method_switches(page, chosen)
     print(f"\nmethod switch click->image, ResNet-18 (weights=None, CPU): median {statistics.median(cold):.0f} ms first visit, "
           f"{statistics.median(warm):.0f} ms revisited ({', '.join(chosen)})")
+
+
+# Change a control and resolve with the milliseconds until the compare grid has painted again
+# (and whether a tile's pixels changed).
+CHANGE_COMPARE = """async ([sel, value]) => {
+  const root = document.querySelector('.sw-compare-image .sw-cv-root');
+  const canvas = root.querySelector('.sw-cv-tile canvas.sw-mv-canvas:not([hidden])');
+  const sum = () => { const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+                      let h = 0; for (let i = 0; i < d.length; i++) h = (h * 31 + d[i]) | 0; return h; };
+  const paints = Number(root.dataset.paints || 0), before = sum();
+  const t0 = performance.now();
+  const s = document.querySelector(sel); s.value = value; s.dispatchEvent(new Event('change', {bubbles: true}));
+  return await new Promise((resolve, reject) => {
+    const give_up = setTimeout(() => reject(new Error('no compare paint after ' + value)), 60000);
+    const poll = () => {
+      if (Number(root.dataset.paints || 0) > paints) {
+        clearTimeout(give_up);
+        resolve({ms: performance.now() - t0, changed: sum() !== before, tiles: root.querySelectorAll('.sw-cv-tile').length});
+      } else requestAnimationFrame(poll);
+    };
+    poll();
+  });
+}"""
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_compare_view_display_changes_are_drawn_in_the_browser(tmp_path: Path) -> None:
+    chromium_path()
+    with jupyterlab(tmp_path) as lab, browser_page(viewport={"width": 1500, "height": 1300}) as page:
+        events = _open(page, lab, [BUNDLED])
+        seq = events.last_seq()
+        page.locator(".sw-view button", has_text="compare all").click()
+        rec = events.wait_for(lambda r: r["state"]["view"] == "compare" and r["error"] is None and not r["cancelled"], after=seq,
+                              timeout=300, what="compare view")
+        assert sum(k.startswith("compare:") for k in rec["images"]) >= 10  # every method's raw map, no PNG
+        page.wait_for_function("() => document.querySelectorAll('.sw-compare-image .sw-cv-tile canvas.sw-mv-canvas:not([hidden])')"
+                               ".length >= 10 && !document.querySelector('.sw-compare-image.sw-busy')", timeout=120000)
+        page.wait_for_timeout(500)
+        before = _kernel(lab.root)
+        times = []
+        for value in ("viridis", "hot", "gray", "magma"):
+            got = page.evaluate(CHANGE_COMPARE, [".sw-cmap select", value])
+            assert got["changed"] and got["tiles"] >= 10, got  # new pixels in the tiles
+            times.append(float(got["ms"]))
+        page.wait_for_timeout(400)
+        after = _kernel(lab.root)
+        # the compare grid follows the colormap in the browser: no render, no colormap, no PNG in the kernel
+        assert after["computations"] == before["computations"], (before, after)
+        assert after["counts"] == before["counts"], (before, after)
+    print(f"\ncompare view ({got['tiles']} tiles), colormap change->new pixels: median {statistics.median(times):.1f} ms "
+          f"(max {max(times):.1f} ms); kernel: {after['computations'] - before['computations']} renders, 0 colormaps, 0 PNGs")

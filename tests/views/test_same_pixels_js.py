@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 
 from saliency_widget.views import DisplayOptions
+from saliency_widget.views.pipeline import CompareTile
 from saliency_widget.views.rawmap import RawMap
 from saliency_widget.viz import render as R
 from saliency_widget.viz.bundle import Packer
-from saliency_widget.widget.mapcanvas import MapCanvas
+from saliency_widget.widget.mapcanvas import CompareCanvas, MapCanvas
 from tests.browser.harness import browser_page
 from tests.helpers import REPO_ROOT
 
@@ -42,6 +43,14 @@ MOUNT = """async ([traits, b64]) => {
 }"""
 
 
+BINARY = ("planes", "base", "luts")
+
+
+def _traits(canvas: Any) -> dict[str, Any]:
+    """Every synced trait the front end reads, but the binary ones (sent base64 and decoded in the page)."""
+    return {k: getattr(canvas, k) for k in canvas.keys if k not in BINARY and not k.startswith("_") and k not in ("layout", "tabbable", "tooltip")}
+
+
 def _serve(body: str) -> Any:
     return lambda route: route.fulfill(status=200, content_type="text/javascript", body=body)
 
@@ -50,11 +59,12 @@ def _serve(body: str) -> Any:
 def page() -> Iterator[Any]:
     with browser_page() as pg:
         pg.route("http://sw.test/index.html", lambda r: r.fulfill(status=200, content_type="text/html", body=PAGE))
-        for name in ("viewer.js", "render.js", "map_view.js"):
+        for name in ("viewer.js", "render.js", "panel.js", "map_view.js", "compare_view.js"):
             body = (REPO_ROOT / "js" / name).read_text(encoding="utf-8")
             pg.route(f"http://sw.test/{name}", _serve(body))
         pg.goto("http://sw.test/index.html")
-        pg.evaluate("async () => { window.V = await import('/viewer.js'); window.MV = await import('/map_view.js'); }")
+        pg.evaluate("async () => { window.V = await import('/viewer.js'); window.MV = await import('/map_view.js');"
+                    " window.CV = await import('/compare_view.js'); }")
         yield pg
 
 
@@ -96,8 +106,8 @@ def test_widget_page_and_python_draw_the_same_pixels(page: Any, kind: str, opts:
     # the widget: what MapCanvas sends, drawn by js/map_view.js
     canvas = MapCanvas()
     canvas.show_map(raw, base)
-    canvas.set_options(opts.sign, opts.cmap, opts.clip, opts.overlay, opts.alpha)
-    traits = {k: getattr(canvas, k) for k in ("meta", "cmaps", "signs", "diverging", "sign_index", "cmap_index", "clip", "overlay", "alpha", "size")}
+    canvas.set_options(opts)
+    traits = _traits(canvas)
     widget = page.evaluate(MOUNT, [traits, {"planes": _b64(canvas.planes), "base": _b64(canvas.base), "luts": _b64(canvas.luts)}])
     canvas.close()
 
@@ -139,7 +149,7 @@ def test_a_display_change_redraws_without_new_planes(page: Any) -> None:
     raw = RawMap.from_map(_map("signed"))
     canvas = MapCanvas()
     canvas.show_map(raw, np.zeros((12, 16, 3), np.uint8))
-    traits = {k: getattr(canvas, k) for k in ("meta", "cmaps", "signs", "diverging", "sign_index", "cmap_index", "clip", "overlay", "alpha", "size")}
+    traits = _traits(canvas)
     first = page.evaluate(MOUNT, [traits, {"planes": _b64(canvas.planes), "base": _b64(canvas.base), "luts": _b64(canvas.luts)}])
     got = page.evaluate(
         """async (i) => { window.mvModel.set('cmap_index', i); await new Promise((r) => setTimeout(r, 0));
@@ -153,3 +163,61 @@ def test_a_display_change_redraws_without_new_planes(page: Any) -> None:
     assert got["cmap"] == "viridis" and got["rgba"] != first["rgba"]
     assert want.rgb is not None
     np.testing.assert_array_equal(np.asarray(got["rgba"], np.uint8).reshape(12, 16, 4)[..., :3], want.rgb)
+
+
+COMPARE_MOUNT = """async ([traits, b64]) => {
+    const bytes = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+    const values = {...traits, planes: bytes(b64.planes), base: bytes(b64.base), luts: bytes(b64.luts)};
+    const handlers = {};
+    const model = {get: (k) => values[k], on: (e, f) => { for (const n of e.split(' ')) (handlers[n] ||= []).push(f); },
+                   off: () => {}, set: (k, v) => { values[k] = v; for (const f of handlers['change:' + k] || []) f(); }};
+    const host = document.getElementById('host');
+    host.textContent = '';
+    window.CV.default.render({model, el: host});
+    window.cvModel = model;
+    await new Promise((r) => setTimeout(r, 0));
+    return window.readTiles();
+}"""
+
+READ_TILES = """() => { window.readTiles = () => Array.from(document.querySelectorAll('.sw-cv-tile')).map((t) => {
+    const c = t.querySelector('canvas.sw-mv-canvas');
+    if (c.hidden) return {method: t.dataset.method, message: t.querySelector('.sw-mv-msg').textContent};
+    return {method: t.dataset.method, cmap: c.dataset.cmap, rgba: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)};
+}); }"""
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(("kind", "opts"), CASES[:4], ids=[f"{k}-{o.sign}-{o.cmap}-{o.clip}-{o.overlay}" for k, o in CASES[:4]])
+def test_a_compare_tile_draws_the_same_pixels_as_python(page: Any, kind: str, opts: DisplayOptions) -> None:
+    raws = [RawMap.from_map(_map(kind)), RawMap.from_map(_map("unsigned") * 3.0)]
+    base = np.random.default_rng(12).integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    canvas = CompareCanvas()
+    canvas.show_tiles([CompareTile("gradient", "Gradient", raws[0], None), CompareTile("occlusion", "Occlusion", raws[1], None),
+                       CompareTile("deconvnet", "DeconvNet", None, "DeconvNet needs ReLUs")], base)
+    canvas.set_options(opts)
+    page.evaluate(READ_TILES)
+    got = page.evaluate(COMPARE_MOUNT, [_traits(canvas), {"planes": _b64(canvas.planes), "base": _b64(canvas.base), "luts": _b64(canvas.luts)}])
+    assert [t["method"] for t in got] == ["gradient", "occlusion", "deconvnet"]
+    assert got[2]["message"] == "DeconvNet needs ReLUs"
+    for raw, tile in zip(raws, got[:2]):
+        want = raw.render(opts, base)
+        if want.rgb is None:
+            assert tile["message"] == want.message
+            continue
+        np.testing.assert_array_equal(np.asarray(tile["rgba"], np.uint8).reshape(12, 16, 4)[..., :3], want.rgb)
+
+    # a display change: every tile redrawn in the browser from the planes it holds, the same pixels as Python's
+    changed = DisplayOptions(sign=opts.sign, cmap="viridis" if opts.cmap != "viridis" else "gray", clip=opts.clip,
+                             overlay=opts.overlay, alpha=opts.alpha)
+    again = page.evaluate(
+        """async (i) => { window.cvModel.set('cmap_index', i); await new Promise((r) => setTimeout(r, 0));
+            return {tiles: window.readTiles(), ms: Number(document.querySelector('.sw-cv-root').dataset.ms)}; }""",
+        list(canvas.choices["cmap"]).index(changed.cmap),
+    )
+    canvas.close()
+    print(f"compare grid (3 tiles of 12x16) redrawn in {again['ms']:.2f} ms")
+    for raw, tile in zip(raws, again["tiles"][:2]):
+        want = raw.render(changed, base)
+        if want.rgb is not None:
+            assert tile["cmap"] == want.cmap
+            np.testing.assert_array_equal(np.asarray(tile["rgba"], np.uint8).reshape(12, 16, 4)[..., :3], want.rgb)

@@ -57,7 +57,11 @@ def test_single_view_panels_and_numbers(explainer: Explainer) -> None:
 
 def test_compare_view_has_one_tile_per_method(explainer: Explainer) -> None:
     res = compute_view(explainer, snap(view="compare"), methods=["gradient", "deconvnet"])
-    rgb = R.from_png(res.panels["compare"])
+    assert "compare" not in res.panels  # raw tiles, drawn by the browser (or compare_png for exports)
+    assert [t.method for t in res.compare] == ["gradient", "deconvnet"] and all(t.raw is not None for t in res.compare)
+    png = res.compare_png(res.snapshot.options)
+    assert png is not None
+    rgb = R.from_png(png)
     side, gap = 224 - 64, 6
     assert rgb.shape[1] == 2 * side + 3 * gap
 

@@ -1,0 +1,89 @@
+// Compare view of the saliency explorer: every method's raw map side by side (anywidget module, no build step).
+//
+// The kernel sends every tile's two 16-bit planes once, in one binary buffer (`planes`), and
+// `tiles` says per tile where its planes start and how to decode them. Each tile is drawn by
+// the one renderer, js/render.js, with its own colour scale, exactly as the main map
+// (js/map_view.js): a display change redraws the whole grid here, without the kernel.
+//
+// Model traits (Python class saliency_widget.widget.mapcanvas.CompareCanvas):
+//   planes   Bytes    every tile's abs plane (uint16) + sum plane (int16), one after the other
+//   tiles    [{method, label, offset, length, shape, abs, sum, message}]
+//   columns  int      tiles per row;  tile_size  int  CSS size of a tile's square
+//   base, luts, choices, diverging, option_specs and the option traits: see js/panel.js
+
+import { renderView } from "./render.js";
+import { decodePlanes, makePanel, optionEvents, paintPanel, readBase, readLuts, readOptions, toBytes } from "./panel.js";
+
+function render({ model, el }) {
+  const root = document.createElement("div");
+  root.className = "sw-cv-root";
+  el.appendChild(root);
+  let tiles = [], base = null, luts = {};
+
+  function readTiles() { // decode every tile once per new compare view
+    const bytes = toBytes(model.get("planes"));
+    root.textContent = "";
+    tiles = (model.get("tiles") || []).map((meta) => {
+      const cell = document.createElement("div");
+      cell.className = "sw-cv-tile";
+      cell.dataset.method = meta.method;
+      const title = document.createElement("div");
+      title.className = "sw-cv-title";
+      title.textContent = meta.label;
+      title.title = meta.label;
+      const panel = makePanel();
+      cell.append(title, panel.root);
+      root.append(cell);
+      const planes = meta.message ? null : decodePlanes(bytes, meta, meta.offset || 0);
+      return { meta, panel, planes };
+    });
+  }
+
+  function paint() {
+    const t0 = performance.now();
+    const opts = readOptions(model);
+    root.style.setProperty("--sw-cv-columns", String(model.get("columns") || 5));
+    root.style.setProperty("--sw-mv-size", `${model.get("tile_size") || 160}px`);
+    root.hidden = tiles.length === 0;
+    for (const t of tiles) {
+      let r = { rgba: null, message: t.meta.message || "no map" };
+      if (t.planes) r = renderView(t.planes, opts, luts, model.get("diverging") || [], opts.overlay ? base : null);
+      const shown = paintPanel(t.panel, r, t.planes ? t.planes.w : 0, t.planes ? t.planes.h : 0, luts, opts.sign);
+      t.panel.canvas.dataset.cmap = shown ? r.cmap : "";
+    }
+    // for tests and tools: how often the grid was drawn, with what, and how long it took
+    root.dataset.paints = String(Number(root.dataset.paints || 0) + 1);
+    root.dataset.options = JSON.stringify(opts);
+    root.dataset.ms = (performance.now() - t0).toFixed(2);
+  }
+
+  let queued = false;
+  function schedule() { // one paint per frame, however many traits changed together
+    if (queued) return;
+    queued = true;
+    queueMicrotask(() => { queued = false; paint(); });
+  }
+  const events = [
+    ["change:planes change:tiles", () => { readTiles(); schedule(); }],
+    ["change:base", () => { base = readBase(model); schedule(); }],
+    ["change:luts change:choices", () => { luts = readLuts(model); schedule(); }],
+    [`${optionEvents(model)} change:columns change:tile_size`, schedule],
+  ];
+  let classes = [];
+  const onClasses = () => { // the widget's CSS classes ("sw-busy" while a new view computes)
+    const now = model.get("_dom_classes") || [];
+    for (const c of classes) if (!now.includes(c)) el.classList.remove(c);
+    for (const c of now) el.classList.add(c);
+    classes = now.slice();
+  };
+  events.push(["change:_dom_classes", onClasses]);
+  for (const [names, fn] of events) model.on(names, fn);
+  onClasses(); luts = readLuts(model); base = readBase(model); readTiles(); paint();
+
+  return () => {
+    for (const [names, fn] of events) model.off(names, fn);
+    root.remove();
+  };
+}
+
+export default { render };
