@@ -35,7 +35,7 @@ function render({ model, el }) {
       cell.append(title, panel.root);
       root.append(cell);
       const planes = meta.message ? null : decodePlanes(bytes, meta, meta.offset || 0);
-      return { meta, panel, planes };
+      return { meta, panel, planes, cache: new Map() };
     });
   }
 
@@ -47,7 +47,7 @@ function render({ model, el }) {
     root.hidden = tiles.length === 0;
     for (const t of tiles) {
       let r = { rgba: null, message: t.meta.message || "no map" };
-      if (t.planes) r = renderView(t.planes, opts, luts, model.get("diverging") || [], opts.overlay ? base : null);
+      if (t.planes) r = renderView(t.planes, opts, luts, model.get("diverging") || [], opts.overlay ? base : null, t.cache);
       const shown = paintPanel(t.panel, r, t.planes ? t.planes.w : 0, t.planes ? t.planes.h : 0, luts, opts.sign);
       t.panel.canvas.dataset.cmap = shown ? r.cmap : "";
     }

@@ -22,8 +22,9 @@ function render({ model, el }) {
   el.appendChild(root);
 
   let planes = null, base = null, luts = {};
+  let cache = new Map(); // prepared values per (sign, clip) of these planes (see render.js renderMap)
 
-  function readPlanes() { planes = decodePlanes(toBytes(model.get("planes")), model.get("meta")); }
+  function readPlanes() { planes = decodePlanes(toBytes(model.get("planes")), model.get("meta")); cache = new Map(); }
 
   function paint() {
     const t0 = performance.now();
@@ -32,7 +33,7 @@ function render({ model, el }) {
     const size = model.get("size") || 224;
     stack.style.setProperty("--sw-mv-size", `${size}px`);
     let r = { rgba: null, message: meta.message || "no map" };
-    if (planes && !meta.message) r = renderView(planes, opts, luts, model.get("diverging") || [], opts.overlay ? base : null);
+    if (planes && !meta.message) r = renderView(planes, opts, luts, model.get("diverging") || [], opts.overlay ? base : null, cache);
     const shown = paintPanel(panel, r, planes ? planes.w : 0, planes ? planes.h : 0, luts, opts.sign);
     // for tests and tools: what was drawn, how often, and how long it took
     canvas.dataset.paints = String(Number(canvas.dataset.paints || 0) + 1);

@@ -76,8 +76,19 @@ export function shownCmap(sign, cmap, diverging) {
   return sign === "signed" && !diverging.includes(cmap) ? "coolwarm" : cmap;
 }
 
-export function renderMap(plane, opts, luts, diverging) {
-  const pm = prepareMap(plane, opts.sign, opts.clip);
+// `cache` (optional, a Map owned by the caller and emptied when the plane changes) keeps
+// prepareMap's result per (sign, clip): a colormap, overlay or alpha change then skips the
+// percentile's sort and gives the same pixels.
+export function renderMap(plane, opts, luts, diverging, cache) {
+  const key = `${opts.sign}|${opts.clip}`;
+  let pm = cache ? cache.get(key) : undefined;
+  if (pm === undefined) {
+    pm = prepareMap(plane, opts.sign, opts.clip);
+    if (cache) {
+      if (cache.size >= 8) cache.delete(cache.keys().next().value);
+      cache.set(key, pm);
+    }
+  }
   if (pm.values === null) return { rgba: null, message: pm.message, vmax: 0 };
   const use = shownCmap(opts.sign, opts.cmap, diverging);
   if (opts.sign === "signed") {
@@ -97,9 +108,10 @@ export function overlay(baseRgba, heatRgba, alpha, weight) {
 }
 
 // A raw map's planes {abs, sum} (decoded, float64) to RGBA with every display option:
-// {rgba, message, vmax, cmap}. `base` (RGBA of the input, same size) is needed for overlay.
-export function renderView(planes, opts, luts, diverging, base) {
-  const r = renderMap(opts.sign === "absolute" ? planes.abs : planes.sum, opts, luts, diverging);
+// {rgba, message, vmax, cmap}. `base` (RGBA of the input, same size) is needed for overlay;
+// `cache`: see renderMap.
+export function renderView(planes, opts, luts, diverging, base, cache) {
+  const r = renderMap(opts.sign === "absolute" ? planes.abs : planes.sum, opts, luts, diverging, cache);
   if (r.rgba && opts.overlay && base && base.length === r.rgba.length) r.rgba = overlay(base, r.rgba, Number(opts.alpha), r.weight);
   return r;
 }

@@ -127,7 +127,7 @@ def test_busy_state_and_cancellation_in_jupyterlab(tmp_path: Path) -> None:
             after = events.wait_for(lambda r: r["state"]["target"] is not None and r["error"] is None, after=single["seq"], what="bar")
             seq = after["seq"]
             _click(page, ".sw-view", "compare all")
-            full = events.wait_for(lambda r: r["state"]["view"] == "compare" and "compare" in r["images"], after=seq, timeout=300, what="compare")
+            full = events.wait_for(lambda r: r["state"]["view"] == "compare" and any(k.startswith("compare:") for k in r["images"]), after=seq, timeout=300, what="compare")
             numbers["compare_all_ms"] = full["ms"]
             page.wait_for_function("() => !document.querySelector('.sw-map-image.sw-busy')", timeout=120000)
             page.locator(".sw-explorer").screenshot(path=str(ARTIFACTS / "e2e_compare_done.png"))
