@@ -9,6 +9,7 @@
 //   planes   Bytes    every tile's abs plane (uint16) + sum plane (int16), one after the other
 //   tiles    [{method, label, offset, length, shape, abs, sum, message}]
 //   columns  int      tiles per row;  tile_size  int  CSS size of a tile's square
+//   picked   {method, seq}   set here when a tile is clicked (the explorer shows that method)
 //   base, luts, choices, diverging, option_specs and the option traits: see js/panel.js
 
 import { renderView } from "./render.js";
@@ -33,6 +34,11 @@ function render({ model, el }) {
       title.title = meta.label;
       const panel = makePanel();
       cell.append(title, panel.root);
+      cell.title = `${meta.label}: click to show this method`;
+      cell.addEventListener("click", () => { // a tile selects its method (as on the offline page)
+        model.set("picked", { method: meta.method, seq: Number((model.get("picked") || {}).seq || 0) + 1 });
+        model.save_changes();
+      });
       root.append(cell);
       const planes = meta.message ? null : decodePlanes(bytes, meta, meta.offset || 0);
       return { meta, panel, planes, cache: new Map() };

@@ -50,8 +50,12 @@ class DisplayOptions:
         "clip the top (100 − clip)% of values to the colormap's end, so a few extreme pixels do not wash out the map",
         lo=0.0, hi=100.0, lo_open=True, what="a percentile", note="(100 = no clipping)", shown=(90.0, 100.0), step=0.1,
     )
-    cmap: str = setting("choice", "magma", "colormap", "the colours of the maps (the scale under each map shows the values)",
-                        choices=COLORMAPS)
+    cmap: str = setting(
+        "choice", "magma", "colormap",
+        "the colours of the maps (the scale under each map shows the values); a signed map needs a diverging "
+        "colormap: choosing sign 'signed' switches to one, and back afterwards",
+        choices=COLORMAPS,
+    )
     overlay: bool = setting("bool", False, "overlay", "draw the map over the input image")
     alpha: float = setting("float", 0.6, "alpha", "opacity of the map drawn over the input", lo=0.0, hi=1.0, what="an opacity",
                            step=0.05)

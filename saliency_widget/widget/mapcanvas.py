@@ -143,6 +143,8 @@ class CompareCanvas(DisplayCanvas):
     tiles = traitlets.List(traitlets.Dict()).tag(sync=True)
     columns = traitlets.Int(5).tag(sync=True)
     tile_size = traitlets.Int(160).tag(sync=True)
+    #: ``{"method": name, "seq": n}`` of the last tile clicked in the browser.
+    picked = traitlets.Dict().tag(sync=True)
 
     def show_tiles(self, tiles: Sequence[CompareTile], base: NDArray[np.uint8]) -> None:
         """Send every tile's planes once (one binary buffer) and the input image they may be drawn over."""

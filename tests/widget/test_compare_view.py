@@ -46,3 +46,17 @@ def test_a_display_change_after_compare_all_renders_nothing_in_the_kernel() -> N
         assert first.ndim == 3 and first.shape[2] == 3 and np.ptp(first) > 0
     finally:
         w.close()
+
+
+def test_a_click_on_a_compare_tile_shows_its_method() -> None:
+    w = cnn_explorer()
+    try:
+        w.view = "compare"
+        settle(w)
+        w.ui.w_compare.picked = {"method": "gradcam", "seq": 1}  # what js/compare_view.js sets on a click
+        settle(w)
+        assert w.method == "gradcam" and w.view == "compare" and w.render_log[-1].state["method"] == "gradcam"
+        w.ui.w_compare.picked = {"method": "nope", "seq": 2}  # unknown: ignored
+        assert w.method == "gradcam"
+    finally:
+        w.close()
