@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_parser(sub)
     classroom.add_parser(sub)
     m = sub.add_parser("mine", help="mine each channel's top-k over a dataset into an index",
-                       description="Mine each channel's top-k activations over a dataset into an index (see README 'Mining a dataset').",
+                       description="Mine each channel's top-k activations over a dataset into an index (see docs/mining.md).",
                        epilog=mine.EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     mine.add_arguments(m)
     visualize.add_parser(sub)

@@ -1,6 +1,6 @@
 """The package's floors, read from its whole source: imports go down only, no cycle, no private reach.
 
-Floors, lowest first (README "Layout"):
+Floors, lowest first (docs/layout.md):
 
 0. ``errors``
 1. ``engine``, ``data``, ``models`` and the render primitives (``viz.render``, ``viz.colorbar``,
