@@ -46,6 +46,7 @@ FLOORS: dict[str, int] = {
     "saliency_widget.analysis": 2,
     "saliency_widget.viz.": 3,  # every other viz module: figures and reports
     "saliency_widget.views": 3,
+    "saliency_widget.atlas": 3,  # the atlas site: pages, histograms, its build (analysis + featviz below it)
     "saliency_widget.widget": 4,
     "saliency_widget.classroom": 4,
     "saliency_widget.cli": 4,
