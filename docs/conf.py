@@ -5,8 +5,9 @@ reference comes from the numpy docstrings (autodoc + napoleon), and the example 
 rendered from the copies ``scripts/docs_notebooks.py`` executed into ``_generated/notebooks``
 (no execution here). Nothing on the built site loads from the network: Furo uses the system
 fonts and ships its scripts, MathJax is off (no page has math) and MyST-NB's ipywidgets scripts,
-which come from a CDN by default, are replaced by nothing: the explorer's saved view (a picture,
-``saliency_widget.widget.saved``) is what a notebook page shows of a widget.
+which come from a CDN by default, are replaced by the bundled manager (``_static/widgets``), which
+draws the saved state of ipywidgets' own widgets (the classroom explorers); the explorer's saved
+view (a picture, ``saliency_widget.widget.saved``) is what a notebook page shows of the explorer.
 """
 
 from __future__ import annotations
@@ -33,13 +34,15 @@ extensions = [
 
 # The guide pages are plain Markdown; the README links to them as files, the site as pages.
 source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints", "_generated/extra/**"]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints", "_generated/extra/**", "_generated/executed/**"]
 myst_heading_anchors = 4
 suppress_warnings = ["myst.header", "myst.xref_missing", "misc.highlighting_failure"]
 
 # Notebooks: executed beforehand by scripts/docs_notebooks.py (in parallel, with a time budget), read as they are.
 nb_execution_mode = "off"
-nb_ipywidgets_js: dict[str, dict[str, str]] = {}  # default: require.js and the widget manager from a CDN
+# The ipywidgets manager that draws saved widget state: the bundled copy (default: require.js and the manager from a
+# CDN). Only views of ipywidgets' own models reach the pages (scripts/docs_notebooks.py), so it loads no other module.
+nb_ipywidgets_js: dict[str, dict[str, str]] = {"widgets/embed.js": {}}
 nb_merge_streams = True
 
 # API reference from the numpy docstrings.

@@ -78,6 +78,10 @@ def test_site_has_the_guide_the_api_and_the_executed_notebooks(site: Path) -> No
         assert 'class="cell_output' in page.read_text(), f"{nb}'s page shows no outputs (not executed?)"
     quick = (site / "_generated" / "notebooks" / "01_quickstart.html").read_text()
     assert quick.count("saved view of the saliency explorer") >= 1 and "data:image/png;base64," in quick
+    assert "widget-state+json" not in quick  # the explorer's views need bqplot / anywidget: its saved view shows it
+    for nb in ("02_relu_rules", "03_transposed_convolution"):  # ipywidgets only: drawn from the saved state
+        page = (site / "_generated" / "notebooks" / f"{nb}.html").read_text()
+        assert "widget-state+json" in page and "_static/widgets/embed.js" in page
     assert (site / "report" / "star.html").exists()
 
 
@@ -126,6 +130,18 @@ def test_site_opens_from_file_offline(site: Path) -> None:
             assert img.bounding_box()["height"] > 100, "a saved view is hidden"
         page.screenshot(path=str(SHOTS / "notebook_01.png"))
 
+        # the classroom explorers (ipywidgets' own models): drawn from their saved state by the bundled manager
+        for nb in ("02_relu_rules", "03_transposed_convolution"):
+            page.goto((site / "_generated" / "notebooks" / f"{nb}.html").as_uri(), wait_until="load")
+            widget = page.locator(".cell_output .jupyter-widgets.widget-vbox").first
+            widget.wait_for(timeout=30000)
+            widget.scroll_into_view_if_needed()
+            box = widget.bounding_box()
+            assert box is not None and box["height"] > 150, f"{nb}: the saved widget view did not render"
+            assert page.locator(".cell_output .widget-html-content table, .cell_output .widget-html-content svg, "
+                                ".cell_output .widget-html-content img").count() > 0, f"{nb}: the widget shows no grid"
+            page.screenshot(path=str(SHOTS / f"notebook_{nb[:2]}.png"))
+
         # the embedded interactive report: it renders, and a click changes its state and its map
         page.goto((site / "embedded.html").as_uri(), wait_until="load")
         report = page.frame_locator("#sw-report")
@@ -141,16 +157,18 @@ def test_site_opens_from_file_offline(site: Path) -> None:
         if _atlas_command():
             assert (site / "atlas" / "index.html").exists()
             atlas = page.frame_locator("#sw-atlas")
-            atlas.locator("img").first.wait_for(timeout=30000)
-            assert atlas.locator("img").first.evaluate("i => i.complete && i.naturalWidth > 0")
+            thumb = atlas.locator("a.cell img").first
+            thumb.wait_for(timeout=30000)
+            assert thumb.evaluate("i => i.decode().then(() => i.naturalWidth > 0)"), "an atlas thumbnail did not decode"
             page.locator("#sw-atlas").scroll_into_view_if_needed()
             page.screenshot(path=str(SHOTS / "embedded_atlas.png"))
             frame = page.frame(url=re.compile(r"/atlas/index\.html"))
             assert frame is not None
-            link = frame.locator("a[href*='.html']").first
-            link.click()
+            frame.locator("a.cell").first.click()  # a filter's thumbnail in the index
+            frame.wait_for_url(re.compile(r"/atlas/.+/c\d{4}\.html$"), timeout=30000)
             frame.wait_for_load_state("load")
-            assert not frame.url.endswith("/atlas/index.html"), "a click from the atlas index reached no filter page"
+            assert frame.locator("img").count() >= 9, "the filter page shows no top-9"
+            page.screenshot(path=str(SHOTS / "embedded_atlas_filter.png"))
         else:
             assert "This build has no atlas" in page.content()
     outside = [u for u in requests if not u.startswith(site.as_uri() + "/")]
