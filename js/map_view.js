@@ -9,7 +9,8 @@
 //
 // Model traits (Python class saliency_widget.widget.mapcanvas.MapCanvas):
 //   planes   Bytes    abs plane (H*W uint16) + sum plane (H*W int16)
-//   meta     {shape: [H, W], abs, sum, message}   scales; message when the map has none
+//   meta     {shape: [H, W], abs, sum, message, fraction}   scales; message when the map has none;
+//            fraction (0..1) only on a partial map (a batched method still refining it)
 //   base, luts, choices, diverging, option_specs and the option traits: see js/panel.js
 //   size     int      CSS size of the square panel (the stylesheet may scale it)
 
@@ -19,6 +20,12 @@ import { decodePlanes, makePanel, optionEvents, paintPanel, readBase, readLuts, 
 function render({ model, el }) {
   const panel = makePanel();
   const { root, stack, canvas } = panel;
+  const badge = document.createElement("div"); // "37%" on a partial map
+  badge.className = "sw-mv-partial";
+  badge.style.cssText = "position:absolute;top:4px;right:4px;padding:1px 5px;border-radius:3px;"
+    + "background:rgba(0,0,0,.6);color:#fff;font:11px sans-serif;pointer-events:none";
+  badge.hidden = true;
+  stack.append(badge);
   el.appendChild(root);
 
   let planes = null, base = null, luts = {};
@@ -35,11 +42,16 @@ function render({ model, el }) {
     let r = { rgba: null, message: meta.message || "no map" };
     if (planes && !meta.message) r = renderView(planes, opts, luts, model.get("diverging") || [], opts.overlay ? base : null, cache);
     const shown = paintPanel(panel, r, planes ? planes.w : 0, planes ? planes.h : 0, luts, opts.sign);
+    const partial = shown && typeof meta.fraction === "number";
+    badge.hidden = !partial;
+    badge.textContent = partial ? `${Math.floor(100 * meta.fraction)}%` : "";
+    if (partial) root.title = `partial map: ${badge.textContent} of the work done`;
     // for tests and tools: what was drawn, how often, and how long it took
     canvas.dataset.paints = String(Number(canvas.dataset.paints || 0) + 1);
     canvas.dataset.options = JSON.stringify(opts);
     canvas.dataset.cmap = shown ? r.cmap : "";
     canvas.dataset.ms = (performance.now() - t0).toFixed(2);
+    canvas.dataset.fraction = partial ? String(meta.fraction) : "";
   }
 
   let queued = false;

@@ -15,12 +15,14 @@ from typing import Any
 
 import torch
 
-from ..engine import LayerInfo
+from ..engine import LayerInfo, method_label
 from ..engine.cam import CAM_METHODS
 from ..engine.layouts import SPATIAL_LAYOUTS
 from .spec import Spec, check_value, setting, specs_of
 
-__all__ = ["BASELINES", "CAM_LAYER_METHODS", "MethodSettings", "baseline_tensor", "cam_layer_choices", "setting_specs"]
+__all__ = [
+    "BASELINES", "CAM_LAYER_METHODS", "MethodSettings", "baseline_tensor", "cam_layer_choices", "setting_specs", "settings_text",
+]
 
 #: Integrated Gradients' starting images offered in the explorer.
 BASELINES: tuple[str, ...] = ("zeros", "black", "white", "blur")
@@ -160,3 +162,14 @@ def cam_layer_choices(layers: Sequence[LayerInfo]) -> list[tuple[str, str]]:
     """``(label, key)`` of every layer a CAM can read: a spatial layout with an ``h x w > 1`` grid, in forward order."""
     spatial = [i for i in layers if i.layout in SPATIAL_LAYOUTS and i.shape[1] * i.shape[2] > 1]
     return [(f"{i.key}  ({i.type}, {'x'.join(str(s) for s in i.shape)})", i.key) for i in spatial]
+
+
+def settings_text(settings: MethodSettings, methods: Sequence[str]) -> dict[str, str]:
+    """``{"<method label> settings": "samples 25, noise 0.15"}`` for each of ``methods`` that has settings (for reports)."""
+    specs = {s.name: s for s in setting_specs(type(settings))}
+    out = {}
+    for m in methods:
+        used = settings.for_method(m)
+        if used:
+            out[f"{method_label(m)} settings"] = ", ".join(f"{specs[k].label} {v if v != '' else 'default'}" for k, v in used.items())
+    return out

@@ -17,11 +17,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..engine import Explainer, available_methods, method_label
+from ..engine import Explainer, available_methods
 from ..errors import InputError
 from ..views.classes import check_methods, class_names
 from ..views.options import DisplayOptions
-from ..views.settings import MethodSettings, setting_specs
+from ..views.settings import MethodSettings, settings_text
 from . import render as R
 from .bundle import Packer
 from .images import describe_model, resolve_target, to_model_input
@@ -197,19 +197,7 @@ def explorer_page(
     settings = {
         "model": type(explainer.model).__name__, "methods": ", ".join(methods), "classes": topk,
         "projection rules": ", ".join(entry["rules"]), "positions per filter": "strongest" + (f" + {grid}x{grid} grid" if grid else ""),
-        **method_settings_text(chosen, methods),
+        **settings_text(chosen, methods),
     }
     return interactive_page([entry], packer, title=title, state=first, settings=settings)
 
-
-def method_settings_text(settings: MethodSettings, methods: Sequence[str]) -> dict[str, str]:
-    """``{method label: "samples 25, noise 0.15"}`` for each of ``methods`` that has settings (the page's settings table)."""
-    specs = {s.name: s for s in setting_specs()}
-    out = {}
-    for m in methods:
-        used = settings.for_method(m)
-        if used:
-            out[f"{method_label(m)} settings"] = ", ".join(
-                f"{specs[k].label} {v if v != '' else 'default'}" for k, v in used.items()
-            )
-    return out

@@ -107,7 +107,7 @@ class MapCanvas(DisplayCanvas):
     planes = traitlets.Bytes(b"").tag(sync=True)
     meta = traitlets.Dict(default_value={"shape": [0, 0], "abs": 0.0, "sum": 0.0, "message": "no map"}).tag(sync=True)
 
-    def show_map(self, raw: RawMap | None, base: NDArray[np.uint8], message: str | None = None) -> None:
+    def show_map(self, raw: RawMap | None, base: NDArray[np.uint8], message: str | None = None, fraction: float | None = None) -> None:
         """Send a new map (its planes once, as binary) and the input image it may be drawn over.
 
         Parameters
@@ -118,6 +118,8 @@ class MapCanvas(DisplayCanvas):
             ``(H, W, 3)`` uint8 input image.
         message
             Why there is no map (a method this model cannot run).
+        fraction
+            A partial map's share of the work done (0..1, in ``meta["fraction"]``); None: final.
         """
         with self.hold_sync():
             self.base = np.ascontiguousarray(base, dtype=np.uint8).tobytes()
@@ -126,7 +128,7 @@ class MapCanvas(DisplayCanvas):
                 self.planes = b""
             else:
                 self.planes = raw.to_bytes()
-                self.meta = raw.meta()
+                self.meta = raw.meta() if fraction is None else {**raw.meta(), "fraction": float(fraction)}
 
 
 class CompareCanvas(DisplayCanvas):

@@ -182,7 +182,7 @@ class ExplorerView:
         )
         self.w_view.add_class("sw-view")
         self.w_sample = W.Dropdown(
-            options=[("(sample)", "")] + [(n, n) for n in samples], description="sample", layout=lay(width="220px"),
+            options=[("(sample)", "")] + [(n, n) for n in samples], description="sample", layout=lay(width="190px"),
             tooltip="a bundled image that fits this model",
         )
         self.w_sample.add_class("sw-sample")
@@ -190,7 +190,7 @@ class ExplorerView:
                                      tooltip="explain your own PNG or JPEG image")
         self.w_upload.add_class("sw-upload")
         # What was loaded (file name, size) or why not, next to the button that caused it.
-        self.w_source = _classed(W.HTML("", layout=lay(width="260px")), "sw-source", "sw-line")
+        self.w_source = _classed(W.HTML("", layout=lay(width="230px")), "sw-source")
         self.w_export = W.Button(description="export PNG", icon="download", tooltip="download the current view as a PNG file")
         self.w_export.add_class("sw-export")
 
@@ -218,7 +218,7 @@ class ExplorerView:
         self.w_bars_fig = bq.Figure(
             marks=[self.w_bars],
             axes=[bq.Axis(scale=self._xs, side="left"), bq.Axis(scale=self._ys, side="bottom", tick_format=".1%", num_ticks=3)],
-            fig_margin={"top": 10, "bottom": 30, "left": 170, "right": 20},
+            fig_margin={"top": 4, "bottom": 26, "left": 170, "right": 20},
             layout=lay(width="400px", height="240px"), title="",
         )
         self.w_bars_fig.add_class("sw-bars")
@@ -231,8 +231,8 @@ class ExplorerView:
         self.setting_controls["cam_layer"].layout.width = "360px"
         self.w_settings = _classed(W.HBox(list(self.setting_controls.values())), "sw-row", "sw-settings")
         # how they look here: widths, the colormap menu naming the diverging ones
-        self.w_clip.layout.width, self.w_alpha.layout.width = "230px", "200px"
-        self.w_cmap.layout.width = "210px"
+        self.w_clip.layout.width, self.w_alpha.layout.width = "210px", "170px"
+        self.w_sign.layout.width, self.w_cmap.layout.width = "150px", "205px"
         cmap = self.w_cmap.value
         self.w_cmap.options = cmap_options()  # (new options select the first one: keep the default)
         self.w_cmap.value = cmap
@@ -246,14 +246,14 @@ class ExplorerView:
         )
         self.w_layer.add_class("sw-layer")
         self.w_all_layers = W.Checkbox(
-            value=False, description="all layers", indent=False, layout=lay(width="96px"),
+            value=False, description="all layers", indent=False, layout=lay(width="140px"),
             tooltip="also list the layers that pass their input through unchanged (Identity; Dropout and DropPath in eval mode)",
         )
         self.w_all_layers.add_class("sw-all-layers")
         self._layers: list[tuple[str, str]] = []
         self._noop: set[str] = set()
         self.w_all_layers.observe(lambda _c: self._fill_layers(), names="value")
-        self.w_channel = W.IntSlider(value=0, min=0, max=0, description="filter", continuous_update=True, layout=lay(width="260px"),
+        self.w_channel = W.IntSlider(value=0, min=0, max=0, description="filter", continuous_update=True, layout=lay(width="250px"),
                                     tooltip="the filter (channel) of the layer shown as the feature map")
         self.w_channel.add_class("sw-filter")
         self.w_strongest = W.Button(description="strongest", tooltip="jump to the filter's largest activation")
@@ -533,7 +533,7 @@ class ExplorerView:
             self.w_bars.y = [probs, [max(0.0, top - v) for v in probs]]
             self.w_bars.selected = [result.selected_bar]
         # As tall as its bars (at most 8): the whole chart fits beside the channel grid.
-        self.w_bars_fig.layout.height = f"{36 + 20 * len(result.bars)}px"
+        self.w_bars_fig.layout.height = f"{30 + 20 * len(result.bars)}px"
 
     def show_channels(self, activations: Callable[[], Any], key: str) -> None:
         """Show every filter of the current layer in the channel grid.

@@ -170,8 +170,12 @@ def test_the_exports_record_and_use_the_settings(w: Explorer) -> None:
     w.set_trait("cam_layer", "4")
     w.method = "integrated_gradients"
     shown = _shown(w)
-    page = w.to_html()  # the static report's settings table
-    assert "ig_steps" in page and "ig_baseline" in page and "cam_layer" in page
+    page = w.to_html()  # the static report's settings table: the shown method's settings, by their labels
+    assert "<th>Integrated Gradients settings</th><td>steps 6, baseline black</td>" in page and "CAM layer" not in page
+    w.method = "gradcampp"
+    settle(w)
+    assert "<th>Grad-CAM++ settings</th><td>CAM layer 4</td>" in w.to_html()
+    w.method = "integrated_gradients"
     built = explorer_page(w.explainer, w.state(), name="x", labels=w.labels, mean=None, std=None,  # type: ignore[arg-type]
                           methods=["integrated_gradients", "gradcam"])
     assert "Integrated Gradients settings" in built.html and "steps 6, baseline black" in built.html
