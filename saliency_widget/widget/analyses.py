@@ -30,7 +30,7 @@ from ..engine.layouts import SPATIAL_LAYOUTS
 from ..engine.progress import reporting
 from ..errors import InputError, SaliencyError
 from ..views.classes import class_name, projection_rule
-from ..views.layermenu import default_layer, layer_choices
+from ..views.layermenu import default_layer, layer_choices, noop_layers
 from ..viz.figures import sanity_gallery_png, sanity_plot_png, topk_grid_png
 from ..viz.images import describe_model
 from ..viz.report import message_html
@@ -116,7 +116,9 @@ class AnalysisPanel(W.VBox):
         self._on_data()
         probe = self._probe()
         self._infos = {i.key: i for i in (probe.layers if probe is not None else []) if i.layout in SPATIAL_LAYOUTS}
-        layer_opts: list[Any] = layer_choices(list(self._infos.values())) if self._infos else self._relu_modules()
+        # the explorer's menu: pass-through layers (Identity, Dropout in eval) hidden, unless one is the explorer's
+        hidden = noop_layers(list(self._infos.values()), self.model) - {getattr(explorer, "layer", None)}
+        layer_opts: list[Any] = layer_choices(list(self._infos.values()), hide=hidden) if self._infos else self._relu_modules()
         first = explorer.layer if explorer is not None and explorer.layer in self._infos else (
             default_layer(list(self._infos.values())) if self._infos else (layer_opts[len(layer_opts) // 2] if layer_opts else None)
         )
