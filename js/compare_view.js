@@ -19,7 +19,7 @@ function render({ model, el }) {
   const root = document.createElement("div");
   root.className = "sw-cv-root";
   el.appendChild(root);
-  let tiles = [], base = null, luts = {};
+  let tiles = [], base = null, luts = {}, stale = false;
 
   function readTiles() { // decode every tile once per new compare view
     const bytes = toBytes(model.get("planes"));
@@ -47,6 +47,7 @@ function render({ model, el }) {
 
   function paint() {
     const t0 = performance.now();
+    if (stale) { stale = false; readTiles(); }
     const opts = readOptions(model);
     root.style.setProperty("--sw-cv-columns", String(model.get("columns") || 5));
     root.style.setProperty("--sw-mv-size", `${model.get("tile_size") || 160}px`);
@@ -70,7 +71,7 @@ function render({ model, el }) {
     queueMicrotask(() => { queued = false; paint(); });
   }
   const events = [
-    ["change:planes change:tiles", () => { readTiles(); schedule(); }],
+    ["change:planes change:tiles", () => { stale = true; schedule(); }], // decoded once, however many of them changed
     ["change:base", () => { base = readBase(model); schedule(); }],
     ["change:luts change:choices", () => { luts = readLuts(model); schedule(); }],
     [`${optionEvents(model)} change:columns change:tile_size`, schedule],
