@@ -49,7 +49,9 @@ CHANGE_UNTIL_PAINT = """async ([kind, sel, value]) => {
                       let h = 0; for (let i = 0; i < d.length; i++) h = (h * 31 + d[i]) | 0; return h; };
   const paints = Number(canvas.dataset.paints || 0), before = sum();
   const t0 = performance.now();
-  if (kind === 'select') { const s = document.querySelector(sel); s.value = value; s.dispatchEvent(new Event('change', {bubbles: true})); }
+  if (kind === 'select') { // an option's value is its label ("bwr (diverging)"): pick it by the name it starts with
+    const s = document.querySelector(sel), o = [...s.options].find((x) => x.value === value || x.value.startsWith(value + ' '));
+    s.value = o ? o.value : value; s.dispatchEvent(new Event('change', {bubbles: true})); }
   else if (kind === 'click') { document.querySelector(sel).click(); }
   else if (kind === 'button') { [...document.querySelectorAll(sel)].find((b) => b.textContent.trim() === value).click(); }
   return await new Promise((resolve, reject) => {
@@ -156,7 +158,8 @@ CHANGE_COMPARE = """async ([sel, value]) => {
                       let h = 0; for (let i = 0; i < d.length; i++) h = (h * 31 + d[i]) | 0; return h; };
   const paints = Number(root.dataset.paints || 0), before = sum();
   const t0 = performance.now();
-  const s = document.querySelector(sel); s.value = value; s.dispatchEvent(new Event('change', {bubbles: true}));
+  const s = document.querySelector(sel), o = [...s.options].find((x) => x.value === value || x.value.startsWith(value + ' '));
+  s.value = o ? o.value : value; s.dispatchEvent(new Event('change', {bubbles: true}));
   return await new Promise((resolve, reject) => {
     const give_up = setTimeout(() => reject(new Error('no compare paint after ' + value)), 60000);
     const poll = () => {
