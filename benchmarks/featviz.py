@@ -1,7 +1,7 @@
 """Feature visualization: quality on the bundled model, and speed against Lucent and Horama.
 
 Run ``python -m benchmarks.featviz --out benchmarks/results`` (``--quick`` for a smoke run).
-Writes ``cpu-<date>-featviz.json`` and ``.md``: the rows of the README's "What a unit wants".
+Writes ``cpu-<date>-featviz.json`` and ``.md``: the rows of docs/featviz.md.
 
 Cases
 -----

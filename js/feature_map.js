@@ -9,7 +9,11 @@
 //   size     int      size in pixels of the canvas's longer side (the page's CSS may scale it to the panel)
 //   click    {y, x, seq}  written by this view when the user clicks an activation
 // Custom messages are used for commands: {type: "cmd", id, cmd} -> reply
-// {type: "reply", id, ok, result | error}. Double-click asks Python for "strongest".
+// {type: "reply", id, ok, result | error}. Double-click asks Python for "strongest", with
+// `after_click`: the seq of the last click this view sent. ipywidgets holds a state update back
+// while an earlier one is unanswered, but sends a custom message at once, so the double-click's
+// own first click can reach the kernel after the command; Python runs the command only once that
+// click has arrived (saliency_widget.widget.canvas). The double-click's second click sends nothing.
 // Python -> JS {type: "download", filename, mime} with the file as buffers[0]: the browser
 // downloads it (the explorer's "export PNG" button).
 //
@@ -199,8 +203,13 @@ function render({ model, el }) {
     caption.title = caption.textContent;
   }
 
+  let lastSeq = 0; // the last click seq this view sent (Python may echo an older click back)
+
   /** @param {MouseEvent} event */
   function onClick(event) {
+    // The second click of a double-click belongs to the double-click (which follows at once):
+    // sending it would only queue a state update behind the "strongest" command.
+    if (event.detail >= 2) return;
     const { gh, gw } = geometry();
     const rect = canvas.getBoundingClientRect();
     const fx = (event.clientX - rect.left) / Math.max(1, rect.width);
@@ -210,7 +219,8 @@ function render({ model, el }) {
     /** @type {Partial<Click>} */
     const prev = model.get("click") || {};
     // seq makes a repeated click on the same cell still a change Python observes.
-    model.set("click", { y, x, seq: (prev.seq || 0) + 1 });
+    lastSeq = Math.max(prev.seq || 0, lastSeq) + 1;
+    model.set("click", { y, x, seq: lastSeq });
     model.save_changes();
   }
 
@@ -218,7 +228,9 @@ function render({ model, el }) {
   async function onDblClick(event) {
     event.preventDefault();
     try {
-      await command(model, "strongest");
+      /** @type {Partial<Click>} */
+      const prev = model.get("click") || {};
+      await command(model, "strongest", { after_click: Math.max(prev.seq || 0, lastSeq) });
     } catch (err) {
       caption.textContent = `error: ${err instanceof Error ? err.message : err}`;
     }

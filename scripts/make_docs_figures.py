@@ -1,6 +1,6 @@
-"""Regenerate the figures and tables that README.md shows (run after retraining the model).
+"""Regenerate the figures and tables that the docs show (run after retraining the model).
 
-    python scripts/make_docs_figures.py      # writes docs/*.png and docs/analyses.md
+    python scripts/make_docs_figures.py      # writes docs/*.png and docs/analyses.md's tables
     python scripts/make_docs_figures.py --only-faithfulness   # only the deletion/insertion section
     python scripts/make_docs_figures.py --only-faithfulness --n 20   # fewer scenes (a quick timing run)
 """
@@ -25,6 +25,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 FAITH_START, FAITH_END = "<!-- faithfulness -->", "<!-- /faithfulness -->"
+TABLES_START, TABLES_END = "<!-- tables -->", "<!-- /tables -->"
 # All nine methods on 200 scenes take ~13-14 min on one thread (SmoothGrad and IG maps ~0.4 s per scene for both
 # models, occlusion ~0.2 s, scoring ~0.09 s per map and scene, measured on 20 scenes); 160 took 614 s (~10 min).
 FAITH_N = 160
@@ -52,18 +53,23 @@ def faithfulness_section(model: torch.nn.Module, n: int = FAITH_N, steps: int = 
             FAITH_END, ""]
 
 
+def splice(text: str, start: str, end: str, lines: list[str]) -> str:
+    """Replace what lies between the markers ``start`` and ``end`` (both included, ``lines`` holds them) in ``text``.
+
+    The hand-written prose around the generated tables stays; without the markers the lines are appended.
+    """
+    if start in text:
+        before, rest = text.split(start, 1)
+        return before + "\n".join(lines) + rest.split(end, 1)[1].lstrip("\n")
+    return text + "\n" + "\n".join(lines)
+
+
 def only_faithfulness(n: int = FAITH_N) -> None:
     """Recompute the faithfulness section on ``n`` scenes and splice it into docs/analyses.md."""
     torch.manual_seed(0)
     lines = faithfulness_section(shapes_cnn(), n)
     path = DOCS / "analyses.md"
-    text = path.read_text() if path.exists() else ""
-    if FAITH_START in text:
-        before, rest = text.split(FAITH_START, 1)
-        text = before + "\n".join(lines) + rest.split(FAITH_END, 1)[1].lstrip("\n")
-    else:
-        text = text + "\n" + "\n".join(lines)
-    path.write_text(text)
+    path.write_text(splice(path.read_text() if path.exists() else "", FAITH_START, FAITH_END, lines))
     print("\n".join(lines))
 
 
@@ -92,9 +98,11 @@ def main() -> None:
                         ["gradient", "deconvnet", "guided_backprop", "gradcam"], names=["shapes_cross_ring", "shapes_star_square"])
     (DOCS / "maps.png").write_bytes(rep.png)
     lines.append(f"(pointing game {t1 - t0:.0f} s, sanity checks {t2 - t1:.0f} s on this machine)")
-    lines += ["", *faithfulness_section(model)]
-    (DOCS / "analyses.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    path = DOCS / "analyses.md"
+    text = splice(path.read_text() if path.exists() else "", TABLES_START, TABLES_END, [TABLES_START, *lines, TABLES_END, "", ""])
+    faith = faithfulness_section(model)
+    path.write_text(splice(text, FAITH_START, FAITH_END, faith))
+    print("\n".join(lines + ["", *faith]))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
     saliency-widget render --data DIR --out OUT_DIR [options] (saliency_widget.cli.batch)
     saliency-widget mine --data DIR|sample:shapes --layers L1,L2 --out INDEX_DIR   (saliency_widget.cli.mine)
     saliency-widget visualize --layer KEY [--channels 0-15] --out DIR [--model SPEC]  (saliency_widget.cli.visualize)
+    saliency-widget atlas --data DIR|sample:shapes --layers L1,L2 --out SITE [--channels 0-15]  (saliency_widget.cli.atlas)
     saliency-widget classroom [--port N] [--no-browser] [--dir DIR] [--cull-idle S] [--pool N] [--base-url PATH]  (saliency_widget.cli.classroom)
 
 Floor: the top one (with ``widget`` and ``classroom``); it may import every lower floor and
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import classroom, mine, render, visualize
+from . import atlas, classroom, mine, render, visualize
 from .batch import render_folder
 from .render import EPILOG
 from .toolbox import Parser, run_reporting
@@ -32,16 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_parser(sub)
     classroom.add_parser(sub)
     m = sub.add_parser("mine", help="mine each channel's top-k over a dataset into an index",
-                       description="Mine each channel's top-k activations over a dataset into an index (see README 'Mining a dataset').",
+                       description="Mine each channel's top-k activations over a dataset into an index (see docs/mining.md).",
                        epilog=mine.EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     mine.add_arguments(m)
     visualize.add_parser(sub)
+    atlas.add_parser(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``saliency-widget``; returns the exit status (0 ok, 2 any error)."""
-    commands = {"render": render.run, "classroom": classroom.run, "mine": mine.run, "visualize": visualize.run}
+    commands = {"render": render.run, "classroom": classroom.run, "mine": mine.run, "visualize": visualize.run, "atlas": atlas.run}
 
     def body() -> int:
         args = build_parser().parse_args(argv)

@@ -209,7 +209,7 @@ def occlusion_scores(
     approximate
         Off (None) by default. A fraction ``tau`` in (0, 1]: incremental occlusion keeps each
         changed rectangle at most ``tau`` of its map's side, centred (Krypton's projective-field
-        thresholding): faster, no longer exact (errors measured in the README).
+        thresholding): faster, no longer exact (errors measured in docs/benchmarks.md).
 
     Returns
     -------

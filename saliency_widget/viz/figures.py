@@ -1,7 +1,7 @@
 """Figures of the analyses as PNG bytes: top-k grids, sanity-check line plots and galleries.
 
 Drawn with numpy and PIL only (no matplotlib, no Jupyter), so notebooks, reports, scripts and
-the README share them.
+the docs share them.
 """
 
 from __future__ import annotations

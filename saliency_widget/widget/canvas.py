@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -47,7 +48,16 @@ class FeatureMapCanvas(anywidget.AnyWidget):
     Images cross the wire as PNG bytes in :attr:`png` (binary buffers, not base64).
     Commands from the front end arrive as custom messages ``{"type": "cmd", "id", "cmd"}``
     and get a reply ``{"type": "reply", "id", "ok", "result" | "error"}``.
+
+    A command may carry ``after_click``: the ``seq`` of the last click the view sent before
+    it. ipywidgets holds a state update back while an earlier one is unanswered but sends a
+    custom message at once, so that click can arrive after the command (a double-click's first
+    click overtaken by its "strongest"); the command then runs once the click has arrived
+    (or after :attr:`click_grace_s` seconds), so the click never undoes it.
     """
+
+    #: Seconds a command waits for the click it follows before it runs anyway.
+    click_grace_s = 3.0
 
     # Read the module text once at import; anywidget's file watcher is not needed here.
     _esm = esm_path().read_text(encoding="utf-8")
@@ -100,6 +110,34 @@ class FeatureMapCanvas(anywidget.AnyWidget):
         """
         self.send({"type": "download", "filename": str(filename), "mime": mime}, buffers=[bytes(data)])
 
+    def _click_seq(self) -> int:
+        seq = (self.click or {}).get("seq", 0)
+        return seq if isinstance(seq, int) and not isinstance(seq, bool) else 0
+
     def _on_custom_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        if isinstance(content, dict) and content.get("type") == "cmd":
+        if not (isinstance(content, dict) and content.get("type") == "cmd"):
+            return
+        after = content.get("after_click")
+        if isinstance(after, int) and not isinstance(after, bool) and after > self._click_seq():
+            self._after_click(after, content)
+        else:
             self.send(self.handle_command(content))
+
+    def _after_click(self, seq: int, content: dict[str, Any]) -> None:
+        """Run command ``content`` once the click numbered ``seq`` has been applied (or after the grace time)."""
+        done = threading.Lock()
+
+        def run(_change: Any = None) -> None:
+            if _change is not None and self._click_seq() < seq:
+                return  # an older click; the one the command follows is still on its way
+            if not done.acquire(blocking=False):
+                return
+            timer.cancel()
+            self.unobserve(run, names="click")
+            self.send(self.handle_command(content))
+
+        timer = threading.Timer(self.click_grace_s, run)
+        timer.daemon = True
+        # observed after the owner's click handler, so the click is applied before the command runs
+        self.observe(run, names="click")
+        timer.start()

@@ -32,7 +32,7 @@ from PIL import Image
 from ..engine import Explainer, available_methods
 from ..engine.checks import check_model
 from ..errors import InputError, SaliencyError
-from ..views.layermenu import default_layer, layer_choices
+from ..views.layermenu import default_layer, layer_choices, noop_layers
 from ..views.memo import ViewMemo
 from ..views.options import DisplayOptions, check_option
 from ..views.pipeline import Snapshot, ViewCancelled, ViewResult, compute_view, find_layer
@@ -93,7 +93,7 @@ class Explorer(ExportMixin, W.VBox):
             return check_option(name, proposal["value"])
         valid: Sequence[Any] | None = {
             "method": self.__dict__.get("methods"),  # None while traits initialise
-            "layer": [k for _, k in ui.w_layer.options] if ui is not None and ui.w_layer.options else None,
+            "layer": ui.layer_keys() or None if ui is not None else None,  # hidden pass-through layers too
             "view": ("single", "compare"),
         }[name]
         return check_choice(name, proposal["value"], valid)
@@ -255,8 +255,7 @@ class Explorer(ExportMixin, W.VBox):
         if self._worker.is_muted:
             return
         with self._worker.muted():
-            if self.ui.w_layer.value != change["new"]:
-                self.ui.w_layer.value = change["new"]
+            self.ui.select_layer(change["new"])  # a hidden pass-through layer is listed while current
             self._apply_layer_limits()
             self.set_trait("position", None)
         self._worker.schedule()
@@ -313,6 +312,7 @@ class Explorer(ExportMixin, W.VBox):
         with self._worker.muted():
             self.target = None
             self.set_trait("position", None)
+        self.ui.show_source(self.inputs.source, self.inputs.source_bytes)
 
     def set_image(self, image: Any) -> None:
         """Show a new image (PIL image, ndarray, tensor, path or PNG/JPEG bytes).
@@ -325,40 +325,41 @@ class Explorer(ExportMixin, W.VBox):
 
     def _on_upload(self, change: dict[str, Any]) -> None:
         if change["new"]:
-            self._load_from(self.ui.w_upload, (), lambda: self.inputs.load_upload(change["new"], self.max_upload_bytes))
+            self._load_from(self.ui.w_upload, (), lambda: self.inputs.load_upload(change["new"], self.max_upload_bytes), upload=True)
 
     def _on_sample(self, change: dict[str, Any]) -> None:
         name = change["new"]
         if name:
             self._load_from(self.ui.w_sample, "", lambda: self.inputs.load(self._samples[name](), f"sample {name}"))
 
-    def _load_from(self, control: W.ValueWidget, empty: Any, load: Callable[[], object]) -> None:
-        """Load an image chosen in ``control``, render it, and empty the control.
+    def _load_from(self, control: W.ValueWidget, empty: Any, load: Callable[[], object], upload: bool = False) -> None:
+        """Load an image chosen in ``control`` and render it; say next to the upload button what was loaded.
 
-        Emptied, the control sends a change for the same choice again (the same file
-        uploaded twice, or the sample still shown after an upload).
+        The upload control is emptied (so the same file can be uploaded again); the sample
+        menu keeps the loaded sample's name (see :meth:`~.view.ExplorerView.show_source`).
         """
-
-        def run() -> None:
+        try:
             load()
+        except Exception as exc:
+            self._show_error(exc)
+            self.ui.show_source(self.inputs.source, self.inputs.source_bytes, error=self._last_status)
+        else:
             self._new_image()
             self._worker.schedule()
-
-        try:
-            self._guard(run)
         finally:
-            with self._worker.muted():
-                control.value = empty
+            if upload:
+                with self._worker.muted():
+                    control.value = empty
 
     # ------------------------------------------------------------------ engine
     def _populate_structure(self, ex: Explainer) -> None:
         """Fill the layer list (once per model) and open on the filter this image drives most."""
         options = layer_choices(ex.layers)
         keys = [k for _, k in options]
-        current = self.layer if self.layer in keys else default_layer(ex.layers)
+        current = self.layer if self.layer in keys else default_layer(ex.layers, self._model)
         self.ui.set_method_notes(self.methods, {m: ex.unavailable(m) for m in self.methods})
         with self._worker.muted():
-            self.ui.set_layers(options, current)
+            self.ui.set_layers(options, current, noop_layers(ex.layers, self._model))
             self.layer = current
             self._apply_layer_limits()
             # The strongest filter rather than a possibly dead filter 0, so the first view shows something.
@@ -381,7 +382,7 @@ class Explorer(ExportMixin, W.VBox):
 
     def _show_busy(self) -> None:
         """The busy state, shown the moment a render is requested (before any computing)."""
-        self.ui.show_busy(busy_text(self.method, len(self.methods) if self.view == "compare" else 0))
+        self.ui.show_busy(busy_text(self.method, len(self.methods) if self.view == "compare" else 0), self.method)
 
     def _progress(self, done: int, total: int) -> bool:
         """Compare-view progress; False (stop) when a newer request waits, so it is served sooner."""
@@ -421,6 +422,7 @@ class Explorer(ExportMixin, W.VBox):
             )
             with self._worker.muted():
                 self.ui.show(result)
+                self.ui.show_channels(lambda: ex.activation(snap.layer)[0], f"{snap.version}/{snap.layer}")
         except ViewCancelled:  # a newer request waits: drop this view, the worker serves that one next
             rec.cancelled = True
         except Exception as exc:

@@ -42,11 +42,12 @@ class InputState:
         self._x: torch.Tensor | None = None
         self.version = 0
         self.source = ""
+        self.source_bytes: int | None = None  # size of an uploaded file
         self._ex: Explainer | None = None
         self._ex_version = -1
         self._labels: list[str] = []
 
-    def load(self, image: Any, source: str) -> int:
+    def load(self, image: Any, source: str, nbytes: int | None = None) -> int:
         """Preprocess ``image`` into the next version's ``(C, H, W)`` input; return that version.
 
         Raises
@@ -58,7 +59,7 @@ class InputState:
         with self._lock:
             self._x = x
             self.version += 1
-            self.source = source
+            self.source, self.source_bytes = source, nbytes
             return self.version
 
     def load_upload(self, value: Any, max_bytes: int) -> int:
@@ -77,7 +78,7 @@ class InputState:
                 f"upload {name!r} is {size / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB "
                 "(Explorer.max_upload_bytes). Downscale the image, or pass it from Python with set_image()"
             )
-        return self.load(content, f"upload {name}")
+        return self.load(content, f"upload {name}", size)
 
     def explainer(self, version: int | None = None) -> Explainer:
         """The Explainer of image ``version`` (default: the latest), created on first use.

@@ -10,7 +10,15 @@ rules, all measured at 1366x768 and 1920x1080 by ``tests/browser/test_e2e_layout
   available width (224 px was fixed) and the input and the feature map are on screen together;
 * titles and captions are one line of fixed height, cut with an ellipsis (the full text is
   the tooltip): a long class name or "(p=...)" never pushes the map down;
-* a panel without an image keeps its square frame (a placeholder), so nothing collapses.
+* a panel without an image keeps its square frame (a placeholder), so nothing collapses;
+* what talks to the user sits right above the maps: the status line (busy state with the
+  method's name, errors) and the progress bar share one fixed-height row, so at 1366x768 in
+  Lab with the file browser open they are on the first screen; upload and sample feedback is
+  the line next to the upload button;
+* panel titles wrap onto two lines of fixed height (full text on hover) instead of "feature
+  map (click an activat…";
+* the class chart is as tall as its bars and sits beside the channel grid (a scrolling box of
+  every filter's thumbnail); the upload button shows no "(0)" file count.
 """
 
 from __future__ import annotations
@@ -56,5 +64,30 @@ EXPLORER_CSS = (
     ".sw-feature-map .sw-fm-root{width:100%}"
     ".sw-feature-map .sw-fm-canvas{width:100%;height:auto}"
     ".sw-bars{flex:0 0 auto}"
+    # two-line titles of fixed height: wrap, then an ellipsis; the full text is the tooltip
+    ".sw-title2{height:34px!important;width:100%!important;overflow:hidden}"
+    ".sw-title2 .sw-two{font-size:12px;line-height:17px;white-space:normal;overflow:hidden;display:-webkit-box;"
+    "-webkit-line-clamp:2;-webkit-box-orient:vertical;overflow-wrap:anywhere}"
+    ".sw-detail{color:#555}"
+    # the status row: status (busy, errors) and the progress bar, right above the maps
+    ".sw-statusrow{flex-wrap:nowrap!important;align-items:center;min-height:26px;max-width:100%;"
+    "background:#f6f8fa;border-left:3px solid #4c78a8;padding-left:4px;box-sizing:border-box}"
+    ".sw-statusrow .sw-status{min-width:0;overflow:hidden}"
+    ".sw-statusrow .sw-status .widget-html-content{white-space:nowrap;overflow:hidden;text-overflow:ellipsis;line-height:24px}"
+    ".sw-statusrow .sw-progress{flex:0 0 auto}"
+    ".sw-source{font-size:12px;color:#333;margin-left:4px}"
+    # the upload button without ipywidgets' "(0)" count: the label is drawn by the stylesheet
+    ".sw-upload{font-size:0!important}"
+    ".sw-upload i{font-size:var(--jp-widgets-font-size,13px);margin-right:4px}"
+    ".sw-upload::after{content:'upload image';font-size:var(--jp-widgets-font-size,13px)}"
+    # the class chart beside the channel grid
+    ".sw-below{align-items:flex-start}"
+    ".sw-chart{flex:0 0 auto;margin-right:12px}"
+    ".sw-channels{flex:1 1 300px;min-width:240px;max-width:560px}"
+    ".sw-cg-root{max-height:230px;overflow:auto;border:1px solid #e0e0e0;padding:4px}"
+    ".sw-cg-inner{position:relative;display:inline-block}"
+    ".sw-cg-atlas{display:block;image-rendering:pixelated;cursor:pointer;max-width:none}"
+    ".sw-cg-mark{position:absolute;border:2px solid #f58518;pointer-events:none}"
+    ".sw-cg-info{font:11px monospace;color:#555;margin-top:2px}"
     "</style>"
 )

@@ -8,9 +8,10 @@ each :class:`~saliency_widget.views.pipeline.ViewResult`, or :meth:`ExplorerView
 from __future__ import annotations
 
 import html
+import itertools
 import traceback
-from collections.abc import Sequence
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import bqplot as bq
 import ipywidgets as W
@@ -22,12 +23,49 @@ from ..errors import SaliencyError
 from ..views.pipeline import PANEL, ViewResult
 from ..viz import render as R
 from .canvas import FeatureMapCanvas
+from .channelgrid import ChannelGrid
 from .mapcanvas import MapCanvas
 from .style import EXPLORER_CSS
 
 WidgetT = TypeVar("WidgetT", bound=W.DOMWidget)
 
-__all__ = ["ExplorerView", "status_html", "busy_text", "map_title", "fill_tooltips"]
+__all__ = ["ExplorerView", "status_html", "busy_text", "map_title", "fill_tooltips", "cmap_options", "source_html"]
+
+_SCOPES = itertools.count()  # one CSS scope per explorer (its unavailable-method rules)
+
+#: Tooltip of the colormap menu.
+CMAP_TIP = (
+    "the colours of the maps (the scale under each map shows the values); a signed map needs a diverging "
+    "colormap: choosing sign 'signed' switches to one, and back afterwards"
+)
+
+
+def cmap_options() -> list[tuple[str, str]]:
+    """The colormap menu as ``(label, name)``: the diverging ones (what a signed map needs) say so."""
+    return [(f"{c} (diverging)" if c in R.DIVERGING else c, c) for c in R.COLORMAPS]
+
+
+#: How :attr:`~.inputs.InputState.source` is named next to the upload button.
+_SOURCES = {"argument": "the image given to explore()", "set_image": "the image given to set_image()"}
+
+
+def source_name(source: str) -> str:
+    """The loaded image in words: ``"cat.png"`` (an upload), ``"sample star"``, ``"the image given to explore()"``."""
+    return source[len("upload "):] if source.startswith("upload ") else _SOURCES.get(source, source)
+
+
+def source_html(source: str, size: int | None = None, error: str | None = None) -> str:
+    """The line next to the upload button: the shown image's name, size and status, or why an upload failed."""
+    if error:
+        return one_line(f"<span style='color:#b00'>{html.escape(error)}</span>", error)
+    if not source:
+        return ""
+    text = source_name(source) + (f" · {_size(size)}" if size else "") + " · loaded"
+    return one_line(html.escape(text), text)
+
+
+def _size(n: int) -> str:
+    return f"{n} B" if n < 1024 else f"{n / 1024:.1f} KB" if n < 2**20 else f"{n / 2**20:.1f} MB"
 
 
 def status_html(text: str, error: bool = False) -> str:
@@ -74,14 +112,37 @@ def fill_tooltips(widget: W.Widget) -> None:
             fill_tooltips(child)
 
 
-def _caption(text: str) -> W.HTML:
-    return _classed(W.HTML(one_line(f"<b>{html.escape(text)}</b>", text), layout=W.Layout(height="22px")), "sw-line")
+def _caption(text: str, detail: str = "") -> W.HTML:
+    inner = f"<b>{html.escape(text)}</b>" + (f" <span class='sw-detail'>{html.escape(detail)}</span>" if detail else "")
+    return _classed(W.HTML(two_lines(inner, f"{text} {detail}".strip())), "sw-title2")
+
+
+def projection_title(rule: str, note: str, position: tuple[int, int]) -> tuple[str, str]:
+    """The projection panel's title as ``(html, tooltip)``: short enough for two lines at 1366 px.
+
+    Without ReLUs the long reason ("the model has no ReLU, so DeconvNet is undefined: gradient
+    projection") is shortened to "gradient rule: no ReLU" and kept whole in the tooltip.
+    """
+    y, x = position
+    short = "gradient rule: no ReLU in the model" if note else f"{method_label(rule)} rule"
+    full = f"projection to pixel space ({note or method_label(rule)}, activation {y}, {x})"
+    inner = f"<b>projection to pixel space</b> <span class='sw-detail'>{html.escape(short)} · at ({y}, {x})</span>"
+    return inner, full
 
 
 def _classed(widget: WidgetT, *classes: str) -> WidgetT:
     for c in classes:
         widget.add_class(c)
     return widget
+
+
+def two_lines(inner: str, tooltip: str) -> str:
+    """``inner`` HTML wrapped onto at most two lines (then cut with an ellipsis), the full ``tooltip`` on hover.
+
+    Panel titles use it: "feature map (click an activation …)" and the projection's rule fit at
+    1366 px instead of being cut after a dozen characters.
+    """
+    return f"<div class='sw-two' title='{html.escape(tooltip, quote=True)}'>{inner}</div>"
 
 
 def one_line(inner: str, tooltip: str) -> str:
@@ -128,6 +189,8 @@ class ExplorerView:
         self.w_upload = W.FileUpload(accept="image/png,image/jpeg,.png,.jpg,.jpeg", multiple=False, description="upload",
                                      tooltip="explain your own PNG or JPEG image")
         self.w_upload.add_class("sw-upload")
+        # What was loaded (file name, size) or why not, next to the button that caused it.
+        self.w_source = _classed(W.HTML("", layout=lay(width="260px")), "sw-source", "sw-line")
         self.w_export = W.Button(description="export PNG", icon="download", tooltip="download the current view as a PNG file")
         self.w_export.add_class("sw-export")
 
@@ -137,7 +200,7 @@ class ExplorerView:
         self.w_map = _classed(MapCanvas(size=PANEL), "sw-map-image", "sw-mapcanvas")
         self.w_input_note = _classed(W.HTML(layout=lay(width=f"{PANEL}px", height="22px")), "sw-input-note", "sw-line")
         self.w_map_msg = _classed(W.HTML(layout=lay(width=f"{PANEL}px", height="22px")), "sw-map-message", "sw-line")
-        self.w_map_title = _classed(W.HTML(layout=lay(width=f"{PANEL}px", height="22px")), "sw-map-title", "sw-line")
+        self.w_map_title = _classed(W.HTML(), "sw-map-title", "sw-title2")
         self.w_compare = W.Image(format="png", layout=lay(display="none"))
         self.w_compare.add_class("sw-compare-image")
 
@@ -163,18 +226,21 @@ class ExplorerView:
                                  tooltip="which values the map shows: their magnitude, only positive or negative ones, or both signs")
         self.w_sign.add_class("sw-sign")
         self.w_clip = W.FloatSlider(
-            value=99.0, min=90.0, max=100.0, step=0.1, description="clip %", readout_format=".1f",
+            value=99.0, min=90.0, max=100.0, step=0.1, description="clip %", readout_format=".1f", layout=lay(width="230px"),
             tooltip="clip the top (100 − clip)% of values to the colormap's end, so a few extreme pixels do not wash out the map",
         )
         self.w_clip.add_class("sw-clip")
-        self.w_cmap = W.Dropdown(options=list(R.COLORMAPS), value="magma", description="colormap", layout=lay(width="200px"),
-                                 tooltip="the colours of the maps (the scale under each map shows the values)")
+        self.w_cmap = W.Dropdown(options=cmap_options(), value="magma", description="colormap", layout=lay(width="210px"),
+                                 tooltip=CMAP_TIP)
         self.w_cmap.add_class("sw-cmap")
+        self._cmap_before_signed: str | None = None
+        self.w_sign.observe(self._on_sign, names="value")
+        self.w_cmap.observe(lambda _c: self._cmap_note(), names="value")
         self.w_overlay = W.Checkbox(
             value=False, description="overlay", indent=False, layout=lay(width="90px"), tooltip="draw the map over the input image"
         )
         self.w_overlay.add_class("sw-overlay")
-        self.w_alpha = W.FloatSlider(value=0.6, min=0.0, max=1.0, step=0.05, description="alpha",
+        self.w_alpha = W.FloatSlider(value=0.6, min=0.0, max=1.0, step=0.05, description="alpha", layout=lay(width="200px"),
                                      tooltip="opacity of the map drawn over the input")
         self.w_alpha.add_class("sw-alpha")
 
@@ -183,7 +249,15 @@ class ExplorerView:
             tooltip="the layer whose feature map is shown ('#2': its second call when a module runs more than once)",
         )
         self.w_layer.add_class("sw-layer")
-        self.w_channel = W.IntSlider(value=0, min=0, max=0, description="filter", continuous_update=True,
+        self.w_all_layers = W.Checkbox(
+            value=False, description="all layers", indent=False, layout=lay(width="96px"),
+            tooltip="also list the layers that pass their input through unchanged (Identity; Dropout and DropPath in eval mode)",
+        )
+        self.w_all_layers.add_class("sw-all-layers")
+        self._layers: list[tuple[str, str]] = []
+        self._noop: set[str] = set()
+        self.w_all_layers.observe(lambda _c: self._fill_layers(), names="value")
+        self.w_channel = W.IntSlider(value=0, min=0, max=0, description="filter", continuous_update=True, layout=lay(width="260px"),
                                     tooltip="the filter (channel) of the layer shown as the feature map")
         self.w_channel.add_class("sw-filter")
         self.w_strongest = W.Button(description="strongest", tooltip="jump to the filter's largest activation")
@@ -195,14 +269,24 @@ class ExplorerView:
             canvas.link_controls(self.w_sign, self.w_cmap, self.w_clip, self.w_overlay, self.w_alpha)
         self.w_proj_msg = _classed(W.HTML(layout=lay(width=f"{PANEL}px", height="22px")), "sw-projection-message", "sw-line")
         self.w_proj_title = _classed(
-            W.HTML(one_line("<b>projection to pixel space</b>", "projection to pixel space"), layout=lay(width=f"{PANEL}px")),
-            "sw-projection-title", "sw-line",
+            W.HTML(two_lines("<b>projection to pixel space</b>", "projection to pixel space")), "sw-projection-title", "sw-title2",
         )
 
-        self.w_status = W.HTML()
+        self.w_channels = ChannelGrid()
+        self.w_channels.add_class("sw-channel-grid")
+        # A click on a thumbnail selects that filter (the slider, and through it the explorer's channel);
+        # the grid marks whatever filter the slider shows.
+        self.w_channels.observe(self._on_channel_click, names="click")
+        self.w_channel.observe(lambda c: setattr(self.w_channels, "selected", int(c["new"])), names="value")
+
+        self.w_status = W.HTML(layout=lay(flex="1 1 auto", min_width="0"))
         self.w_status.add_class("sw-status")
         self.w_style = W.HTML(EXPLORER_CSS, layout=lay(height="0px", overflow="hidden"))
-        self.w_progress = W.FloatProgress(value=0.0, min=0.0, max=1.0, description="", layout=lay(display="none", width="360px"))
+        # Per-explorer rules (which method buttons look unavailable), scoped by a class of their own.
+        self._scope = f"sw-e{next(_SCOPES)}"
+        self.w_method.add_class(self._scope)
+        self.w_rules = W.HTML("", layout=lay(height="0px", overflow="hidden"))
+        self.w_progress = W.FloatProgress(value=0.0, min=0.0, max=1.0, description="", layout=lay(display="none", width="220px"))
         self.w_progress.add_class("sw-progress")
         self.busy = False
         self.w_trace = W.HTML()
@@ -225,23 +309,34 @@ class ExplorerView:
     def _rows(self) -> list[W.Widget]:
         # One row of four square panels (input, map, feature map, projection), then the class chart:
         # at 1366 px the input and the feature map are on screen together.
+        # Top to bottom: what to explain (method, image, layer), how to draw it, then the line that
+        # talks to the user (status, busy state, progress, errors) right above the maps, the four
+        # square panels, and the class chart beside the channel grid. At 1366x768 in Lab with
+        # the file browser open the status line and the maps are on the first screen
+        # (tests/browser/test_e2e_layout.py).
+        self.w_input_title = _caption("input")
         panels = _classed(W.HBox([
-            _classed(W.VBox([_caption("input"), self.w_input, self.w_input_note]), "sw-panel"),
+            _classed(W.VBox([self.w_input_title, self.w_input, self.w_input_note]), "sw-panel"),
             _classed(W.VBox([self.w_map_title, self.w_map, self.w_map_msg]), "sw-panel"),
-            _classed(W.VBox([_caption("feature map (click an activation)"), self.w_canvas]), "sw-panel"),
+            _classed(W.VBox([_caption("feature map", "(click an activation; double-click: the strongest)"), self.w_canvas]), "sw-panel"),
             _classed(W.VBox([self.w_proj_title, self.w_proj, self.w_proj_msg]), "sw-panel"),
-            W.VBox([_caption("target class (click a bar)"), self.w_bars_fig]),
         ]), "sw-row", "sw-panels")
+        below = _classed(W.HBox([
+            _classed(W.VBox([_caption("target class", "(click a bar)"), self.w_bars_fig]), "sw-chart"),
+            _classed(W.VBox([_caption("every filter of the layer", "(click one to select it)"), self.w_channels]), "sw-channels"),
+        ]), "sw-row", "sw-below")
         return [
             self.w_style,
+            self.w_rules,
             _classed(W.HBox([self.w_method]), "sw-toprow"),
-            _classed(W.HBox([self.w_view, self.w_sample, self.w_upload, self.w_export, self.w_sign, self.w_cmap, self.w_overlay]), "sw-row"),
-            _classed(W.HBox([self.w_clip, self.w_alpha, self.w_layer, self.w_channel, self.w_strongest]), "sw-row"),
+            _classed(W.HBox([self.w_view, self.w_sample, self.w_upload, self.w_source, self.w_export]), "sw-row"),
+            _classed(W.HBox([self.w_layer, self.w_all_layers, self.w_channel, self.w_strongest]), "sw-row"),
+            _classed(W.HBox([self.w_sign, self.w_cmap, self.w_overlay, self.w_clip, self.w_alpha]), "sw-row"),
+            _classed(W.HBox([self.w_status, self.w_progress]), "sw-statusrow"),
+            self.w_trace_box,
             panels,
             self.w_compare,
-            self.w_status,
-            self.w_progress,
-            self.w_trace_box,
+            below,
             self.w_analyses,
         ]
 
@@ -250,14 +345,89 @@ class ExplorerView:
         """Add one CSS rule to the explorer's stylesheet (a hidden HTML widget)."""
         self.w_style.value = self.w_style.value.replace("</style>", f"{rule}</style>", 1)
 
-    def set_layers(self, options: Sequence[tuple[str, str]], value: str) -> None:
-        """Fill the layer dropdown with ``(label, key)`` pairs and select ``value``."""
-        self.w_layer.options = list(options)
-        self.w_layer.value = value
+    def set_layers(self, options: Sequence[tuple[str, str]], value: str, noop: set[str] | frozenset[str] = frozenset()) -> None:
+        """Fill the layer menu with ``(label, key)`` pairs and select ``value``.
+
+        Keys in ``noop`` (layers that pass their input through) are listed only while "all
+        layers" is ticked, or while one of them is the current layer.
+        """
+        self._layers, self._noop = list(options), set(noop)
+        self.w_all_layers.layout.display = "" if self._noop else "none"
+        self._fill_layers(value)
+
+    def _fill_layers(self, value: str | None = None) -> None:
+        value = self.w_layer.value if value is None else value
+        shown = [o for o in self._layers if self.w_all_layers.value or o[1] not in self._noop or o[1] == value] or self._layers
+        hidden = len(self._layers) - len(shown)
+        self.w_all_layers.description = f"all layers (+{hidden})" if hidden else "all layers"
+        if [k for _, k in self.w_layer.options] != [k for _, k in shown]:
+            self.w_layer.options = shown  # selects the first entry: the current layer is set back below
+        if value is not None and value in [k for _, k in shown]:
+            self.w_layer.value = value
+
+    def select_layer(self, key: str) -> None:
+        """Show ``key`` as the menu's choice (listing it while current, if it is a hidden pass-through layer)."""
+        if self.w_layer.value != key:
+            self._fill_layers(key)
+
+    def layer_keys(self) -> list[str]:
+        """Every layer key the menu can offer (hidden pass-through layers included)."""
+        return [k for _, k in self._layers]
 
     def set_method_notes(self, methods: Sequence[str], unavailable: dict[str, str | None]) -> None:
-        """Tooltips of the method buttons: what each shows, or why it is unavailable for this model."""
-        self.w_method.tooltips = [unavailable.get(m) or get_method(m).description for m in methods]
+        """Method buttons: what each shows on hover, or, greyed out, why it is unavailable for this model.
+
+        Shown before any click: a button of a method this model cannot run looks disabled (a
+        click still explains why, in the map panel).
+        """
+        self.w_method.tooltips = [
+            unavailable.get(m) or get_method(m).description for m in methods
+        ]
+        rules = [
+            f".{self._scope} button.widget-toggle-button:nth-of-type({i + 1})"
+            "{opacity:.45;text-decoration:line-through;cursor:help;background:repeating-linear-gradient("
+            "135deg,#eee 0 4px,#f7f7f7 4px 8px)}"
+            for i, m in enumerate(methods) if unavailable.get(m)
+        ]
+        self.unavailable = [m for m in methods if unavailable.get(m)]
+        self.w_rules.value = f"<style>{''.join(rules)}</style>" if rules else ""
+
+    def _on_sign(self, change: dict[str, Any]) -> None:
+        """A signed map needs a diverging colormap: switch to one (and back), and say so in the menu."""
+        signed = change["new"] == "signed"
+        cmap = self.w_cmap.value
+        if signed and cmap not in R.DIVERGING:
+            self._cmap_before_signed = cmap
+            self.w_cmap.value = R.DIVERGING[0]
+        elif not signed and self._cmap_before_signed is not None:
+            if cmap == R.DIVERGING[0]:  # still the colormap the switch chose: give the user's back
+                self.w_cmap.value = self._cmap_before_signed
+            self._cmap_before_signed = None
+        self._cmap_note()
+
+    def _cmap_note(self) -> None:
+        # A sequential colormap picked for a signed map is drawn diverging: the menu's label says so.
+        drawn = self.w_sign.value == "signed" and self.w_cmap.value not in R.DIVERGING
+        self.w_cmap.description = f"colormap (drawn {R.DIVERGING[0]})" if drawn else "colormap"
+
+    def show_source(self, source: str, size: int | None = None, error: str | None = None) -> None:
+        """Say next to the upload button what image is shown (name, size) or why an upload failed.
+
+        The sample menu keeps the name of a loaded sample (and shows "(sample)" for anything else),
+        so the loaded image is always named on the first screen.
+        """
+        self.w_source.value = source_html(source, size, error)
+        # Never set the menu to another sample (that would load it): only clear it when it names
+        # something else than the shown image.
+        name = source[len("sample "):] if source.startswith("sample ") else ""
+        if self.w_sample.value and (error or self.w_sample.value != name):
+            self.w_sample.value = ""
+        if error:
+            return
+        label = source_name(source)
+        self.w_input_title.value = two_lines(
+            f"<b>input</b> <span class='sw-detail'>{html.escape(label)}</span>", f"input: {label}"
+        ) if source else two_lines("<b>input</b>", "input")
 
     def set_filters(self, count: int, value: int) -> None:
         """Let the filter slider range over ``count`` filters and show ``value``."""
@@ -268,14 +438,19 @@ class ExplorerView:
     def _dimmed(self) -> tuple[W.DOMWidget, ...]:
         return (self.w_map, self.w_compare, self.w_proj)
 
-    def show_busy(self, text: str) -> None:
+    def show_busy(self, text: str, method: str | None = None) -> None:
         """Say ``text`` in the status line and dim the panels a new view will replace.
 
         Called the moment a render is requested, before any computing, so a slow method
-        shows that it is working instead of leaving the old view looking current.
+        shows that it is working instead of leaving the old view looking current. With
+        ``method``, the dimmed map's title names the method being computed (not the old one).
         """
         self.busy = True
         self.w_status.value = status_html(text)
+        if method is not None:
+            label = method_label(method)
+            self.w_map_title.value = two_lines(f"<b>{html.escape(label)}</b> <span class='sw-detail'>computing …</span>",
+                                               f"computing {label} …")
         for w in self._dimmed():
             if "sw-busy" not in w._dom_classes:
                 w.add_class("sw-busy")
@@ -307,7 +482,7 @@ class ExplorerView:
         self.w_input.value = p["input"]
         self._panel(self.w_map, self.w_map_msg, result, "map")
         self.w_input_note.value = RECEPTIVE_NOTE if result.box is not None else ""
-        self.w_map_title.value = one_line(
+        self.w_map_title.value = two_lines(
             f"<b>{html.escape(result.method_label)}</b> for <b>{html.escape(result.class_label)}</b>"
             f" (p={result.probability:.3f})",
             f"{result.method_label} for {result.class_label} (p={result.probability:.3f})",
@@ -323,12 +498,7 @@ class ExplorerView:
             self.w_canvas.png = p["feature"]
             self.w_canvas.caption = result.feature_caption
         self._panel(self.w_proj, self.w_proj_msg, result, "projection")
-        y, x = result.position
-        rule = result.projection_note or method_label(result.projection_rule)
-        self.w_proj_title.value = one_line(
-            f"<b>projection to pixel space</b> ({html.escape(rule)}, activation {y}, {x})",
-            f"projection to pixel space ({rule}, activation {y}, {x})",
-        )
+        self.w_proj_title.value = two_lines(*projection_title(result.projection_rule, result.projection_note, result.position))
         with self.w_bars.hold_sync():
             # Values in the names (random weights give ~1 % bars that would look empty), bars
             # scaled to the largest probability; the remainder keeps every row a full-width target.
@@ -338,6 +508,22 @@ class ExplorerView:
             self._ys.max = top
             self.w_bars.y = [probs, [max(0.0, top - v) for v in probs]]
             self.w_bars.selected = [result.selected_bar]
+        # As tall as its bars (at most 8): the whole chart fits beside the channel grid.
+        self.w_bars_fig.layout.height = f"{36 + 20 * len(result.bars)}px"
+
+    def show_channels(self, activations: Callable[[], Any], key: str) -> None:
+        """Show every filter of the current layer in the channel grid.
+
+        ``activations()`` gives the layer's ``(C, H, W)`` activations; it is called only for a new
+        ``key`` (image version and layer), so a click or a method change costs nothing here.
+        """
+        self.w_channels.show(activations, key)
+        self.w_channels.selected = int(self.w_channel.value)
+
+    def _on_channel_click(self, change: dict[str, Any]) -> None:
+        channel = (change["new"] or {}).get("channel")
+        if isinstance(channel, int) and 0 <= channel <= self.w_channel.max:
+            self.w_channel.value = channel
 
     @staticmethod
     def _panel(canvas: MapCanvas, msg: W.HTML, result: ViewResult, panel: str) -> None:
@@ -385,5 +571,5 @@ class ExplorerView:
 
     def close(self) -> None:
         """Close the widgets that hold front-end resources of their own."""
-        for w in (self.w_canvas, self.w_map, self.w_proj, self.w_bars_fig, self.w_bars):
+        for w in (self.w_canvas, self.w_map, self.w_proj, self.w_bars_fig, self.w_bars, self.w_channels):
             w.close()

@@ -1,6 +1,6 @@
 """The package's floors, read from its whole source: imports go down only, no cycle, no private reach.
 
-Floors, lowest first (README "Layout"):
+Floors, lowest first (docs/layout.md):
 
 0. ``errors``
 1. ``engine``, ``data``, ``models`` and the render primitives (``viz.render``, ``viz.colorbar``,
@@ -46,6 +46,7 @@ FLOORS: dict[str, int] = {
     "saliency_widget.analysis": 2,
     "saliency_widget.viz.": 3,  # every other viz module: figures and reports
     "saliency_widget.views": 3,
+    "saliency_widget.atlas": 3,  # the atlas site: pages, histograms, its build (analysis + featviz below it)
     "saliency_widget.widget": 4,
     "saliency_widget.classroom": 4,
     "saliency_widget.cli": 4,

@@ -154,8 +154,8 @@ def test_display_options(w: Explorer) -> None:
         settle(w)
         assert w.images["map"] not in seen, attr
         seen.add(w.images["map"])
-    # Signed maps use a diverging colormap even if a sequential one is selected.
-    assert w.sign == "signed" and w.cmap == "viridis"
+    # "signed" switches the sequential colormap to a diverging one, visibly in the menu (issue 29 item 6)
+    assert w.sign == "signed" and w.cmap == "coolwarm" and w.w_cmap.label == "coolwarm (diverging)"
 
 
 def test_all_zero_map_says_so() -> None:

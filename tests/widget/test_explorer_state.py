@@ -147,7 +147,7 @@ def test_upload_sample_then_same_upload_again_reloads(w: Explorer) -> None:
     assert w.inputs.source == "upload mine.png" and w.w_upload.value == ()  # emptied after use
     w.w_sample.value = sample
     settle(w)
-    assert w.inputs.source == f"sample {sample}" and w.w_sample.value == ""  # back to "(sample)"
+    assert w.inputs.source == f"sample {sample}" and w.w_sample.value == sample  # stays named (issue 29 item 5)
     assert w.images["input"] != uploaded
     version = w.inputs.version
     upload(w, mine)  # the same file again: a change, because the control was emptied

@@ -97,11 +97,14 @@ def test_feature_map_module_renders_clicks_and_cleans_up() -> None:
         assert page.locator(".sw-fm-caption img").count() == 0
         assert page.text_content(".sw-fm-caption") == "<img src=x onerror=alert(1)>"
 
-        # Double-click sends a command with an id; an error reply is shown.
+        # Double-click sends a command with an id, naming the click it follows (its first click;
+        # the second click sends nothing); an error reply is shown.
         page.locator("canvas.sw-fm-canvas").dblclick()
         page.wait_for_function("() => window.model.sent.length >= 1", timeout=5000)
         msg = page.evaluate("window.model.sent[0]")
         assert msg["type"] == "cmd" and msg["cmd"] == "strongest" and msg["id"]
+        assert [c["seq"] for c in page.evaluate("window.model.saved")] == [1, 2]
+        assert msg["after_click"] == 2
         page.evaluate("(id) => model.emit('msg:custom', {type: 'reply', id, ok: false, error: 'no layer'})", msg["id"])
         page.wait_for_function("() => document.querySelector('.sw-fm-caption').textContent.includes('no layer')", timeout=5000)
 
