@@ -349,8 +349,7 @@ def make_composite(name: Any, *, epsilon: float = 1e-6, gamma: float = 0.25, sta
         if low is None or high is None:
             raise MethodError(
                 "LRP composite 'epsilon_gamma_box' needs low= and high=, the smallest and largest model-ready "
-                "pixel values (per channel: (0 - mean) / std and (1 - mean) / std of the model's preprocessing); "
-                "the explorer and the CLI pass them from the model's preprocessing"
+                "pixel values (per channel: (0 - mean) / std and (1 - mean) / std of the model's preprocessing)"
             )
         return Composite("epsilon_gamma_box", Gamma(float(gamma), stabilizer), eps_rule,
                          first=ZBox(low, high, stabilizer), first_kinds=("conv",), norm=norm)
