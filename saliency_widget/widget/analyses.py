@@ -379,7 +379,8 @@ class AnalysisPanel(W.VBox):
 
         def scanned(seen: int, total: int) -> str:
             rate = seen / max(time.perf_counter() - t0, 1e-9)
-            return f"scanning: {seen}{f' of {total}' if total else ''} images, {rate:.0f} img/s"
+            then = "; receptive fields and projections next" if total and seen >= total else ""
+            return f"scanning: {seen}{f' of {total}' if total else ''} images, {rate:.0f} img/s{then}"
 
         self._progress(0.0, "top-9", "scanning …")
         # the scan, then the projections of the winners: each phase with its own progress
@@ -413,7 +414,8 @@ class AnalysisPanel(W.VBox):
         say = functools.partial(_count_text, f"pointing game, {len(names)} methods:", "maps")
         self._progress(0.0, "pointing", f"pointing game, {len(names)} methods: starting")
         with reporting(self._watch("pointing", 0.0, 1.0, say)):
-            res = pointing_game(self.model, DataLoader(self.dataset, batch_size=64, shuffle=False), methods=names, tolerance=1)
+            # batches of 32: a progress update every few seconds even on a busy CPU
+            res = pointing_game(self.model, DataLoader(self.dataset, batch_size=32, shuffle=False), methods=names, tolerance=1)
         self.result = res
         skipped = f"; left out (many passes per image): {', '.join(left_out)}" if left_out else ""
         self._show(
