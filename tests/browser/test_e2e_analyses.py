@@ -128,9 +128,15 @@ def test_analyses_panel_on_a_vit_in_jupyterlab(tmp_path: Path) -> None:
         # 7. top-9 on the chosen layer of the given data, its projections with progress; the grid stays
         # when the pointing game says why it cannot run here
         _pick(page, "sw-an-layer", target)
+        page.evaluate(  # every progress text the page shows (a burst of updates can pass within one frame)
+            """() => { window.__texts = []; const el = document.querySelector('.sw-an-progress-text');
+                       new MutationObserver(() => window.__texts.push(el.textContent)).observe(el, {subtree: true, childList: true, characterData: true}); }"""
+        )
         page.click("button.sw-an-topk")
-        page.wait_for_function("() => document.querySelector('.sw-an-progress-text')?.textContent.includes('projecting')", timeout=120000)
-        page.wait_for_function("() => document.querySelector('.sw-analyses img')?.naturalWidth > 0", timeout=120000)
+        page.wait_for_function("() => document.querySelector('.sw-analyses img')?.naturalWidth > 0", timeout=180000)
+        page.wait_for_function("() => window.__texts.some(t => t.includes('top-9 done'))", timeout=60000)
+        texts = page.evaluate("() => window.__texts")
+        assert any("scanning" in t for t in texts) and any("projecting the winners (gradient)" in t for t in texts), texts
         grid = page.eval_on_selector(".sw-analyses img", "i => i.src")
         page.click("button.sw-an-pointing")
         page.wait_for_function("() => document.querySelector('.sw-an-pointing-out')?.textContent.includes('bundled')", timeout=60000)
