@@ -125,6 +125,15 @@ def test_analyses_panel_on_a_vit_in_jupyterlab(tmp_path: Path) -> None:
         out = page.locator(".sw-an-sanity-out").inner_text()
         assert "ReLU" not in out and "use method=" not in out, out
 
+        # 6b. faithfulness of a method the model cannot run (DeconvNet on GELU): one error line, no stale row
+        seq = events.last_seq()
+        page.click(".sw-method button:text-is('DeconvNet')")
+        events.wait_for(lambda r: r["state"]["method"] == "deconvnet", after=seq, what="DeconvNet")
+        page.click("button.sw-an-faith")
+        page.wait_for_function("() => document.querySelector('.sw-an-faith-status')?.textContent.includes('cannot run')", timeout=60000)
+        assert "computing" not in page.locator(".sw-an-faith-table").inner_text()
+        assert _select_value(page, "sw-an-sanity-method") == "Gradient"  # not offered there: the sanity method stays
+
         # 7. top-9 on the chosen layer of the given data, its projections with progress; the grid stays
         # when the pointing game says why it cannot run here
         _pick(page, "sw-an-layer", target)
