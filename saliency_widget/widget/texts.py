@@ -11,10 +11,9 @@ import html
 
 from ..engine import method_label
 from ..views.pipeline import ViewResult
-from ..viz import render as R
 
 __all__ = [
-    "CMAP_TIP", "RECEPTIVE_NOTE", "busy_text", "cmap_options", "map_title", "message_html", "one_line",
+    "CMAP_TIP", "RECEPTIVE_NOTE", "busy_text", "map_title", "message_html", "one_line",
     "projection_title", "source_html", "source_name", "status_html", "two_lines",
 ]
 
@@ -24,11 +23,6 @@ CMAP_TIP = (
     "the colours of the maps (the scale under each map shows the values); a signed map needs a diverging "
     "colormap: choosing sign 'signed' switches to one, and back afterwards"
 )
-
-
-def cmap_options() -> list[tuple[str, str]]:
-    """The colormap menu as ``(label, name)``: the diverging ones (what a signed map needs) say so."""
-    return [(f"{c} (diverging)" if c in R.DIVERGING else c, c) for c in R.COLORMAPS]
 
 
 #: How :attr:`~.inputs.InputState.source` is named next to the upload button.

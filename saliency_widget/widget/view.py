@@ -30,7 +30,6 @@ from .texts import (
     CMAP_TIP,
     RECEPTIVE_NOTE,
     busy_text,
-    cmap_options,
     map_title,
     message_html,
     one_line,
@@ -45,7 +44,7 @@ WidgetT = TypeVar("WidgetT", bound=W.DOMWidget)
 
 # The texts are re-exported: the explorer, the export and the tests read them from here.
 __all__ = [
-    "ExplorerView", "busy_text", "cmap_options", "fill_tooltips", "map_title", "one_line", "projection_title",
+    "ExplorerView", "busy_text", "fill_tooltips", "map_title", "one_line", "projection_title",
     "source_html", "status_html", "two_lines",
 ]
 
@@ -152,7 +151,7 @@ class ExplorerView:
             tooltip="clip the top (100 − clip)% of values to the colormap's end, so a few extreme pixels do not wash out the map",
         )
         self.w_clip.add_class("sw-clip")
-        self.w_cmap = W.Dropdown(options=cmap_options(), value="magma", description="colormap", layout=lay(width="205px"),
+        self.w_cmap = W.Dropdown(options=list(R.COLORMAPS), value="magma", description="colormap", layout=lay(width="225px"),
                                  tooltip=CMAP_TIP)
         self.w_cmap.add_class("sw-cmap")
         self._cmap_before_signed: str | None = None
@@ -328,9 +327,17 @@ class ExplorerView:
         self._cmap_note()
 
     def _cmap_note(self) -> None:
-        # A sequential colormap picked for a signed map is drawn diverging: the menu's label says so.
-        drawn = self.w_sign.value == "signed" and self.w_cmap.value not in R.DIVERGING
-        self.w_cmap.description = f"colormap (drawn {R.DIVERGING[0]})" if drawn else "colormap"
+        # The menu's label says what a signed map is drawn with: the colormap the switch chose, or
+        # (a sequential one picked while signed) the diverging one drawn instead. Option labels stay
+        # the plain names (renaming options would reset the menu's selection).
+        signed, cmap = self.w_sign.value == "signed", self.w_cmap.value
+        if signed and cmap not in R.DIVERGING:
+            text = f"colormap → {R.DIVERGING[0]}"
+        elif signed and self._cmap_before_signed is not None and cmap == R.DIVERGING[0]:
+            text = "colormap (signed)"
+        else:
+            text = "colormap"
+        self.w_cmap.description = text
 
     def show_source(self, source: str, size: int | None = None, error: str | None = None) -> None:
         """Say next to the upload button what image is shown (name, size) or why an upload failed.
