@@ -207,6 +207,7 @@ class ExplorerView:
         self._scope = f"sw-e{next(_SCOPES)}"
         self.w_method.add_class(self._scope)
         self.w_rules = W.HTML("", layout=lay(height="0px", overflow="hidden"))
+        self.unavailable: list[str] = []  # methods this model cannot run (set_method_notes)
         self.w_progress = W.FloatProgress(value=0.0, min=0.0, max=1.0, description="", layout=lay(display="none", width="220px"))
         self.w_progress.add_class("sw-progress")
         self.busy = False
