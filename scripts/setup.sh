@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create (or reuse) .venv with PyTorch and saliency-widget installed in editable mode.
 #   bash scripts/setup.sh          runtime dependencies only
-#   bash scripts/setup.sh test     plus test dependencies and Chromium for the browser tests
+#   bash scripts/setup.sh test     plus test and docs dependencies and Chromium for the browser tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test="${1:-}"
@@ -21,7 +21,7 @@ if ! "$VPY" -c "import torch, torchvision" >/dev/null 2>&1; then
 fi
 
 if [ "$want_test" = "test" ]; then
-  "$VPY" -m pip install -q -e ".[test]"
+  "$VPY" -m pip install -q -e ".[test,docs]"   # docs: CI builds the docs site (tests/docs)
   # Debian's browsers for the browser tests: Chromium (all of them) and Firefox ESR (the interactive export)
   browsers=""
   if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then browsers="chromium"; fi

@@ -46,7 +46,7 @@ from ..errors import Cancelled
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["Cancelled", "Partial", "Progress", "callback", "previewer", "previewing", "report", "reporting"]
+__all__ = ["Cancelled", "Partial", "Progress", "callback", "nested", "previewer", "previewing", "report", "reporting"]
 
 #: ``progress(done, total)``: ``done`` of ``total`` inputs (or steps) evaluated so far; False (or Cancelled) stops.
 Progress = Callable[[int, int], "bool | None"]
@@ -90,6 +90,23 @@ def report(done: int, total: int) -> None:
     cb = _callback.get()
     if cb is not None and cb(int(done), int(total)) is False:
         raise Cancelled(f"stopped after {int(done)} of {int(total)}")
+
+
+def nested(done: int, total: int) -> Progress | None:
+    """A callback for work nested in one step of a longer job (a map inside a pointing game).
+
+    Install it with :func:`reporting` around the step: the step's own batches then re-report
+    the outer job's ``(done, total)`` to the current callback, which can still stop them;
+    their own counts never reach it. None when no callback is installed.
+    """
+    outer = _callback.get()
+    if outer is None:
+        return None
+
+    def relay(_done: int, _total: int) -> bool | None:
+        return outer(done, total)
+
+    return relay
 
 
 @contextlib.contextmanager
