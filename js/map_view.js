@@ -9,7 +9,8 @@
 //
 // Model traits (Python class saliency_widget.widget.mapcanvas.MapCanvas):
 //   planes   Bytes    abs plane (H*W uint16) + sum plane (H*W int16)
-//   meta     {shape: [H, W], abs, sum, message}   scales; message when the map has none
+//   meta     {shape: [H, W], abs, sum, message, fraction}   scales; message when the map has none;
+//            fraction (0..1) only on a partial map (a batched method still refining it)
 //   base     Bytes    the input image, H*W*3 uint8 RGB (for the overlay)
 //   luts     Bytes    the colormaps' lookup tables, 256*3 uint8 each, in the order of `cmaps`
 //   cmaps, signs, diverging   the names the indices refer to
@@ -55,7 +56,12 @@ function render({ model, el }) {
   scale.width = 256; scale.height = 10;
   const labels = document.createElement("div");
   labels.className = "sw-mv-labels";
-  stack.append(canvas, msg);
+  const badge = document.createElement("div"); // "37%" on a partial map
+  badge.className = "sw-mv-partial";
+  badge.style.cssText = "position:absolute;top:4px;right:4px;padding:1px 5px;border-radius:3px;"
+    + "background:rgba(0,0,0,.6);color:#fff;font:11px sans-serif;pointer-events:none";
+  badge.hidden = true;
+  stack.append(canvas, msg, badge);
   root.append(stack, scale, labels);
   el.appendChild(root);
 
@@ -89,7 +95,10 @@ function render({ model, el }) {
     canvas.hidden = !shown; msg.hidden = shown;
     scale.style.visibility = shown ? "visible" : "hidden"; labels.style.visibility = shown ? "visible" : "hidden";
     msg.textContent = shown ? "" : r.message || "no map";
-    root.title = shown ? "" : msg.textContent;
+    const partial = shown && typeof meta.fraction === "number";
+    badge.hidden = !partial;
+    badge.textContent = partial ? `${Math.floor(100 * meta.fraction)}%` : "";
+    root.title = shown ? (partial ? `partial map: ${badge.textContent} of the work done` : "") : msg.textContent;
     if (shown) {
       if (canvas.width !== planes.w) canvas.width = planes.w;
       if (canvas.height !== planes.h) canvas.height = planes.h;
@@ -107,6 +116,7 @@ function render({ model, el }) {
     canvas.dataset.options = JSON.stringify(opts);
     canvas.dataset.cmap = shown ? r.cmap : "";
     canvas.dataset.ms = (performance.now() - t0).toFixed(2);
+    canvas.dataset.fraction = partial ? String(meta.fraction) : "";
     root.dataset.message = shown ? "" : msg.textContent;
   }
 

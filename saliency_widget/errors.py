@@ -73,6 +73,10 @@ class DegenerateMapWarning(SaliencyWarning):
     """A map is all zeros or contains NaN/Inf."""
 
 
+class OutOfDomainWarning(SaliencyWarning):
+    """An input unlike anything the model was trained on (a photo given to the bundled shapes model)."""
+
+
 _warned: set[Hashable] = set()
 _warned_lock = threading.Lock()
 

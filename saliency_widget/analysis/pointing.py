@@ -17,8 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..engine.progress import nested, report, reporting
 from ..engine.session import Explainer
 from ..errors import InputError
+from .shards import image_count
 
 __all__ = ["PointingResult", "dilate", "hits", "pointing_game"]
 
@@ -130,12 +132,18 @@ def pointing_game(
     per: dict[str, list[torch.Tensor]] = {m: [] for m in names}
     per["centre baseline"] = []
     n = 0
+    # one progress protocol (engine.progress): (maps done, maps in all) after each method of each
+    # batch, 0 in all when the data has no length; a method's own batches re-report that count
+    total = (image_count(data) or 0) * len(names)
     for x, y, m in _iter_batches(data):
         ex = Explainer(model, x)
         t = y if target == "label" else None
-        for meth in names:
-            s = ex.saliency(t, meth, **options).abs().sum(1)
+        for k, meth in enumerate(names):
+            done = n * len(names) + k * x.shape[0]
+            with reporting(nested(done, total)):
+                s = ex.saliency(t, meth, **options).abs().sum(1)
             per[meth].append(hits(s.cpu(), m.cpu().bool(), tolerance, distance))
+            report(done + x.shape[0], total)
         per["centre baseline"].append(centre_hits(m.cpu().bool(), tolerance, distance))
         n += x.shape[0]
         del ex

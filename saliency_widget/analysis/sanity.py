@@ -21,6 +21,7 @@ from torch import nn
 
 from ..engine.api import saliency
 from ..engine.checks import check_model
+from ..engine.progress import nested, report, reporting
 from ..engine.session import Explainer
 from ..errors import InputError, choices
 
@@ -186,21 +187,25 @@ def sanity_check(
     bad = [n for n in names if n not in all_layers]
     if bad:
         raise InputError(f"layer(s) {bad} have no parameters to randomise; choose from {choices(all_layers)}")
+    # one progress protocol (engine.progress): (layers randomised, layers in all)
     ex0 = Explainer(model, inputs, record_layers=True)
     tgt = ex0.logits.argmax(1) if target is None else target
-    base = _summed(ex0.saliency(tgt, method, **options)).detach()
+    with reporting(nested(0, len(names))):
+        base = _summed(ex0.saliency(tgt, method, **options)).detach()
     del ex0
     steps, sp_abs, sp_sig, ss, maps = ["original"], [1.0], [1.0], [1.0], [base]
     undefined = [0]
     gen = torch.Generator().manual_seed(seed)
     work = copy.deepcopy(model)
     modules = dict(work.named_modules())
-    for name in reversed(names):  # top (logits) first
+    for done, name in enumerate(reversed(names)):  # top (logits) first
+        report(done, len(names))
         if mode == "independent":
             work = copy.deepcopy(model)
             modules = dict(work.named_modules())
         randomise_module(modules[name], gen)
-        m = _summed(saliency(work, inputs, tgt, method, **options)).detach()  # one-shot: frees its graph
+        with reporting(nested(done, len(names))):
+            m = _summed(saliency(work, inputs, tgt, method, **options)).detach()  # one-shot: frees its graph
         n = m.shape[0]
         # A constant map (e.g. an all-zero Grad-CAM) has no ranks: Spearman is undefined for
         # that image, so average over the images where it is defined and count the others.
@@ -212,4 +217,5 @@ def sanity_check(
         ss.append(sum(ssim(base[i].abs(), m[i].abs()) for i in range(n)) / n)
         steps.append(name)
         maps.append(m)
+    report(len(names), len(names))
     return SanityResult(method, mode, steps, sp_abs, sp_sig, ss, torch.stack(maps), undefined)

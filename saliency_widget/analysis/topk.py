@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -22,7 +22,7 @@ from ..engine.capture import forward_to, layer_layout
 from ..engine.checks import check_layer_key, check_model, forward_error, model_device_dtype
 from ..engine.keys import LayerKey
 from ..engine.layouts import Layout, to_nchw
-from ..engine.progress import report
+from ..engine.progress import nested, report, reporting
 from ..engine.receptive import receptive_fields
 from ..engine.session import Explainer
 from ..errors import InputError, LayerError, choices
@@ -30,7 +30,7 @@ from .datacheck import check_images
 from .running import RunningTopK
 from .shards import Shard, all_gather_objects, image_count, merge_states, resolve_shard, shard_batches
 
-__all__ = ["TopActivations", "top_activations"]
+__all__ = ["TopActivations", "project_top", "top_activations"]
 
 
 @dataclass
@@ -248,24 +248,12 @@ def top_activations(
     best_v, best_i, best_p = run.values, run.index, run.pos
     scan_s = time.perf_counter() - t0
     C, kk = best_v.shape
-    # projections: every (channel, winner) pair is one sample; one forward+backward per chunk
     sample = next(iter(kept.values()))
-    pair_img = best_i.reshape(-1).tolist()
-    pair_ch = torch.tensor(chans, dtype=torch.long).repeat_interleave(kk)
-    pair_pos = best_p.reshape(-1, 2).cpu()
-    chunks = []
-    for start in range(0, len(pair_img) if project else 0, project_batch):
-        sl = slice(start, start + project_batch)
-        imgs = torch.stack([kept[int(i)] for i in pair_img[sl]])
-        ex = Explainer(model, imgs, stop_at=(layer, call), retain_graph=False)  # one projection per chunk
-        chunks.append(ex.project(layer, pair_ch[sl], position=pair_pos[sl], call=call, method=method))
-        del ex
-    projections = torch.cat(chunks).reshape(C, kk, *sample.shape) if project else None
     # receptive fields: one batched probe for all distinct winning positions
     unique = sorted({(int(y), int(x)) for y, x in best_p.reshape(-1, 2).tolist()})
     rf = dict(zip(unique, receptive_fields(model, tuple(sample.shape), layer, unique, call, sample.dtype, sample.device, layout=lay)))
     boxes = torch.tensor([[rf[(int(y), int(x))] for y, x in best_p[row].tolist()] for row in range(C)], dtype=torch.long)
-    return TopActivations(
+    res = TopActivations(
         layer=layer,
         call=call,
         channels=list(chans),
@@ -274,8 +262,43 @@ def top_activations(
         positions=best_p.cpu(),
         boxes=boxes,
         images=kept,
-        projections=projections,
+        projections=None,
         images_seen=seen,
         seconds=scan_s,
         method=method,
     )
+    if not project:
+        return res
+    with reporting(nested(seen, total)):  # the projections' chunks report as the finished scan: (images seen, total)
+        return project_top(model, res, method=method, project_batch=project_batch)
+
+
+def project_top(model: nn.Module, res: TopActivations, *, method: str = "deconvnet", project_batch: int = 64) -> TopActivations:
+    """Project every winner of a scan (``top_activations(..., project=False)``) down to the input.
+
+    Every (channel, winner) pair is one sample; one forward and one backward per chunk of
+    ``project_batch`` pairs. After each chunk it calls :func:`~saliency_widget.engine.progress.report`
+    with ``(pairs projected, pairs in all)``, so a caller can watch (or stop) this phase apart
+    from the scan's.
+
+    Returns
+    -------
+    TopActivations
+        ``res`` with ``projections`` ``(C, k, C_in, H, W)`` and ``method`` set.
+    """
+    if isinstance(project_batch, bool) or not isinstance(project_batch, int) or project_batch < 1:
+        raise InputError(f"project_batch must be a positive int, got {project_batch!r}")
+    C, kk = res.values.shape
+    sample = next(iter(res.images.values()))
+    pair_img = res.image_index.reshape(-1).tolist()
+    pair_ch = torch.tensor(res.channels, dtype=torch.long).repeat_interleave(kk)
+    pair_pos = res.positions.reshape(-1, 2)
+    chunks = []
+    for start in range(0, len(pair_img), project_batch):
+        sl = slice(start, start + project_batch)
+        imgs = torch.stack([res.images[int(i)] for i in pair_img[sl]])
+        ex = Explainer(model, imgs, stop_at=(res.layer, res.call), retain_graph=False)  # one projection per chunk
+        chunks.append(ex.project(res.layer, pair_ch[sl], position=pair_pos[sl], call=res.call, method=method))
+        del ex
+        report(min(start + project_batch, len(pair_img)), len(pair_img))
+    return replace(res, projections=torch.cat(chunks).reshape(C, kk, *sample.shape), method=method)

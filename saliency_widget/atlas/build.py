@@ -115,15 +115,16 @@ def _check_channels(channels: Sequence[int] | None, key: str, count: int) -> lis
     return sorted(set(channels))
 
 
-def _check_out(out: Path, index: Path | None) -> None:
-    """Refuse a site folder that is a file or holds something that is not an atlas."""
+def _out_problem(out: Path, index: Path | None) -> str:
+    """Why ``out`` cannot hold the site (a file, or a folder of something that is not an atlas), or ``""``."""
     if out.exists() and not out.is_dir():
-        raise InputError(f"--out {str(out)!r} is a file; give a folder for the atlas site")
+        return f"--out {str(out)!r} is a file; give a folder for the atlas site"
     if out.is_dir() and not (out / "atlas.json").is_file():
         others = sorted(p.name for p in out.iterdir() if p.name not in ("index",) and not (index and p.resolve() == index.resolve()))
         if others:
-            raise InputError(f"--out {str(out)!r} holds {', '.join(others[:5])} but no atlas.json; refusing to write an atlas over "
-                             "it: choose a new or empty folder")
+            return (f"--out {str(out)!r} holds {', '.join(others[:5])} but no atlas.json; refusing to write an atlas over "
+                    "it: choose a new or empty folder")
+    return ""
 
 
 def _load_existing(index: Path, model: nn.Module, keys: Sequence[LayerKey], data: Any) -> MiningIndex:
@@ -196,6 +197,7 @@ def build_atlas(
     seed: int = 0,
     transforms: bool = True,
     shard: Any = "auto",
+    restart: bool = False,
     progress: bool = False,
 ) -> Atlas:
     """Build the atlas site of ``layers`` of ``model`` over ``data`` into the folder ``out``.
@@ -229,6 +231,8 @@ def build_atlas(
         image side (default the model's), parametrisation, seed, robustness transforms.
     shard
         As in :func:`~saliency_widget.analysis.shards.resolve_shard`: ``"auto"`` joins torchrun's group.
+    restart
+        Mine the index again (discard the one at ``index`` or ``out/index``).
     progress
         Progress bars while mining.
 
@@ -266,19 +270,19 @@ def build_atlas(
     keys = list(dict.fromkeys(keys))
     chans = {str(key): _check_channels(channels, str(key), infos[str(key)].channels) for key in keys}
     index_dir = Path(index).expanduser() if index is not None else root / "index"
-    if where.rank == 0:
-        _check_out(root, index_dir)
-    barrier(where)
+    problem = all_gather_objects(_out_problem(root, index_dir) if where.rank == 0 else "", where)[0]
+    if problem:  # every rank raises (none is left waiting for the others)
+        raise InputError(problem)
     root.mkdir(parents=True, exist_ok=True)
     io = describe_model(model)
 
     t0 = time.perf_counter()
-    if index is not None and (index_dir / "manifest.json").is_file():
+    if index is not None and (index_dir / "manifest.json").is_file() and not restart:
         idx = _load_existing(index_dir, model, keys, data)
     else:
         idx = mine(model, data, keys, index_dir, k=k, batch_size=batch_size, limit=limit, method=method,
                    preprocessing=preprocessing_identity(io.transform, io.mean, io.std), mean=io.mean, std=io.std,
-                   shard=where, progress=progress)
+                   shard=where, restart=restart, progress=progress)
     t1 = time.perf_counter()
     hists = activation_histograms(model, data, keys, where, batch_size=batch_size, limit=limit)
     t2 = time.perf_counter()
@@ -346,6 +350,10 @@ def _write_site(
         "index": inside, "layers": layers,
     }
     t4 = time.perf_counter()
+    for top in ("layers", "img"):  # pages and pictures of layers an earlier build of this site showed
+        for old in sorted((root / top).glob("*")) if (root / top).is_dir() else []:
+            if old.is_dir() and old.name not in {v["dir"] for v in layers.values()}:
+                shutil.rmtree(old)
     for k_str in layers:
         (root / "layers" / layers[k_str]["dir"]).mkdir(parents=True, exist_ok=True)
         write_atomic(root / layers[k_str]["page"], pages.layer_page(manifest, k_str))

@@ -159,7 +159,7 @@ def _num(v: float) -> str:
     return f"{float(v):.4g}"
 
 
-def histogram_svg(edges: Sequence[float], counts: Sequence[int], marks: Sequence[float] = (), width: int = 380, height: int = 150) -> str:
+def histogram_svg(edges: Sequence[float], counts: Sequence[int], marks: Sequence[float] = (), width: int = 380, height: int = 160) -> str:
     """An inline SVG histogram: bars on a log(1 + count) scale, the ``marks`` (e.g. the top-9) as red ticks.
 
     Parameters
@@ -175,7 +175,7 @@ def histogram_svg(edges: Sequence[float], counts: Sequence[int], marks: Sequence
     """
     import math
 
-    left, right, top, bottom = 34, 8, 8, 30
+    left, right, top, bottom = 34, 8, 18, 30
     w, h = width - left - right, height - top - bottom
     lo, hi = float(edges[0]), float(edges[-1])
     span = hi - lo or 1.0
@@ -196,8 +196,8 @@ def histogram_svg(edges: Sequence[float], counts: Sequence[int], marks: Sequence
         f"<text x='{left}' y='{height - 6}'>{_num(lo)}</text>"
         f"<text x='{left + w}' y='{height - 6}' text-anchor='end'>{_num(hi)}</text>"
         f"<text x='{left + w / 2:.1f}' y='{height - 6}' text-anchor='middle'>max activation per image</text>"
-        f"<text x='{left - 4}' y='{top + 8}' text-anchor='end'>{top_count}</text>"
-        f"<text x='{left + 4}' y='{top + 8}'>images (log scale)</text>"
+        f"<text x='{left - 4}' y='{top + 4}' text-anchor='end'>{top_count}</text>"
+        f"<text x='{left}' y='10'>images per bin (log scale)</text>"
         f"<text x='{left - 4}' y='{top + h}' text-anchor='end'>0</text></svg>"
     )
 

@@ -52,6 +52,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--scene-size", type=int, default=128, help="side of the generated scenes of sample:shapes (default: %(default)s)")
     p.add_argument("--title", default=None, help="page title (default: 'Atlas of MODEL')")
     p.add_argument("--device", default=None, help="device (default: cuda:LOCAL_RANK when CUDA is available, else cpu)")
+    p.add_argument("--restart", action="store_true", help="mine the index again (after changing --layers, --limit or the data)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         atlas = build_atlas(
             model, data, layers, args.out, index=args.index, channels=channels, limit=args.limit, spec=args.model,
             title=args.title, k=args.k, batch_size=args.batch_size, method=args.method, steps=args.steps, size=args.size,
-            param=args.param, seed=args.seed, transforms=not args.no_transforms, shard=where, progress=not args.quiet,
+            param=args.param, seed=args.seed, transforms=not args.no_transforms, shard=where, restart=args.restart, progress=not args.quiet,
         )
         if where.rank == 0:
             print(atlas.summary())

@@ -1,6 +1,6 @@
 """``saliency-widget render``: saliency maps of images as an offline HTML report or a PNG grid.
 
-    saliency-widget render IMAGE... [--model SPEC] [--methods gradient,deconvnet,...]
+    saliency-widget render IMAGE... [--model SPEC] [--weights none] [--methods gradient,deconvnet,...]
                                     [--target CLASS] [--out report.html|grid.png]
                                     [--interactive [--topk K] [--layers KEY,...]]
     saliency-widget render --data DIR --out OUT_DIR [options]      (see saliency_widget.cli.batch)
@@ -18,14 +18,75 @@ from pathlib import Path
 from typing import Any
 
 from ..engine import available_methods, get_method
-from ..errors import InputError, choices
+from ..errors import InputError, OutOfDomainWarning, choices, warn_once
 from ..views.classes import check_methods
 from ..views.options import COLORMAPS, SIGNS
 from .toolbox import MODEL_HELP, read_model
 
-__all__ = ["EPILOG", "add_parser", "epilog", "parse_methods", "parse_target", "run"]
+__all__ = ["EPILOG", "WEIGHTS", "add_parser", "epilog", "looks_like_photo", "parse_methods", "parse_target", "run", "warn_photos",
+           "with_weights"]
 
 _OUT_SUFFIXES = (".html", ".htm", ".png")
+
+WEIGHTS = ("none", "random")
+"""The values of ``--weights``: both build the model with random weights."""
+
+
+def with_weights(spec: str, weights: str | None) -> str:
+    """The model spec ``spec`` with ``--weights`` applied (None: unchanged; none/random: random weights).
+
+    Raises
+    ------
+    InputError
+        ``--weights`` given with a spec that names its own weights, or a kind without a random form.
+    """
+    if weights is None:
+        return spec
+    text = spec.strip()
+    kind, _, rest = text.partition(":")
+    if kind == "shapes" and not rest:
+        return "shapes:none"
+    if kind in ("torchvision", "timm") and rest:
+        name, _, own = rest.partition(":")
+        if own and own.lower() not in WEIGHTS:
+            raise InputError(f"--weights {weights} contradicts the weights {own!r} named in --model {spec!r}; drop one of them")
+        return f"{kind}:{name}:none"
+    raise InputError(f"--weights {weights} applies to the specs shapes, torchvision:NAME and timm:NAME, not to --model {spec!r}")
+
+
+def looks_like_photo(arg: str) -> bool:
+    """Whether an IMAGE argument is a photograph rather than a shapes scene.
+
+    The bundled photos (``sample:cat``, ...) are; so is a JPEG file, or an image that is not
+    square (the shapes scenes are square PNGs).
+    """
+    if arg.startswith("sample:"):
+        return not arg.split(":", 1)[1].startswith("shapes")
+    p = Path(arg)
+    if p.suffix.lower() in (".jpg", ".jpeg"):
+        return True
+    try:
+        from PIL import Image
+
+        with Image.open(p) as img:
+            return bool(img.width != img.height or img.format == "JPEG")
+    except (OSError, ValueError):
+        return False  # not readable here: the report says why
+
+
+def warn_photos(spec: str, images: list[str]) -> None:
+    """Warn once (:class:`~saliency_widget.errors.OutOfDomainWarning`) when photos go to the bundled shapes model."""
+    if spec.strip() != "shapes":
+        return
+    photos = [a for a in images if looks_like_photo(a)]
+    if photos:
+        warn_once(
+            ("photo-on-shapes",),
+            f"{photos[0]}{f' (and {len(photos) - 1} more)' if len(photos) > 1 else ''} looks like a photo, but the bundled "
+            "'shapes' model knows only six synthetic shapes, so its classes and maps mean little here; try "
+            "--model torchvision:resnet18 (cached weights) or add --weights none (random weights, offline)",
+            OutOfDomainWarning,
+        )
 
 
 def epilog() -> str:
@@ -37,6 +98,8 @@ def epilog() -> str:
   saliency-widget render photo.jpg                       bundled model, three maps, report.html
   saliency-widget render a.png b.png --out grid.png      one PNG grid, rows = images
   saliency-widget render cat.jpg --model torchvision:resnet50 --methods gradient,gradcam --target 281
+  saliency-widget render sample:cat --model torchvision:resnet18 --weights none
+                                                         offline trial with random weights (nothing cached)
   saliency-widget render --list-samples                  names of the bundled sample images
   saliency-widget render sample:shapes_star              a bundled sample by name
   saliency-widget render sample:shapes_star --interactive --out star.html
@@ -52,8 +115,10 @@ methods (--methods, comma-separated):
 {methods}
 
 --target takes a class index or name; the default is each image's predicted class.
-torchvision weights must already be in the torch hub cache (no downloads happen here); the
-bundled 'shapes' model always works offline.
+torchvision weights must already be in the torch hub cache (no downloads happen here);
+--weights none (or a spec ending in :random) builds the model with random weights instead. The
+bundled 'shapes' model always works offline, but knows only its six synthetic shapes: a photo
+given to it gets a one-line warning (its classes mean nothing there).
 """
 
 
@@ -65,6 +130,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     r: argparse.ArgumentParser = sub.add_parser("render", help="render maps of images to report.html or grid.png", description="Render saliency maps of IMAGE(s) with one or more methods.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("images", nargs="*", metavar="IMAGE", help="image files (PNG/JPEG) or sample:NAME for a bundled sample")
     r.add_argument("--model", default="shapes", help=MODEL_HELP)
+    r.add_argument("--weights", default=None, choices=WEIGHTS, help="none or random: random weights (offline trials; "
+                   "same as a spec ending in :none); default: the spec's weights (pretrained)")
     r.add_argument("--methods", default=None, help="comma-separated method names, listed below (default: gradient,deconvnet,guided_backprop)")
     r.add_argument("--target", default=None, help="class index or class name (default: predicted class)")
     r.add_argument("--data", default=None, metavar="DIR", help="render every image under DIR (recursive; ImageFolder layout or flat) "
@@ -153,7 +220,8 @@ def run(args: argparse.Namespace) -> int:
     target = parse_target(args.target)
     images = [_image(a) for a in args.images]
     names = [Path(a).name if not a.startswith("sample:") else a.split(":", 1)[1] for a in args.images]
-    model = read_model(args.model)
+    model = read_model(with_weights(args.model, args.weights))
+    warn_photos(with_weights(args.model, args.weights), args.images)
 
     from ..viz.images import describe_model, resolve_target
     from ..viz.report import render_report

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -52,8 +53,13 @@ def run_reporting(body: Callable[[], int], prog: str = "saliency-widget") -> int
     Expected failures are the package's errors (:class:`~saliency_widget.errors.SaliencyError`,
     usage errors included), a library's input check (``ValueError``) and the file system
     (``OSError``: an unreadable input, an unwritable output). Anything else is a bug and keeps
-    its traceback.
+    its traceback. Warnings shown meanwhile are one line each too: ``saliency-widget: warning: ...``.
     """
+    def one_line_warning(message: Warning | str, category: type[Warning], *_rest: object, **_kw: object) -> str:
+        return f"{prog}: warning: {one_line(str(message))} ({category.__name__})\n"
+
+    formatted = warnings.formatwarning
+    warnings.formatwarning = one_line_warning  # printed warnings as one line each, like the errors (recorders still record)
     try:
         return body()
     except (SaliencyError, ValueError) as err:
@@ -61,6 +67,8 @@ def run_reporting(body: Callable[[], int], prog: str = "saliency-widget") -> int
     except OSError as err:
         name = f" {err.filename!r}" if getattr(err, "filename", None) else ""
         return fail(f"{err.strerror or err}{name}", prog)
+    finally:
+        warnings.formatwarning = formatted
 
 
 def split_list(spec: str, option: str, what: str = "name") -> list[str]:

@@ -38,37 +38,57 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["CAM_METHODS", "CAMMethod", "GuidedGradCAM", "cam_low_res", "default_cam_layer", "gradcam_low_res"]
 
-_POOLING = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Dropout, nn.Dropout2d)
+_POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+_POOLING = (*_POOLS, nn.Dropout, nn.Dropout2d)
 _NORMS = (nn.LayerNorm, nn.GroupNorm)
 # default layer per Explainer: the transformer search costs a few backward passes, once
 _DEFAULTS: weakref.WeakKeyDictionary[Explainer, str] = weakref.WeakKeyDictionary()
 
 
 def default_cam_layer(explainer: Explainer) -> str:
-    """The last spatial layer before pooling to the classifier.
+    """The default Grad-CAM layer: the last layer whose output feeds the classifier's global pooling.
 
-    Candidates are the recorded executions of leaf modules (not pooling or dropout) whose
-    output has a spatial layout (NCHW, NHWC or tokens) with an ``h x w > 1`` grid. If the last
-    candidate is NCHW (every CNN; torchvision Swin's final ``permute``, the same values as
-    its ``norm``), it is the default. Otherwise (a transformer ending in NHWC or token
-    layers) the default is the last candidate whose grid reaches the class score, a
-    normalisation layer preferred: in a class-token ViT the patch tokens after the last
-    attention never reach the score (the final norm, the last MLP and the last block's
-    output give all-zero Grad-CAMs), so that is the last block's input norm (``norm1`` /
-    ``ln_1`` / ``layernorm_before``), pytorch-grad-cam's documented choice; in a pooled
-    model (Swin) it is the final norm. When the last candidate is a residual branch whose
-    block adds the skip connection afterwards (ConvNeXt), the block's output is the default.
-    Returns its key (``"name"`` or ``"name#call"``).
+    Read from the recorded forward, in execution order, modules and blocks alike (a block's
+    output is recorded after its layers'): the candidates are the outputs with a spatial layout
+    (NCHW, NHWC or tokens) on an ``h x w > 1`` grid that are not the output of a pooling or
+    dropout module. The last candidate is the tensor the model pools (averages over the grid)
+    for its head. The default is the first layer that output that very tensor: the leaf when
+    the block ends in it (ResNet ``layer4.1.relu#1``, EfficientNet ``features.8.2``), the block
+    when the block builds it after its last layer: a concatenation (Inception-v3 ``Mixed_7c``,
+    not one branch of it), a residual addition (ConvNeXt ``features.7.2``, LeViT
+    ``stages.2.blocks.3``), a window departition (MaxViT, the last block's output).
+
+    An NCHW last candidate is taken as it is (no backward pass: Eigen-CAM and Score-CAM need
+    none). A channels-last or token one is checked with one partial backward: in a class-token
+    ViT the patch tokens after the last attention never reach the score (every Grad-CAM there
+    is zero), so the default is then, as pytorch-grad-cam documents, the last leaf layer whose
+    grid does reach the score, a normalisation layer preferred: the last block's input norm
+    (``norm1`` / ``ln_1`` / ``layernorm_before``). Returns its key (``"name"`` or ``"name#call"``).
+
+    Parameters
+    ----------
+    explainer
+        Holds the recorded forward pass.
+
+    Raises
+    ------
+    LayerError
+        No layer has a spatial output on a grid of more than one position.
     """
     if explainer in _DEFAULTS:
         return _DEFAULTS[explainer]
     modules = dict(explainer.model.named_modules())
+    pooled = set()  # a pooling's output, also when a block ends in it (VGG's ``features``)
+    for info in explainer.layers:
+        if isinstance(modules[info.name], _POOLS):
+            rec = explainer.record(info.key)
+            pooled.add((id(rec.tensor), rec.version))
     candidates = []
     for info in explainer.layers:
-        mod = modules[info.name]
-        if info.layout not in SPATIAL_LAYOUTS or info.shape[1] * info.shape[2] <= 1:
+        rec = explainer.record(info.key)
+        if info.layout not in SPATIAL_LAYOUTS or info.shape[1] * info.shape[2] <= 1 or isinstance(modules[info.name], _POOLING):
             continue
-        if any(True for _ in mod.children()) or isinstance(mod, _POOLING):
+        if (id(rec.tensor), rec.version) in pooled:
             continue
         candidates.append(info)
     if not candidates:
@@ -76,36 +96,27 @@ def default_cam_layer(explainer: Explainer) -> str:
             "no spatial layer (layout NCHW, NHWC or tokens with an h x w > 1 grid) found for Grad-CAM; pass layer=... "
             f"from: {choices([i.key for i in explainer.layers])}"
         )
-    best = candidates[-1].key
-    if candidates[-1].layout == "NCHW":
-        best = _block_output_after(explainer, candidates[-1]) or best
+    last = candidates[-1]
+    if last.layout == "NCHW" or _reaching(explainer, [last.key]):
+        best = _first_holder(explainer, candidates, last)
     else:
-        reach = _reaching(explainer, [i.key for i in candidates])
-        norms = [i for i in candidates if isinstance(modules[i.name], _NORMS) or i.type.endswith("Norm")]
+        leaves = [i for i in candidates if not any(True for _ in modules[i.name].children())]
+        reach = _reaching(explainer, [i.key for i in leaves])
+        norms = [i for i in leaves if isinstance(modules[i.name], _NORMS) or i.type.endswith("Norm")]
         # none reaching (e.g. a zero-initialised head): every Grad-CAM is zero; keep the last layer
-        best = next((i.key for i in [*reversed(norms), *reversed(candidates)] if i.key in reach), best)
+        best = next((i.key for i in [*reversed(norms), *reversed(leaves)] if i.key in reach), last.key)
     _DEFAULTS[explainer] = best
     return best
 
 
-def _block_output_after(explainer: Explainer, last: LayerInfo) -> str | None:
-    """The output of the residual block that ends after ``last``, when it differs from ``last``'s.
-
-    A block that ends in an addition (ConvNeXt: ``x + drop_path(branch)``) has no leaf module
-    after its last one: the last leaf is the branch, before the skip connection joins it. The
-    block's own output (the next recorded container execution on the same grid, holding a
-    different tensor or the same one changed in place) is what reaches the classifier.
-    """
-    layers = explainer.layers
-    after = layers[[i.key for i in layers].index(last.key) + 1 :]
-    last_rec = explainer.record(last.key)
-    for info in after:
-        if info.layout != "NCHW" or info.shape != last.shape:
-            return None  # a pooling or head: the branch's grid is the last one
+def _first_holder(explainer: Explainer, candidates: list[LayerInfo], last: LayerInfo) -> str:
+    """The first of ``candidates`` whose output is ``last``'s output tensor, unchanged since (same version)."""
+    target = explainer.record(last.key)
+    for info in candidates:
         rec = explainer.record(info.key)
-        if rec.tensor is not last_rec.tensor or rec.version != last_rec.version:
+        if rec.tensor is target.tensor and rec.version == target.version:
             return info.key
-    return None
+    return last.key
 
 
 def _reaching(explainer: Explainer, keys: list[str]) -> set[str]:

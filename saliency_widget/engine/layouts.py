@@ -37,7 +37,7 @@ seed) back to the layer's own layout.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -45,6 +45,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils.weak import WeakIdKeyDictionary
 
 from ..errors import LayerError
+from .axes import Axes, Factor, canonical, einsum_axes, fits, index_axes, kept_axes, matmul_axes, reshape_axes
 
 __all__ = [
     "LAYOUTS",
@@ -73,11 +74,15 @@ class Layout:
         ``(h, w)`` of the spatial grid for the spatial layouts, else None.
     prefix
         Number of prefix tokens ``P`` for ``"tokens"`` (class + distillation + registers), else 0.
+    axes
+        Inside the tracker, kind ``"axes"``: what each axis is made of (see :mod:`.axes`), for a
+        tensor that has none of the layouts (a window partition, heads split off the channels).
     """
 
     kind: str
     grid: tuple[int, int] | None = None
     prefix: int = 0
+    axes: Axes | None = field(default=None, repr=False)
 
     @property
     def spatial(self) -> bool:
@@ -103,6 +108,8 @@ def _fits(shape: Sequence[int], layout: Layout) -> bool:
         return len(shape) == 2
     if layout.kind == "unknown":
         return True
+    if layout.kind == "axes":
+        return layout.axes is not None and fits(layout.axes, shape)
     if g is None:
         return False
     if layout.kind == "NCHW":
@@ -201,9 +208,18 @@ _RESHAPES: frozenset[Callable[..., Any]] = frozenset(
     {
         torch.reshape, torch.Tensor.reshape, torch.Tensor.view, torch.flatten, torch.Tensor.flatten,
         torch.unflatten, torch.Tensor.unflatten, torch.Tensor.view_as, torch.Tensor.reshape_as,
+        torch.squeeze, torch.Tensor.squeeze, torch.unsqueeze, torch.Tensor.unsqueeze,
     }
 )  # fmt: skip
 _CATS: frozenset[Callable[..., Any]] = frozenset({torch.cat, torch.concat, torch.concatenate})
+_MATMULS: frozenset[Callable[..., Any]] = frozenset(
+    {torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm, torch.Tensor.bmm}
+)
+_UNBINDS: frozenset[Callable[..., Any]] = frozenset({torch.unbind, torch.Tensor.unbind})
+# a convolution's output is (N, C, H, W) on its own grid, whatever its input went through
+_CONVS: frozenset[Callable[..., Any]] = frozenset({torch.conv2d, torch.conv_transpose2d})
+_SDPA = torch.nn.functional.scaled_dot_product_attention
+_UNFOLD = torch.nn.functional.unfold
 _PRIMES = (2, 3, 5, 7, 11, 13, 17, 19)
 
 
@@ -229,37 +245,31 @@ def _permutation(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[s
     return tuple(_PRIMES.index(s) for s in shape)
 
 
-def _permuted(layout: Layout, perm: tuple[int, ...]) -> Layout | None:
-    if perm == tuple(range(len(perm))):
-        return layout
-    if layout.kind == "NCHW" and perm == (0, 2, 3, 1):
-        return Layout("NHWC", layout.grid)
-    if layout.kind == "NHWC" and perm == (0, 3, 1, 2):
-        return Layout("NCHW", layout.grid)
-    if layout.kind == "NCL" and perm == (0, 2, 1):
-        return Layout("tokens", layout.grid, 0)
-    if layout.kind == "tokens" and layout.prefix == 0 and perm == (0, 2, 1):
-        return Layout("NCL", layout.grid)
-    return None
-
-
-def _reshaped(layout: Layout, src: Sequence[int], out: Sequence[int]) -> Layout | None:
-    src, out = tuple(src), tuple(out)
-    if src == out:
-        return layout
+def _axes_of(layout: Layout, shape: Sequence[int]) -> Axes | None:
+    """What each axis of a tensor with ``layout`` is made of (see :mod:`.axes`); None if not followed."""
+    if layout.kind == "axes":
+        return layout.axes
     g = layout.grid
-    if g is None or out[0] != src[0]:
+    if g is None or not _fits(shape, layout):
         return None
-    hw = g[0] * g[1]
-    if layout.kind == "NCHW" and out == (src[0], src[1], hw):
-        return Layout("NCL", g)
-    if layout.kind == "NHWC" and out == (src[0], hw, src[3]):
-        return Layout("tokens", g, 0)
-    if layout.kind == "tokens" and layout.prefix == 0 and out == (src[0], *g, src[2]):
-        return Layout("NHWC", g)
-    if layout.kind == "NCL" and out == (src[0], src[1], *g):
-        return Layout("NCHW", g)
+    n, (h, w) = int(shape[0]), g
+    batch = (Factor("n", n),)
+    rows, cols = Factor("h", h, 1, h), Factor("w", w, 1, w)
+    grid = (rows, cols)
+    if layout.kind == "NCHW":
+        return (batch, _chan(shape[1]), (rows,), (cols,))
+    if layout.kind == "NHWC":
+        return (batch, (rows,), (cols,), _chan(shape[3]))
+    if layout.kind == "NCL":
+        return (batch, _chan(shape[1]), grid)
+    if layout.kind == "tokens":
+        tok = grid if layout.prefix == 0 else (Factor("t", layout.tokens, layout.prefix, w),)
+        return (batch, tok, _chan(shape[2]))
     return None
+
+
+def _chan(size: int) -> tuple[Factor, ...]:
+    return (Factor("c", int(size)),) if int(size) > 1 else ()
 
 
 class LayoutTracker(TorchFunctionMode):
@@ -271,14 +281,20 @@ class LayoutTracker(TorchFunctionMode):
 
     Notes
     -----
-    Tags are kept in a weak dictionary, so the tracker keeps no tensor alive.
+    Tags are kept in a weak dictionary, so the tracker keeps no tensor alive. Per op: a
+    permute, reshape, view, flatten, unflatten, squeeze or unsqueeze regroups the factors of
+    the axes (:mod:`.axes`), so rows and columns are followed through channel shuffles and
+    window partitions and their reverse; a convolution's output is ``(N, C, H, W)`` on its
+    own grid; matmul, ``scaled_dot_product_attention`` and einsum keep the row axis of their
+    first operand and the column axis of the last (attention keeps the token axis of its
+    queries); unbind and indexing drop or keep axes; concatenations of untagged tokens in
+    front of patch tokens add prefix tokens; every other op that keeps the rank keeps the
+    axes whose sizes it keeps.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._tags: WeakIdKeyDictionary = WeakIdKeyDictionary()
-        self._grids: dict[str, set[tuple[int, int]]] = {"NCHW": set(), "NHWC": set()}
-        self._token_layouts: dict[int, set[Layout]] = {}
         self._batch = -1
 
     # -------------------------------------------------------------- recording
@@ -292,10 +308,15 @@ class LayoutTracker(TorchFunctionMode):
         if layout is None or not _fits(t.shape, layout):
             layout = _UNKNOWN
         self._tags[t] = layout
-        if layout.kind in self._grids:
-            self._grids[layout.kind].add(layout.grid)  # type: ignore[arg-type]
-        elif layout.kind == "tokens":
-            self._token_layouts.setdefault(layout.tokens, set()).add(layout)
+
+    def _layout(self, axes: Axes | None) -> Layout | None:
+        """The layout named by ``axes`` (NCHW, NHWC, tokens, NCL), else an ``"axes"`` layout keeping them."""
+        if axes is None:
+            return None
+        named = canonical(axes, self._batch)
+        if named is None:
+            return Layout("axes", axes=axes)
+        return Layout(*named)
 
     def __torch_function__(
         self,
@@ -318,6 +339,10 @@ class LayoutTracker(TorchFunctionMode):
             self._observe(func, args, kwargs, outs)
         return out
 
+    def _known(self, t: Any) -> Layout | None:
+        lay = self._tags.get(t) if isinstance(t, torch.Tensor) else None
+        return None if lay is None or lay.kind == "unknown" else lay
+
     def _observe(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], outs: tuple[torch.Tensor, ...]) -> None:
         derived = [(t, self._tags[t]) for t in _tensors((*args, *kwargs.values())) if t in self._tags]
         if not derived or not outs:
@@ -327,37 +352,105 @@ class LayoutTracker(TorchFunctionMode):
         tagged = [(t, lay) for t, lay in derived if lay.kind != "unknown"]
         first = args[0] if args else kwargs.get("input")
         src: torch.Tensor | None = first if isinstance(first, torch.Tensor) else None
-        src_layout = self._tags.get(src) if src is not None else None
-        if src_layout is not None and src_layout.kind == "unknown":
-            src_layout = None
-        if func in _PERMUTES and src is not None and src_layout is not None:
+        src_layout = self._known(src)
+        out = outs[0]
+        if func in _CONVS:
+            ok = out.dim() == 4 and out.shape[0] == self._batch
+            self._tag(out, Layout("NCHW", (int(out.shape[2]), int(out.shape[3]))) if ok else None)
+        elif func in _MATMULS or func is _SDPA or func is torch.einsum:
+            self._tag(out, self._layout(self._product_axes(func, args, kwargs, out)))
+        elif src is None or src_layout is None:
+            if func in _CATS:
+                self._tag(out, self._cat(args, kwargs, out))
+            else:
+                for o in outs:
+                    self._tag(o, self._kept(o, tagged))
+        elif func in _PERMUTES:
             perm = _permutation(func, args, kwargs, src.dim())
-            self._tag(outs[0], None if perm is None else _permuted(src_layout, perm))
-        elif func in _RESHAPES and src is not None and src_layout is not None:
-            self._tag(outs[0], _reshaped(src_layout, src.shape, outs[0].shape))
-        elif func in _CATS and outs[0].dim() == 3:
-            self._tag(outs[0], self._cat_tokens(args, kwargs, outs[0]))
-        elif func is torch.Tensor.__getitem__ and src is not None and src_layout is not None and src_layout.kind == "tokens":
-            self._tag(outs[0], _token_slice(src_layout, args[1], src.shape, outs[0].shape))
+            axes = _axes_of(src_layout, src.shape)
+            self._tag(out, None if perm is None or axes is None else self._layout(tuple(axes[i] for i in perm)))
+        elif func in _RESHAPES:
+            axes = _axes_of(src_layout, src.shape)
+            self._tag(out, None if axes is None else self._layout(reshape_axes(axes, out.shape)))
+        elif func in _UNBINDS:
+            dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
+            axes = _axes_of(src_layout, src.shape)
+            if axes is not None and isinstance(dim, int):
+                rest = axes[: dim % src.dim()] + axes[dim % src.dim() + 1 :]
+                for o in outs:
+                    self._tag(o, self._layout(rest))
+        elif func is torch.Tensor.__getitem__:
+            self._tag(out, self._index(src, src_layout, args[1], out))
+        elif func is _UNFOLD and src_layout.kind == "NCHW":
+            self._tag(out, _unfolded(src, args, kwargs, out))
         else:
             for o in outs:
-                self._tag(o, _kept(o, tagged))
+                self._tag(o, self._kept(o, tagged))
 
-    def _cat_tokens(self, args: tuple[Any, ...], kwargs: dict[str, Any], out: torch.Tensor) -> Layout | None:
+    def _product_axes(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], out: torch.Tensor) -> Axes | None:
+        """Axes of a matmul, an attention or an einsum output."""
+        if func is torch.einsum:
+            eq, *ops = args if args else (kwargs.get("equation"), *kwargs.get("operands", ()))
+            if len(ops) == 1 and isinstance(ops[0], (list, tuple)):
+                ops = list(ops[0])
+            if not isinstance(eq, str) or not all(isinstance(o, torch.Tensor) for o in ops):
+                return None
+            axes = [self._axes(o) for o in ops]
+            return einsum_axes(eq, axes, [o.shape for o in ops], out.shape)
+        if func is _SDPA:
+            q, v = (args[0] if args else kwargs.get("query")), (args[2] if len(args) > 2 else kwargs.get("value"))
+            qa, va = self._axes(q), self._axes(v)
+            if qa is None or va is None:
+                return None
+            return qa[:-1] + va[-1:] if fits(qa[:-1] + va[-1:], out.shape) else None
+        a, b = (args[0], args[1]) if len(args) > 1 else (kwargs.get("input"), kwargs.get("other", kwargs.get("mat2")))
+        if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
+            return None
+        return matmul_axes(self._axes(a), self._axes(b), a.shape, b.shape, out.shape)
+
+    def _axes(self, t: Any) -> Axes | None:
+        lay = self._known(t)
+        return None if lay is None else _axes_of(lay, t.shape)
+
+    def _index(self, src: torch.Tensor, layout: Layout, index: Any, out: torch.Tensor) -> Layout | None:
+        if layout.kind == "tokens":
+            return _token_slice(layout, index, src.shape, out.shape)
+        if layout.kind in ("NCHW", "NHWC") and out.dim() == src.dim():
+            return self._kept(out, [(src, layout)])  # a crop or a strided subsampling: a new grid
+        axes = _axes_of(layout, src.shape)
+        return None if axes is None else self._layout(index_axes(axes, index, out.shape))
+
+    def _cat(self, args: tuple[Any, ...], kwargs: dict[str, Any], out: torch.Tensor) -> Layout | None:
         parts = list(args[0] if args else kwargs.get("tensors", ()))
         dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
-        dim = dim + 3 if isinstance(dim, int) and dim < 0 else dim
-        layouts = [self._tags.get(p) if isinstance(p, torch.Tensor) else None for p in parts]
-        layouts = [None if lay is None or lay.kind == "unknown" else lay for lay in layouts]
-        if dim != 1:
-            return _kept(out, [(p, lay) for p, lay in zip(parts, layouts) if lay is not None])
+        dim = dim + out.dim() if isinstance(dim, int) and dim < 0 else dim
+        layouts = [self._known(p) for p in parts]
+        if dim != 1 or out.dim() != 3:
+            return self._kept(out, [(p, lay) for p, lay in zip(parts, layouts) if lay is not None])
         # [cls, (dist,) (registers,) patches]: untagged tokens in front of patch tokens are prefix tokens
         idx = [i for i, lay in enumerate(layouts) if lay is not None]
         if len(idx) != 1 or layouts[idx[0]].kind != "tokens" or idx[0] != len(parts) - 1:  # type: ignore[union-attr]
-            return None
+            return self._kept(out, [(p, lay) for p, lay in zip(parts, layouts) if lay is not None])
         lay = layouts[idx[0]]
         extra = sum(int(p.shape[1]) for p in parts[: idx[0]])
         return Layout("tokens", lay.grid, lay.prefix + extra)  # type: ignore[union-attr]
+
+    def _kept(self, out: torch.Tensor, tagged: list[tuple[torch.Tensor, Layout]]) -> Layout | None:
+        """Layout of the output of a rank-keeping op (norm, linear, conv, add, pad, roll, slice, split...)."""
+        rank = out.dim()
+        same = [(t, lay) for t, lay in tagged if t.dim() == rank and t.shape[0] == out.shape[0] and lay.kind != "flat"]
+        kinds = {lay.kind for _, lay in same}
+        if kinds and kinds <= {"NCHW", "NHWC"} and len(kinds) == 1:
+            # a pooling, a strided slice or a padding of a grid: the same layout on the output's grid
+            kind = kinds.pop()
+            return Layout(kind, (int(out.shape[2]), int(out.shape[3])) if kind == "NCHW" else (int(out.shape[1]), int(out.shape[2])))
+        results = set()
+        for t, lay in same:
+            axes = _axes_of(lay, t.shape)
+            results.add(None if axes is None else kept_axes(axes, out.shape))
+        if len(results) != 1:
+            return None
+        return self._layout(results.pop())
 
     # -------------------------------------------------------------- reading
     def layout_of(self, t: torch.Tensor) -> Layout:
@@ -371,46 +464,33 @@ class LayoutTracker(TorchFunctionMode):
         Returns
         -------
         Layout
-            ``flat`` for ``(N, C)``; else its tracked layout; else, for a tensor computed from
-            the input, the layout its shape agrees with among the grids seen (exactly one);
-            else ``ambiguous`` (also for tensors not computed from the input at all).
+            ``flat`` for ``(N, C)``; else its tracked layout when that is NCHW, NHWC or
+            tokens; else ``ambiguous``: a window partition, an attention map, heads split off
+            the channels, a tensor whose layout was not followed or not computed from the input.
+            Never guessed from the shape alone.
         """
         if t.dim() == 2:
             return FLAT
         lay = self._tags.get(t)
-        if lay is None:
+        if lay is None or lay.kind not in SPATIAL_LAYOUTS or int(t.shape[0]) != self._batch:
             return AMBIGUOUS
-        if lay.kind in SPATIAL_LAYOUTS:
-            return lay
-        shape = tuple(int(s) for s in t.shape)
-        if shape[0] != self._batch:  # e.g. attention windows batched as (N * windows, ...)
-            return AMBIGUOUS
-        if len(shape) == 4:
-            nchw = shape[2:] in self._grids["NCHW"]
-            nhwc = shape[1:3] in self._grids["NHWC"]
-            if nchw != nhwc:
-                return Layout("NCHW", shape[2:]) if nchw else Layout("NHWC", shape[1:3])  # type: ignore[arg-type]
-        elif len(shape) == 3:
-            candidates = self._token_layouts.get(shape[1], set())
-            if len(candidates) == 1:
-                return next(iter(candidates))
-        return AMBIGUOUS
+        return lay
 
 
-def _kept(out: torch.Tensor, tagged: list[tuple[torch.Tensor, Layout]]) -> Layout | None:
-    """Layout of the output of a rank-keeping op (norm, linear, conv, add, pad, roll, slice...)."""
-    rank = out.dim()
-    same = {lay for t, lay in tagged if t.dim() == rank and t.shape[0] == out.shape[0] and lay.kind != "flat"}
-    kinds = {lay.kind for lay in same}
-    if len(kinds) != 1:
-        return None
-    kind = kinds.pop()
-    if kind == "NCHW":
-        return Layout("NCHW", (int(out.shape[2]), int(out.shape[3])))
-    if kind == "NHWC":
-        return Layout("NHWC", (int(out.shape[1]), int(out.shape[2])))
-    # tokens / NCL: the token axis must be the same tokens (a linear layer, a norm, an add)
-    return same.pop() if len(same) == 1 else None
+def _unfolded(src: torch.Tensor, args: tuple[Any, ...], kwargs: dict[str, Any], out: torch.Tensor) -> Layout | None:
+    """``F.unfold`` (im2col) of an NCHW tensor: ``(N, C * kh * kw, L)`` over the grid of patch positions (NCL)."""
+    names = ("kernel_size", "dilation", "padding", "stride")
+    given = {**dict(zip(names, args[1:])), **kwargs}
+    pairs = []
+    for name, default in zip(names, (None, 1, 0, 1)):
+        v = given.get(name, default)
+        v = (v, v) if isinstance(v, int) else tuple(v) if isinstance(v, (tuple, list)) else None
+        if v is None or len(v) != 2:
+            return None
+        pairs.append(v)
+    (k, d, p, s) = pairs
+    grid = tuple((int(src.shape[2 + i]) + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2))
+    return Layout("NCL", grid) if out.dim() == 3 and grid[0] * grid[1] == out.shape[2] else None  # type: ignore[arg-type]
 
 
 def _token_slice(layout: Layout, index: Any, src: Sequence[int], out: Sequence[int]) -> Layout | None:

@@ -12,12 +12,21 @@ patch that covers a pixel (so positive = the region supports the target). Patche
 ``0, stride, 2 * stride, ...`` and, when the stride does not divide ``size - window``, at
 ``size - window`` too (one last full patch flush with the border), so every pixel is measured. The raw grid of
 scores per patch position, as drawn in the paper, is :func:`occlusion_scores`.
+
+Coarse to fine: the positions are evaluated in refinement order (:func:`refinement_levels`):
+a sparse grid first (every 8th position or so, in a first small batch), then the grid halved,
+and so on down to every position. A caller watching with
+:func:`~saliency_widget.engine.progress.previewing` gets after each batch the map of the scores
+measured so far (each missing position takes the score of the nearest measured one), so a
+coarse map shows after a few forward passes and refines in place. The order is the same
+whether or not anyone watches, so the final map is the one-shot map, bit for bit.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,12 +40,12 @@ from .layouts import Layout, to_nchw
 from .methods import check_options
 from .outputs import logits_of
 from .plancache import cached_plan
-from .progress import report
+from .progress import Partial, previewer, report
 
 if TYPE_CHECKING:  # pragma: no cover
     from .session import Explainer
 
-__all__ = ["Occlusion", "default_batch_size", "occlusion_map", "occlusion_scores"]
+__all__ = ["Occlusion", "default_batch_size", "occlusion_map", "occlusion_scores", "refinement_levels"]
 
 _log = logging.getLogger(__name__)
 
@@ -59,6 +68,58 @@ def _positions(size: int, window: int, stride: int) -> list[int]:
     if starts[-1] != size - window:
         starts.append(size - window)
     return starts
+
+
+def _axis_levels(n: int) -> list[int]:
+    """Refinement level of each of ``n`` positions along one axis (0: the coarsest grid).
+
+    Level 0 holds every ``S``-th index and the last one (``S`` the largest power of two with
+    about three level-0 positions per axis); level ``l`` adds the indices on the grid of step
+    ``S / 2**l``.
+    """
+    step = 1
+    while 3 * step <= n - 1:  # the largest power of two <= (n - 1) / 1.5: about 3 positions at level 0
+        step *= 2
+    levels = []
+    for i in range(n):
+        lv, s = 0, step
+        while i % s and i != n - 1:
+            s //= 2
+            lv += 1
+        levels.append(lv)
+    return levels
+
+
+def refinement_levels(ny: int, nx: int) -> list[list[int]]:
+    """Flat position indices (``i * nx + j``) of an ``ny`` x ``nx`` grid, coarse to fine.
+
+    Level 0 is a sparse grid (e.g. 3 x 3 of 27 x 27 positions), each next level fills the grid
+    of half the step; together they hold every position once. Occlusion scores the positions
+    in this order, so its first batch already gives a coarse map.
+
+    Examples
+    --------
+    >>> [len(level) for level in refinement_levels(27, 27)]
+    [9, 16, 39, 132, 533]
+    """
+    ly, lx = _axis_levels(ny), _axis_levels(nx)
+    out: list[list[int]] = [[] for _ in range(max(ly + lx) + 1)]
+    for i in range(ny):
+        for j in range(nx):
+            out[max(ly[i], lx[j])].append(i * nx + j)
+    return [level for level in out if level]
+
+
+def _batches(ends: Sequence[int], total: int, batch_size: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each batch: cut at the ends of the small coarse levels, then every ``batch_size``."""
+    cuts = sorted({e for e in ends if e < 2 * batch_size} | {total})
+    out, start = [], 0
+    for cut in cuts:
+        while start < cut:
+            stop = min(cut, start + batch_size)
+            out.append((start, stop))
+            start = stop
+    return out
 
 
 def default_batch_size(x: torch.Tensor) -> int:
@@ -181,6 +242,7 @@ def occlusion_scores(
     batch_size: int | None = None,
     incremental: bool = True,
     approximate: float | None = None,
+    partial: Callable[[float, torch.Tensor, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, list[int], list[int]]:
     """Score of every occluded copy.
 
@@ -210,6 +272,11 @@ def occlusion_scores(
         Off (None) by default. A fraction ``tau`` in (0, 1]: incremental occlusion keeps each
         changed rectangle at most ``tau`` of its map's side, centred (Krypton's projective-field
         thresholding): faster, no longer exact (errors measured in docs/benchmarks.md).
+    partial
+        Called after each batch but the last as ``partial(fraction, base, grid)``: ``grid``
+        ``(N, len(ys), len(xs))`` holds the scores measured so far, each other position the
+        score of the nearest measured one (positions are scored coarse to fine, see
+        :func:`refinement_levels`).
 
     Returns
     -------
@@ -264,11 +331,38 @@ def occlusion_scores(
         score_batch, preferred = _batch_scorer(explainer, targets.to(x.device), (wy, wx), fill_t, output, layer, channel, lay, incremental, base, approximate,
                                                     (sy, sx))
         batch_size = batch_size or preferred
-        for start in range(0, N * P, batch_size):
+        # coarse to fine (every image's level 0, then every image's level 1, ...): the same order
+        # whether or not a preview is watched, so the final grid is the one-shot grid
+        levels = refinement_levels(len(ys), len(xs))
+        order = torch.tensor([i * P + p for level in levels for i in range(N) for p in level], device=x.device)
+        ends = list(itertools.accumulate(N * len(level) for level in levels))
+        done = torch.zeros(N * P, dtype=torch.bool, device=x.device)
+        batches = _batches(ends, N * P, batch_size)
+        for start, stop in batches:
             report(start, N * P)  # between batches: the caller may watch, or stop the work (Cancelled)
-            img = flat_img[start : start + batch_size]
-            scores[start : start + batch_size] = score_batch(img, corners[flat_pos[start : start + batch_size]])
+            idx = order[start:stop]
+            scores[idx] = score_batch(flat_img[idx], corners[flat_pos[idx]])
+            if partial is not None and stop < N * P:
+                done[idx] = True
+                partial(stop / (N * P), base, _nearest_filled(scores.view(N, P), done.view(N, P), base, len(ys), len(xs)))
     return base, scores.view(N, len(ys), len(xs)), ys, xs
+
+
+def _nearest_filled(scores: torch.Tensor, done: torch.Tensor, base: torch.Tensor, ny: int, nx: int) -> torch.Tensor:
+    """``(N, ny, nx)`` grid of ``scores`` ``(N, P)``: each position not ``done`` takes the score of the nearest done one.
+
+    Distances count grid steps. An image without any done position yet gets its unoccluded
+    score ``base`` ``(N,)`` everywhere (no drop: an empty map).
+    """
+    P = ny * nx
+    pos = torch.stack(torch.meshgrid(torch.arange(ny), torch.arange(nx), indexing="ij"), -1).view(P, 2).double()
+    dist = torch.cdist(pos, pos).to(scores.device)  # (P, P), ties to the lower flat index (row-major)
+    out = base.view(-1, 1).expand_as(scores).clone()
+    for i in range(scores.shape[0]):
+        if bool(done[i].any()):
+            d = dist.masked_fill(~done[i].view(1, P), float("inf"))
+            out[i] = scores[i, d.argmin(dim=1)]
+    return out.view(-1, ny, nx)
 
 
 def occlusion_map(
@@ -276,16 +370,35 @@ def occlusion_map(
     targets: torch.Tensor,
     window: int | tuple[int, int] = 16,
     stride: int | tuple[int, int] = 8,
+    partial: Partial | None = None,
     **kwargs: Any,
 ) -> torch.Tensor:
     """Score drop averaged over the patches covering each pixel, ``(N, 1, H, W)``.
 
     Every pixel is covered: patches start at ``0, stride, ...`` and, when the stride does not
     divide ``size - window``, one more patch lies flush with the right / bottom border.
+    ``partial(fraction, maps)``, if given, gets the ``(N, 1, H, W)`` map of the positions scored
+    so far after each batch but the last (see :func:`occlusion_scores`); the other options are
+    those of :func:`occlusion_scores`.
     """
-    base, grid, ys, xs = occlusion_scores(explainer, targets, window, stride, **kwargs)
     wy, wx = _pair("window", window)
     x = explainer.inputs
+    on_scores = None
+    if partial is not None:
+        cb = partial
+
+        def on_scores(fraction: float, base: torch.Tensor, grid: torch.Tensor) -> None:
+            sy, sx = _pair("stride", stride)  # valid: occlusion_scores checked them before its first batch
+            cb(fraction, _drop_map(x, base, grid, _positions(x.shape[-2], wy, sy), _positions(x.shape[-1], wx, sx), wy, wx))
+
+    base, grid, ys, xs = occlusion_scores(explainer, targets, window, stride, partial=on_scores, **kwargs)
+    return _drop_map(x, base, grid, ys, xs, wy, wx)
+
+
+def _drop_map(
+    x: torch.Tensor, base: torch.Tensor, grid: torch.Tensor, ys: list[int], xs: list[int], wy: int, wx: int
+) -> torch.Tensor:
+    """Score drop ``base - grid`` averaged over the patches covering each pixel, ``(N, 1, H, W)`` like ``x`` ``(N, C, H, W)``."""
     N, _, H, W = x.shape
     total = torch.zeros((N, 1, H, W), dtype=x.dtype, device=x.device)
     count = torch.zeros((1, 1, H, W), dtype=x.dtype, device=x.device)
@@ -313,5 +426,14 @@ class Occlusion:
     def compute(self, explainer: Explainer, targets: torch.Tensor, **options: Any) -> torch.Tensor:
         """The map of ``targets`` ``(N,)`` on the explainer's inputs, ``(N, C, H, W)``."""
         check_options(self.name, options, {k: None for k in ("window", "stride", "fill", "output", "layer", "channel", "batch_size", "incremental", "approximate")})
-        m = occlusion_map(explainer, targets, **options)
-        return m.expand(-1, explainer.inputs.shape[1], -1, -1).contiguous()
+        C = explainer.inputs.shape[1]
+        watch = previewer()
+        partial: Partial | None = None
+        if watch is not None:
+            cb = watch
+
+            def partial(fraction: float, maps: torch.Tensor) -> None:
+                cb(fraction, maps.expand(-1, C, -1, -1))
+
+        m = occlusion_map(explainer, targets, partial=partial, **options)
+        return m.expand(-1, C, -1, -1).contiguous()

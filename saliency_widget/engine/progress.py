@@ -22,6 +22,15 @@ before its next batch, and every context it entered (eval mode, ReLU interceptio
 capture) is undone on the way out, so the model is left unchanged. ``total`` is 0 when the
 amount of work is not known in advance (an iterable of batches without a length).
 
+Partial maps ride on the same protocol. A caller that wants to *see* a batched map refine
+installs a second callback with :func:`previewing` (or passes ``partial=`` to
+:meth:`~saliency_widget.engine.Explainer.saliency`): after each batch but the last, occlusion
+(coarse patch positions first, then finer ones), SmoothGrad and Integrated Gradients (the
+running average of the samples done) call it as ``partial(fraction, maps)`` with the map made of
+the work done so far, shaped like the final map. The final map is the method's return value,
+computed by the very same code whether or not anyone watches, so it equals the one-shot result
+exactly. Methods of one pass never call it.
+
 Floor: ``engine`` (imports ``errors`` only).
 """
 
@@ -30,15 +39,24 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from ..errors import Cancelled
 
-__all__ = ["Cancelled", "Progress", "callback", "report", "reporting"]
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+__all__ = ["Cancelled", "Partial", "Progress", "callback", "nested", "previewer", "previewing", "report", "reporting"]
 
 #: ``progress(done, total)``: ``done`` of ``total`` inputs (or steps) evaluated so far; False (or Cancelled) stops.
 Progress = Callable[[int, int], "bool | None"]
 
 _callback: contextvars.ContextVar[Progress | None] = contextvars.ContextVar("saliency_progress", default=None)
+
+#: ``partial(fraction, maps)``: ``maps`` ``(N, C, H, W)`` made of the ``fraction`` (0..1) of the work done so far.
+Partial = Callable[[float, "torch.Tensor"], None]
+
+_partial: contextvars.ContextVar[Partial | None] = contextvars.ContextVar("saliency_partial", default=None)
 
 
 @contextlib.contextmanager
@@ -72,3 +90,41 @@ def report(done: int, total: int) -> None:
     cb = _callback.get()
     if cb is not None and cb(int(done), int(total)) is False:
         raise Cancelled(f"stopped after {int(done)} of {int(total)}")
+
+
+def nested(done: int, total: int) -> Progress | None:
+    """A callback for work nested in one step of a longer job (a map inside a pointing game).
+
+    Install it with :func:`reporting` around the step: the step's own batches then re-report
+    the outer job's ``(done, total)`` to the current callback, which can still stop them;
+    their own counts never reach it. None when no callback is installed.
+    """
+    outer = _callback.get()
+    if outer is None:
+        return None
+
+    def relay(_done: int, _total: int) -> bool | None:
+        return outer(done, total)
+
+    return relay
+
+
+@contextlib.contextmanager
+def previewing(partial: Partial | None) -> Iterator[None]:
+    """Send the partial maps of the batched methods run inside to ``partial(fraction, maps)``.
+
+    ``maps`` is ``(N, C, H, W)`` like the final map, on the model's device; ``fraction`` in
+    (0, 1) is the share of the work done. The callback may raise (e.g.
+    :class:`~saliency_widget.errors.Cancelled`) to stop the work. Nested uses replace the outer
+    callback for their duration (None: no previews).
+    """
+    token = _partial.set(partial)
+    try:
+        yield
+    finally:
+        _partial.reset(token)
+
+
+def previewer() -> Partial | None:
+    """The partial-map callback of the innermost :func:`previewing` of this thread (None: nobody watches)."""
+    return _partial.get()

@@ -4,10 +4,19 @@ Gradient x Input needs only the cached forward.
 
 Samples are evaluated in batches (``batch_size`` inputs per forward), never one by one, with
 the ReLU rule of the base method applied by the same interception mechanism.
+
+Progressive: the samples are evaluated sample-major (sample 0 of every image, then sample 1,
+...), Integrated Gradients' path points spread so that every batch spans the whole path. A
+caller watching with :func:`~saliency_widget.engine.progress.previewing` gets after each batch
+the running estimate: SmoothGrad's mean of the samples done, IG's weighted mean of the path
+gradients done times ``x - baseline``. The order does not depend on whether anyone watches,
+so the final map is the one-shot map exactly.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +28,7 @@ from .checks import eval_mode
 from .incremental import batch_statistics
 from .methods import check_options
 from .outputs import logits_of
-from .progress import report
+from .progress import Partial, previewer, report
 from .rules import GRADIENT, get_rule
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,18 +67,66 @@ def batched_rule_gradients(
     torch.Tensor
         ``(M, C, H, W)``.
     """
+    return _ordered_gradients(explainer, inputs, targets, rule_name, batch_size)
+
+
+def _ordered_gradients(
+    explainer: Explainer,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    rule_name: str,
+    batch_size: int,
+    order: torch.Tensor | None = None,
+    after: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+) -> torch.Tensor:
+    """:func:`batched_rule_gradients` of ``inputs`` ``(M, C, H, W)`` taken in ``order`` ``(M,)``.
+
+    ``after(stop, out, done)`` is called after each batch but the last, with the ``stop``
+    first inputs of ``order`` done: ``out`` ``(M, C, H, W)`` holds their maps where ``done``
+    ``(M,)`` is True (the rest is not computed yet).
+    """
     rule = get_rule(rule_name)
     if batch_statistics(explainer.model):
         batch_size = 1  # each sample with the statistics it would get alone
+    M = inputs.shape[0]
+    order = torch.arange(M, device=inputs.device) if order is None else order.to(inputs.device)
     out = torch.empty_like(inputs)
-    for start in range(0, inputs.shape[0], batch_size):
-        report(start, inputs.shape[0])  # between batches: the caller may watch, or stop the work (Cancelled)
-        chunk = inputs[start : start + batch_size]
+    done = torch.zeros(M, dtype=torch.bool, device=inputs.device)
+    for start in range(0, M, batch_size):
+        report(start, M)  # between batches: the caller may watch, or stop the work (Cancelled)
+        idx = order[start : start + batch_size]
+        chunk = inputs[idx]
         # an explainer of the caller's class: importing the session here would close a cycle (session -> registry -> here)
         sub = type(explainer)(explainer.model, chunk, record_layers=False, intercept=not rule.is_plain_gradient, retain_graph=False)
-        out[start : start + batch_size] = sub.backward_logits(targets[start : start + batch_size], rule)
+        out[idx] = sub.backward_logits(targets[idx], rule)
         del sub  # frees this chunk's graph before the next forward
+        stop = min(M, start + batch_size)
+        if after is not None and stop < M:
+            done[idx] = True
+            after(stop, out, done)
     return out
+
+
+def _sample_major(N: int, S: int, steps: list[int] | None = None) -> torch.Tensor:
+    """Flat indices ``i * S + s`` of ``(N, S)`` samples, sample-major: every image's ``steps[0]``, then ``steps[1]``, ..."""
+    return torch.tensor([i * S + s for s in (steps if steps is not None else range(S)) for i in range(N)])
+
+
+def _spread(steps: int, batch_size: int) -> list[int]:
+    """Path points in an order whose every batch spans the whole path: batch ``b`` holds ``b, b + k, b + 2k, ...``."""
+    k = max(1, math.ceil(steps / batch_size))
+    return [i for r in range(k) for i in range(r, steps, k)]
+
+
+def _running_mean(maps: torch.Tensor, done: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``(N, C, H, W)`` weighted mean over the done samples of ``maps`` ``(N, S, C, H, W)``.
+
+    ``done`` ``(N, S)``, ``weights`` ``(1, S, 1, 1, 1)``; an image without a done sample gets zeros.
+    """
+    w = torch.where(done.view(*done.shape, 1, 1, 1), weights, torch.zeros_like(weights))
+    total = torch.where(w != 0, maps * w, torch.zeros_like(maps)).sum(dim=1)  # not-yet samples are garbage: never read
+    norm = w.sum(dim=1)
+    return torch.where(norm != 0, total / torch.where(norm != 0, norm, torch.ones_like(norm)), torch.zeros_like(total))
 
 
 @dataclass(frozen=True)
@@ -131,7 +188,15 @@ class SmoothGrad:
         eps = torch.randn((N, n, *x.shape[1:]), generator=gen, dtype=torch.float64).to(device=x.device, dtype=x.dtype)
         noisy = (x.unsqueeze(1) + noise * span * eps).reshape(N * n, *x.shape[1:])
         t = targets.to(x.device).repeat_interleave(n)
-        maps = batched_rule_gradients(explainer, noisy, t, o["base"], bs)
+        watch = previewer()
+        after = None
+        if watch is not None:
+            cb, ones = watch, torch.ones((1, n, 1, 1, 1), dtype=x.dtype, device=x.device)
+
+            def after(stop: int, out: torch.Tensor, done: torch.Tensor) -> None:
+                cb(stop / (N * n), _running_mean(out.view(N, n, *x.shape[1:]), done.view(N, n), ones))
+
+        maps = _ordered_gradients(explainer, noisy, t, o["base"], bs, _sample_major(N, n), after)
         return maps.view(N, n, *x.shape[1:]).mean(dim=1)
 
 
@@ -159,6 +224,7 @@ def integrated_gradients(
     baseline: torch.Tensor | float | None = None,
     batch_size: int = 32,
     scheme: str = "gausslegendre",
+    partial: Partial | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Integrated Gradients (Sundararajan et al. 2017) and its completeness gap.
 
@@ -176,6 +242,10 @@ def integrated_gradients(
         Path points per forward pass.
     scheme
         ``"gausslegendre"`` (default, as Captum), ``"riemann_trapezoid"`` or ``"riemann_middle"``.
+    partial
+        Called after each batch but the last as ``partial(fraction, attributions)``: the running
+        estimate ``(N, C, H, W)`` from the path points done (their weighted mean gradient times
+        ``x - baseline``; every batch spans the whole path).
 
     Returns
     -------
@@ -200,7 +270,15 @@ def integrated_gradients(
     w = torch.as_tensor(weights, dtype=x.dtype, device=x.device).view(1, -1, 1, 1, 1)
     N = x.shape[0]
     path = (base.unsqueeze(1) + a * (x - base).unsqueeze(1)).reshape(N * steps, *x.shape[1:])
-    grads = batched_rule_gradients(explainer, path, targets.to(x.device).repeat_interleave(steps), "gradient", bs)
+    after = None
+    if partial is not None:
+        cb = partial
+
+        def after(stop: int, out: torch.Tensor, done: torch.Tensor) -> None:
+            cb(stop / (N * steps), (x - base) * _running_mean(out.view(N, steps, *x.shape[1:]), done.view(N, steps), w))
+
+    order = _sample_major(N, steps, _spread(steps, bs))  # every batch spans the path: a fair running estimate
+    grads = _ordered_gradients(explainer, path, targets.to(x.device).repeat_interleave(steps), "gradient", bs, order, after)
     attr = (x - base) * (grads.view(N, steps, *x.shape[1:]) * w).sum(dim=1)
     with torch.no_grad(), eval_mode(explainer.model):
         f_base = logits_of(explainer.model(base.clone()))  # a copy: the model may modify its input in place
@@ -227,5 +305,5 @@ class IntegratedGradients:
     def compute(self, explainer: Explainer, targets: torch.Tensor, **options: Any) -> torch.Tensor:
         """The map of ``targets`` ``(N,)`` on the explainer's inputs, ``(N, C, H, W)``."""
         o = check_options(self.name, options, {"steps": 32, "baseline": None, "batch_size": 32, "scheme": "gausslegendre"})
-        attr, _ = integrated_gradients(explainer, targets, **o)
+        attr, _ = integrated_gradients(explainer, targets, partial=previewer(), **o)
         return attr

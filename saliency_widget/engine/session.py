@@ -10,6 +10,7 @@ interception mode exist only during that one forward; afterwards the model is ex
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -24,6 +25,7 @@ from .degenerate import check_degenerate
 from .intercept import ReLUInterceptor, RuleBox
 from .keys import LayerKey
 from .layouts import Layout, from_nchw
+from .progress import Partial, previewing
 from .receptive import receptive_field
 from .recording import RecordedForward
 from .registry import get_method
@@ -173,7 +175,7 @@ class Explainer:
         return self._rec.layers
 
     # ------------------------------------------------------------------ maps
-    def saliency(self, target: Any = None, method: str = "gradient", **options: Any) -> torch.Tensor:
+    def saliency(self, target: Any = None, method: str = "gradient", partial: Partial | None = None, **options: Any) -> torch.Tensor:
         """Attribution map of the target class for each sample.
 
         Parameters
@@ -182,6 +184,12 @@ class Explainer:
             None (predicted class), int, or a sequence / 1-D tensor of N class indices.
         method
             A registered method name, see :func:`available_methods`.
+        partial
+            Optional ``partial(fraction, maps)``: the batched methods (occlusion coarse to fine,
+            SmoothGrad and Integrated Gradients as running averages) call it after each batch
+            but the last with the ``(N, C, H, W)`` map of the work done so far (on the inputs'
+            device and dtype) and the ``fraction`` done; the return value is the final map,
+            equal to the one without ``partial`` (see :func:`~.progress.previewing`).
         **options
             Method-specific options.
 
@@ -191,7 +199,14 @@ class Explainer:
             Raw signed map, shape ``(N, C, H, W)``, on the inputs' device and dtype.
         """
         m = get_method(method)
-        with self._lock:
+        watch = None
+        if partial is not None:
+            cb = partial
+
+            def watch(fraction: float, maps: torch.Tensor) -> None:
+                cb(fraction, maps.detach().to(device=self._orig_device, dtype=self._orig_dtype))
+
+        with self._lock, previewing(watch) if partial is not None else contextlib.nullcontext():  # else: a caller's previewing() holds
             targets = resolve_targets(target, self._logits)
             out = m.compute(self, targets, **options)
         self._warn_degenerate(out, method)

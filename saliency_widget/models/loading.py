@@ -20,9 +20,9 @@ DEFAULT_MODEL = "shapes"
 """The spec of the model used when none is given: the bundled shapes CNN (offline, pretrained)."""
 
 MODEL_SPECS = (
-    "'shapes' (bundled, pretrained)",
-    "'torchvision:NAME[:WEIGHTS|none]' (e.g. torchvision:resnet18; weights from the torch hub cache, none = random)",
-    "'timm:NAME[:none]' (weights from the Hugging Face cache, none = random)",
+    "'shapes[:none]' (bundled, pretrained; none = random)",
+    "'torchvision:NAME[:WEIGHTS|none|random]' (e.g. torchvision:resnet18; weights from the torch hub cache, none or random = random)",
+    "'timm:NAME[:none|random]' (weights from the Hugging Face cache, none or random = random)",
     "'hf:PATH' (a local folder or a cached Hugging Face model id)",
     "'py:module:factory' (a function returning the model)",
 )
@@ -37,6 +37,8 @@ def _name_and_weights(spec: str, rest: str) -> tuple[str, str | None]:
     name, _, weights = rest.partition(":")
     if not name:
         raise _bad(spec, "names no model")
+    if weights.lower() == "random":  # a synonym of "none": random initialisation
+        weights = "none"
     return name, (weights or None)
 
 
@@ -120,10 +122,12 @@ def load_model(spec: str | nn.Module | None = None) -> nn.Module:
         None: the default (:data:`DEFAULT_MODEL`, the bundled shapes CNN). An ``nn.Module``: returned
         as it is (never changed). A string, one of :data:`MODEL_SPECS`:
 
-        - ``"shapes"``: :func:`~saliency_widget.models.shapes_cnn` (pretrained, offline);
+        - ``"shapes"``: :func:`~saliency_widget.models.shapes_cnn` (pretrained, offline;
+          ``"shapes:none"``: random weights);
         - ``"torchvision:NAME"``, ``"torchvision:NAME:WEIGHTS"``, ``"torchvision:NAME:none"``: a
           torchvision classifier with its default (or the named) weights from the torch hub cache,
-          or random weights; see :func:`~saliency_widget.models.torchvision_model`;
+          or random weights (``:random`` is the same as ``:none``); see
+          :func:`~saliency_widget.models.torchvision_model`;
         - ``"timm:NAME"``, ``"timm:NAME:none"``: ``timm.create_model`` with the pretrained weights
           from the Hugging Face cache, or random weights;
         - ``"hf:PATH"``: ``transformers.AutoModelForImageClassification.from_pretrained(PATH,
@@ -150,10 +154,10 @@ def load_model(spec: str | nn.Module | None = None) -> nn.Module:
     if not isinstance(spec, str):
         raise ModelError(f"model: expected a torch.nn.Module or a model spec, got {type(spec).__name__}; valid specs: {', '.join(MODEL_SPECS)}")
     text = spec.strip()
-    if text == "shapes":
+    if text in ("shapes", "shapes:none", "shapes:random"):
         from .shapes_cnn import shapes_cnn
 
-        return shapes_cnn()
+        return shapes_cnn(pretrained=text == "shapes")
     kind, sep, rest = text.partition(":")
     if not sep or kind not in _KINDS:
         raise ModelError(f"model {spec!r} is not valid: expected a torch.nn.Module, got str, which is not a model spec either; valid specs: {', '.join(MODEL_SPECS)}")

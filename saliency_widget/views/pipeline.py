@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from ..engine import Explainer, LayerInfo, LayerKey, method_label
 from ..engine.progress import reporting
@@ -239,6 +240,7 @@ def compute_view(
     progress: Callable[[int, int], bool] | None = None,
     newer: Callable[[], Snapshot | None] | None = None,
     batches: Callable[[int, int], None] | None = None,
+    partial: Callable[[str, float, RawMap, np.ndarray], None] | None = None,
 ) -> ViewResult:
     """Compute every panel of the view described by ``snapshot``.
 
@@ -267,6 +269,11 @@ def compute_view(
         stops with :class:`ViewCancelled`, so the newest click is served about one batch later.
     batches
         Called as ``batches(done, total)`` between those batches (inputs of the current map done).
+    partial
+        Called as ``partial(method, fraction, raw, base)`` with each partial main map of those
+        methods (occlusion coarse to fine, SmoothGrad / IG running averages; see
+        :func:`~saliency_widget.engine.progress.previewing`), ``base`` the ``(H, W, 3)`` input;
+        never for a map a newer request does not need. The final map is the one-shot map.
 
     Returns
     -------
@@ -298,7 +305,7 @@ def compute_view(
         maps: dict[str, RawMap] = {}
         options = snapshot.options
 
-        def raw_map(method: str) -> tuple[RawMap | None, str | None]:
+        def raw_map(method: str, watch: bool = False) -> tuple[RawMap | None, str | None]:
             why = explainer.unavailable(method)
             if why is not None:  # e.g. DeconvNet on a GELU model: say why instead of failing the view
                 return None, why
@@ -309,14 +316,20 @@ def compute_view(
                 if batches is not None:
                     batches(done, total)
 
+            def on_partial(fraction: float, maps: torch.Tensor) -> None:
+                waiting = newer() if newer is not None else None
+                if partial is not None and (waiting is None or needs_map(waiting, v, method, target, predicted)):
+                    partial(method, fraction, RawMap.from_map(maps[0].detach().cpu().numpy()), base)
+
             def compute() -> np.ndarray:
                 with reporting(on_batch):
-                    out = explainer.saliency(target=target, method=method, **WIDGET_OPTIONS.get(method, {}))
+                    out = explainer.saliency(target=target, method=method, partial=on_partial if watch else None,
+                                             **WIDGET_OPTIONS.get(method, {}))
                 return out[0].detach().cpu().numpy()
 
             return memo.saliency.get_or((v, method, target), lambda: RawMap.from_map(compute())), None
 
-        main, messages["map"] = raw_map(snapshot.method)
+        main, messages["map"] = raw_map(snapshot.method, watch=partial is not None)
         if main is not None:
             maps["map"] = main
         if snapshot.view == "compare":

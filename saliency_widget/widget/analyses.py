@@ -10,6 +10,7 @@ this module.
 
 from __future__ import annotations
 
+import functools
 import html
 import threading
 import time
@@ -23,9 +24,13 @@ from PIL import Image
 from torch import nn
 
 from ..analysis import MiningIndex, TopActivations, load_index, pointing_game, sanity_check, top_activations
+from ..analysis.topk import project_top
+from ..engine import Explainer, available_methods, get_method, method_label
+from ..engine.layouts import SPATIAL_LAYOUTS
 from ..engine.progress import reporting
 from ..errors import InputError, SaliencyError
-from ..views.classes import class_name
+from ..views.classes import class_name, projection_rule
+from ..views.layermenu import default_layer, layer_choices, noop_layers
 from ..viz.figures import sanity_gallery_png, sanity_plot_png, topk_grid_png
 from ..viz.images import describe_model
 from ..viz.report import message_html
@@ -33,13 +38,19 @@ from ..viz.tables import markdown_table_html
 from .datasource import FOLDER, DataChoice, choose_data, data_options, is_bundled
 from .faithpanel import FaithfulnessPanel, FaithRequest, request_from_explorer
 
-__all__ = ["AnalysisPanel", "IndexedTop", "attach_index", "sanity_gallery_png", "sanity_plot_png", "topk_grid_png"]
+__all__ = ["AnalysisPanel", "IndexedTop", "attach_index", "pointing_methods", "sanity_gallery_png", "sanity_plot_png", "topk_grid_png"]
 
 _HIDDEN, _SHOWN = "none", ""
 
 
 class AnalysisPanel(W.VBox):
     """Buttons for the analyses on a model, each with a progress bar and its result.
+
+    The layer menu lists the engine's inspectable layers (:meth:`Explainer.layers
+    <saliency_widget.engine.Explainer.layers>`, as the explorer's), not only ``nn.ReLU``
+    modules, so a GELU model (a ViT) has one too. With an explorer, the layer, the filter and
+    the sanity check's method follow the explorer's until the user changes one of them in the
+    panel ("follow the explorer" turns off; ticking it again follows again).
 
     Parameters
     ----------
@@ -60,7 +71,8 @@ class AnalysisPanel(W.VBox):
         by ``describe_model``).
     explorer
         The :class:`~.explorer.Explorer` whose current image, class and method the
-        faithfulness analysis and the sanity check use (None: the first image of the data).
+        faithfulness analysis and the sanity check use, and whose layer and filter the panel
+        follows (None: the first image of the data).
     """
 
     def __init__(
@@ -90,51 +102,121 @@ class AnalysisPanel(W.VBox):
         self.data = data
         self.explorer = explorer
         self._lock: Any = getattr(explorer, "compute_lock", None) or threading.RLock()
-        convs = [n for n, m in self.model.named_modules() if isinstance(m, (nn.ReLU,))]
-        self.w_layer = W.Dropdown(options=convs, value=convs[len(convs) // 2] if convs else None, description="layer")
-        self.w_filter = W.IntSlider(0, min=0, max=0, description="filter")
+        self._syncing = False  # True while the panel follows the explorer (not a user's change)
+        #: Progress updates shown by the last top-9, pointing game or sanity check.
+        self.progress_updates = 0
         opts = data_options(self.model, data)
         default = opts[0][1] if data is not None or is_bundled(self.model) else None
         self.w_data = W.Dropdown(options=[("(choose data)", None), *opts] if default is None else opts, value=default, description="data")
         self.w_folder = W.Text(placeholder="path/to/a/folder/of/images", description="folder", continuous_update=False)
         self.w_folder.layout.display = _HIDDEN
         self.w_data_note = W.HTML()
+        self.w_data.observe(lambda _c: self._on_data(), names="value")
+        self.w_folder.observe(lambda _c: self._on_data(), names="value")
+        self._on_data()
+        probe = self._probe()
+        self._infos = {i.key: i for i in (probe.layers if probe is not None else []) if i.layout in SPATIAL_LAYOUTS}
+        # the explorer's menu: pass-through layers (Identity, Dropout in eval) hidden, unless one is the explorer's
+        hidden = noop_layers(list(self._infos.values()), self.model) - {getattr(explorer, "layer", None)}
+        layer_opts: list[Any] = layer_choices(list(self._infos.values()), hide=hidden) if self._infos else self._relu_modules()
+        first = explorer.layer if explorer is not None and explorer.layer in self._infos else (
+            default_layer(list(self._infos.values())) if self._infos else (layer_opts[len(layer_opts) // 2] if layer_opts else None)
+        )
+        self.w_layer = W.Dropdown(options=layer_opts, value=first, description="layer")
+        self.w_filter = W.IntSlider(0, min=0, max=0, description="filter")
+        self._fit_filter()
+        self.w_follow = W.Checkbox(
+            value=explorer is not None, disabled=explorer is None, description="follow the explorer", indent=False,
+            tooltip="layer, filter and the sanity check's method as in the explorer, until you change one here",
+        )
+        runnable = [(method_label(m), m) for m in self._methods() if probe is None or probe.unavailable(m) is None]
+        self.w_sanity_method = W.Dropdown(options=runnable, description="method", tooltip="the method whose maps the sanity check randomises")
         self.w_topk = W.Button(description="top-9 per filter", icon="th")
-        self.w_sanity = W.Button(description="sanity check", icon="random")
+        self.w_sanity = W.Button(description="sanity check", icon="random", tooltip="cascading randomisation of the weights (Adebayo et al.)")
         self.w_pointing = W.Button(description="pointing game", icon="crosshairs")
         self.w_progress = W.FloatProgress(0.0, min=0.0, max=1.0, description="idle")
+        self.w_progress_text = W.HTML()
         self.w_out_img = W.Image(format="png")
         self.w_out_img.layout.display = _HIDDEN
         self.w_out_html = W.HTML()
-        # the sanity check's own output, beside the faithfulness curves of the same image
-        self.w_sanity_img = W.Image(format="png", layout=W.Layout(max_width="420px"))
+        self.w_pointing_html = W.HTML()  # its own place: the pointing game never replaces the top-9 grid
+        self.w_sanity_img = W.Image(format="png", layout=W.Layout(max_width="100%"))
         self.w_sanity_img.layout.display = _HIDDEN
         self.w_sanity_html = W.HTML()
         self.faithfulness = FaithfulnessPanel(
-            self.model, self._faith_request, lock=self._lock,
+            self.model, self._faith_request, lock=self._lock, own_controls=False,
             yield_to=(lambda: explorer.wait(timeout=30)) if explorer is not None else None,
         )
         self.result: Any = None
         self._topk_data = ""
         self._busy = threading.Lock()
-        self.w_data.observe(lambda _c: self._on_data(), names="value")
-        self.w_folder.observe(lambda _c: self._on_data(), names="value")
-        self._on_data()
+        fp = self.faithfulness
         super().__init__([
-            W.HBox([self.w_layer, self.w_filter]),
-            W.HBox([self.w_data, self.w_folder]), self.w_data_note,
-            W.HBox([self.w_topk, self.w_pointing]),
-            self.w_progress, self.w_out_html, self.w_out_img,
-            W.HTML("<b>this image</b>: faithfulness of its maps (deletion / insertion, RISE) and the sanity check"),
-            W.HBox(
-                [self.faithfulness, W.VBox([self.w_sanity, self.w_sanity_html, self.w_sanity_img])],
-                layout=W.Layout(flex_flow="row wrap"),
-            ),
+            W.HBox([self.w_layer, self.w_filter, self.w_follow], layout=_WRAP),
+            W.HBox([self.w_data, self.w_folder], layout=_WRAP), self.w_data_note,
+            W.HBox([self.w_topk, self.w_pointing, self.w_progress, self.w_progress_text], layout=_WRAP),
+            self.w_out_html, self.w_out_img, self.w_pointing_html,
+            W.HTML("<div style='margin-top:8px'><b>this image</b>: faithfulness of its maps (deletion / insertion, RISE) "
+                   "and the sanity check</div>"),
+            # every button in one row above the results, so none moves when a chart appears
+            W.HBox([fp.w_run, fp.w_cancel, self.w_sanity_method, self.w_sanity], layout=_WRAP),
+            fp, self.w_sanity_html, self.w_sanity_img,
         ])
         self.w_topk.on_click(lambda _b: self.run("topk"))
         self.w_sanity.on_click(lambda _b: self.run("sanity"))
         self.w_pointing.on_click(lambda _b: self.run("pointing"))
         self.w_filter.observe(lambda _c: self._show_topk(), names="value")
+        self.w_layer.observe(lambda _c: self._fit_filter(), names="value")
+        for w in (self.w_layer, self.w_filter, self.w_sanity_method):
+            w.observe(self._user_changed, names="value")
+        self.w_follow.observe(lambda c: self.follow() if c["new"] else None, names="value")
+        if explorer is not None:
+            explorer.observe(self.follow, names=["layer", "channel", "method"])
+            self._observing = True
+            self.follow()
+
+    # ------------------------------------------------------------------ layers, methods, following
+    def _probe(self) -> Any:
+        """An explainer of one image (the explorer's, else the data's first): its layers and which methods run."""
+        try:
+            if self.explorer is not None:
+                return self.explorer.inputs.explainer()
+            return Explainer(self.model, self._first_images(1))
+        except SaliencyError:
+            return None  # no image yet: the ReLU modules, every method
+
+    def _relu_modules(self) -> list[str]:
+        return [n for n, m in self.model.named_modules() if isinstance(m, nn.ReLU)]
+
+    def _methods(self) -> list[str]:
+        return list(getattr(self.explorer, "methods", None) or available_methods())
+
+    def _fit_filter(self) -> None:
+        info = self._infos.get(self.w_layer.value)
+        if info is not None:
+            self.w_filter.max = max(0, int(info.shape[0]) - 1)
+
+    def _user_changed(self, _change: Any) -> None:
+        if not self._syncing and self.explorer is not None:
+            self.w_follow.value = False  # the user chose here: the panel stops following
+
+    def follow(self, _change: Any = None) -> None:
+        """Take the explorer's layer, filter and method (when "follow the explorer" is ticked)."""
+        ex = self.explorer
+        if ex is None or not self.w_follow.value:
+            return
+        self._syncing = True
+        try:
+            if ex.layer in [v for _, v in self.w_layer.options] or ex.layer in self.w_layer.options:
+                self.w_layer.value = ex.layer
+            self._fit_filter()
+            self.w_filter.value = min(int(ex.channel), self.w_filter.max)
+            if ex.method in [v for _, v in self.w_sanity_method.options]:
+                self.w_sanity_method.value = ex.method
+        finally:
+            self._syncing = False
+        if indexed_top(self) is not None and self.w_layer.value == ex.layer:
+            self.run("topk")  # read from the index: no scan
 
     # ------------------------------------------------------------------ data
     def data_choice(self) -> DataChoice:
@@ -156,8 +238,11 @@ class AnalysisPanel(W.VBox):
     def _show(self, png: bytes | None, body_html: str, where: str = "main") -> None:
         """Replace a result: a picture (or none, hidden: no broken-image icon) and its HTML.
 
-        ``where``: ``"main"`` (top-9, pointing game) or ``"sanity"`` (beside the faithfulness curves).
+        ``where``: ``"main"`` (top-9), ``"pointing"`` (its table) or ``"sanity"`` (below the faithfulness curves).
         """
+        if where == "pointing":
+            self.w_pointing_html.value = body_html
+            return
         img, out = (self.w_sanity_img, self.w_sanity_html) if where == "sanity" else (self.w_out_img, self.w_out_html)
         if png:
             img.value = png
@@ -167,9 +252,19 @@ class AnalysisPanel(W.VBox):
             img.layout.display = _HIDDEN
         out.value = body_html
 
-    def _progress(self, done: float, label: str) -> None:
+    def _progress(self, done: float, label: str, text: str = "") -> None:
         self.w_progress.value = max(0.0, min(1.0, done))
         self.w_progress.description = label
+        self.w_progress_text.value = f"<small>{html.escape(text)}</small>" if text else ""
+
+    def _watch(self, label: str, lo: float, hi: float, say: Callable[[int, int], str]) -> Callable[[int, int], None]:
+        """A progress callback (engine.progress) filling the bar from ``lo`` to ``hi`` and saying ``say(done, total)``."""
+
+        def show(done: int, total: int) -> None:
+            self.progress_updates += 1
+            self._progress(lo + (hi - lo) * (done / total if total else 0.5), label, say(done, total))
+
+        return show
 
     def _faith_request(self) -> FaithRequest:
         if self.explorer is not None:
@@ -205,20 +300,21 @@ class AnalysisPanel(W.VBox):
             self.faithfulness.run()
             return None
         if not self._busy.acquire(blocking=False):
-            self.w_out_html.value = message_html("an analysis is already running", "note")
+            self.w_progress_text.value = message_html("an analysis is already running", "note")
             return None
         guard: AbstractContextManager[Any] = self._lock if self._lock is not None else nullcontext()
+        self.progress_updates = 0
         try:
             # the explorer's image is read before taking the lock its renders need
             req = request_from_explorer(self.explorer) if which == "sanity" and self.explorer is not None else None
             with guard:
                 self._run(which, req)
-            self._progress(1.0, "done")
+            self._progress(1.0, "done", self.w_progress_text.value and _done_text(which))
             return self.result
         except SaliencyError as err:
             self.result = None
             # the old grid (or plot) goes with the old result
-            self._show(None, message_html(str(err), "error"), "sanity" if which == "sanity" else "main")
+            self._show(None, message_html(str(err), "error"), {"sanity": "sanity", "pointing": "pointing"}.get(which, "main"))
             self._progress(0.0, "error")
             return None
         finally:
@@ -233,51 +329,81 @@ class AnalysisPanel(W.VBox):
             self.result = indexed
             self._show_topk()
         elif which == "topk":
-            choice = self.data_choice()
-            if choice.batches is None:
-                raise InputError(choice.description)
-            n = choice.size or 0
-            t0 = time.perf_counter()
-
-            def show(seen: int, _total: int) -> None:
-                self._progress(seen / n if n else 0.5, f"{seen / max(time.perf_counter() - t0, 1e-9):.0f} img/s")
-
-            with reporting(show):
-                res: Any = top_activations(self.model, choice.batches(), self.w_layer.value, k=9, progress=False)
-            self._topk_data = choice.description  # shown under the grid
-            self.result = res
-            self.w_filter.max = len(res.channels) - 1
-            self._show_topk()
+            self._run_topk()
         elif which == "sanity":
+            method = self.w_sanity_method.value or "gradient"
             if req is not None:
-                x, what = req.inputs, f"the explorer's image, class {req.label!r}"
+                x, target, what = req.inputs, req.target, f"the explorer's image, class {req.label!r}"
             else:
-                x, what = self._first_images(4), "the first 4 images of the chosen data"
-            results = []
-            for k, m in enumerate(("gradient", "guided_backprop")):
-                self._progress(k / 2, m)
-                results.append(sanity_check(self.model, x, method=m))
-            self.result = results
-            tables = "".join(f"<b>{html.escape(r.method)}</b>{markdown_table_html(r.table())}" for r in results)
-            self._show(sanity_plot_png(results), f"<small>sanity check on {html.escape(what)}</small>{tables}", "sanity")
-        elif which == "pointing":
-            if not is_bundled(self.model):
-                raise SaliencyError(
-                    "the pointing game here uses the bundled shapes data and its object masks, which only the "
-                    "bundled model classifies; for your model call saliency_widget.analysis.pointing_game(model, "
-                    "your_loader_of_(images, labels, masks))"
-                )
-            self._progress(0.1, "pointing")
-            from torch.utils.data import DataLoader
-
-            res = pointing_game(
-                self.model, DataLoader(self.dataset, batch_size=64, shuffle=False),
-                methods=["gradient", "deconvnet", "guided_backprop", "gradcam"], tolerance=1,
+                x, target, what = self._first_images(4), None, "the first 4 images of the chosen data"
+            self._progress(0.0, "sanity", f"sanity check of {method_label(method)}: randomising the weights")
+            say = functools.partial(_count_text, f"sanity check of {method_label(method)}: randomised", "layers")
+            with reporting(self._watch("sanity", 0.0, 1.0, say)):
+                res = sanity_check(self.model, x, method=method, target=target)
+            self.result = [res]
+            self._show(
+                sanity_plot_png([res]),
+                f"<div><small>sanity check on {html.escape(what)}: the map should change as the weights are randomised "
+                f"from the top</small></div><div style='margin-top:4px'><b>{html.escape(method_label(res.method))}</b></div>"
+                f"{markdown_table_html(res.table())}",
+                "sanity",
             )
-            self.result = res
-            self._show(None, f"<small>bundled shape scenes ({len(self.dataset)} images)</small>{markdown_table_html(res.table())}")
+        elif which == "pointing":
+            self._run_pointing()
         else:
             raise SaliencyError(f"unknown analysis {which!r}; expected 'topk', 'sanity', 'pointing' or 'faithfulness'")
+
+    def _run_topk(self) -> None:
+        choice = self.data_choice()
+        if choice.batches is None:
+            raise InputError(choice.description)
+        t0 = time.perf_counter()
+
+        def scanned(seen: int, total: int) -> str:
+            rate = seen / max(time.perf_counter() - t0, 1e-9)
+            return f"scanning: {seen}{f' of {total}' if total else ''} images, {rate:.0f} img/s"
+
+        self._progress(0.0, "top-9", "scanning …")
+        # the scan, then the projections of the winners: each phase with its own progress
+        with reporting(self._watch("scan", 0.0, 0.3, scanned)):
+            res: Any = top_activations(self.model, choice.batches(), self.w_layer.value, k=9, progress=False, project=False)
+        rule = self._projection_rule()
+        say = functools.partial(_count_text, f"projecting the winners ({rule})", "")
+        with reporting(self._watch("project", 0.3, 1.0, say)):
+            res = project_top(self.model, res, method=rule)
+        self._topk_data = choice.description  # shown under the grid
+        self.result = res
+        self.w_filter.max = len(res.channels) - 1
+        self._show_topk()
+
+    def _projection_rule(self) -> str:
+        """DeconvNet (the paper's rule), or the gradient on a model that runs no ReLU (the explorer's choice too)."""
+        probe = self._probe()
+        return projection_rule("deconvnet", probe is None or probe.unavailable("deconvnet") is None)
+
+    def _run_pointing(self) -> None:
+        if not is_bundled(self.model):
+            raise SaliencyError(
+                "the pointing game here uses the bundled shapes data and its object masks, which only the "
+                "bundled model classifies; for your model call saliency_widget.analysis.pointing_game(model, "
+                "your_loader_of_(images, labels, masks))"
+            )
+        from torch.utils.data import DataLoader
+
+        names, left_out = pointing_methods(self._methods(), self._probe())
+        t0 = time.perf_counter()
+        say = functools.partial(_count_text, f"pointing game, {len(names)} methods:", "maps")
+        self._progress(0.0, "pointing", f"pointing game, {len(names)} methods: starting")
+        with reporting(self._watch("pointing", 0.0, 1.0, say)):
+            res = pointing_game(self.model, DataLoader(self.dataset, batch_size=64, shuffle=False), methods=names, tolerance=1)
+        self.result = res
+        skipped = f"; left out (many passes per image): {', '.join(left_out)}" if left_out else ""
+        self._show(
+            None,
+            f"<div><small>pointing game on the bundled shape scenes ({len(self.dataset)} images, tolerance 1 px), "
+            f"{time.perf_counter() - t0:.1f} s{html.escape(skipped)}</small></div>{markdown_table_html(res.table())}",
+            "pointing",
+        )
 
     def _show_topk(self) -> None:
         res = self.result
@@ -295,9 +421,41 @@ class AnalysisPanel(W.VBox):
         )
 
     def close(self) -> None:
-        """Stop the faithfulness worker and close the child widgets."""
+        """Stop following the explorer, stop the faithfulness worker and close the child widgets."""
+        if self.__dict__.pop("_observing", False):
+            self.explorer.unobserve(self.follow, names=["layer", "channel", "method"])
         self.faithfulness.close()
         super().close()
+
+
+_WRAP = W.Layout(flex_flow="row wrap", align_items="center")
+
+
+def _count_text(what: str, unit: str, done: int, total: int) -> str:
+    return f"{what} {done}{f' of {total}' if total else ''}{f' {unit}' if unit else ''}"
+
+
+def _done_text(which: str) -> str:
+    return {"topk": "top-9 done", "pointing": "pointing game done", "sanity": "sanity check done"}.get(which, "done")
+
+
+def pointing_methods(methods: Sequence[str], probe: Any) -> tuple[list[str], list[str]]:
+    """The pointing game's methods: every method of the registry the model can run in one pass per image.
+
+    Returns ``(methods, left out)``: methods that need many passes per image (sampling,
+    occlusion, score-weighted or forward-only CAMs: ``needs_gradients`` False or not one
+    backward and no ReLU/CAM rule) are left out to keep the game to seconds; so are methods
+    ``probe`` (an explainer) says cannot run on the model.
+    """
+    keep: list[str] = []
+    out: list[str] = []
+    for m in methods:
+        meth = get_method(m)
+        if probe is not None and probe.unavailable(m) is not None:
+            continue
+        one_pass = meth.needs_gradients and (meth.single_backward or getattr(meth, "rule", None) is not None)
+        (keep if one_pass else out).append(m)
+    return keep, out
 
 
 # ---------------------------------------------------------------- top-9 from a mined index
@@ -350,19 +508,13 @@ def attach_index(explorer: Any, index: Any) -> AnalysisPanel:
     idx.check_model(explorer.model)
     panel = panel_for(explorer)
     panel.index = idx
-    layers = list(dict.fromkeys([*idx.layers, *panel.w_layer.options]))
-    panel.w_layer.options = layers
-    panel.w_layer.value = explorer.layer if explorer.layer in idx.layers else idx.layers[0]
+    have = {v if isinstance(o, tuple) else o for o in panel.w_layer.options for v in ([o[1]] if isinstance(o, tuple) else [o])}
+    panel._syncing = True
+    try:  # the index's layers the menu lacks, first
+        panel.w_layer.options = [*[(f"{k}  (mined index)", k) for k in idx.layers if k not in have], *panel.w_layer.options]
+    finally:
+        panel._syncing = False
     explorer.analysis_panel = panel
     explorer.ui.w_analyses.children = [panel]
-
-    def follow(_change: Any = None) -> None:
-        if explorer.layer in idx.layers:
-            panel.w_layer.value = explorer.layer
-            panel.w_filter.max = len(idx.channels(explorer.layer)) - 1
-            panel.w_filter.value = min(explorer.channel, panel.w_filter.max)
-            panel.run("topk")
-
-    explorer.observe(follow, names=["layer", "channel"])
-    follow()
+    panel.follow()  # the explorer's layer and filter, read from the index when it holds them
     return panel

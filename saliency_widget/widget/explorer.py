@@ -41,6 +41,7 @@ from ..viz.images import describe_model
 from ..viz.modelio import ModelIO
 from .export import ExportMixin
 from .inputs import InputState
+from .progressive import MapProgress
 from .renderlog import RenderLog, RenderRecord, short_sha
 from .saved import SavedView, live_css
 from .scheduler import LatestOnlyWorker
@@ -148,12 +149,13 @@ class Explorer(ExportMixin, W.VBox):
         self._memo = ViewMemo()
         self._last: ViewResult | None = None
         self._last_status = ""
-        self._step, self._shown_at = (0, 0), 0.0  # compare step (done, total) and when progress last showed
+        self._step = (0, 0)  # compare step (done, total)
         self._saved_timer: threading.Timer | None = None
         self._blank: dict[str, bool] = {}
         self._saved_lock = threading.Lock()
 
         self.ui = ExplorerView(self.methods, list(self._samples))
+        self._maps = MapProgress(self.ui)  # progress and partial maps of a batched map (widget/progressive.py)
         super().__init__(children=self.ui.children())
         self.add_class("sw-explorer")
         self._saved = SavedView(self.model_id or "none")
@@ -393,16 +395,8 @@ class Explorer(ExportMixin, W.VBox):
         return True
 
     def _batches(self, done: int, total: int) -> None:
-        """Progress inside a batched map (occlusion, SmoothGrad, IG), at most every 0.1 s."""
-        now = time.monotonic()
-        if now - self._shown_at < self.progress_every or total <= 0:
-            return
-        self._shown_at = now
-        step, steps = self._step
-        if steps:  # compare view: the method's share of the whole
-            self.ui.show_fraction((step + done / total) / steps, f"{step}/{steps}")
-        else:
-            self.ui.show_fraction(done / total, f"{100 * done // total}%")
+        """Progress inside a batched map (occlusion, SmoothGrad, IG), at most every ``progress_every`` s."""
+        self._maps.batches(done, total, self._step, self.progress_every)
 
     def _newer(self) -> Snapshot | None:
         """The state a waiting request will render, or None when none waits."""
@@ -411,14 +405,15 @@ class Explorer(ExportMixin, W.VBox):
     def _render(self, snap: Snapshot, raise_errors: bool = False) -> None:
         """Compute the view of ``snap`` and show it, or show the error."""
         t0 = time.perf_counter()
-        self._step, self._shown_at = (0, 0), 0.0
+        self._step = (0, 0)
+        self._maps.begin(snap.method)
         self.computations += 1
         rec = RenderRecord(seq=self.computations, state=asdict(snap), ms=0.0)
         try:
             ex = self.inputs.explainer(snap.version)
             result = compute_view(
                 ex, snap, labels=self.inputs.labels, mean=self._io.mean, std=self._io.std, methods=self.methods,
-                memo=self._memo, progress=self._progress, newer=self._newer, batches=self._batches,
+                memo=self._memo, progress=self._progress, newer=self._newer, batches=self._batches, partial=self._maps.partial,
             )
             with self._worker.muted():
                 self.ui.show(result)

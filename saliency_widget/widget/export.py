@@ -18,6 +18,7 @@ from .saved import SavedView
 from .view import map_title
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..views.options import DisplayOptions
     from ..viz.modelio import ModelIO
     from .inputs import InputState
     from .view import ExplorerView
@@ -56,6 +57,10 @@ class ExportMixin:
         @property
         def status(self) -> str:
             """See :attr:`Explorer.status`."""
+
+        @property
+        def display_options(self) -> DisplayOptions:
+            """See :attr:`Explorer.display_options`."""
 
         def wait(self, timeout: float | None = 30.0) -> bool:
             """See :meth:`Explorer.wait`."""
@@ -103,7 +108,8 @@ class ExportMixin:
             page = built.html
         else:
             probs = self._last.probs if self._last is not None else np.zeros(len(self.labels))
-            page = explorer_html(self.images, self.messages, self.labels, probs, self.state(), self.status)
+            bars = {k: self._last.colorbar(k, self.display_options) for k in self._last.maps} if self._last is not None else {}
+            page = explorer_html(self.images, self.messages, self.labels, probs, self.state(), self.status, colorbars=bars)
         if path is not None:
             write_output(path, page)
         return page

@@ -32,7 +32,7 @@ from ..analysis.faithfulness import (
     deletion_insertion,
     merge_results,
 )
-from ..errors import Cancelled, SaliencyError
+from ..errors import Cancelled, MethodError, SaliencyError
 from ..views.classes import class_name
 from ..viz.curves import curve_color
 from ..viz.report import message_html
@@ -73,17 +73,19 @@ def request_from_explorer(explorer: Any) -> FaithRequest:
     explorer.wait(timeout=60)  # the explainer of the image on screen
     ex = explorer.inputs.explainer()
     target = explorer.target if explorer.target is not None else int(ex.logits[0].argmax())
-    methods = [explorer.method]
+    methods: list[str] = []
     notes: dict[str, str] = {}
-    if explorer.view == "compare":
-        for m in explorer.methods:
-            why = ex.unavailable(m)
-            if m == explorer.method:
-                continue
-            if why:
-                notes[m] = why
-            else:
-                methods.append(m)
+    # the current method first; in the compare view every other method after it
+    for m in [explorer.method, *(explorer.methods if explorer.view == "compare" else [])]:
+        why = ex.unavailable(m)
+        if m in methods or m in notes:
+            continue
+        if why:
+            notes[m] = why.splitlines()[0]
+        else:
+            methods.append(m)
+    if not methods:
+        raise MethodError(f"{explorer.method!r} cannot run on this model: {notes[explorer.method]}; choose another method in the explorer")
     labels = explorer.labels
     label = class_name(labels, target)
     return FaithRequest(ex.inputs.detach(), int(target), tuple(methods), label, notes)
@@ -107,6 +109,9 @@ class FaithfulnessPanel(W.VBox):
         Called between batches with the lock released (the explorer: wait for its render).
     batch_size
         Perturbed copies per forward pass (default: as occlusion's batches).
+    own_controls
+        Show the run and cancel buttons (:attr:`w_run`, :attr:`w_cancel`) at the top; False:
+        the caller places them (the analyses panel puts them in one row with the sanity check).
     """
 
     def __init__(
@@ -118,6 +123,7 @@ class FaithfulnessPanel(W.VBox):
         lock: Any = None,
         yield_to: Callable[[], Any] | None = None,
         batch_size: int | None = None,
+        own_controls: bool = True,
     ) -> None:
         self.model = model
         self._request_fn = request
@@ -142,21 +148,36 @@ class FaithfulnessPanel(W.VBox):
         self.w_progress = W.FloatProgress(0.0, min=0.0, max=1.0, description="idle")
         self.w_status = W.HTML()
         self.w_table = W.HTML()
-        xs = bq.LinearScale(min=0.0, max=1.0)
-        ys = bq.LinearScale(min=0.0, max=1.0)
+        # Both axes are fractions in [0, 1], fixed, with ticks at 0, 0.5 and 1 in readable text.
+        xs = bq.LinearScale(min=0.0, max=1.0, allow_padding=False)
+        ys = bq.LinearScale(min=0.0, max=1.0, allow_padding=False)
         self.m_deletion = bq.Lines(x=np.zeros(0), y=np.zeros(0), scales={"x": xs, "y": ys}, stroke_width=2)
         self.m_insertion = bq.Lines(x=np.zeros(0), y=np.zeros(0), scales={"x": xs, "y": ys}, stroke_width=2, line_style="dashed")
+        text = {"font-size": "13px"}
         self.w_chart = bq.Figure(
             marks=[self.m_deletion, self.m_insertion],
             axes=[
-                bq.Axis(scale=xs, side="bottom", label="fraction of pixels perturbed", num_ticks=3),
-                bq.Axis(scale=ys, side="left", label="p(class)", num_ticks=3),
+                bq.Axis(scale=xs, side="bottom", label="fraction of pixels perturbed", tick_values=np.array([0.0, 0.5, 1.0]),
+                        tick_format=".1f", tick_style=text, label_offset="32px"),
+                bq.Axis(scale=ys, side="left", label="p(class)", tick_values=np.array([0.0, 0.5, 1.0]), tick_format=".1f",
+                        tick_style=text, label_offset="-36px"),
             ],
             title="deletion (solid) · insertion (dashed)",
-            fig_margin={"top": 30, "bottom": 40, "left": 45, "right": 10},
-            layout=W.Layout(width="320px", height="240px"),
+            title_style=text,
+            fig_margin={"top": 30, "bottom": 48, "left": 52, "right": 12},
+            layout=W.Layout(width="340px", height="250px"),
         )
-        super().__init__([W.HBox([self.w_run, self.w_cancel]), self.w_progress, self.w_status, W.HBox([self.w_chart, self.w_table])])
+        self.w_chart.layout.display = "none"  # no empty chart before a curve exists: the hint says what comes
+        self.w_hint = W.HTML(
+            "<small>faithfulness: how fast the class probability drops when this image's most relevant pixels are "
+            "removed (deletion) and rises when they are restored (insertion); press the button to draw the curves</small>"
+        )
+        self.w_progress.layout.display = "none"
+        self.w_controls = W.HBox([self.w_run, self.w_cancel])
+        super().__init__([
+            *([self.w_controls] if own_controls else []), self.w_hint, self.w_progress, self.w_status,
+            W.HBox([self.w_chart, self.w_table], layout=W.Layout(flex_flow="row wrap", align_items="flex-start")),
+        ])
         self.w_run.on_click(lambda _b: self.run())
         self.w_cancel.on_click(lambda _b: self.cancel())
 
@@ -172,6 +193,8 @@ class FaithfulnessPanel(W.VBox):
         self._t0 = time.perf_counter()
         self._cancel.clear()
         self.w_cancel.disabled = False
+        self.w_hint.layout.display = "none"
+        self.w_progress.layout.display = ""
         self.w_progress.description = "queued"
         self._worker.schedule()
 
@@ -246,6 +269,7 @@ class FaithfulnessPanel(W.VBox):
         except Cancelled:
             self.cancelled = True
             self.w_progress.description = "cancelled" if self._cancel.is_set() else "superseded"
+            self._settle(req, failed)  # no row stays "computing …"
             self.w_status.value = message_html(
                 "stopped: " + ("cancelled" if self._cancel.is_set() else "a newer request came"), "note"
             )
@@ -266,8 +290,9 @@ class FaithfulnessPanel(W.VBox):
         self.w_status.value = ""
         if res is None:
             self.m_deletion.y, self.m_insertion.y = np.zeros(0), np.zeros(0)
-            self.w_table.value = scoreboard_html([], caption=caption, pending=req.methods)
+            self.w_table.value = scoreboard_html([], caption=caption, pending=req.methods, failed=req.notes or None)
             return
+        self.w_chart.layout.display = ""
         names = [*res.methods] + ([RANDOM] if ("deletion", RANDOM) in res.curves else [])
         colors = {m: curve_color(i, m) for i, m in enumerate(names)}
         x = res.fractions.numpy().astype(np.float64)
@@ -289,7 +314,21 @@ class FaithfulnessPanel(W.VBox):
             out[kind] = list(mark.labels or [])[:n]
         return out
 
+    def _settle(self, req: FaithRequest | None, failed: dict[str, str] | None = None) -> None:
+        """Redraw the table of what finished, with no "computing …" row (after an error or a stop)."""
+        if req is None:
+            self.w_table.value = ""
+            return
+        res = self.result
+        if res is None or not res.curves:
+            self.w_table.value = ""
+            self.w_chart.layout.display = "none"
+            self.w_hint.layout.display = ""
+            return
+        self._draw(res, req, pending=(), failed=failed)
+
     def _show_error(self, exc: BaseException) -> None:
+        self._settle(self._req)
         self.w_status.value = message_html(str(exc), "error")
         self.w_progress.value = 0.0
         self.w_progress.description = "error"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any
 
@@ -15,6 +16,10 @@ from ..views.classes import class_names
 from ..viz.images import ModelIO, to_model_input
 
 __all__ = ["InputState"]
+
+# The decoder quotes a file's first bytes ("(15 bytes starting b'\\x89PNG...')"): fine in a script's
+# traceback, a raw byte dump in the explorer's one-line feedback.
+_BYTES = re.compile(r""" starting b(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
 
 
 class InputState:
@@ -68,7 +73,8 @@ class InputState:
         Raises
         ------
         InputError
-            The file is larger than ``max_bytes`` (checked before decoding) or not an image.
+            The file is larger than ``max_bytes`` (checked before decoding) or not an image (the
+            message names the file, not its bytes; the decoder's error is the cause).
         """
         item = value[0] if isinstance(value, (list, tuple)) else next(iter(value.values()))
         name, content = str(item.get("name", "upload")), item["content"]
@@ -78,7 +84,10 @@ class InputState:
                 f"upload {name!r} is {size / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB "
                 "(Explorer.max_upload_bytes). Downscale the image, or pass it from Python with set_image()"
             )
-        return self.load(content, f"upload {name}", size)
+        try:
+            return self.load(content, f"upload {name}", size)
+        except InputError as exc:  # named by the file, without the decoder's dump of its first bytes
+            raise InputError(f"upload {name!r}: {_BYTES.sub('', str(exc))}") from exc
 
     def explainer(self, version: int | None = None) -> Explainer:
         """The Explainer of image ``version`` (default: the latest), created on first use.

@@ -56,7 +56,7 @@ class MapCanvas(anywidget.AnyWidget):
         super().__init__(luts=_luts(), **kwargs)
         self._links: list[W.Widget] = []
 
-    def show_map(self, raw: RawMap | None, base: NDArray[np.uint8], message: str | None = None) -> None:
+    def show_map(self, raw: RawMap | None, base: NDArray[np.uint8], message: str | None = None, fraction: float | None = None) -> None:
         """Send a new map (its planes once, as binary) and the input image it may be drawn over.
 
         Parameters
@@ -67,6 +67,8 @@ class MapCanvas(anywidget.AnyWidget):
             ``(H, W, 3)`` uint8 input image.
         message
             Why there is no map (a method this model cannot run).
+        fraction
+            A partial map's share of the work done (0..1, in ``meta["fraction"]``); None: final.
         """
         with self.hold_sync():
             self.base = np.ascontiguousarray(base, dtype=np.uint8).tobytes()
@@ -75,7 +77,7 @@ class MapCanvas(anywidget.AnyWidget):
                 self.planes = b""
             else:
                 self.planes = raw.to_bytes()
-                self.meta = raw.meta()
+                self.meta = raw.meta() if fraction is None else {**raw.meta(), "fraction": float(fraction)}
 
     def link_controls(self, sign: W.Dropdown, cmap: W.Dropdown, clip: W.FloatSlider, overlay: W.Checkbox, alpha: W.FloatSlider) -> None:
         """Tie the display controls to this panel in the browser (``jsdlink``), so their changes never need the kernel.

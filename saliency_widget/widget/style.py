@@ -75,13 +75,18 @@ EXPLORER_CSS = (
     ".sw-statusrow .sw-status{min-width:0;overflow:hidden}"
     ".sw-statusrow .sw-status .widget-html-content{white-space:nowrap;overflow:hidden;text-overflow:ellipsis;line-height:24px}"
     ".sw-statusrow .sw-progress{flex:0 0 auto}"
-    ".sw-source{font-size:12px;color:#333;margin-left:4px}"
+    ".sw-source{font-size:12px;color:#333;margin-left:4px;min-width:0;overflow:hidden}"
+    ".sw-source .widget-html-content{line-height:28px}"
+    # labels as wide as their text, so each control row fits 934 px (1366 with the file browser open)
+    ".sw-explorer .sw-row .widget-label{width:auto!important;min-width:0;margin-right:6px;padding-left:4px}"
+    ".sw-explorer .sw-row .widget-readout{min-width:36px}"
     # the upload button without ipywidgets' "(0)" count: the label is drawn by the stylesheet
     ".sw-upload{font-size:0!important}"
     ".sw-upload i{font-size:var(--jp-widgets-font-size,13px);margin-right:4px}"
     ".sw-upload::after{content:'upload image';font-size:var(--jp-widgets-font-size,13px)}"
     # the class chart beside the channel grid
     ".sw-below{align-items:flex-start}"
+    ".sw-below .sw-title2{height:20px!important}"
     ".sw-chart{flex:0 0 auto;margin-right:12px}"
     ".sw-channels{flex:1 1 300px;min-width:240px;max-width:560px}"
     ".sw-cg-root{max-height:230px;overflow:auto;border:1px solid #e0e0e0;padding:4px}"

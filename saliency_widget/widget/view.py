@@ -182,7 +182,7 @@ class ExplorerView:
         )
         self.w_view.add_class("sw-view")
         self.w_sample = W.Dropdown(
-            options=[("(sample)", "")] + [(n, n) for n in samples], description="sample", layout=lay(width="220px"),
+            options=[("(sample)", "")] + [(n, n) for n in samples], description="sample", layout=lay(width="190px"),
             tooltip="a bundled image that fits this model",
         )
         self.w_sample.add_class("sw-sample")
@@ -190,7 +190,7 @@ class ExplorerView:
                                      tooltip="explain your own PNG or JPEG image")
         self.w_upload.add_class("sw-upload")
         # What was loaded (file name, size) or why not, next to the button that caused it.
-        self.w_source = _classed(W.HTML("", layout=lay(width="260px")), "sw-source", "sw-line")
+        self.w_source = _classed(W.HTML("", layout=lay(width="230px")), "sw-source")
         self.w_export = W.Button(description="export PNG", icon="download", tooltip="download the current view as a PNG file")
         self.w_export.add_class("sw-export")
 
@@ -217,20 +217,20 @@ class ExplorerView:
         self.w_bars_fig = bq.Figure(
             marks=[self.w_bars],
             axes=[bq.Axis(scale=self._xs, side="left"), bq.Axis(scale=self._ys, side="bottom", tick_format=".1%", num_ticks=3)],
-            fig_margin={"top": 10, "bottom": 30, "left": 170, "right": 20},
+            fig_margin={"top": 4, "bottom": 26, "left": 170, "right": 20},
             layout=lay(width="400px", height="240px"), title="",
         )
         self.w_bars_fig.add_class("sw-bars")
 
-        self.w_sign = W.Dropdown(options=list(R.SIGNS), value="absolute", description="sign", layout=lay(width="200px"),
+        self.w_sign = W.Dropdown(options=list(R.SIGNS), value="absolute", description="sign", layout=lay(width="150px"),
                                  tooltip="which values the map shows: their magnitude, only positive or negative ones, or both signs")
         self.w_sign.add_class("sw-sign")
         self.w_clip = W.FloatSlider(
-            value=99.0, min=90.0, max=100.0, step=0.1, description="clip %", readout_format=".1f", layout=lay(width="230px"),
+            value=99.0, min=90.0, max=100.0, step=0.1, description="clip %", readout_format=".1f", layout=lay(width="210px"),
             tooltip="clip the top (100 − clip)% of values to the colormap's end, so a few extreme pixels do not wash out the map",
         )
         self.w_clip.add_class("sw-clip")
-        self.w_cmap = W.Dropdown(options=cmap_options(), value="magma", description="colormap", layout=lay(width="210px"),
+        self.w_cmap = W.Dropdown(options=cmap_options(), value="magma", description="colormap", layout=lay(width="205px"),
                                  tooltip=CMAP_TIP)
         self.w_cmap.add_class("sw-cmap")
         self._cmap_before_signed: str | None = None
@@ -240,7 +240,7 @@ class ExplorerView:
             value=False, description="overlay", indent=False, layout=lay(width="90px"), tooltip="draw the map over the input image"
         )
         self.w_overlay.add_class("sw-overlay")
-        self.w_alpha = W.FloatSlider(value=0.6, min=0.0, max=1.0, step=0.05, description="alpha", layout=lay(width="200px"),
+        self.w_alpha = W.FloatSlider(value=0.6, min=0.0, max=1.0, step=0.05, description="alpha", layout=lay(width="170px"),
                                      tooltip="opacity of the map drawn over the input")
         self.w_alpha.add_class("sw-alpha")
 
@@ -250,14 +250,14 @@ class ExplorerView:
         )
         self.w_layer.add_class("sw-layer")
         self.w_all_layers = W.Checkbox(
-            value=False, description="all layers", indent=False, layout=lay(width="96px"),
+            value=False, description="all layers", indent=False, layout=lay(width="140px"),
             tooltip="also list the layers that pass their input through unchanged (Identity; Dropout and DropPath in eval mode)",
         )
         self.w_all_layers.add_class("sw-all-layers")
         self._layers: list[tuple[str, str]] = []
         self._noop: set[str] = set()
         self.w_all_layers.observe(lambda _c: self._fill_layers(), names="value")
-        self.w_channel = W.IntSlider(value=0, min=0, max=0, description="filter", continuous_update=True, layout=lay(width="260px"),
+        self.w_channel = W.IntSlider(value=0, min=0, max=0, description="filter", continuous_update=True, layout=lay(width="250px"),
                                     tooltip="the filter (channel) of the layer shown as the feature map")
         self.w_channel.add_class("sw-filter")
         self.w_strongest = W.Button(description="strongest", tooltip="jump to the filter's largest activation")
@@ -509,7 +509,7 @@ class ExplorerView:
             self.w_bars.y = [probs, [max(0.0, top - v) for v in probs]]
             self.w_bars.selected = [result.selected_bar]
         # As tall as its bars (at most 8): the whole chart fits beside the channel grid.
-        self.w_bars_fig.layout.height = f"{36 + 20 * len(result.bars)}px"
+        self.w_bars_fig.layout.height = f"{30 + 20 * len(result.bars)}px"
 
     def show_channels(self, activations: Callable[[], Any], key: str) -> None:
         """Show every filter of the current layer in the channel grid.

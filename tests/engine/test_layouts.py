@@ -118,14 +118,16 @@ class Square(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(3, 4, 1)
         self.last = nn.Identity()
+        self.roundtrip = nn.Identity()
         self.opaque = nn.Identity()
         self.bias = nn.Parameter(torch.zeros(1, 4, 4, 4))
         self.const = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.last(self.conv(x).permute(0, 2, 3, 1))  # NHWC, 4 x 4 x 4
-        z = self.opaque(y.reshape(1, 2, 32).reshape(1, 4, 4, 4))  # from the input, not followed
-        return (y + z + self.const(self.bias)).flatten(1)[:, :3]
+        r = self.roundtrip(y.reshape(1, 2, 32).reshape(1, 4, 4, 4))  # rows split and merged back: followed
+        z = self.opaque(y.transpose(1, 2))  # (N, W, H, C): a square grid, but transposed
+        return (y + r + z + self.const(self.bias)).flatten(1)[:, :3]
 
 
 def _layouts(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[str, tuple[int, ...], int]]:
@@ -157,7 +159,8 @@ def test_class_and_register_tokens_are_prefix_tokens() -> None:
 def test_square_outputs_are_decided_by_evidence_not_shape() -> None:
     infos = {i.key: i for i in sw.layers(Square().eval(), torch.rand(1, 3, 4, 4))}
     assert infos["last"].layout == "NHWC"  # followed through the permute
-    assert infos["opaque"].layout == "ambiguous"  # 4 x 4 grids of both layouts were seen
+    assert infos["roundtrip"].layout == "NHWC"  # the reshapes regroup the same factors
+    assert infos["opaque"].layout == "ambiguous"  # its shape fits NCHW and NHWC 4 x 4 grids; its axes do not
     assert infos["const"].layout == "ambiguous"  # not computed from the input at all
     assert infos["opaque"].shape == infos["opaque"].raw_shape == (4, 4, 4)
 
@@ -224,8 +227,12 @@ CASES = {
     "hf-swin": Case(
         _hf("swin"), 64, "swin.layernorm", "tokens", (64, 4, 4), 0,
         allowed=("NCHW", "tokens", "flat", "ambiguous"),
-        # window batches (N * windows, ...) and the attention bias are not layers of the image grid
-        ambiguous=("attention.q_proj", "attention.k_proj", "attention.v_proj", "attention.o_proj", "blocks.0.dropout", "relative_position_bias"),
+        # window batches (N * windows, ...) and the attention bias are not layers of the image grid; the
+        # pooled (N, 64 channels, 1) is no grid either (it was once read as 64 tokens of an 8 x 8 grid by its shape)
+        ambiguous=(
+            "attention.q_proj", "attention.k_proj", "attention.v_proj", "attention.o_proj", "blocks.0.dropout",
+            "relative_position_bias", "swin.pooler",
+        ),
     ),
 }
 

@@ -8,6 +8,7 @@ executes a notebook, the other checks that fresh copy (newer than the notebook a
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 from types import ModuleType
 
@@ -47,3 +48,23 @@ def test_notebook_runs(path: Path) -> None:
     assert all(c.get("execution_count") for c in code if c.source.strip()), "every code cell ran"
     errors = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
+    if path.name == "01_quickstart.ipynb":  # issue 29 item 4: the Python cell explains the predicted class, not a 0 % one
+        printed = [o.get("text", "") for o in done.cells[3].get("outputs", []) if o.get("output_type") == "stream"]
+        assert printed and printed[0].startswith("Guided Backprop map for 'star'"), printed
+
+
+def _lines(text: str, width: int = 110) -> int:
+    return sum(max(1, math.ceil(len(line) / width)) for line in text.splitlines())
+
+
+def test_quickstart_fits_one_screen_before_it_runs() -> None:
+    """Lab's Run All scrolls to the last cell when the notebook (without outputs) is taller than the screen,
+    which left the user at the random-weight ResNet-18 instead of the first explorer (issue 29 item 4).
+
+    Measured in Lab at 1366x768 with the file browser open: 26 text lines (110 characters) stay put and
+    the first explorer's status line and maps are on screen after Run All; the old 44-line notebook scrolled (so did a 39-line draft).
+    """
+    nb = nbformat.read(REPO_ROOT / "example_notebooks" / "01_quickstart.ipynb", as_version=4)
+    assert sum(_lines(c.source) for c in nb.cells) <= 28
+    assert "explore()" in nb.cells[1].source and nb.cells[1].source.rstrip().endswith("w")  # the first explorer, first
+    assert "click_bar" not in "".join(c.source for c in nb.cells if c.cell_type == "code")  # no class of ~0 % explained

@@ -95,12 +95,32 @@ def test_explorer_html_from_data() -> None:
     page = _page()
     assert page.startswith("<!DOCTYPE html>") and "<script" not in page
     figs = re.findall(r"<figcaption>([^<]*)</figcaption>", page)
-    assert figs == ["input", "map"]  # panel order; "compare" is not an explorer panel
+    assert figs == ["input", "saliency map"]  # panel order; "compare" is not an explorer panel
     assert "<div class='msg'>the map is &lt;all&gt; zeros</div>" in page
     rows = re.findall(r"<tr( style=\"font-weight:600\")?><td>([^<]*)</td><td style='text-align:right'>([^<]*)</td>", page)
     assert rows == [("", "&lt;dog&gt;", "0.700"), (' style="font-weight:600"', "cat", "0.200"), ("", "owl", "0.100")]
-    assert "<tr><th>method</th><td>gradient</td></tr>" in page
+    assert "<tr><th>method</th><td>Gradient</td></tr>" in page  # the method's label, not its key
+    assert "<tr><th>class</th><td>cat (chosen)</td></tr>" in page
     assert "<p>ready &amp; waiting</p>" in page
+
+
+def test_explorer_html_settings_are_readable_and_maps_have_colour_scales() -> None:
+    state = {"version": 1, "method": "smoothgrad", "target": None, "layer": "features.3", "channel": 5, "position": None,
+             "sign": "signed", "clip": 99.0, "cmap": "coolwarm", "overlay": True, "alpha": 0.5, "view": "single"}
+    bar = R.to_png(np.full((26, 224, 3), 200, np.uint8))
+    page = _page(panels={"input": R.to_png(np.zeros((2, 2, 3), np.uint8)), "map": R.to_png(np.ones((2, 2, 3), np.uint8))},
+                 messages={}, state=state, colorbars={"map": bar})
+    rows = dict(re.findall(r"<tr><th>([^<]*)</th><td>([^<]*)</td></tr>", page))
+    assert rows == {
+        "method": "SmoothGrad",
+        "class": "&lt;dog&gt; (the predicted class)",
+        "feature map": "layer features.3, filter 5",
+        "projected activation": "the filter&#x27;s strongest activation",
+        "display": "signed (diverging), colormap coolwarm, clipped at the 99th percentile, over the input (opacity 0.50)",
+        "view": "one method",
+    }
+    assert "None" not in page and "version" not in page
+    assert page.count('class="colorbar"') == 1 and "saliency map colour scale" in page
 
 
 def test_explorer_html_without_probabilities_or_int_target() -> None:

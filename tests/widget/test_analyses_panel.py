@@ -104,8 +104,10 @@ def test_explore_data_reaches_the_panel_and_sanity_uses_the_image(explorer_with_
     w.w_analyses.selected_index = 0  # type: ignore[attr-defined]
     p = w.analysis_panel  # type: ignore[attr-defined]
     assert html.escape("the tensor passed to explore() (3 images)") in p.w_data_note.value
+    w.method = "guided_backprop"  # type: ignore[attr-defined]
+    assert p.w_sanity_method.value == "guided_backprop"  # the panel runs the explorer's method
     results = p.run("sanity")
-    assert [r.method for r in results] == ["gradient", "guided_backprop"]
+    assert [r.method for r in results] == ["guided_backprop"]
     assert results[0].maps.shape[1] == 1  # one image: the explorer's
     out = p.w_sanity_html.value
     assert p.w_sanity_img.layout.display == "" and "<table" in out and "| original |" not in out and "the explorer&#x27;s image" in out

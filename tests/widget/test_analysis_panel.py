@@ -29,19 +29,22 @@ def test_panel_topk_sanity_pointing() -> None:
     _png_ok(first)
     p.w_filter.value = 3  # paging through filters redraws the grid
     assert p.w_out_img.value != first and "filter 3" in p.w_out_html.value
+    assert p.w_sanity_method.value == "gradient"  # no explorer: the first method of the registry
+    p.w_sanity_method.value = "guided_backprop"  # the method chooser
     results = p.run("sanity")
-    assert [r.method for r in results] == ["gradient", "guided_backprop"]
+    assert [r.method for r in results] == ["guided_backprop"]
     _png_ok(p.w_sanity_img.value)
     assert "<table" in p.w_sanity_html.value and "| original |" not in p.w_sanity_html.value
+    grid = p.w_out_img.value
     res = p.run("pointing")
-    assert res.n_images == 24 and "centre baseline" in p.w_out_html.value and "<table" in p.w_out_html.value
-    assert p.w_out_img.value == b"" and p.w_out_img.layout.display == "none"  # no broken-image icon
+    assert res.n_images == 24 and "centre baseline" in p.w_pointing_html.value and "<table" in p.w_pointing_html.value
+    assert p.w_out_img.value == grid and p.w_out_img.layout.display == ""  # the top-9 grid stays
 
 
 def test_panel_pointing_refuses_foreign_model() -> None:
     p = AnalysisPanel(torchvision.models.resnet18(weights=None, num_classes=6).eval(), dataset_size=8)
     assert p.run("pointing") is None
-    assert "bundled shapes data" in p.w_out_html.value and p.w_progress.description == "error"
+    assert "bundled shapes data" in p.w_pointing_html.value and p.w_progress.description == "error"
 
 
 def test_sanity_pngs() -> None:

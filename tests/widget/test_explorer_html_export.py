@@ -22,3 +22,18 @@ def test_explorer_to_html(tmp_path: Path) -> None:
             assert html.escape(label) in page
     finally:
         w.close()
+
+
+def test_explorer_to_html_reads_as_settings_with_colour_scales() -> None:
+    from saliency_widget.widget import explore
+
+    w = explore()
+    try:
+        w.wait(60)
+        page = w.to_html()
+        rows = dict(re.findall(r"<tr><th>([^<]*)</th><td>([^<]*)</td></tr>", page))
+        assert rows["method"] == "Gradient" and rows["class"].endswith("(the predicted class)")
+        assert "None" not in page and "<th>version</th>" not in page
+        assert page.count('class="colorbar"') == 2  # the saliency map's and the projection's scales
+    finally:
+        w.close()
