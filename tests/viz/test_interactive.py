@@ -224,7 +224,7 @@ def test_explorer_to_html_interactive_opens_on_the_explorers_state(capsys: pytes
 
     w = cnn_explorer()
     try:
-        w.method, w.sign, w.cmap = "guided_backprop", "signed", "viridis"  # (signed switches to a diverging colormap first)
+        w.method, w.sign, w.cmap = "guided_backprop", "signed", "viridis"  # viridis chosen after signed: kept (drawn diverging)
         w.click_activation(2, 3)
         assert w.wait(60)
         page = w.to_html(interactive=True, topk=2, layers=None)
