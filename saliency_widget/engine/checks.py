@@ -225,6 +225,16 @@ def _first_conv_in_channels(model: nn.Module) -> int | None:
     return None
 
 
+def _space_to_depth(channels: int, expected: int) -> bool:
+    """Whether a first convolution of ``expected`` input channels may read ``channels``-channel images.
+
+    True when the image may be folded k x k into channels before it (``expected = channels * k**2``,
+    k >= 2: TResNet's space-to-depth stem, a pixel unshuffle).
+    """
+    k = math.isqrt(expected // channels) if expected % channels == 0 else 0
+    return k >= 2 and channels * k * k == expected
+
+
 def prepare_inputs(
     inputs: Any, model: nn.Module, device: torch.device | None = None
 ) -> tuple[torch.Tensor, torch.device, torch.dtype]:
@@ -283,7 +293,7 @@ def prepare_inputs(
             "Check the image loading and normalisation"
         )
     expected_c = _first_conv_in_channels(model)
-    if expected_c is not None and inputs.shape[1] != expected_c:
+    if expected_c is not None and inputs.shape[1] != expected_c and not _space_to_depth(int(inputs.shape[1]), expected_c):
         raise InputError(
             f"inputs have {inputs.shape[1]} channel(s) (shape {tuple(inputs.shape)}) but the model's first "
             f"convolution expects {expected_c}; convert the image (e.g. PIL .convert('RGB'))"

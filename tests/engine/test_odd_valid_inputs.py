@@ -33,7 +33,21 @@ ENGINE_OK: list[tuple[str, Callable[[], nn.Module], torch.Tensor, str]] = [
     ("non-contiguous-input", small_cnn, X.transpose(2, 3), "gradient"),
     ("requires-grad-input", small_cnn, X.clone().requires_grad_(True), "guided_backprop"),
     ("non-leaf-input", small_cnn, X.clone().requires_grad_(True) * 1.0, "gradient"),
+    # the first convolution reads 3 x 2 x 2 channels: the image folded 2 x 2 before it (TResNet's stem)
+    ("space-to-depth-stem", lambda: seeded(SpaceToDepthStem), X, "guided_backprop"),
 ]
+
+
+class SpaceToDepthStem(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(12, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        x = x.view(n, c, h // 2, 2, w // 2, 2).permute(0, 3, 5, 1, 2, 4).reshape(n, c * 4, h // 2, w // 2)
+        return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
 
 
 @pytest.mark.parametrize(("make", "x", "method"), [c[1:] for c in ENGINE_OK], ids=[c[0] for c in ENGINE_OK])
