@@ -37,6 +37,7 @@ from ..viz.modelio import ModelIO
 from ..viz.report import message_html
 from ..viz.visualize import model_preprocess
 from .scheduler import LatestOnlyWorker
+from .view import fill_tooltips
 
 __all__ = ["SIZE", "STEPS", "FeatRequest", "FeatResult", "FeaturePanel", "compute_visualization", "visualization_png"]
 
@@ -178,19 +179,29 @@ class FeaturePanel(W.VBox):
         #: The result shown (None before the first).
         self.result: FeatResult | None = None
         #: One line per request served: ``(objective, "done" | "cached" | "cancelled" | "error: ...")``.
-        self.log: list[tuple[str, str]] = []
+        self.served: list[tuple[str, str]] = []
 
-        self.w_filter = W.Button(description="what excites this filter", icon="eye",
-                                 tooltip="optimise an image for the mean activation of the current filter (feature visualization)")
-        self.w_class = W.Button(description="what the model sees as this class", icon="eye",
-                                tooltip="optimise an image for the selected class's score (the predicted class when none is selected)")
+        self.w_filter = W.Button(
+            description="what excites this filter",
+            icon="eye",
+            tooltip="optimise an image for the mean activation of the current filter (feature visualization)",
+        )
+        self.w_class = W.Button(
+            description="what the model sees as this class",
+            icon="eye",
+            tooltip="optimise an image for the selected class's score (the predicted class when none is selected)",
+        )
         self.w_image = W.Image(format="png", layout=W.Layout(width="160px", height="160px", object_fit="contain"))
         self.w_image.add_class("sw-featviz-image")
-        self.w_caption = W.HTML("<small>what a unit wants: press a button to optimise an image for it</small>",
-                                layout=W.Layout(width="320px"))
+        self.w_caption = W.HTML(
+            "<small>what a unit wants: press a button to optimise an image for it</small>", layout=W.Layout(width="320px")
+        )
         self.w_progress = W.FloatProgress(0.0, min=0.0, max=1.0, description="", layout=W.Layout(width="160px", display="none"))
-        super().__init__([W.HBox([self.w_filter, self.w_class]), W.HBox([self.w_image, W.VBox([self.w_caption, self.w_progress])])])
+        super().__init__(
+            [W.HBox([self.w_filter, self.w_class]), W.HBox([self.w_image, W.VBox([self.w_caption, self.w_progress])])]
+        )
         self.add_class("sw-featviz")
+        fill_tooltips(self)  # no "null" tooltips
         self.w_filter.on_click(lambda _b: self.visualize_filter())
         self.w_class.on_click(lambda _b: self.visualize_class())
 
@@ -218,7 +229,7 @@ class FeaturePanel(W.VBox):
         if hit is not None:
             self._stop.set()  # a running one is stale now
             self._show(hit)
-            self.log.append((hit.visualization.names[0], "cached"))
+            self.served.append((hit.visualization.names[0], "cached"))
             return
         self._stop.clear()
         self.w_progress.value = 0.0
@@ -261,12 +272,12 @@ class FeaturePanel(W.VBox):
             with self._explorer.compute_lock:
                 vis = compute_visualization(self._explorer.model, self._explorer.model_io, req, progress=self._step)
         except Cancelled:
-            self.log.append((name, "cancelled"))
+            self.served.append((name, "cancelled"))
             return
         seconds = time.perf_counter() - t0
         res = FeatResult(req, visualization_png(vis), caption_text(req, vis, seconds), vis, seconds)
         self._cache[req.key] = res
-        self.log.append((vis.names[0], "done"))
+        self.served.append((vis.names[0], "done"))
         if self._req is req and not self._worker.pending:
             self._show(res)
 
@@ -277,7 +288,7 @@ class FeaturePanel(W.VBox):
         self.w_progress.layout.display = "none"
 
     def _show_error(self, exc: BaseException) -> None:
-        self.log.append(("?" if self._req is None else self._req.label, f"error: {exc}"))
+        self.served.append(("?" if self._req is None else self._req.label, f"error: {exc}"))
         kind = "" if isinstance(exc, SaliencyError) else f"{type(exc).__name__}: "
         self.w_caption.value = message_html(f"{kind}{str(exc).splitlines()[0] if str(exc) else ''}", "error")
         self.w_progress.layout.display = "none"
