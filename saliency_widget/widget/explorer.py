@@ -41,6 +41,7 @@ from ..viz import render as R
 from ..viz.images import describe_model
 from ..viz.modelio import ModelIO
 from .export import ExportMixin
+from .featpanel import FeaturePanel
 from .inputs import InputState
 from .optionwidgets import check_setting, spec_traits, widen_to
 from .progressive import MapProgress
@@ -168,6 +169,8 @@ class Explorer(ExportMixin, W.VBox):
         self._saved = SavedView(self.model_id or "none")
         self.ui.add_css(live_css(self._saved.token))  # the live view hides its saved view
         self.method = self.methods[0]
+        self.featpanel = FeaturePanel(self)  # "what excites this filter / this class" (widget/featpanel.py)
+        self.ui.w_featviz.children = [self.featpanel]
         self._wire()
         # The first image is loaded and rendered synchronously, so explore() raises bad
         # input (e.g. labels of the wrong length) at once and the repr has a picture.
@@ -622,5 +625,6 @@ class Explorer(ExportMixin, W.VBox):
             self._saved_timer.cancel()
         if self.__dict__.get("analysis_panel") is not None:
             self.analysis_panel.close()
+        self.featpanel.close()
         self.ui.close()
         super().close()

@@ -214,6 +214,8 @@ class ExplorerView:
         self.w_analyses = W.Accordion(
             children=[W.HTML("")], titles=("analyses: top-9 per filter · faithfulness · sanity check · pointing game",), selected_index=None
         )
+        # The explorer puts its feature-visualization panel (widget/featpanel.py) here.
+        self.w_featviz = W.VBox([])
 
     def __getattr__(self, name: str) -> Any:
         # ``w_<option>``: the generated control of a display option or a method setting
@@ -248,6 +250,7 @@ class ExplorerView:
         below = _classed(W.HBox([
             _classed(W.VBox([_caption("target class", "(click a bar)"), self.w_bars_fig]), "sw-chart"),
             _classed(W.VBox([_caption("every filter of the layer", "(click one to select it)"), self.w_channels]), "sw-channels"),
+            _classed(W.VBox([_caption("what a unit wants", "(feature visualization)"), self.w_featviz]), "sw-featviz-box"),
         ]), "sw-row", "sw-below")
         return [
             self.w_style,
