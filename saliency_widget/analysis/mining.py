@@ -436,7 +436,7 @@ def mine(
         from .mining_project import project_winners, write_index
 
         t0 = time.perf_counter()
-        boxes, names = project_winners(model, data, keys, merged, root, where, method, project_batch, mean, std, limit)
+        boxes, names = project_winners(model, data, keys, merged, root, where, method, project_batch, mean, std, limit, progress)
         proj_s = time.perf_counter() - t0
         all_names = all_gather_objects(names, where)
         if where.rank == 0:

@@ -78,8 +78,12 @@ def _write_png(path: Path, rgb: np.ndarray) -> None:
 def project_winners(
     model: nn.Module, data: Any, keys: Sequence[LayerKey], merged: dict[str, Any], root: Path, where: Shard,
     method: str, project_batch: int, mean: Sequence[float] | None, std: Sequence[float] | None, limit: int | None,
+    progress: bool = False,
 ) -> tuple[dict[str, np.ndarray], dict[int, tuple[str, str]]]:
-    """Write this rank's patch PNGs; return every layer's ``(C, k, 4)`` boxes and this rank's ``{image: (name, sha256)}``."""
+    """Write this rank's patch PNGs; return every layer's ``(C, k, 4)`` boxes and this rank's ``{image: (name, sha256)}``.
+
+    With ``progress``, rank 0 shows a bar of its projections (this phase often outlasts the scan).
+    """
     from ..viz import render as R
 
     device, dtype = model_device_dtype(model)
@@ -105,23 +109,34 @@ def project_winners(
         boxes[str(key)] = np.array([box_of[str(key)][(int(y), int(x))] for y, x in pos], dtype=np.int64).reshape(*st["pos"].shape[:2], 4)
         (root / "patches" / layer_file(key)).mkdir(parents=True, exist_ok=True)
     names: dict[int, tuple[str, str]] = {}
-    for key, rows in mine:
-        imgs = torch.stack([images[i] for _r, _j, i, _y, _x in rows]).to(device=sample.device, dtype=sample.dtype)
-        ch = torch.tensor([r for r, _j, _i, _y, _x in rows])
-        yx = torch.tensor([(y, x) for _r, _j, _i, y, x in rows])
-        ex = Explainer(model, imgs, stop_at=(key.name, key.call), retain_graph=False)
-        proj = ex.project(key.name, ch, position=yx, call=key.call, method=method).detach().float().cpu()
-        del ex
-        folder = root / "patches" / layer_file(key)
-        for n, (r, j, i, y, x) in enumerate(rows):
-            y0, x0, y1, x1 = box_of[str(key)][(y, x)]
-            img_rgb = R.input_to_rgb(images[i][:, y0:y1, x0:x1].float().cpu().numpy(), mean, std)
-            rm = R.render_map(proj[n, :, y0:y1, x0:x1].numpy(), sign="signed", clip_percentile=99.5, cmap="coolwarm")
-            proj_rgb = rm.rgb if rm.rgb is not None else np.full((max(1, y1 - y0), max(1, x1 - x0), 3), 255, np.uint8)
-            _write_png(folder / f"c{r:04d}_{j}_img.png", img_rgb)
-            _write_png(folder / f"c{r:04d}_{j}_proj.png", proj_rgb)
-            if i not in names:
-                names[i] = _describe(data, i, images[i])
+    bar = None
+    if progress and where.rank == 0:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=sum(len(rows) for _k, rows in mine), desc="projecting the winners", unit="patch", smoothing=0.1)
+    try:
+        for key, rows in mine:
+            imgs = torch.stack([images[i] for _r, _j, i, _y, _x in rows]).to(device=sample.device, dtype=sample.dtype)
+            ch = torch.tensor([r for r, _j, _i, _y, _x in rows])
+            yx = torch.tensor([(y, x) for _r, _j, _i, y, x in rows])
+            ex = Explainer(model, imgs, stop_at=(key.name, key.call), retain_graph=False)
+            proj = ex.project(key.name, ch, position=yx, call=key.call, method=method).detach().float().cpu()
+            del ex
+            folder = root / "patches" / layer_file(key)
+            for n, (r, j, i, y, x) in enumerate(rows):
+                y0, x0, y1, x1 = box_of[str(key)][(y, x)]
+                img_rgb = R.input_to_rgb(images[i][:, y0:y1, x0:x1].float().cpu().numpy(), mean, std)
+                rm = R.render_map(proj[n, :, y0:y1, x0:x1].numpy(), sign="signed", clip_percentile=99.5, cmap="coolwarm")
+                proj_rgb = rm.rgb if rm.rgb is not None else np.full((max(1, y1 - y0), max(1, x1 - x0), 3), 255, np.uint8)
+                _write_png(folder / f"c{r:04d}_{j}_img.png", img_rgb)
+                _write_png(folder / f"c{r:04d}_{j}_proj.png", proj_rgb)
+                if i not in names:
+                    names[i] = _describe(data, i, images[i])
+            if bar is not None:
+                bar.update(len(rows))
+    finally:
+        if bar is not None:
+            bar.close()
     return boxes, names
 
 

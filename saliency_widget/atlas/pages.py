@@ -23,6 +23,7 @@ import base64
 import hashlib
 import html
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -206,13 +207,18 @@ def _facts(rows: Sequence[tuple[str, str]]) -> str:
     return "<table class='facts'>" + "".join(f"<tr><th>{e(k)}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
 
 
+def _short_identity(ident: str) -> str:
+    """A data identity for the page: a sha256 digest cut to 16 hex digits, a readable one (``sample:shapes?...``) whole."""
+    return ident[:16] if re.fullmatch(r"[0-9a-f]{64}", ident) else ident
+
+
 def index_page(atlas: Mapping[str, Any], timing_line: str) -> str:
     """``index.html``: the model, the data, the layers and every filter's visualization as a grid of links."""
     model, data, fv = atlas["model"], atlas["data"], atlas["featviz"]
     facts = _facts([
         ("model", f"{e(model['spec'])} ({e(model['class'])}, {model['parameters']:,} parameters, weights sha256 {e(model['sha256'][:12])})"),
         ("input", e(model["input"])),
-        ("data", f"{e(data['name'])}: {data['images']:,} image(s)" + (f" (identity {e(data['identity'][:16])})" if data["identity"] != data["name"] else "")),
+        ("data", f"{e(data['name'])}: {data['images']:,} image(s)" + (f" (identity {e(_short_identity(data['identity']))})" if data["identity"] != data["name"] else "")),
         ("top-k", f"{atlas['k']} strongest images per filter (one position each), projected with {e(atlas['method'])}"),
         ("feature visualization", f"{fv['steps']} step(s), {fv['size']} px, {e(fv['param'])} parametrisation, seed {fv['seed']}, "
                                   f"{'with' if fv['transforms'] else 'without'} jitter/scale/rotation"),

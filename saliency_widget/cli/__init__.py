@@ -27,8 +27,10 @@ __all__ = ["EPILOG", "build_parser", "main", "render_folder"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of ``saliency-widget`` with its three commands."""
-    p = Parser(prog="saliency-widget", description="See what a CNN looks at: saliency maps as an offline HTML report or a PNG grid.")
+    """The parser of ``saliency-widget`` with its five commands."""
+    p = Parser(prog="saliency-widget", description="See what a CNN looks at, offline: reports of saliency maps (render), classroom "
+               "dashboards (classroom), each filter's top-k over a dataset (mine), feature visualization (visualize) and a "
+               "browsable site of every filter (atlas). `saliency-widget COMMAND --help` shows a command's options and examples.")
     sub = p.add_subparsers(dest="command", required=True)
     render.add_parser(sub)
     classroom.add_parser(sub)

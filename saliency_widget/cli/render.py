@@ -132,7 +132,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     r.add_argument("--model", default="shapes", help=MODEL_HELP)
     r.add_argument("--weights", default=None, choices=WEIGHTS, help="none or random: random weights (offline trials; "
                    "same as a spec ending in :none); default: the spec's weights (pretrained)")
-    r.add_argument("--methods", default=None, help="comma-separated method names, listed below (default: gradient,deconvnet,guided_backprop)")
+    r.add_argument("--methods", default=None, help="comma-separated method names, listed below (default: gradient,deconvnet,guided_backprop; with --interactive every method)")
     r.add_argument("--target", default=None, help="class index or class name (default: predicted class)")
     r.add_argument("--data", default=None, metavar="DIR", help="render every image under DIR (recursive; ImageFolder layout or flat) "
                    "instead of IMAGEs; --out is then a folder (default: report) that gets index.html and one page per image")

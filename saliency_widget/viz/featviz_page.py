@@ -99,7 +99,7 @@ body {{ font: 14px system-ui, sans-serif; margin: 1.5em; }}
 main {{ display: flex; flex-wrap: wrap; gap: 12px; }}
 figure {{ margin: 0; width: {max(w, 128)}px; }}
 img {{ width: {max(w, 128)}px; image-rendering: pixelated; }}
-figcaption {{ font-size: 12px; color: #444; }}
+figcaption {{ font-size: 12px; color: #444; overflow-wrap: anywhere; }}  /* long objective names wrap, not overlap */
 </style></head>
 <body><h1>{html.escape(title)}</h1>
 <p>{len(vis)} image(s), {h}x{w} px, param={html.escape(vis.param)}, seed={vis.seed}, {int(vis.history.shape[0])} step(s).</p>

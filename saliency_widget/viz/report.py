@@ -82,7 +82,7 @@ def write_output(path: str | Path, data: str | bytes) -> Path:
 _CSS = (
     "body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#222}"
     "table{border-collapse:collapse}td,th{padding:4px 8px;border:1px solid #ddd;vertical-align:top}"
-    "th{background:#f4f4f4}figure{display:inline-block;margin:4px;text-align:center}"
+    "th{background:#f4f4f4}figure{display:inline-block;margin:4px;text-align:center;vertical-align:top}"
     "figcaption{font-size:12px;color:#555}img{image-rendering:pixelated;border:1px solid #ccc}"
     ".msg{display:inline-block;width:160px;height:160px;border:1px solid #ccc;font-size:12px;padding:8px;box-sizing:border-box}"
 )

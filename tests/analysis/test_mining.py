@@ -255,6 +255,17 @@ def test_cli_mine_writes_an_index(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert index.manifest["preprocessing"]["transform"].startswith("Preprocess(size=128")
 
 
+def test_cli_mine_shows_progress_of_the_scan_and_of_the_projections(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --quiet both phases have a bar: the projections often take longer than the scan."""
+    from saliency_widget.cli import main
+
+    argv = ["mine", "--data", "sample:shapes", "--scene-size", "32", "--limit", "4", "--layers", "features.relu1", "--k", "1",
+            "--out", str(tmp_path / "idx")]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "mining 1 layer(s)" in err and "projecting the winners" in err and "16/16" in err  # 16 filters x top-1
+
+
 def test_mine_failing_mid_scan_leaves_the_model_unchanged(tmp_path: Path) -> None:
     model = shapes_cnn()
     before = snapshot(model)

@@ -66,7 +66,7 @@ def test_histograms_of_shards_merge_to_one_process(model: torch.nn.Module, data:
 
 @pytest.mark.slow
 def test_built_site_and_manifest(model: torch.nn.Module, data: ShapesDataset, tmp_path: Path) -> None:
-    atlas = build_atlas(model, data, ["features.relu2"], tmp_path / "site", channels=[3, 1], spec="shapes", **TINY)
+    atlas = build_atlas(model, data, ["features.relu2"], tmp_path / "site", channels=[3, 1], spec="shapes", data_name="sample:shapes", **TINY)
     man = json.loads((tmp_path / "site" / "atlas.json").read_text())
     assert man == atlas.manifest
     layer = man["layers"]["features.relu2"]
@@ -82,6 +82,8 @@ def test_built_site_and_manifest(model: torch.nn.Module, data: ShapesDataset, tm
     assert "href='c0003.html'" in page and "rel='next'" in page and "rel='prev'" not in page
     assert CSP in page and "http" not in page.replace("http-equiv", "")
     assert atlas.bytes > 0 and atlas.seconds > 0
+    # a readable identity (here the dataset's class) is shown whole; only a sha256 digest is cut to 16 hex digits
+    assert "sample:shapes: 20 image(s) (identity saliency_widget.data.shapes.ShapesDataset)" in (tmp_path / "site" / "index.html").read_text()
 
 
 @pytest.mark.slow
