@@ -36,7 +36,7 @@ extensions = [
 source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints", "_generated/extra/**", "_generated/executed/**"]
 myst_heading_anchors = 4
-suppress_warnings = ["myst.header", "myst.xref_missing", "misc.highlighting_failure"]
+suppress_warnings = ["myst.header", "misc.highlighting_failure"]
 
 # Notebooks: executed beforehand by scripts/docs_notebooks.py (in parallel, with a time budget), read as they are.
 nb_execution_mode = "off"
@@ -63,3 +63,17 @@ html_copy_source = False
 # MathJax loads only on a page with math (none has); a local name, so such a page would fail the offline test, never call a CDN
 mathjax_path = "_static/mathjax-not-bundled.js"
 html_theme_options = {"navigation_with_keys": True}
+
+
+def _repo_links(app: object, docname: str, source: list[str]) -> None:
+    """Links from a guide page to the repository's Markdown files (``../benchmarks/results/*.md``) become downloads.
+
+    On GitHub they open the file; here MyST would look for a page of the site, so ``path:`` makes it copy the file
+    next to the site (``_downloads``) and link that.
+    """
+    source[0] = source[0].replace("](../", "](path:../")
+
+
+def setup(app: object) -> None:
+    """Connect the link rewrite above."""
+    app.connect("source-read", _repo_links)  # type: ignore[attr-defined]

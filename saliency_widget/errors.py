@@ -69,6 +69,10 @@ class NonReLUActivationWarning(SaliencyWarning):
     """DeconvNet / Guided Backprop met activations other than ReLU, which kept their gradient."""
 
 
+class LRPCoverageWarning(SaliencyWarning):
+    """LRP met operations that mix relevance and that no rule covers (layer norm, softmax, attention products)."""
+
+
 class DegenerateMapWarning(SaliencyWarning):
     """A map is all zeros or contains NaN/Inf."""
 

@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=EXECUTED, help=f"executed copies (default {EXECUTED.relative_to(ROOT)})")
     ap.add_argument("--site", type=Path, default=SITE, help=f"the pages' copies (default {SITE.relative_to(ROOT)})")
     ap.add_argument("--jobs", type=int, default=2, help="notebooks run at once (default 2)")
-    ap.add_argument("--timeout", type=int, default=300, help="seconds per cell (default 300)")
+    ap.add_argument("--timeout", type=int, default=900, help="seconds per cell (default 900: a loaded 2-core machine)")
     ap.add_argument("--force", action="store_true", help="execute even notebooks whose executed copy is fresh")
     args = ap.parse_args(argv)
     todo = []

@@ -18,11 +18,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..engine.progress import nested, report, reporting
+from ..engine.registry import get_method
 from ..engine.session import Explainer
 from ..errors import InputError
 from .shards import image_count
 
-__all__ = ["PointingResult", "dilate", "hits", "pointing_game"]
+__all__ = ["PointingResult", "dilate", "hits", "pointing_game", "pointing_methods"]
 
 
 def dilate(masks: torch.Tensor, tolerance: float, distance: str = "euclidean") -> torch.Tensor:
@@ -151,3 +152,22 @@ def pointing_game(
         raise InputError("the dataset yielded no images")
     cat = {k: torch.cat(v) for k, v in per.items()}
     return PointingResult(tolerance, n, distance, {k: float(v.float().mean()) for k, v in cat.items()}, cat)
+
+
+def pointing_methods(methods: Sequence[str], probe: Explainer | None = None) -> tuple[list[str], list[str]]:
+    """Which of ``methods`` (e.g. the registry's, ``available_methods()``) a quick pointing game runs.
+
+    Every method the model can run in one pass per image. Returns ``(methods, left out)``: methods that need many passes per image (sampling,
+    occlusion, score-weighted or forward-only CAMs: ``needs_gradients`` False or not one
+    backward and no ReLU/CAM rule) are left out to keep the game to seconds; so are methods
+    ``probe`` (an explainer) says cannot run on the model.
+    """
+    keep: list[str] = []
+    out: list[str] = []
+    for m in methods:
+        meth = get_method(m)
+        if probe is not None and probe.unavailable(m) is not None:
+            continue
+        one_pass = meth.needs_gradients and (meth.single_backward or getattr(meth, "rule", None) is not None)
+        (keep if one_pass else out).append(m)
+    return keep, out

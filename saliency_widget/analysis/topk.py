@@ -278,7 +278,7 @@ def project_top(model: nn.Module, res: TopActivations, *, method: str = "deconvn
 
     Every (channel, winner) pair is one sample; one forward and one backward per chunk of
     ``project_batch`` pairs. After each chunk it calls :func:`~saliency_widget.engine.progress.report`
-    with ``(pairs projected, pairs in all)``, so a caller can watch (or stop) this phase apart
+    with ``(pairs projected, pairs in all)`` (and once with 0 before the first), so a caller can watch (or stop) this phase apart
     from the scan's.
 
     Returns
@@ -294,6 +294,7 @@ def project_top(model: nn.Module, res: TopActivations, *, method: str = "deconvn
     pair_ch = torch.tensor(res.channels, dtype=torch.long).repeat_interleave(kk)
     pair_pos = res.positions.reshape(-1, 2)
     chunks = []
+    report(0, len(pair_img))  # the projections begin (a watcher can say so before the first chunk ends)
     for start in range(0, len(pair_img), project_batch):
         sl = slice(start, start + project_batch)
         imgs = torch.stack([res.images[int(i)] for i in pair_img[sl]])

@@ -187,6 +187,7 @@ def build_atlas(
     channels: Sequence[int] | None = None,
     limit: int | None = None,
     spec: str = "custom",
+    data_name: str | None = None,
     title: str | None = None,
     k: int = 9,
     batch_size: int = 64,
@@ -222,6 +223,8 @@ def build_atlas(
         Only the first ``limit`` images.
     spec
         How the model was named (``--model``), shown on the index page.
+    data_name
+        How the data was named (``--data``), shown on the index page (default: its folder, else its identity).
     title
         Page title (default ``"Atlas of <spec>"``).
     k, batch_size, method
@@ -291,7 +294,7 @@ def build_atlas(
     manifest: dict[str, Any] = {}
     if where.rank == 0:
         manifest = _write_site(root, idx, index_dir, keys, chans, infos, hists, fv_values, model, data, io, spec=spec,
-                               title=title or f"Atlas of {spec}", steps=steps, side=side, param=param, seed=seed,
+                               data_name=data_name, title=title or f"Atlas of {spec}", steps=steps, side=side, param=param, seed=seed,
                                transforms=transforms, times=(t_start, t0, t1, t2, t3), world=where.world)
     barrier(where)
     manifest = all_gather_objects(manifest, where)[0]
@@ -300,7 +303,8 @@ def build_atlas(
 
 def _write_site(
     root: Path, idx: MiningIndex, index_dir: Path, keys: Sequence[LayerKey], chans: dict[str, list[int]], infos: dict[str, Any],
-    hists: dict[str, Any], fv_values: dict[str, list[float]], model: nn.Module, data: Any, io: Any, *, spec: str, title: str,
+    hists: dict[str, Any], fv_values: dict[str, list[float]], model: nn.Module, data: Any, io: Any, *, spec: str,
+    data_name: str | None, title: str,
     steps: int, side: int, param: str, seed: int, transforms: bool, times: tuple[float, ...], world: int,
 ) -> dict[str, Any]:
     """Rank 0: the patches (copied when the index is outside the site), the pages and, last, ``atlas.json``."""
@@ -335,7 +339,11 @@ def _write_site(
         info = infos[k_str]
         layers[k_str] = {"dir": d, "channels": int(info.channels), "shape": "x".join(str(s) for s in info.shape),
                          "page": pages.layer_path({"dir": d}), "filters": filters}
-    ident = getattr(data.dataset if isinstance(data, torch.utils.data.DataLoader) else data, "identity", None)
+    base = data.dataset if isinstance(data, torch.utils.data.DataLoader) else data
+    ident = getattr(base, "identity", None)
+    ident = ident if isinstance(ident, str) else f"{type(base).__module__}.{type(base).__qualname__}"
+    folder = getattr(base, "root", None)
+    name = data_name or (str(folder) if isinstance(folder, Path) else ident)
     shape = tuple(int(s) for s in _first_image(data).shape[1:])
     norm = f", normalised with mean {list(io.mean)} and std {list(io.std)}" if io.mean is not None and io.std is not None else ""
     ident_model = model_identity(model)
@@ -344,7 +352,7 @@ def _write_site(
         "format": FORMAT, "version": VERSION, "title": title,
         "model": {"spec": spec, "class": ident_model["class"], "sha256": ident_model["sha256"],
                   "parameters": int(sum(p.numel() for p in model.parameters())), "input": "x".join(map(str, shape)) + norm},
-        "data": {"identity": ident if isinstance(ident, str) else f"{type(data).__name__}", "images": first.images},
+        "data": {"name": name, "identity": ident, "images": first.images},
         "k": idx.k, "method": str(idx.manifest.get("method", "deconvnet")),
         "featviz": {"steps": steps, "size": side, "param": param, "seed": seed, "transforms": transforms},
         "index": inside, "layers": layers,

@@ -212,7 +212,7 @@ def index_page(atlas: Mapping[str, Any], timing_line: str) -> str:
     facts = _facts([
         ("model", f"{e(model['spec'])} ({e(model['class'])}, {model['parameters']:,} parameters, weights sha256 {e(model['sha256'][:12])})"),
         ("input", e(model["input"])),
-        ("data", f"{e(data['identity'])}: {data['images']:,} image(s)"),
+        ("data", f"{e(data['name'])}: {data['images']:,} image(s)" + (f" (identity {e(data['identity'][:16])})" if data["identity"] != data["name"] else "")),
         ("top-k", f"{atlas['k']} strongest images per filter (one position each), projected with {e(atlas['method'])}"),
         ("feature visualization", f"{fv['steps']} step(s), {fv['size']} px, {e(fv['param'])} parametrisation, seed {fv['seed']}, "
                                   f"{'with' if fv['transforms'] else 'without'} jitter/scale/rotation"),

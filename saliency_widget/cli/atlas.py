@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             ends = [int(v) for item in split_list(args.channels, "--channels", "channel") for v in item.split("-") if v.strip().isdigit()]
             channels = parse_channels(args.channels, max(ends, default=0) + 1)
         atlas = build_atlas(
-            model, data, layers, args.out, index=args.index, channels=channels, limit=args.limit, spec=args.model,
+            model, data, layers, args.out, index=args.index, channels=channels, limit=args.limit, spec=args.model, data_name=args.data,
             title=args.title, k=args.k, batch_size=args.batch_size, method=args.method, steps=args.steps, size=args.size,
             param=args.param, seed=args.seed, transforms=not args.no_transforms, shard=where, restart=args.restart, progress=not args.quiet,
         )

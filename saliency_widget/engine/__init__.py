@@ -4,9 +4,11 @@ Modules, one job each: :mod:`.checks` (models, inputs, targets, layer names),
 :mod:`.capture` (recording a forward pass), :mod:`.sharing` (one model, many sessions and threads), :mod:`.intercept` (ReLU backward rules at run
 time), :mod:`.rules` (the rules), :mod:`.seeds` (where a backward starts),
 :mod:`.session` (the :class:`Explainer`), :mod:`.recording` (the one recorded forward it
-answers from), :mod:`.layouts` (NCHW, channels-last and token layouts), :mod:`.outputs`
+answers from), :mod:`.layouts` (NCHW, channels-last and token layouts, followed op by op through
+the axis algebra of :mod:`.axes`), :mod:`.outputs`
 (logits of any model output), :mod:`.compiled` (torch.compile unwrapped), :mod:`.receptive` (receptive fields),
-:mod:`.methods` / :mod:`.registry` (what a method is, and which exist), :mod:`.cam`,
+:mod:`.methods` / :mod:`.registry` (what a method is, and which exist), :mod:`.cam` (with
+:func:`default_cam_layer`, the one default Grad-CAM layer),
 :mod:`.sampling`, :mod:`.occlusion` (the methods beyond the ReLU rules), :mod:`.api`
 (one-shot functions) and :mod:`.keys` (:class:`LayerKey`).
 
@@ -27,6 +29,7 @@ from ..errors import (
     SaliencyWarning,
 )
 from .api import layers, project, saliency
+from .cam import default_cam_layer
 from .capture import LayerInfo
 from .keys import LayerKey
 from .methods import Method
@@ -51,6 +54,7 @@ __all__ = [
     "SaliencyError",
     "SaliencyWarning",
     "available_methods",
+    "default_cam_layer",
     "get_method",
     "layers",
     "method_label",

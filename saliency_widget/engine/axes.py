@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-__all__ = ["Axes", "Factor", "canonical", "einsum_axes", "index_axes", "kept_axes", "matmul_axes", "reshape_axes"]
+__all__ = ["Axes", "Factor", "canonical", "combine", "einsum_axes", "index_axes", "kept_axes", "matmul_axes", "reshape_axes"]
 
 
 class Factor(NamedTuple):
@@ -186,11 +186,27 @@ def _changed(axis: Axis, size: int) -> Axis:
     return (Factor("c" if axis and all(f.kind == "c" for f in axis) else "x", size),)
 
 
-def kept_axes(axes: Axes, shape: Sequence[int]) -> Axes | None:
-    """Axes of the output of a rank-keeping op (norm, linear, add, split, cat) of shape ``shape``."""
+def kept_axes(axes: Axes, shape: Sequence[int]) -> tuple[Axis | None, ...] | None:
+    """Axes of the output of a rank-keeping op (norm, linear, add, split, cat) of shape ``shape``.
+
+    An axis of size 1 broadcast to a larger one says nothing about the output's axis: None there.
+    """
     if len(axes) != len(shape):
         return None
-    return tuple(_changed(a, int(s)) for a, s in zip(axes, shape))
+    return tuple(None if _size(a) == 1 and int(s) > 1 else _changed(a, int(s)) for a, s in zip(axes, shape))
+
+
+def combine(candidates: Sequence[tuple[Axis | None, ...] | None], shape: Sequence[int]) -> Axes | None:
+    """The axes the operands of an elementwise op agree on (broadcast axes left to the others); None on a conflict."""
+    if not candidates or any(c is None for c in candidates):
+        return None
+    out: list[Axis] = []
+    for i, size in enumerate(shape):
+        seen = {c[i] for c in candidates if c is not None and c[i] is not None}
+        if len(seen) > 1:
+            return None
+        out.append(seen.pop() if seen else ((Factor("x", int(size)),) if int(size) > 1 else ()))  # type: ignore[arg-type]
+    return tuple(out)
 
 
 def index_axes(axes: Axes, index: object, shape: Sequence[int]) -> Axes | None:

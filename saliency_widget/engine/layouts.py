@@ -13,20 +13,23 @@ A CNN layer outputs ``(N, C, H, W)``. Transformers and their hybrids do not:
 ``"flat"``
     ``(N, C)``: no spatial axes (classifier layers, pooled features).
 ``"ambiguous"``
-    Anything else, or a layer whose layout the evidence does not settle (attention
-    maps ``(N, heads, T, T)``, window partitions, a square ``(N, 56, 56, 56)`` seen
-    with both an NCHW and an NHWC 56 x 56 grid). Reported as such, never guessed.
+    Anything else, or a layer whose layout the evidence does not settle: attention maps
+    ``(N, heads, T, T)``, heads split off the channels, window partitions
+    ``(N, windows, pixels, C)`` (also when their sizes happen to equal a grid's), batches of
+    windows ``(N * windows, ...)``, a grid with its rows and columns swapped. Reported as
+    such, never guessed.
 
-The layout is decided from evidence, never from one shape alone. During the recorded
-forward pass a :class:`LayoutTracker` (a ``TorchFunctionMode``) follows every tensor from
-the ``(N, C, H, W)`` input: a permute ``(0, 2, 3, 1)`` of an NCHW tensor is NHWC with the
-same grid, ``flatten(2).transpose(1, 2)`` of an NCHW tensor (a patch embedding) is tokens
-with that grid, a concatenation of untagged tokens in front of patch tokens adds prefix
-tokens, and ops that keep the rank (norms, linear layers, convolutions, residual adds,
-slicing, padding, rolling) keep the layout. A module output the tracker could not follow
-(an attention block that reassembles its output from heads) gets a layout only if its
-shape agrees with the grids the tracker saw: ``(N, h, w, C)`` with ``(h, w)`` an NHWC grid
-and not an NCHW one, ``(N, T, C)`` with ``T`` the token count of exactly one token grid.
+The layout is decided from evidence, never from a shape. During the recorded forward pass a
+:class:`LayoutTracker` (a ``TorchFunctionMode``) follows every tensor from the
+``(N, C, H, W)`` input, op by op, as a product of factors per axis (batch, channels, digits of
+the rows and columns; :mod:`.axes`): a permute ``(0, 2, 3, 1)`` of an NCHW tensor is NHWC with
+the same grid, ``flatten(2).transpose(1, 2)`` (or a 6-D rearrange, or ``F.unfold``) of an
+NCHW tensor is tokens on the patch grid, a channel shuffle keeps the grid, a window partition
+is no grid and its reverse is the grid again, attention (matmul, ``scaled_dot_product_attention``,
+einsum) keeps the token axis of its queries, a concatenation of untagged tokens in front of
+patch tokens adds prefix tokens, a convolution's output is NCHW on its own grid, and ops that
+keep the rank (norms, linear layers, residual adds, slicing, padding, rolling) keep the axes
+whose sizes they keep. A module output the tracker could not follow is ``ambiguous``.
 
 :func:`to_nchw` then views any spatial layer output as ``(N, C, H, W)`` (tokens: the prefix
 dropped and the patch tokens reshaped, exactly pytorch-grad-cam's documented ViT / Swin
@@ -45,7 +48,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils.weak import WeakIdKeyDictionary
 
 from ..errors import LayerError
-from .axes import Axes, Factor, canonical, einsum_axes, fits, index_axes, kept_axes, matmul_axes, reshape_axes
+from .axes import Axes, Factor, canonical, combine, einsum_axes, fits, index_axes, kept_axes, matmul_axes, reshape_axes
 
 __all__ = [
     "LAYOUTS",
@@ -444,13 +447,16 @@ class LayoutTracker(TorchFunctionMode):
             # a pooling, a strided slice or a padding of a grid: the same layout on the output's grid
             kind = kinds.pop()
             return Layout(kind, (int(out.shape[2]), int(out.shape[3])) if kind == "NCHW" else (int(out.shape[1]), int(out.shape[2])))
-        results = set()
+        per = []
         for t, lay in same:
             axes = _axes_of(lay, t.shape)
-            results.add(None if axes is None else kept_axes(axes, out.shape))
-        if len(results) != 1:
-            return None
-        return self._layout(results.pop())
+            per.append(None if axes is None else kept_axes(axes, out.shape))
+        agreed = combine(per, out.shape)
+        if agreed is not None:
+            return self._layout(agreed)
+        # a residual add of a grid and a branch not on it (MLP-Mixer's token mixing): the output is on the grid
+        named = {lay for lay in (self._layout(combine([p], out.shape)) for p in per) if lay is not None and lay.kind != "axes"}
+        return named.pop() if len(named) == 1 else None
 
     # -------------------------------------------------------------- reading
     def layout_of(self, t: torch.Tensor) -> Layout:

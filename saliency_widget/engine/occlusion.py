@@ -162,6 +162,37 @@ def _pick(result: Any, targets: torch.Tensor, output: str) -> torch.Tensor:
     return out.gather(1, targets.view(-1, 1)).squeeze(1)
 
 
+_HEAD = 16  # at most this many coarsest positions are scored by whole forwards before the plan is traced
+
+
+def _full_scorer(
+    explainer: Explainer,
+    targets: torch.Tensor,
+    window: tuple[int, int],
+    fill: torch.Tensor,
+    output: str,
+    layer: str | None,
+    channel: int | None,
+    layout: Layout | None,
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``score(img, corners)``: scores ``(B,)`` of whole forwards of images ``img`` ``(B,)`` occluded at ``corners`` ``(B, 2)``."""
+    x = explainer.inputs
+    H, W = x.shape[-2:]
+    yy = torch.arange(H, device=x.device).view(1, H, 1)
+    xx_ = torch.arange(W, device=x.device).view(1, 1, W)
+    wy, wx = window
+
+    def full(img: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        # mask[p] is 1 inside patch p: occluded = x * (1 - mask) + fill * mask
+        inside = (
+            (yy >= c[:, 0].view(-1, 1, 1)) & (yy < c[:, 0].view(-1, 1, 1) + wy)
+            & (xx_ >= c[:, 1].view(-1, 1, 1)) & (xx_ < c[:, 1].view(-1, 1, 1) + wx)
+        ).unsqueeze(1)
+        return _score(explainer, torch.where(inside, fill, x[img]), targets[img], output, layer, channel, layout)
+
+    return full
+
+
 def _batch_scorer(
     explainer: Explainer,
     targets: torch.Tensor,
@@ -188,19 +219,7 @@ def _batch_scorer(
     and eval mode.
     """
     x = explainer.inputs
-    H, W = x.shape[-2:]
-    yy = torch.arange(H, device=x.device).view(1, H, 1)
-    xx_ = torch.arange(W, device=x.device).view(1, 1, W)
-    wy, wx = window
-
-    def full(img: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        # mask[p] is 1 inside patch p: occluded = x * (1 - mask) + fill * mask
-        inside = (
-            (yy >= c[:, 0].view(-1, 1, 1)) & (yy < c[:, 0].view(-1, 1, 1) + wy)
-            & (xx_ >= c[:, 1].view(-1, 1, 1)) & (xx_ < c[:, 1].view(-1, 1, 1) + wx)
-        ).unsqueeze(1)
-        return _score(explainer, torch.where(inside, fill, x[img]), targets[img], output, layer, channel, layout)
-
+    full = _full_scorer(explainer, targets, window, fill, output, layer, channel, layout)
     if incremental:
         def agrees(out: Any) -> bool:  # the traced forward gives the model's unoccluded scores
             got = _pick(out, targets, output)
@@ -328,23 +347,32 @@ def occlusion_scores(
             base = torch.cat([_score(explainer, x[i : i + 1].clone(), t[i : i + 1], output, layer, channel, lay) for i in range(N)])
         else:
             base = _score(explainer, x.clone(), t, output, layer, channel, lay)  # the model may modify its input in place
-        score_batch, preferred = _batch_scorer(explainer, targets.to(x.device), (wy, wx), fill_t, output, layer, channel, lay, incremental, base, approximate,
-                                                    (sy, sx))
-        batch_size = batch_size or preferred
         # coarse to fine (every image's level 0, then every image's level 1, ...): the same order
-        # whether or not a preview is watched, so the final grid is the one-shot grid
+        # and the same scorer per position whether or not a preview is watched, so the final grid
+        # is the one-shot grid
         levels = refinement_levels(len(ys), len(xs))
         order = torch.tensor([i * P + p for level in levels for i in range(N) for p in level], device=x.device)
         ends = list(itertools.accumulate(N * len(level) for level in levels))
         done = torch.zeros(N * P, dtype=torch.bool, device=x.device)
-        batches = _batches(ends, N * P, batch_size)
-        for start, stop in batches:
+
+        def run(start: int, stop: int, score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
             report(start, N * P)  # between batches: the caller may watch, or stop the work (Cancelled)
             idx = order[start:stop]
-            scores[idx] = score_batch(flat_img[idx], corners[flat_pos[idx]])
+            scores[idx] = score(flat_img[idx], corners[flat_pos[idx]])
             if partial is not None and stop < N * P:
                 done[idx] = True
                 partial(stop / (N * P), base, _nearest_filled(scores.view(N, P), done.view(N, P), base, len(ys), len(xs)))
+
+        # The few positions of the coarsest level go through whole forwards in one batch, before
+        # the incremental plan is traced: the first coarse map shows after ~10 forward passes.
+        head = ends[0] if not mixing and ends[0] < N * P and ends[0] <= min(batch_size or _HEAD, _HEAD) else 0
+        if head:
+            run(0, head, _full_scorer(explainer, t, (wy, wx), fill_t, output, layer, channel, lay))
+        score_batch, preferred = _batch_scorer(explainer, t, (wy, wx), fill_t, output, layer, channel, lay, incremental, base, approximate,
+                                               (sy, sx))
+        batch_size = batch_size or preferred
+        for start, stop in _batches([e - head for e in ends if e > head], N * P - head, batch_size):
+            run(head + start, head + stop, score_batch)
     return base, scores.view(N, len(ys), len(xs)), ys, xs
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import MethodError, choices
 from .cam import CAM_METHODS, GuidedGradCAM
+from .lrp import LRP
 from .methods import REQUIRED_ATTRIBUTES, Method, RuleMethod
 from .occlusion import Occlusion
 from .rules import DECONVNET, GRADIENT, GUIDED_BACKPROP
@@ -40,6 +41,7 @@ BUILTIN_METHODS: tuple[Method, ...] = (
     IntegratedGradients(),
     InputXGradient(),
     Occlusion(),
+    LRP(),
 )
 
 _REGISTRY: dict[str, Method] = {}

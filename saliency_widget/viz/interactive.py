@@ -14,6 +14,7 @@ render functions as the widget, applied to the values the page holds.
 from __future__ import annotations
 
 import operator
+import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -35,7 +36,7 @@ from ..views.classes import (
 )
 from ..views.classes import projection_rules as rules_by_method
 from . import render as R
-from .bundle import Packer, decode, map_planes
+from .bundle import BUDGET_BYTES, Packer, decode, map_planes
 
 __all__ = [
     "TOPK",
@@ -240,6 +241,11 @@ def collect_image(
     with warnings.catch_warnings(record=True) as log:
         warnings.simplefilter("always")
         maps: dict[str, dict[str, Any]] = {}
+        keys_planned = list(layers) if layers is not None else representative_layers(explainer.layers)
+        if progress is not None:  # a size estimate first, then numbered steps with the time so far
+            say(export_estimate(explainer, methods, len(classes), keys_planned, channels, grid, len(projection_rules),
+                                positions or {}, name))
+            say = _Steps(progress, len(methods) + len(keys_planned))
         for m in methods:
             say(f"{name}: {m} x {len(classes)} classes")
             maps[m] = {}
@@ -258,7 +264,7 @@ def collect_image(
         rules = [r for r in projection_rules if r in RULES] if has_relu else ["gradient"]
         if not rules:
             raise InputError(f"projection_rules {list(projection_rules)} names no ReLU rule; expected names from {choices(RULES)}")
-        keys = list(layers) if layers is not None else representative_layers(explainer.layers)
+        keys = keys_planned
         extra = positions or {}
         exported = [_layer(explainer, packer, key, channels, grid, rules, name, say, extra.get(key, {})) for key in keys]
         caught = [str(w.message).splitlines()[0] for w in log]
@@ -280,6 +286,70 @@ def collect_image(
         "layers": exported,
         "warnings": list(dict.fromkeys(caught)),
     }
+
+
+class _Steps:
+    """A progress line callback that numbers the steps and says the time so far: ``[3/8, 12 s] ...``."""
+
+    def __init__(self, say: Progress, total: int) -> None:
+        self.say, self.total, self.done, self.t0 = say, total, 0, time.monotonic()
+
+    def __call__(self, line: str) -> None:
+        self.done += 1
+        self.say(f"[{min(self.done, self.total)}/{self.total}, {time.monotonic() - self.t0:.0f} s] {line}")
+
+
+def export_estimate(
+    explainer: Explainer,
+    methods: Sequence[str],
+    classes: int,
+    layers: Sequence[str],
+    channels: Sequence[int] | Mapping[str, Sequence[int]] | None,
+    grid: int,
+    rules: int,
+    positions: Mapping[str, Mapping[int, Sequence[tuple[int, int]]]],
+    name: str = "image",
+) -> str:
+    """One line: what an interactive export of one image will compute and the range of the page's size.
+
+    Each map and each projection is two 16-bit planes of the input's size, compressed to between
+    about 0.3 (sparse maps) and 1 (dense deep projections) of that, base64-encoded in the page
+    (4/3). When the page may exceed the budget the line adds the advice of docs/reports.md: fewer
+    methods, layers or filters.
+
+    Parameters
+    ----------
+    explainer
+        The recorded forward of the image, inputs ``(1, C, H, W)``.
+    methods, classes, layers, channels, grid, rules, positions
+        What :func:`collect_image` will export: the methods, the classes per image, the layer
+        keys, the filters (as its ``channels``), the projection lattice, the number of
+        projection rules and the extra positions.
+    name
+        The image's caption.
+    """
+    H, W = (int(v) for v in explainer.inputs.shape[-2:])
+    n_maps = sum(1 for m in methods if explainer.unavailable(m) is None) * classes
+    n_proj, feature_bytes = 0, 0
+    for key in layers:
+        try:
+            n, h, w = (int(v) for v in explainer.activation(key)[0].shape[-3:])
+        except (SaliencyError, ValueError):
+            continue  # a bad key: the export says why
+        chosen = channels.get(key) if isinstance(channels, Mapping) else channels
+        count = min(MAX_CHANNELS, n) if chosen is None else len(list(chosen))
+        extra = sum(len(v) for v in positions.get(key, {}).values())
+        n_proj += (count * (1 + grid * grid) + extra) * rules
+        feature_bytes += count * h * w
+    raw = (n_maps + n_proj) * H * W * 4 + feature_bytes
+    # measured: sparse maps compress to ~0.3 of their planes (bundled model), dense deep projections ~0.9 (ResNet-18)
+    low, high = raw * 0.3 * 4 / 3, raw * 4 / 3
+    line = (f"{name}: {n_maps} maps and {n_proj} projections of {H}x{W} px to compute; the page will be about "
+            f"{low / 1e6:.1f}-{high / 1e6:.1f} MB")
+    if high > BUDGET_BYTES:
+        line += (f" (over the {BUDGET_BYTES / 1e6:.0f} MB budget): for a smaller, faster page pass fewer methods=[...], "
+                 "layers=[...] or channels=[...] (a few filters), see docs/reports.md")
+    return line
 
 
 def _layer(

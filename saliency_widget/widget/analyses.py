@@ -24,8 +24,9 @@ from PIL import Image
 from torch import nn
 
 from ..analysis import MiningIndex, TopActivations, load_index, pointing_game, sanity_check, top_activations
+from ..analysis.pointing import pointing_methods
 from ..analysis.topk import project_top
-from ..engine import Explainer, available_methods, get_method, method_label
+from ..engine import Explainer, available_methods, method_label
 from ..engine.layouts import SPATIAL_LAYOUTS
 from ..engine.progress import reporting
 from ..errors import InputError, SaliencyError
@@ -38,7 +39,7 @@ from ..viz.tables import markdown_table_html
 from .datasource import FOLDER, DataChoice, choose_data, data_options, is_bundled
 from .faithpanel import FaithfulnessPanel, FaithRequest, request_from_explorer
 
-__all__ = ["AnalysisPanel", "IndexedTop", "attach_index", "pointing_methods", "sanity_gallery_png", "sanity_plot_png", "topk_grid_png"]
+__all__ = ["AnalysisPanel", "IndexedTop", "attach_index", "sanity_gallery_png", "sanity_plot_png", "topk_grid_png"]
 
 _HIDDEN, _SHOWN = "none", ""
 
@@ -116,13 +117,15 @@ class AnalysisPanel(W.VBox):
         self._on_data()
         probe = self._probe()
         self._infos = {i.key: i for i in (probe.layers if probe is not None else []) if i.layout in SPATIAL_LAYOUTS}
-        # the explorer's menu: pass-through layers (Identity, Dropout in eval) hidden, unless one is the explorer's
-        hidden = noop_layers(list(self._infos.values()), self.model) - {getattr(explorer, "layer", None)}
-        layer_opts: list[Any] = layer_choices(list(self._infos.values()), hide=hidden) if self._infos else self._relu_modules()
+        infos = list(self._infos.values())
         first = explorer.layer if explorer is not None and explorer.layer in self._infos else (
-            default_layer(list(self._infos.values())) if self._infos else (layer_opts[len(layer_opts) // 2] if layer_opts else None)
+            default_layer(infos, self.model) if infos else None
         )
-        self.w_layer = W.Dropdown(options=layer_opts, value=first, description="layer")
+        # as the explorer's menu: pass-through layers (Identity, Dropout in eval) hidden, unless shown there
+        self._noop = noop_layers(infos, self.model)
+        layer_opts: list[Any] = layer_choices(infos, hide=self._noop - {first}) if infos else self._relu_modules()
+        first = first if first is not None else (layer_opts[len(layer_opts) // 2] if layer_opts else None)
+        self.w_layer = W.Dropdown(options=layer_opts, value=first, description="layer", layout=W.Layout(width="420px"))
         self.w_filter = W.IntSlider(0, min=0, max=0, description="filter")
         self._fit_filter()
         self.w_follow = W.Checkbox(
@@ -162,6 +165,15 @@ class AnalysisPanel(W.VBox):
             W.HBox([fp.w_run, fp.w_cancel, self.w_sanity_method, self.w_sanity], layout=_WRAP),
             fp, self.w_sanity_html, self.w_sanity_img,
         ])
+        self.add_class("sw-analyses")
+        for w, name in [
+            (self.w_layer, "layer"), (self.w_filter, "filter"), (self.w_follow, "follow"), (self.w_sanity_method, "sanity-method"),
+            (self.w_sanity, "sanity"), (self.w_sanity_html, "sanity-out"), (self.w_sanity_img, "sanity-img"), (self.w_topk, "topk"),
+            (self.w_pointing, "pointing"), (self.w_progress, "progress"), (self.w_progress_text, "progress-text"),
+            (self.w_pointing_html, "pointing-out"), (fp.w_run, "faith"), (fp.w_table, "faith-table"), (fp.w_status, "faith-status"),
+            (fp.w_hint, "faith-hint"), (fp.w_chart, "faith-chart"),
+        ]:
+            w.add_class(f"sw-an-{name}")  # stable handles for browser tests and page styles
         self.w_topk.on_click(lambda _b: self.run("topk"))
         self.w_sanity.on_click(lambda _b: self.run("sanity"))
         self.w_pointing.on_click(lambda _b: self.run("pointing"))
@@ -207,7 +219,10 @@ class AnalysisPanel(W.VBox):
             return
         self._syncing = True
         try:
-            if ex.layer in [v for _, v in self.w_layer.options] or ex.layer in self.w_layer.options:
+            if ex.layer in self._infos and ex.layer not in [o[1] if isinstance(o, tuple) else o for o in self.w_layer.options]:
+                # a pass-through layer the explorer shows ("all layers"): list it here too
+                self.w_layer.options = layer_choices(list(self._infos.values()), hide=self._noop - {ex.layer})
+            if ex.layer in [o[1] if isinstance(o, tuple) else o for o in self.w_layer.options]:
                 self.w_layer.value = ex.layer
             self._fit_filter()
             self.w_filter.value = min(int(ex.channel), self.w_filter.max)
@@ -341,11 +356,14 @@ class AnalysisPanel(W.VBox):
             with reporting(self._watch("sanity", 0.0, 1.0, say)):
                 res = sanity_check(self.model, x, method=method, target=target)
             self.result = [res]
+            # the plot right under the caption (wide enough for one label per step), its numbers on demand
+            width = min(1000, max(560, 44 * len(res.steps)))
             self._show(
-                sanity_plot_png([res]),
+                sanity_plot_png([res], size=(width, 300)),
                 f"<div><small>sanity check on {html.escape(what)}: the map should change as the weights are randomised "
                 f"from the top</small></div><div style='margin-top:4px'><b>{html.escape(method_label(res.method))}</b></div>"
-                f"{markdown_table_html(res.table())}",
+                f"<details><summary><small>the numbers ({len(res.steps) - 1} layers randomised)</small></summary>"
+                f"{markdown_table_html(res.table())}</details>",
                 "sanity",
             )
         elif which == "pointing":
@@ -361,7 +379,8 @@ class AnalysisPanel(W.VBox):
 
         def scanned(seen: int, total: int) -> str:
             rate = seen / max(time.perf_counter() - t0, 1e-9)
-            return f"scanning: {seen}{f' of {total}' if total else ''} images, {rate:.0f} img/s"
+            then = "; receptive fields and projections next" if total and seen >= total else ""
+            return f"scanning: {seen}{f' of {total}' if total else ''} images, {rate:.0f} img/s{then}"
 
         self._progress(0.0, "top-9", "scanning …")
         # the scan, then the projections of the winners: each phase with its own progress
@@ -395,7 +414,8 @@ class AnalysisPanel(W.VBox):
         say = functools.partial(_count_text, f"pointing game, {len(names)} methods:", "maps")
         self._progress(0.0, "pointing", f"pointing game, {len(names)} methods: starting")
         with reporting(self._watch("pointing", 0.0, 1.0, say)):
-            res = pointing_game(self.model, DataLoader(self.dataset, batch_size=64, shuffle=False), methods=names, tolerance=1)
+            # batches of 32: a progress update every few seconds even on a busy CPU
+            res = pointing_game(self.model, DataLoader(self.dataset, batch_size=32, shuffle=False), methods=names, tolerance=1)
         self.result = res
         skipped = f"; left out (many passes per image): {', '.join(left_out)}" if left_out else ""
         self._show(
@@ -437,25 +457,6 @@ def _count_text(what: str, unit: str, done: int, total: int) -> str:
 
 def _done_text(which: str) -> str:
     return {"topk": "top-9 done", "pointing": "pointing game done", "sanity": "sanity check done"}.get(which, "done")
-
-
-def pointing_methods(methods: Sequence[str], probe: Any) -> tuple[list[str], list[str]]:
-    """The pointing game's methods: every method of the registry the model can run in one pass per image.
-
-    Returns ``(methods, left out)``: methods that need many passes per image (sampling,
-    occlusion, score-weighted or forward-only CAMs: ``needs_gradients`` False or not one
-    backward and no ReLU/CAM rule) are left out to keep the game to seconds; so are methods
-    ``probe`` (an explainer) says cannot run on the model.
-    """
-    keep: list[str] = []
-    out: list[str] = []
-    for m in methods:
-        meth = get_method(m)
-        if probe is not None and probe.unavailable(m) is not None:
-            continue
-        one_pass = meth.needs_gradients and (meth.single_backward or getattr(meth, "rule", None) is not None)
-        (keep if one_pass else out).append(m)
-    return keep, out
 
 
 # ---------------------------------------------------------------- top-9 from a mined index

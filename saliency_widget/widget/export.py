@@ -94,7 +94,10 @@ class ExportMixin:
 
         ``interactive=True``: precomputed views and a viewer a reader clicks offline, opening on
         this state; ``options`` and defaults as in
-        :func:`saliency_widget.viz.interactive_report.explorer_page`; prints the size.
+        :func:`saliency_widget.viz.interactive_report.explorer_page`; prints what it will compute
+        with an upper bound of the page's size (and how to make it smaller when it is over the
+        budget), a numbered line per step with the time so far (``progress=`` replaces them),
+        and the size.
         """
         from ..viz.report import explorer_html
 
@@ -102,6 +105,8 @@ class ExportMixin:
         if interactive:
             from ..viz.interactive_report import explorer_page
 
+            # a long export says what it computes, how big the page gets and how far it is (a line per step)
+            options.setdefault("progress", lambda line: print(f"  {line}", flush=True))
             built = explorer_page(self.inputs.explainer(), self.state(), name=self.inputs.source or "image", labels=self.labels,
                                   mean=self._io.mean, std=self._io.std, methods=self.methods, **options)
             print(f"interactive view: {built.summary()}")

@@ -160,14 +160,16 @@ class FaithfulnessPanel(W.VBox):
                 bq.Axis(scale=xs, side="bottom", label="fraction of pixels perturbed", tick_values=np.array([0.0, 0.5, 1.0]),
                         tick_format=".1f", tick_style=text, label_offset="32px"),
                 bq.Axis(scale=ys, side="left", label="p(class)", tick_values=np.array([0.0, 0.5, 1.0]), tick_format=".1f",
-                        tick_style=text, label_offset="-36px"),
+                        tick_style=text, label_offset="38px"),
             ],
             title="deletion (solid) · insertion (dashed)",
             title_style=text,
-            fig_margin={"top": 30, "bottom": 48, "left": 52, "right": 12},
+            fig_margin={"top": 30, "bottom": 48, "left": 56, "right": 22},
             layout=W.Layout(width="340px", height="250px"),
         )
-        self.w_chart.layout.display = "none"  # no empty chart before a curve exists: the hint says what comes
+        # No empty chart before a curve exists (the hint says what comes): the chart joins the page with
+        # its first curve. Not display:none: a bqplot figure first drawn hidden stays blank when shown.
+        self.w_chart_box = W.Box([])
         self.w_hint = W.HTML(
             "<small>faithfulness: how fast the class probability drops when this image's most relevant pixels are "
             "removed (deletion) and rises when they are restored (insertion); press the button to draw the curves</small>"
@@ -176,7 +178,7 @@ class FaithfulnessPanel(W.VBox):
         self.w_controls = W.HBox([self.w_run, self.w_cancel])
         super().__init__([
             *([self.w_controls] if own_controls else []), self.w_hint, self.w_progress, self.w_status,
-            W.HBox([self.w_chart, self.w_table], layout=W.Layout(flex_flow="row wrap", align_items="flex-start")),
+            W.HBox([self.w_chart_box, self.w_table], layout=W.Layout(flex_flow="row wrap", align_items="flex-start")),
         ])
         self.w_run.on_click(lambda _b: self.run())
         self.w_cancel.on_click(lambda _b: self.cancel())
@@ -292,7 +294,8 @@ class FaithfulnessPanel(W.VBox):
             self.m_deletion.y, self.m_insertion.y = np.zeros(0), np.zeros(0)
             self.w_table.value = scoreboard_html([], caption=caption, pending=req.methods, failed=req.notes or None)
             return
-        self.w_chart.layout.display = ""
+        if not self.w_chart_box.children:
+            self.w_chart_box.children = [self.w_chart]
         names = [*res.methods] + ([RANDOM] if ("deletion", RANDOM) in res.curves else [])
         colors = {m: curve_color(i, m) for i, m in enumerate(names)}
         x = res.fractions.numpy().astype(np.float64)
@@ -304,6 +307,11 @@ class FaithfulnessPanel(W.VBox):
                 mark.colors = [colors[m] for m in names]
                 mark.labels = names
         self.w_table.value = scoreboard_html(res.ranking(0) if res.curves else [], colors=colors, caption=caption, pending=pending, failed=failed)
+
+    @property
+    def chart_shown(self) -> bool:
+        """True once the chart is on the page (it joins with the first curve)."""
+        return bool(self.w_chart_box.children)
 
     @property
     def curves_shown(self) -> dict[str, list[str]]:
@@ -322,7 +330,7 @@ class FaithfulnessPanel(W.VBox):
         res = self.result
         if res is None or not res.curves:
             self.w_table.value = ""
-            self.w_chart.layout.display = "none"
+            self.w_chart_box.children = []
             self.w_hint.layout.display = ""
             return
         self._draw(res, req, pending=(), failed=failed)

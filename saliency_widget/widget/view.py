@@ -26,78 +26,29 @@ from .canvas import FeatureMapCanvas
 from .channelgrid import ChannelGrid
 from .mapcanvas import MapCanvas
 from .style import EXPLORER_CSS
+from .texts import (
+    CMAP_TIP,
+    RECEPTIVE_NOTE,
+    busy_text,
+    map_title,
+    message_html,
+    one_line,
+    projection_title,
+    source_html,
+    source_name,
+    status_html,
+    two_lines,
+)
 
 WidgetT = TypeVar("WidgetT", bound=W.DOMWidget)
 
-__all__ = ["ExplorerView", "status_html", "busy_text", "map_title", "fill_tooltips", "cmap_options", "source_html"]
+# The texts are re-exported: the explorer, the export and the tests read them from here.
+__all__ = [
+    "ExplorerView", "busy_text", "fill_tooltips", "map_title", "one_line", "projection_title",
+    "source_html", "status_html", "two_lines",
+]
 
 _SCOPES = itertools.count()  # one CSS scope per explorer (its unavailable-method rules)
-
-#: Tooltip of the colormap menu.
-CMAP_TIP = (
-    "the colours of the maps (the scale under each map shows the values); a signed map needs a diverging "
-    "colormap: choosing sign 'signed' switches to one, and back afterwards"
-)
-
-
-def cmap_options() -> list[tuple[str, str]]:
-    """The colormap menu as ``(label, name)``: the diverging ones (what a signed map needs) say so."""
-    return [(f"{c} (diverging)" if c in R.DIVERGING else c, c) for c in R.COLORMAPS]
-
-
-#: How :attr:`~.inputs.InputState.source` is named next to the upload button.
-_SOURCES = {"argument": "the image given to explore()", "set_image": "the image given to set_image()"}
-
-
-def source_name(source: str) -> str:
-    """The loaded image in words: ``"cat.png"`` (an upload), ``"sample star"``, ``"the image given to explore()"``."""
-    return source[len("upload "):] if source.startswith("upload ") else _SOURCES.get(source, source)
-
-
-def source_html(source: str, size: int | None = None, error: str | None = None) -> str:
-    """The line next to the upload button: the shown image's name, size and status, or why an upload failed."""
-    if error:
-        return one_line(f"<span style='color:#b00'>{html.escape(error)}</span>", error)
-    if not source:
-        return ""
-    text = source_name(source) + (f" · {_size(size)}" if size else "") + " · loaded"
-    return one_line(html.escape(text), text)
-
-
-def _size(n: int) -> str:
-    return f"{n} B" if n < 1024 else f"{n / 1024:.1f} KB" if n < 2**20 else f"{n / 2**20:.1f} MB"
-
-
-def status_html(text: str, error: bool = False) -> str:
-    """One status line as HTML (text escaped; errors in red)."""
-    color = ";color:#b00" if error else ""
-    return f"<span style='font-family:monospace{color}'>{html.escape(text)}</span>"
-
-
-def busy_text(method: str, compare: int = 0) -> str:
-    """The status line while a view computes: ``computing <method label> …`` (and the compare count)."""
-    text = f"computing {method_label(method)} …"
-    return f"computing {method_label(method)} and all {compare} methods to compare …" if compare else text
-
-
-def map_title(result: ViewResult | None, method: str) -> str:
-    """The exported map's title: method, class and probability (the method alone before any view)."""
-    if result is None:
-        return method_label(method)
-    return f"{result.method_label}: {result.class_label} p={result.probability:.3f}"
-
-
-def message_html(text: str) -> str:
-    """The line under a panel whose map is degenerate (the frame shows the message too)."""
-    return one_line(f"<span style='color:#822'>{html.escape(text)}</span>", text)
-
-
-#: Caption under the input: what the green box is.
-RECEPTIVE_NOTE = (
-    "<span style='font-size:11px'><span style='display:inline-block;width:10px;height:8px;"
-    "border:2px solid #0c0;vertical-align:middle'></span> receptive field of the selected unit</span>"
-)
-
 
 def fill_tooltips(widget: W.Widget) -> None:
     """Give every described widget under ``widget`` a tooltip string ("" where none was set).
@@ -117,40 +68,10 @@ def _caption(text: str, detail: str = "") -> W.HTML:
     return _classed(W.HTML(two_lines(inner, f"{text} {detail}".strip())), "sw-title2")
 
 
-def projection_title(rule: str, note: str, position: tuple[int, int]) -> tuple[str, str]:
-    """The projection panel's title as ``(html, tooltip)``: short enough for two lines at 1366 px.
-
-    Without ReLUs the long reason ("the model has no ReLU, so DeconvNet is undefined: gradient
-    projection") is shortened to "gradient rule: no ReLU" and kept whole in the tooltip.
-    """
-    y, x = position
-    short = "gradient rule: no ReLU in the model" if note else f"{method_label(rule)} rule"
-    full = f"projection to pixel space ({note or method_label(rule)}, activation {y}, {x})"
-    inner = f"<b>projection to pixel space</b> <span class='sw-detail'>{html.escape(short)} · at ({y}, {x})</span>"
-    return inner, full
-
-
 def _classed(widget: WidgetT, *classes: str) -> WidgetT:
     for c in classes:
         widget.add_class(c)
     return widget
-
-
-def two_lines(inner: str, tooltip: str) -> str:
-    """``inner`` HTML wrapped onto at most two lines (then cut with an ellipsis), the full ``tooltip`` on hover.
-
-    Panel titles use it: "feature map (click an activation …)" and the projection's rule fit at
-    1366 px instead of being cut after a dozen characters.
-    """
-    return f"<div class='sw-two' title='{html.escape(tooltip, quote=True)}'>{inner}</div>"
-
-
-def one_line(inner: str, tooltip: str) -> str:
-    """``inner`` HTML as one line cut with an ellipsis, the full ``tooltip`` text on hover."""
-    return (
-        f"<div title='{html.escape(tooltip, quote=True)}' "
-        f"style='white-space:nowrap;overflow:hidden;text-overflow:ellipsis'>{inner}</div>"
-    )
 
 
 class ExplorerView:
@@ -230,7 +151,7 @@ class ExplorerView:
             tooltip="clip the top (100 − clip)% of values to the colormap's end, so a few extreme pixels do not wash out the map",
         )
         self.w_clip.add_class("sw-clip")
-        self.w_cmap = W.Dropdown(options=cmap_options(), value="magma", description="colormap", layout=lay(width="205px"),
+        self.w_cmap = W.Dropdown(options=list(R.COLORMAPS), value="magma", description="colormap", layout=lay(width="225px"),
                                  tooltip=CMAP_TIP)
         self.w_cmap.add_class("sw-cmap")
         self._cmap_before_signed: str | None = None
@@ -286,6 +207,7 @@ class ExplorerView:
         self._scope = f"sw-e{next(_SCOPES)}"
         self.w_method.add_class(self._scope)
         self.w_rules = W.HTML("", layout=lay(height="0px", overflow="hidden"))
+        self.unavailable: list[str] = []  # methods this model cannot run (set_method_notes)
         self.w_progress = W.FloatProgress(value=0.0, min=0.0, max=1.0, description="", layout=lay(display="none", width="220px"))
         self.w_progress.add_class("sw-progress")
         self.busy = False
@@ -406,9 +328,17 @@ class ExplorerView:
         self._cmap_note()
 
     def _cmap_note(self) -> None:
-        # A sequential colormap picked for a signed map is drawn diverging: the menu's label says so.
-        drawn = self.w_sign.value == "signed" and self.w_cmap.value not in R.DIVERGING
-        self.w_cmap.description = f"colormap (drawn {R.DIVERGING[0]})" if drawn else "colormap"
+        # The menu's label says what a signed map is drawn with: the colormap the switch chose, or
+        # (a sequential one picked while signed) the diverging one drawn instead. Option labels stay
+        # the plain names (renaming options would reset the menu's selection).
+        signed, cmap = self.w_sign.value == "signed", self.w_cmap.value
+        if signed and cmap not in R.DIVERGING:
+            text = f"colormap → {R.DIVERGING[0]}"
+        elif signed and self._cmap_before_signed is not None and cmap == R.DIVERGING[0]:
+            text = "colormap (signed)"
+        else:
+            text = "colormap"
+        self.w_cmap.description = text
 
     def show_source(self, source: str, size: int | None = None, error: str | None = None) -> None:
         """Say next to the upload button what image is shown (name, size) or why an upload failed.

@@ -67,10 +67,10 @@ def test_projections_report_pairs_and_top_activations_reports_the_scan_count() -
     seen: list[tuple[int, int]] = []
     with reporting(lambda d, t: seen.append((d, t))):
         res = project_top(model, scan, project_batch=4)
-    assert seen == [(4, 6), (6, 6)] and res.projections is not None and res.projections.shape[:2] == (3, 2)
+    assert seen == [(0, 6), (4, 6), (6, 6)] and res.projections is not None and res.projections.shape[:2] == (3, 2)
     full = top_activations(model, data, "features.1", channels=[0, 1, 2], k=2, progress=False, project_batch=4)
     torch.testing.assert_close(full.projections, res.projections)
     seen.clear()
     with reporting(lambda d, t: seen.append((d, t))):
         top_activations(model, data, "features.1", channels=[0, 1, 2], k=2, progress=False, project_batch=4)
-    assert seen == [(5, 0), (5, 0), (5, 0)]  # the scan's batch, then each projection chunk as the finished scan
+    assert seen == [(5, 0)] * 4  # the scan's batch, then the projections' start and chunks as the finished scan

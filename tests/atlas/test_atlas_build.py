@@ -161,3 +161,28 @@ def test_cli_errors_are_one_line(argv: list[str], message: str, tmp_path: Path, 
 def test_histogram_svg_marks_and_scale() -> None:
     svg = histogram_svg([0.0, 1.0, 2.0], [9, 0], marks=[2.0])
     assert svg.count("<rect") == 2 and "9 image(s)" in svg and "stroke='#e4572e'" in svg and "style=" not in svg
+
+
+@pytest.mark.slow
+def test_an_image_folder_and_a_rebuild_with_other_layers(model: torch.nn.Module, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from saliency_widget.data.folders import ImageFolderData
+    from saliency_widget.data.shapes import MEAN, STD
+
+    scenes = ShapesDataset(6, size=32, seed=9, transform=lambda a: torch.from_numpy(a.copy()))
+    (tmp_path / "photos" / "sub").mkdir(parents=True)
+    for i in range(6):
+        Image.fromarray(scenes[i][0].numpy()).save(tmp_path / "photos" / ("sub" if i % 2 else "") / f"p{i}.png")
+    mean, std = torch.tensor(MEAN).view(3, 1, 1), torch.tensor(STD).view(3, 1, 1)
+    folder = ImageFolderData(tmp_path / "photos", lambda im: (torch.from_numpy(np.asarray(im.convert("RGB"), np.float32) / 255).permute(2, 0, 1) - mean) / std)
+    site = tmp_path / "site"
+    atlas = build_atlas(model, folder, ["features.relu1"], site, channels=[2], **TINY)
+    f = atlas.manifest["layers"]["features.relu1"]["filters"][0]
+    assert len(f["top"]) == 6 and all(n.endswith(".png") for n in f["images"])  # fewer images than k: all of them
+    assert atlas.manifest["data"]["name"] == str(tmp_path / "photos") and str(tmp_path / "photos") in (site / "index.html").read_text()
+    # the same site with another layer: the index is mined again (restart) and the old layer's pages go
+    again = build_atlas(model, folder, ["features.relu2"], site, channels=[0], restart=True, **TINY)
+    assert list(again.manifest["layers"]) == ["features.relu2"]
+    assert not (site / "layers" / "features.relu1").exists() and not (site / "img" / "features.relu1").exists()
+    assert sorted(p.name for p in (site / "layers").iterdir()) == ["features.relu2"]

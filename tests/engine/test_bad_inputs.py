@@ -72,7 +72,7 @@ ENGINE_BAD: list[tuple[str, Callable[[nn.Module], Any], type[SaliencyError], str
     ("position-y-too-big", lambda m: sw.Explainer(m, X).project("features.4", 0, position=(4, 0)), InputError, r"y=4.*4x4.*0\.\.3"),
     ("call-too-big", lambda m: sw.project(m, X, "features.4", 0, call=2), LayerError, r"ran 1 time.*\[0\]"),
     ("method-wrong-case", lambda m: sw.saliency(m, X, method="Gradient"), MethodError, r"'Gradient'.*'gradient'"),
-    ("method-explainer", lambda m: sw.Explainer(m, X).saliency(method="lrp"), MethodError, r"'lrp'.*'deconvnet'"),
+    ("method-explainer", lambda m: sw.Explainer(m, X).saliency(method="shap"), MethodError, r"'shap'.*'deconvnet'"),
     ("method-none", lambda m: sw.saliency(m, X, method=None), MethodError, r"None"),
 ]
 

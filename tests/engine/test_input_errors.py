@@ -20,7 +20,7 @@ X = seeded_randn(2, 3, 8, 8, seed=1)
 @pytest.mark.parametrize(
     ("call", "exc", "pattern"),
     [
-        (lambda: sw.saliency(M, X, method="lrp"), MethodError, r"'lrp'.*'gradient', 'deconvnet', 'guided_backprop'"),
+        (lambda: sw.saliency(M, X, method="shap"), MethodError, r"'shap'.*'gradient', 'deconvnet', 'guided_backprop'"),
         (lambda: sw.saliency(M, X, target=5), InputError, r"target 5 .*5 classes.*0\.\.4"),
         (lambda: sw.saliency(M, X, target=-1), InputError, r"target -1 .*0\.\.4"),
         (lambda: sw.saliency(M, X, target=[1, 2, 3]), InputError, r"3 entries.*N=2"),

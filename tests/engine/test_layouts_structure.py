@@ -368,3 +368,35 @@ class UnfoldEmbed(nn.Module):
 def test_unfold_patch_embedding_is_a_token_grid() -> None:
     got = _layouts(UnfoldEmbed().eval(), torch.rand(1, 3, 6, 12))
     assert got == {"tokens": ("tokens", (18, 3, 4)), "embed": ("tokens", (7, 3, 4)), "head": ("flat", (2,))}
+
+
+class LinearAttention(nn.Module):
+    """EfficientViT's linear attention in miniature: heads split off an NCHW map, matmuls, a division
+    broadcast over the channels, the heads merged back into ``(N, C, H, W)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.qkv = nn.Conv2d(3, 12, 1)
+        self.q = nn.Identity()
+        self.out = nn.Identity()
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        q, k, v = self.qkv(x).reshape(n, 2, 6, h * w).transpose(-1, -2).chunk(3, dim=-1)  # 2 heads of 2
+        q = self.q(torch.relu(q))
+        v = torch.nn.functional.pad(v, (0, 1), value=1.0)
+        o = q @ (k.transpose(-1, -2) @ v)
+        o = o[..., :-1] / (o[..., -1:] + 1e-5)
+        y = self.out(o.transpose(-1, -2).reshape(n, -1, h, w))
+        return self.head(y.mean((2, 3)))
+
+
+def test_linear_attention_heads_merged_back_are_nchw() -> None:
+    got = _layouts(LinearAttention().eval(), torch.rand(2, 3, 5, 7))
+    assert got == {
+        "qkv": ("NCHW", (12, 5, 7)),
+        "q": ("ambiguous", (2, 35, 2)),
+        "out": ("NCHW", (4, 5, 7)),
+        "head": ("flat", (2,)),
+    }

@@ -10,7 +10,7 @@ import saliency_widget as sw
 from saliency_widget import InputError, MethodError
 from tests.helpers import seeded_randn
 
-NEW = ["gradcam", "guided_gradcam", "gradcampp", "xgradcam", "layercam", "eigencam", "scorecam", "smoothgrad", "integrated_gradients", "input_x_gradient", "occlusion"]
+NEW = ["gradcam", "guided_gradcam", "gradcampp", "xgradcam", "layercam", "eigencam", "scorecam", "smoothgrad", "integrated_gradients", "input_x_gradient", "occlusion", "lrp"]
 
 
 def test_registry_lists_every_method_once() -> None:

@@ -224,7 +224,7 @@ def test_explorer_to_html_interactive_opens_on_the_explorers_state(capsys: pytes
 
     w = cnn_explorer()
     try:
-        w.method, w.cmap, w.sign = "guided_backprop", "viridis", "signed"
+        w.method, w.sign, w.cmap = "guided_backprop", "signed", "viridis"  # viridis chosen after signed: kept (drawn diverging)
         w.click_activation(2, 3)
         assert w.wait(60)
         page = w.to_html(interactive=True, topk=2, layers=None)

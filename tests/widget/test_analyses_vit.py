@@ -18,10 +18,11 @@ import torch
 from PIL import Image
 
 from saliency_widget.analysis import TopActivations
+from saliency_widget.analysis.pointing import pointing_methods
 from saliency_widget.engine import Explainer, available_methods
 from saliency_widget.errors import SaliencyError
 from saliency_widget.widget import explore, faithpanel
-from saliency_widget.widget.analyses import AnalysisPanel, pointing_methods
+from saliency_widget.widget.analyses import AnalysisPanel
 from saliency_widget.widget.explorer import Explorer
 from tests.helpers import seeded_rand
 
@@ -58,8 +59,12 @@ def keys(dropdown: Any) -> list[Any]:
 
 
 def test_layer_menu_is_the_engines_inspectable_layers(vit: Explorer, panel: AnalysisPanel) -> None:
-    assert keys(panel.w_layer) == keys(vit.w_layer)  # the same layers as the explorer's menu
+    assert keys(panel.w_layer) == keys(vit.w_layer)  # the same layers as the explorer's menu (pass-through ones hidden)
     assert len(keys(panel.w_layer)) > 20 and "vit.layers.1.mlp.fc1" in keys(panel.w_layer)
+    assert "vit.layers.0.dropout" not in keys(panel.w_layer)
+    vit.layer = "vit.layers.0.dropout"  # shown in the explorer ("all layers"): the panel lists it too
+    assert panel.w_layer.value == "vit.layers.0.dropout"
+    vit.layer = "vit.layernorm"
     assert panel.w_layer.value == "vit.layernorm" and panel.w_filter.value == 3
     panel.w_follow.value = False
     panel.w_layer.value = "vit.layers.0.mlp.fc1"
@@ -94,7 +99,7 @@ def test_panel_follows_the_explorer_until_the_user_changes_it(vit: Explorer, pan
 
 def test_a_failed_faithfulness_run_leaves_no_computing_row(vit: Explorer, panel: AnalysisPanel, monkeypatch: pytest.MonkeyPatch) -> None:
     fp = panel.faithfulness
-    assert fp.w_chart.layout.display == "none" and "press the button" in fp.w_hint.value  # no empty chart before a run
+    assert not fp.chart_shown and "press the button" in fp.w_hint.value  # no empty chart before a run
     vit.method = "deconvnet"  # cannot run on a GELU model
     panel.run("faithfulness")
     assert fp.wait(60)
@@ -108,7 +113,7 @@ def test_a_failed_faithfulness_run_leaves_no_computing_row(vit: Explorer, panel:
     panel.run("faithfulness")
     assert fp.wait(60)
     assert "the model broke" in fp.w_status.value and "computing" not in fp.w_table.value
-    assert fp.w_progress.description == "error" and fp.w_chart.layout.display == "none"
+    assert fp.w_progress.description == "error" and not fp.chart_shown
 
 
 def test_top9_on_token_layers_reports_the_projections(vit: Explorer, panel: AnalysisPanel, monkeypatch: pytest.MonkeyPatch) -> None:

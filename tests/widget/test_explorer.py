@@ -155,7 +155,7 @@ def test_display_options(w: Explorer) -> None:
         assert w.images["map"] not in seen, attr
         seen.add(w.images["map"])
     # "signed" switches the sequential colormap to a diverging one, visibly in the menu (issue 29 item 6)
-    assert w.sign == "signed" and w.cmap == "coolwarm" and w.w_cmap.label == "coolwarm (diverging)"
+    assert w.sign == "signed" and w.cmap == "coolwarm" and w.w_cmap.description == "colormap (signed)"
 
 
 def test_all_zero_map_says_so() -> None:

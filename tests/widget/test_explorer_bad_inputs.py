@@ -110,7 +110,7 @@ WIDGET_RAISES: list[tuple[str, Callable[[Explorer, Path], Any], type[SaliencyErr
     ("set-image-array-5-channels", lambda w, t: w.set_image(np.zeros((SIDE, SIDE, 5), np.uint8)), InputError, r"\(H, W, 3\).*\(24, 24, 5\)"),
     ("set-image-nan-array", lambda w, t: w.set_image(np.full((SIDE, SIDE, 3), np.nan, np.float32)), InputError, r"NaN/Inf"),
     ("set-image-wrong-type", lambda w, t: w.set_image(42), InputError, r"got int"),
-    ("method-unknown", lambda w, t: setattr(w, "method", "lrp"), MethodError, r"'lrp'.*'gradient'"),
+    ("method-unknown", lambda w, t: setattr(w, "method", "shap"), MethodError, r"'shap'.*'gradient'"),
     ("layer-unknown", lambda w, t: setattr(w, "layer", "features.9"), LayerError, r"'features.9'.*'features.1'"),
     ("sign-unknown", lambda w, t: setattr(w, "sign", "both"), InputError, r"'both'.*'absolute'"),
     ("cmap-unknown", lambda w, t: setattr(w, "cmap", "jet"), InputError, r"'jet'.*'magma'"),

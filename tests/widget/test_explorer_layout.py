@@ -102,9 +102,9 @@ def test_unavailable_methods_look_disabled_with_the_reason_before_a_click() -> N
 def test_signed_switches_to_a_diverging_colormap_and_back(w: Explorer) -> None:
     w.cmap = "viridis"
     w.sign = "signed"
-    assert w.cmap == "coolwarm" and w.w_cmap.label == "coolwarm (diverging)" and w.w_cmap.description == "colormap"
+    assert w.cmap == "coolwarm" and w.w_cmap.label == "coolwarm" and w.w_cmap.description == "colormap (signed)"
     w.cmap = "hot"  # the user insists on a sequential one: the menu says what is drawn
-    assert w.w_cmap.description == "colormap (drawn coolwarm)" and w.display_options.shown_cmap == "coolwarm"
+    assert w.w_cmap.description == "colormap → coolwarm" and w.display_options.shown_cmap == "coolwarm"
     w.cmap = "bwr"
     w.sign = "absolute"  # a diverging colormap the user chose stays
     assert w.cmap == "bwr"
