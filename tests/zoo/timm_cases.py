@@ -75,6 +75,10 @@ MF = "timm.models.metaformer"
 MIX = "timm.models.mlp_mixer"
 # Known failures (issue 28's layout and default-layer work, as of the merge of a4bfe83): the family, then {check: reason}.
 XFAIL: dict[str, dict[str, str]] = {
+    "repvgg": {
+        "widget:occlusion": "the occlusion map of repvgg_a0 (32 x 48 px) is blank (no structure) and the explorer shows "
+        "no one-line reason for it (messages['map'] is None): outside the layout work, reported",
+    },
     "mobilevitv2": {
         "twin": "MobileViT-v2's unfolded patches (N, C, pixels per patch, patches) are reported NCHW with the grid "
         "(pixels, patches), e.g. stages.2.1.transformer.0.attn.qkv_proj: NCHW 4 x 24 at 64 x 96 px, 4 x 48 at 96 x 128 "
