@@ -355,7 +355,9 @@ class LRPInterceptor(TorchFunctionMode):
         if inplace:
             return _PassInplaceFn.apply(x)
         rest = args[1:]
-        return _PassFn.apply(x, lambda t: func(t, *rest, **kwargs))
+        # an in-place activation (hardtanh_, leaky_relu(inplace=True)) runs out of place inside the Function
+        kw = {**kwargs, "inplace": False} if kwargs.get("inplace") else kwargs
+        return _PassFn.apply(x, lambda t: func(t, *rest, **kw))
 
     def warn_uncovered(self, model_name: str) -> None:
         """Warn once per model and set of names about relevance-mixing calls no rule covered."""
