@@ -259,10 +259,11 @@ class ExplorerView:
             _classed(W.HBox([self.w_view, self.w_sample, self.w_upload, self.w_source, self.w_export]), "sw-row"),
             _classed(W.HBox([self.w_layer, self.w_all_layers, self.w_channel, self.w_strongest]), "sw-row"),
             _classed(W.HBox([*self._display_controls(slider=False), *self._display_controls(slider=True)]), "sw-row"),
-            self.w_settings,
             _classed(W.HBox([self.w_status, self.w_progress]), "sw-statusrow"),
             self.w_trace_box,
             panels,
+            # under the maps: a method's settings come and go with the method, and must not move the map
+            self.w_settings,
             self.w_compare,
             below,
             self.w_analyses,

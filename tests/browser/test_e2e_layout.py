@@ -232,9 +232,12 @@ def test_first_screen_at_1366_with_the_file_browser_open(tmp_path: Path) -> None
             numbers["busy_compare"] = busy
             assert "computing" in busy["status"] and "Gradient" in busy["title"] and "computing" in busy["title"], busy
             assert "progress" in busy and _inside(busy["progress"], screen) and busy["progress"][3] <= g["map"][1], busy
-            events.wait_for(lambda r: r["state"]["view"] == "compare" and "compare" in r["images"], after=seq, timeout=120, what="compare")
+            events.wait_for(lambda r: r["state"]["view"] == "compare" and any(k.startswith("compare:") for k in r["images"]), after=seq, timeout=120, what="compare")
             page.wait_for_function("() => !document.querySelector('.sw-map-image.sw-busy')", timeout=60000)
+            seq = events.last_seq()
             page.click(".sw-view button:text-is('single')")
+            # the single view's render ends (it may recompute: a busy state starts after the click)
+            events.wait_for(lambda r: r["state"]["view"] == "single", after=seq, timeout=120, what="single")
             page.wait_for_function("() => !document.querySelector('.sw-map-image.sw-busy')", timeout=60000)
             seq = events.last_seq()
             busy = page.evaluate(CLICK_SEE_BUSY, [".sw-method", "Occlusion"])
