@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from ..errors import LRPCoverageWarning, warn_once
+from ..errors import LRPCoverageWarning, ModelError, warn_once
 from .checks import eval_mode
 from .intercept import NON_RELU_ACTIVATIONS, RELU_FUNCTIONS
 from .lrprules import Composite, LinearOp, Rule, make_composite
@@ -390,12 +390,17 @@ def lrp_relevance(model: nn.Module, inputs: torch.Tensor, seed: torch.Tensor, co
     torch.Tensor
         ``(N, C, H, W)`` relevance.
     """
-    x = inputs.detach().clone().requires_grad_(True)
+    leaf = inputs.detach().clone().requires_grad_(True)
     mode = LRPInterceptor(composite)
     with torch.enable_grad(), eval_mode(model):
         with mode:
-            out = logits_of(model(x))
-        (rel,) = torch.autograd.grad(out, x, seed.to(out))
+            out = logits_of(model(leaf.clone()))  # a copy: the model may modify its input in place
+        if not out.requires_grad:
+            raise ModelError(
+                f"LRP needs the gradient graph, but {type(model).__name__}'s forward disables gradients "
+                "(e.g. @torch.no_grad()); remove that, or use occlusion, which needs only forward passes"
+            )
+        (rel,) = torch.autograd.grad(out, leaf, seed.to(out))
     mode.warn_uncovered(type(model).__name__)
     return rel
 
@@ -412,8 +417,8 @@ class LRP:
     name: str = "lrp"
     label: str = "LRP"
     description: str = (
-        "LRP: relevance of the class score shared back layer by layer with conservation rules "
-        "(Bach et al. 2015; zennit's composites, on modules and functional calls)"
+        "LRP: the class score shared back layer by layer by conservation rules (zennit's composites), "
+        "on modules and functional calls alike (Bach et al. 2015)"
     )
     needs_relu_rules: bool = False
     needs_gradients: bool = True
@@ -424,5 +429,8 @@ class LRP:
         opts = check_options(self.name, options, {"composite": "epsilon_plus", "epsilon": 1e-6, "gamma": 0.25,
                                                   "stabilizer": 1e-6, "low": None, "high": None})
         composite = make_composite(opts.pop("composite"), **opts)
+        reason = explainer.unavailable(self.name)
+        if reason is not None:  # the same message as every gradient method's (a no_grad forward)
+            raise ModelError(reason)
         return lrp_relevance(explainer.model, explainer.inputs, explainer.target_seed(targets), composite)
 

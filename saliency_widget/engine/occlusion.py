@@ -358,7 +358,7 @@ def occlusion_scores(
         def run(start: int, stop: int, score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
             report(start, N * P)  # between batches: the caller may watch, or stop the work (Cancelled)
             idx = order[start:stop]
-            scores[idx] = score(flat_img[idx], corners[flat_pos[idx]])
+            scores[idx] = score(flat_img[idx], corners[flat_pos[idx]]).to(scores.dtype)  # bf16 under autocast
             if partial is not None and stop < N * P:
                 done[idx] = True
                 partial(stop / (N * P), base, _nearest_filled(scores.view(N, P), done.view(N, P), base, len(ys), len(xs)))

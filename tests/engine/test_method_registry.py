@@ -37,6 +37,7 @@ BUILTIN_ORDER = [
     "integrated_gradients",
     "input_x_gradient",
     "occlusion",
+    "lrp",
 ]
 
 
@@ -62,6 +63,7 @@ def test_builtins_are_declared_in_order() -> None:
         ("integrated_gradients", "Integrated Gradients", "Sundararajan et al. 2017"),
         ("input_x_gradient", "Gradient × Input", "Shrikumar et al. 2016"),
         ("occlusion", "Occlusion", "Zeiler & Fergus 2014"),
+        ("lrp", "LRP", "Bach et al. 2015"),
     ],
 )
 def test_builtin_label_and_description(name: str, label: str, paper: str) -> None:
@@ -90,6 +92,7 @@ def test_builtin_label_and_description(name: str, label: str, paper: str) -> Non
         ("integrated_gradients", False, False),
         ("input_x_gradient", False, True),
         ("occlusion", False, False),
+        ("lrp", False, False),
     ],
 )
 def test_builtin_flags(name: str, needs_relu_rules: bool, single_backward: bool) -> None:
