@@ -32,7 +32,13 @@ SLOW = {
 
 # known failures, forwarded to the engine's layout / default-layer work (issue 28)
 # none left after the layout work of a4bfe83 (ShuffleNet's shuffle, MaxViT's partitions, Inception's Mixed_7c)
-XFAIL: dict[str, dict[str, str]] = {}
+XFAIL: dict[str, dict[str, str]] = {
+    # found by the first full CI run of the sweep: the twin check's "a grid scales with the input" test misfires on
+    # SqueezeNet's unpadded stride-2 layers (13 x 21 at 32 x 48, 37 x 53 at 80 x 112: right, but not proportional)
+    name: {"twin": "SqueezeNet's unpadded strided layers give grids that are right but not proportional to the input; "
+           "the twin check's scaling test (tests/zoo/checks.py) reads them as coincidences"}
+    for name in ("squeezenet1_0", "squeezenet1_1")
+}
 
 
 def builder(name: str, **fixed: Any) -> Callable[[Size], nn.Module]:
