@@ -39,7 +39,7 @@ from torch.overrides import TorchFunctionMode
 from ..errors import LRPCoverageWarning, ModelError, warn_once
 from .checks import eval_mode
 from .intercept import NON_RELU_ACTIVATIONS, RELU_FUNCTIONS
-from .lrprules import Composite, LinearOp, Rule, make_composite
+from .lrprules import Composite, LinearOp, Rule, make_composite, stabilize
 from .methods import check_options
 from .outputs import logits_of
 
@@ -171,8 +171,7 @@ class _SumFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:  # type: ignore[override]
         a, b = ctx.saved_tensors
-        z = a + b
-        g = R / (z + ((z == 0).to(z) + z.sign()) * ctx.eps)
+        g = R / stabilize(a + b, ctx.eps)
         return a * g, b * g, None
 
 

@@ -254,7 +254,11 @@ class Flat:
 
 @dataclass(frozen=True)
 class Norm:
-    """For parameter-free linear ops (sums of branches, average pooling): ``x * df^T [R / z]``."""
+    """For parameter-free linear ops (sums of branches, average pooling): ``x * df^T [R / z]``.
+
+    The ε rule's arithmetic with ``stabilizer`` as ε; a rule of its own so composites and
+    warnings name it as zennit does.
+    """
 
     stabilizer: float = 1e-6
     name: str = "norm"
@@ -262,8 +266,7 @@ class Norm:
     def relevance(self, op: LinearOp, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                   R: torch.Tensor) -> torch.Tensor:
         """See :class:`Rule`."""
-        (g,) = _pull(op, [x], [(weight, bias)], lambda outs: [R / stabilize(outs[0], self.stabilizer)], R)
-        return x * g
+        return Epsilon(self.stabilizer).relevance(op, x, weight, bias, R)
 
 
 @dataclass(frozen=True)
