@@ -96,7 +96,16 @@ def three_rows(name: str, device: torch.device, rounds: int) -> list[Row]:
         for m in METHODS:
             ex.saliency(t, m)
 
-    cases = {"floor: forward + backward (autograd)": floor_fn(model, x, t), "all three maps, ours": three}
+    def autograd_three() -> None:
+        # the same work in plain autograd (three plain gradients): what one forward and three
+        # backwards through a kept graph cost without any rule, the bound for "ours"
+        xr = x.detach().requires_grad_(True)
+        score = model(xr).gather(1, t.view(-1, 1)).sum()
+        for _ in range(3):
+            torch.autograd.grad(score, xr, retain_graph=True)
+
+    cases = {"floor: forward + backward (autograd)": floor_fn(model, x, t), "all three maps, ours": three,
+             "plain autograd, same work (forward + three kept backwards)": autograd_three}
     return _rows(name, interleaved(cases, device, rounds, warmup=1), "floor: forward + backward (autograd)", "<= 2.0",
                  "one forward + three backwards")
 
@@ -147,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--tag", default="", help="suffix of the result file names")
     p.add_argument("--out", default=str(RESULTS), help="folder for the JSON and markdown results")
+    p.add_argument("--note", default="", help="a paragraph added under the table (e.g. what ran alongside)")
     a = p.parse_args(argv)
     device = torch.device(a.device)
     cases = a.cases.split(",")
@@ -166,7 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
     md = to_markdown(rows, f"### Fixed costs (issue 33), {dev_name}, torch {torch.__version__}, {stamp}, interleaved rounds; "
                            f"load average {load0[0]:.1f} at the start, {load1[0]:.1f} at the end")
-    write_results(a.out, f"{device.type}-{stamp}-costs{'-' + a.tag if a.tag else ''}", dev_name, rows, md, load=[load0, load1])
+    md += ("\n\nEach case alternates with its baseline in interleaved rounds; the ratio column is by wall clock, the "
+           "notes give the process's CPU time and the ratio by CPU time. On a CPU shared with other processes (a load "
+           "average above the core count) the wall clock mostly measures their load: read the CPU-time ratio.\n")
+    if a.note:
+        md += f"\n{a.note}\n"
+    write_results(a.out, f"{device.type}-{stamp}-costs{'-' + a.tag if a.tag else ''}", dev_name, rows, md,
+                  load=[load0, load1], note=a.note)
     return 0
 
 

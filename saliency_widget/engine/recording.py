@@ -27,7 +27,7 @@ from .intercept import ReLUInterceptor, RuleBox
 from .keys import LayerKey
 from .layouts import AMBIGUOUS, SPATIAL_LAYOUTS, Layout, LayoutTracker, to_nchw
 from .outputs import logits_of
-from .relugraph import GraphRules
+from .relugraph import GraphRules, changes_relus
 from .rules import GRADIENT, ReLURule
 
 __all__ = ["RecordedForward"]
@@ -178,28 +178,31 @@ class RecordedForward:
                     tracker.watch(inp)
                     return self.model(inp)
         finally:  # a node made after the forward: every node it made in this thread has a smaller number
-            self._last = int(self.x.view_as(self.x).grad_fn._sequence_nr())  # type: ignore[union-attr]
+            if self.box is not None:
+                self._last = int(self.x.view_as(self.x).grad_fn._sequence_nr())  # type: ignore[union-attr]
 
-    @contextlib.contextmanager
-    def applying(self, output: Any, rule: ReLURule) -> Iterator[None]:
+    def applying(self, output: Any, rule: ReLURule) -> contextlib.AbstractContextManager[None]:
         """Inside: a backward from ``output`` (a tensor or edge of this forward) applies ``rule`` at every ReLU.
 
         Hooks the ReLU nodes behind ``output`` that the logits and the records did not reach,
         gives a rule with its own arithmetic the ReLUs' outputs, and on every exit path puts
         the plain gradient back (a backward outside the engine, through a record's tensor,
-        gets autograd's own).
+        gets autograd's own). Nothing to do for the plain gradient.
         """
-        if self.box is None or rule.is_plain_gradient:
-            yield
-            return
+        if self.box is None or not changes_relus(rule):
+            return contextlib.nullcontext()
+        return self._applying(output, rule, self.box)
+
+    @contextlib.contextmanager
+    def _applying(self, output: Any, rule: ReLURule, box: RuleBox) -> Iterator[None]:
         if isinstance(self.interceptor, GraphRules):
             self.interceptor.cover(output)
             self.interceptor.prepare(rule)
-        self.box.rule = rule
+        box.rule = rule
         try:
             yield
         finally:
-            self.box.rule = GRADIENT
+            box.rule = GRADIENT
 
     @property
     def layers(self) -> list[LayerInfo]:

@@ -35,9 +35,14 @@ import torch
 from .intercept import RuleBox, check_relu_rule
 from .rules import ReLURule
 
-__all__ = ["GraphRules"]
+__all__ = ["GraphRules", "changes_relus"]
 
 _BASE_BACKWARD = ReLURule.backward
+
+
+def changes_relus(rule: ReLURule) -> bool:
+    """Whether ``rule`` passes anything but autograd's own ReLU gradient (a subclass with its own arithmetic does)."""
+    return not rule.is_plain_gradient or type(rule).backward is not _BASE_BACKWARD
 
 # autograd node name -> the activation's name in messages (the interceptor's names)
 _ACTIVATION_NODES: dict[str, str] = {

@@ -186,3 +186,21 @@ def test_other_activations_are_named_as_the_interceptor_names_them(act: Callable
     with torch.enable_grad(), mode:
         model(x.clone().requires_grad_(True))
     assert dict(mode.other_activations) == {name: 1}
+
+
+@dataclass(frozen=True)
+class Halved(ReLURule):
+    """Flags of the plain gradient, arithmetic of its own: half of it at each ReLU."""
+
+    def backward(self, grad: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:  # noqa: D102
+        assert out is not None
+        return torch.ops.aten.threshold_backward(grad, out, 0) * 0.5
+
+
+def test_a_rule_flagged_plain_but_with_its_own_arithmetic_is_applied() -> None:
+    net = seeded(lambda: Net(), 3).double().eval()  # one ReLU on the path
+    x = seeded_randn(1, 3, 8, 8, seed=7, dtype=torch.float64)
+    ex = sw.Explainer(net, x)
+    seed = ex.target_seed(torch.tensor([1]))
+    halved = ex.backward_to(ex._logits, seed, Halved("halved", forward_mask=True, signal_mask=False))
+    assert_close(halved, 0.5 * ex.saliency(1, "gradient"), rtol=0, atol=0)
