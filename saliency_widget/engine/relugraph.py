@@ -97,7 +97,11 @@ def _apply(state: _Outputs, index: int, grad_inputs: Any, grad_outputs: Any) -> 
         # guided backprop: the signal mask in place on the node's fresh result (never on the
         # incoming grad, which autograd may share between branches): no further allocation
         return (masked.clamp_(min=0),) if rule.signal_mask else None
-    return (grad.clamp(min=0) if rule.signal_mask else grad,)
+    if not rule.signal_mask:
+        return (grad,)
+    # deconvnet: relu(R) written over the node's own result, whose buffer is fresh and not
+    # needed (the incoming grad itself may be shared with another branch: never in place)
+    return (torch.clamp(grad, min=0, out=masked),)
 
 
 class GraphRules:
