@@ -486,7 +486,8 @@ def receptive_box(
 
 
 def view_png(
-    panels: dict[str, bytes], messages: dict[str, str | None], titled: Sequence[tuple[str, str]]
+    panels: dict[str, bytes], messages: dict[str, str | None], titled: Sequence[tuple[str, str]],
+    scales: dict[str, tuple[str, float, str]] | None = None,
 ) -> bytes:
     """The panels of a view side by side in one PNG, for export and saved notebooks.
 
@@ -496,6 +497,10 @@ def view_png(
         As in :class:`ViewResult` (a panel without image shows its message).
     titled
         ``(panel, title)`` in display order; panels with neither image nor message are skipped.
+    scales
+        ``{panel: (sign, vmax, cmap)}`` of the map panels with an image: each is drawn with its
+        colour scale below (:func:`~saliency_widget.viz.colorbar.with_colorbar`, as the widget
+        and ``to_html`` show it); the other panels get blank space of the scale's height.
 
     Returns
     -------
@@ -507,4 +512,15 @@ def view_png(
     titles = [title for _, title in shown]
     if not tiles:
         tiles, titles = [R.message_panel("nothing rendered yet", (PANEL, PANEL))], [""]
-    return R.to_png(R.compose(tiles, titles, height=PANEL))
+    if not scales:
+        return R.to_png(R.compose(tiles, titles, height=PANEL))
+    scaled = [_over_scale(tile, scales.get(key)) for tile, (key, _) in zip(tiles, shown, strict=True)]
+    return R.to_png(R.compose(scaled, titles, height=scaled[0].shape[0]))
+
+
+def _over_scale(tile: np.ndarray, scale: tuple[str, float, str] | None) -> np.ndarray:
+    """``tile`` at :data:`PANEL` rows over its colour scale ``(sign, vmax, cmap)``, or over blank rows as high."""
+    if scale is not None:
+        return with_colorbar(tile, *scale, height=PANEL)
+    big = R.compose([tile], height=PANEL, gap=0)
+    return np.concatenate([big, np.full((colorbar("absolute", 1.0).shape[0], big.shape[1], 3), 255, np.uint8)])
