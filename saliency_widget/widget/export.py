@@ -87,7 +87,15 @@ class ExportMixin:
             ("input", "input"), ("map", map_title(self._last, self.method)),
             ("feature", f"{self.layer} filter {self.channel}"), ("projection", "projection"),
         ]
-        return view_png(self.images, self.messages, titled)
+        # the map panels with their colour scales, drawn from the view model as the widget draws them
+        last, opts = self._last, self.display_options
+        scales: dict[str, tuple[str, float, str]] = {}
+        if last is not None:
+            for panel in last.maps:
+                shown = last.render(panel, opts)
+                if shown.rgb is not None:
+                    scales[panel] = (opts.sign, shown.vmax, opts.cmap)
+        return view_png(self.images, self.messages, titled, scales)
 
     def to_html(self, path: str | Path | None = None, interactive: bool = False, **options: Any) -> str:
         """The current view as one self-contained HTML page (loads nothing from the network), also written to ``path``.
