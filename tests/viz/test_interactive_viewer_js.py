@@ -94,6 +94,15 @@ def test_all_zero_part_gives_the_same_message(page: Any) -> None:
 
 
 @pytest.mark.browser
+@pytest.mark.parametrize("sign", ["absolute", "signed", "negative"])
+def test_flat_map_gives_the_same_message(page: Any, sign: str) -> None:
+    plane = np.full((2, 3), -7.45e-9)  # one value everywhere: a flat colour would look like a map
+    want = R.render_map(plane, sign=sign)
+    got = page.evaluate("([p, s]) => V.prepareMap(Float64Array.from(p), s, 99).message", [plane.reshape(-1).tolist(), sign])
+    assert want.message is not None and got == want.message
+
+
+@pytest.mark.browser
 @pytest.mark.parametrize("alpha", [0.0, 0.35, 0.6, 1.0])
 def test_overlay_and_box_are_pixel_identical_to_python(page: Any, alpha: float) -> None:
     rng = np.random.default_rng(5)
