@@ -36,7 +36,7 @@ from ..views.classes import (
 )
 from ..views.classes import projection_rules as rules_by_method
 from . import render as R
-from .bundle import BUDGET_BYTES, Packer, decode, map_planes
+from .bundle import BUDGET_BYTES, Packer, decode
 
 __all__ = [
     "TOPK",
@@ -96,8 +96,7 @@ def _map_entry(packer: Packer, raw: NDArray[np.floating], part: str) -> dict[str
     values, message, _ = R.prepare_map(raw, "absolute", 100.0)
     if values is None and message is not None and "non-finite" in message:
         return {"message": message}
-    a, s = map_planes(raw)
-    return {"abs": packer.add_plane(a, "u2", part), "sum": packer.add_plane(s, "i2", part)}
+    return packer.add_map(raw, part)
 
 
 def _is_index(v: object) -> bool:

@@ -59,7 +59,7 @@ def _serve(body: str) -> Any:
 def page() -> Iterator[Any]:
     with browser_page() as pg:
         pg.route("http://sw.test/index.html", lambda r: r.fulfill(status=200, content_type="text/html", body=PAGE))
-        for name in ("viewer.js", "render.js", "panel.js", "map_view.js", "compare_view.js"):
+        for name in ("viewer.js", "render.js", "planes.js", "panel.js", "map_view.js", "compare_view.js"):
             body = (REPO_ROOT / "js" / name).read_text(encoding="utf-8")
             pg.route(f"http://sw.test/{name}", _serve(body))
         pg.goto("http://sw.test/index.html")
@@ -75,6 +75,8 @@ def _map(kind: str) -> np.ndarray:
     m[:, 5, 5] = 0.2  # one extreme value, clipped by the percentile
     if kind == "unsigned":
         m = np.abs(m)
+    if kind == "single":  # one channel repeated (as every CAM and occlusion): only the sum plane travels
+        m = np.broadcast_to(m[0], m.shape).copy()
     return m
 
 
@@ -86,7 +88,7 @@ def _b64(data: bytes) -> str:
 
 CASES = [
     (kind, DisplayOptions(sign=sign, cmap=cmap, clip=clip, overlay=overlay, alpha=0.45))
-    for kind in ("signed", "unsigned")
+    for kind in ("signed", "unsigned", "single")
     for sign, cmap, clip, overlay in [
         ("absolute", "magma", 99.0, False), ("signed", "coolwarm", 99.0, False), ("signed", "viridis", 95.0, False),
         ("positive", "hot", 100.0, False), ("negative", "gray", 98.0, False), ("signed", "bwr", 99.5, True),
@@ -113,7 +115,7 @@ def test_widget_page_and_python_draw_the_same_pixels(page: Any, kind: str, opts:
 
     # the offline page: the packed planes, decoded and drawn by js/viewer.js (js/render.js)
     packer = Packer()
-    refs = {"abs": packer.add_plane(raw.plane("absolute"), "u2", "maps"), "sum": packer.add_plane(raw.plane("signed"), "i2", "maps")}
+    refs = packer.add_map(m, "maps")  # as the page stores a map (viz.interactive)
     luts = {name: R.colormap_lut(name).reshape(-1).tolist() for name in R.COLORMAPS}
     offline = page.evaluate(
         """([b64, refs, opts, luts, base]) => {
@@ -189,7 +191,7 @@ READ_TILES = """() => { window.readTiles = () => Array.from(document.querySelect
 @pytest.mark.browser
 @pytest.mark.parametrize(("kind", "opts"), CASES[:4], ids=[f"{k}-{o.sign}-{o.cmap}-{o.clip}-{o.overlay}" for k, o in CASES[:4]])
 def test_a_compare_tile_draws_the_same_pixels_as_python(page: Any, kind: str, opts: DisplayOptions) -> None:
-    raws = [RawMap.from_map(_map(kind)), RawMap.from_map(_map("unsigned") * 3.0)]
+    raws = [RawMap.from_map(_map(kind)), RawMap.from_map(_map("single") * 3.0)]  # a single-plane tile after a two-plane one
     base = np.random.default_rng(12).integers(0, 256, (12, 16, 3), dtype=np.uint8)
     canvas = CompareCanvas()
     canvas.show_tiles([CompareTile("gradient", "Gradient", raws[0], None), CompareTile("occlusion", "Occlusion", raws[1], None),
