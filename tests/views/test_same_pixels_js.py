@@ -57,7 +57,7 @@ def _traits(canvas: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def page() -> Iterator[Any]:
-    files = ("viewer.js", "render.js", "panel.js", "map_view.js", "compare_view.js")
+    files = ("viewer.js", "render.js", "planes.js", "panel.js", "map_view.js", "compare_view.js")
     with js_modules_page(PAGE, files, {"V": "viewer.js", "MV": "map_view.js", "CV": "compare_view.js"}) as pg:
         yield pg
 
@@ -69,6 +69,8 @@ def _map(kind: str) -> np.ndarray:
     m[:, 5, 5] = 0.2  # one extreme value, clipped by the percentile
     if kind == "unsigned":
         m = np.abs(m)
+    if kind == "single":  # one channel repeated (as every CAM and occlusion): only the sum plane travels
+        m = np.broadcast_to(m[0], m.shape).copy()
     return m
 
 
@@ -80,7 +82,7 @@ def _b64(data: bytes) -> str:
 
 CASES = [
     (kind, DisplayOptions(sign=sign, cmap=cmap, clip=clip, overlay=overlay, alpha=0.45))
-    for kind in ("signed", "unsigned")
+    for kind in ("signed", "unsigned", "single")
     for sign, cmap, clip, overlay in [
         ("absolute", "magma", 99.0, False), ("signed", "coolwarm", 99.0, False), ("signed", "viridis", 95.0, False),
         ("positive", "hot", 100.0, False), ("negative", "gray", 98.0, False), ("signed", "bwr", 99.5, True),
@@ -107,7 +109,7 @@ def test_widget_page_and_python_draw_the_same_pixels(page: Any, kind: str, opts:
 
     # the offline page: the packed planes, decoded and drawn by js/viewer.js (js/render.js)
     packer = Packer()
-    refs = {"abs": packer.add_plane(raw.plane("absolute"), "u2", "maps"), "sum": packer.add_plane(raw.plane("signed"), "i2", "maps")}
+    refs = packer.add_map(m, "maps")  # as the page stores a map (viz.interactive)
     luts = {name: R.colormap_lut(name).reshape(-1).tolist() for name in R.COLORMAPS}
     offline = page.evaluate(
         """([b64, refs, opts, luts, base]) => {
@@ -171,7 +173,7 @@ READ_TILES = """() => { window.readTiles = () => Array.from(document.querySelect
 @pytest.mark.browser
 @pytest.mark.parametrize(("kind", "opts"), CASES[:4], ids=[f"{k}-{o.sign}-{o.cmap}-{o.clip}-{o.overlay}" for k, o in CASES[:4]])
 def test_a_compare_tile_draws_the_same_pixels_as_python(page: Any, kind: str, opts: DisplayOptions) -> None:
-    raws = [RawMap.from_map(_map(kind)), RawMap.from_map(_map("unsigned") * 3.0)]
+    raws = [RawMap.from_map(_map(kind)), RawMap.from_map(_map("single") * 3.0)]  # a single-plane tile after a two-plane one
     base = np.random.default_rng(12).integers(0, 256, (12, 16, 3), dtype=np.uint8)
     canvas = CompareCanvas()
     canvas.show_tiles([CompareTile("gradient", "Gradient", raws[0], None), CompareTile("occlusion", "Occlusion", raws[1], None),
