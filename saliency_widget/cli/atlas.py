@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import InputError
 from .sharded import add_dataset_arguments
 from .toolbox import split_list
-from .visualize import parse_channels
+from .visualize import add_optimisation_arguments, parse_channels
 
 __all__ = ["EXAMPLES", "add_parser", "run"]
 
@@ -43,10 +43,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=9, help="top images per filter (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=64, help="images per scan batch (default: %(default)s)")
     p.add_argument("--method", default="deconvnet", help="ReLU rule of the projections (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=128, help="feature visualization steps (default: %(default)s)")
-    p.add_argument("--size", type=int, default=None, help="feature visualization side (default: the model's input side)")
-    p.add_argument("--param", default="fourier", help="feature visualization parametrisation: pixel, fourier or maco (default: %(default)s)")
-    p.add_argument("--no-transforms", action="store_true", help="feature visualization without jitter/scale/rotation")
+    add_optimisation_arguments(p, steps=128)  # --steps, --size, --param, --no-transforms
     p.add_argument("--seed", type=int, default=0, help="seed of the visualizations and of sample:shapes (default: %(default)s)")
     p.add_argument("--title", default=None, help="page title (default: 'Atlas of MODEL')")
     p.add_argument("--restart", action="store_true", help="mine the index again (after changing --layers, --limit or the data)")
