@@ -300,7 +300,8 @@ class AnalysisPanel(W.VBox):
 
         ``"faithfulness"`` runs on the faithfulness panel's worker and returns at once;
         the others block and return their result (None after an error, which replaces the
-        old result).
+        old result, or after a cancel, which keeps it). The buttons run them through
+        :attr:`job` (:meth:`AnalysisJob.start <.analysisjob.AnalysisJob.start>`) on a worker thread.
         """
         if which == "faithfulness":
             self.faithfulness.run()
