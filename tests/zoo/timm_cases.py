@@ -92,32 +92,11 @@ MF = "timm.models.metaformer"
 MIX = "timm.models.mlp_mixer"
 # Known failures (issue 28's layout and default-layer work, as of the merge of a4bfe83): the family, then {check: reason}.
 XFAIL: dict[str, dict[str, str]] = {
-    "mobilevitv2": {
-        "twin": "MobileViT-v2's unfolded patches (N, C, pixels per patch, patches) are reported NCHW with the grid "
-        "(pixels, patches), e.g. stages.2.1.transformer.0.attn.qkv_proj: NCHW 4 x 24 at 64 x 96 px, 4 x 48 at 96 x 128 "
-        "(the 'grid' does not scale with the image: it is not one)",
-    },
-    "hiera": {
-        "default": "Hiera's mask-unit unroll / reroll is not followed (its blocks are 'ambiguous'): the default is patch_embed (tokens 16 x 16 x 16) "
-        "while the classifier pools 4 tokens of 128 channels",
-    },
-    "tiny_vit": {
-        "twin": "the window attention's tokens (stages.2/3 blocks' attn, norm, qkv, proj) are reported as a 14 x 14 / 7 x 7 "
-        "token grid at both twin sizes: the window (not the image) grid, read as the image's",
-    },
-    "davit": {
-        "twin": "the window attention's tokens (stages.2/3 attn, qkv, proj) are reported tokens on a 7 x 7 grid at 64 x 96 "
-        "and ambiguous at 96 x 128: a window's grid, read as the image's",
-    },
     "levit": {
         "gradcam": "the default Grad-CAM at stages.2.blocks.3 (tokens 384 x 2 x 2) is degenerate for the top-3 classes "
         "(maxima ~1e-6) in the tiny config",
         **{f"widget:{m}": "blank Grad-CAM map (maxima ~1e-6 at the default layer) and no one-line reason for it"
            for m in ("gradcam", "gradcampp", "xgradcam", "layercam")},
-    },
-    "efficientformerv2": {
-        "twin": "the talking-head attention maps (N, heads, T, T) are reported NCHW: stages.2.blocks.0.token_mixer."
-        "talking_head1/2 are NCHW 4 x 4 at 64 px but 9 x 9 at 96 px (T x T, not a grid: the 'grid' does not scale with the image)",
     },
 }
 
