@@ -168,7 +168,12 @@ def run(args: argparse.Namespace, methods: Sequence[str] | None, target: int | s
     where = resolve_shard("auto")
     try:
         model = read_model(args.model)
+        from .render import method_settings
+
         opts: dict[str, Any] = {"sign": args.sign, "cmap": args.cmap}
+        chosen = {k: v for k, v in method_settings(args).as_dict().items() if getattr(args, k, None) is not None}
+        if chosen:  # only what was given: the index lists it
+            opts["settings"] = chosen
         if args.faithfulness:
             opts["faithfulness"] = True
         if args.interactive:
