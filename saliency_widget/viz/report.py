@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..engine import Explainer, available_methods
+from ..engine import Explainer, available_methods, saliency
 from ..errors import InputError, SaliencyError
 from ..views.classes import check_methods, class_names
 from ..views.options import DisplayOptions
@@ -142,7 +142,8 @@ def render_report(
         from .interactive_report import interactive_report, preview_png
 
         captions = list(names) if names is not None else [Path(str(im)).name if isinstance(im, (str, Path)) else type(im).__name__ for im in images]
-        extra = _faithfulness_section(images, model, methods, target, captions, labels, transform, weights, processor) if faithfulness else ""
+        extra = _faithfulness_section(images, model, methods, target, captions, labels, transform, weights, processor,
+                                      sets) if faithfulness else ""
         page = interactive_report(
             images, model, methods=methods, target=target, labels=labels, transform=transform, weights=weights,
             processor=processor, names=captions, sign=sign, clip_percentile=clip_percentile, cmap=cmap, title=title,
@@ -191,7 +192,8 @@ def render_report(
             f"{probability_table(classes, probs, highlight=t)}</td></tr>"
         )
         if faithfulness:
-            rows_html.append(f'<tr><td colspan="2">{faithfulness_html(model, x, t, methods, classes[t])}</td></tr>')
+            opts = {m: sets.engine_options(m, x, io.mean, io.std) for m in methods}
+            rows_html.append(f'<tr><td colspan="2">{faithfulness_html(model, x, t, methods, classes[t], options=opts)}</td></tr>')
         del ex
     settings_html = settings_table(table)
     body = f"<h2>Settings</h2>{settings_html}<h2>Maps</h2><table>{''.join(rows_html)}</table>"
@@ -202,7 +204,7 @@ def render_report(
 
 def _faithfulness_section(
     images: Sequence[Any], model: nn.Module, methods: Sequence[str] | None, target: int | str | None, captions: Sequence[str],
-    labels: Sequence[str] | None, transform: Any, weights: Any, processor: Any,
+    labels: Sequence[str] | None, transform: Any, weights: Any, processor: Any, settings: MethodSettings,
 ) -> str:
     """Every image's faithfulness scoreboard and curves, as the static HTML below an interactive report's viewer."""
     io = describe_model(model, weights=weights, labels=labels, transform=transform, processor=processor)
@@ -217,11 +219,13 @@ def _faithfulness_section(
         resolved = resolve_target(target, classes, k)
         t = int(ex.probabilities[0].argmax()) if resolved is None else resolved
         del ex
-        parts.append(f"<h3>{html.escape(str(caption))}</h3>{faithfulness_html(model, x, t, chosen, classes[t])}")
+        opts = {m: settings.engine_options(m, x, io.mean, io.std) for m in chosen}
+        parts.append(f"<h3>{html.escape(str(caption))}</h3>{faithfulness_html(model, x, t, chosen, classes[t], options=opts)}")
     return "".join(parts)
 
 
-def faithfulness_html(model: nn.Module, x: torch.Tensor, target: int, methods: Sequence[str], label: str = "", steps: int = 20) -> str:
+def faithfulness_html(model: nn.Module, x: torch.Tensor, target: int, methods: Sequence[str], label: str = "", steps: int = 20,
+                      options: Mapping[str, Mapping[str, Any]] | None = None) -> str:
     """The faithfulness scoreboard of one image and its curves as inline SVG (no script).
 
     Parameters
@@ -236,6 +240,9 @@ def faithfulness_html(model: nn.Module, x: torch.Tensor, target: int, methods: S
         Methods to score; one that cannot run on the model is listed as n/a with the reason.
     label, steps
         Class name for the caption; perturbation steps per curve.
+    options
+        Engine options per method (the method settings, :meth:`MethodSettings.engine_options`);
+        the maps scored are computed with them.
     """
     from ..analysis.faithfulness import KINDS, RANDOM, deletion_insertion, merge_results
     from .curves import curve_color, faithfulness_svgs
@@ -245,7 +252,12 @@ def faithfulness_html(model: nn.Module, x: torch.Tensor, target: int, methods: S
     failed: dict[str, str] = {}
     for m in methods:
         try:
-            parts.append(deletion_insertion(model, x, methods=[m], target=target, steps=steps, reference=False))
+            opts = (options or {}).get(m)
+            if opts:  # the map the page shows, with the method's settings
+                scored = {m: saliency(model, x, target, m, **opts).detach()}
+                parts.append(deletion_insertion(model, x, maps=scored, target=target, steps=steps, reference=False))
+            else:
+                parts.append(deletion_insertion(model, x, methods=[m], target=target, steps=steps, reference=False))
         except SaliencyError as err:
             failed[m] = str(err).splitlines()[0]
     res = merge_results(parts)

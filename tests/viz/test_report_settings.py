@@ -7,6 +7,7 @@ and lists the setting; the command line offers one ``--<setting>`` per method se
 from __future__ import annotations
 
 import base64
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -114,3 +115,27 @@ def test_box_bounds_reach_the_engine_through_the_settings() -> None:
     assert opts["first"] == "zbox"
     torch.testing.assert_close(opts["low"].flatten(), torch.full((3,), -1.0))
     torch.testing.assert_close(opts["high"].flatten(), torch.full((3,), 1.0))
+
+
+def test_the_faithfulness_scoreboard_scores_the_maps_shown() -> None:
+    """With a setting, the scoreboard's LRP row is the deletion score of the map with that setting."""
+    from saliency_widget.analysis.faithfulness import deletion_insertion
+    from saliency_widget.viz.report import faithfulness_html
+
+    model = shapes_cnn()
+    io = describe_model(model)
+    x = io.transform(load_sample("shapes_star")).unsqueeze(0)
+    t = int(Explainer(model, x).probabilities[0].argmax())
+    opts = MethodSettings(lrp_composite="alpha_beta", lrp_alpha=3.0).engine_options("lrp", x, io.mean, io.std)
+    page = faithfulness_html(model, x, t, ["lrp"], "star", steps=4, options={"lrp": opts})
+    default = faithfulness_html(model, x, t, ["lrp"], "star", steps=4)
+    by_hand = deletion_insertion(model, x, maps={"lrp": torch.as_tensor(_lrp_by_hand(composite="alpha_beta", alpha=3.0))[None]},
+                                 target=t, steps=4)
+    (_, d, i, _s), = [r for r in by_hand.ranking(0) if r[0] == "lrp"]
+
+    def scores(board: str) -> list[str]:  # the LRP row's deletion and insertion AUCs, as printed
+        row = board.split(">lrp</td>", 1)[1].split("</tr>", 1)[0]
+        return re.findall(r">(-?\d\.\d{3})</td>", row)[:2]
+
+    assert scores(page) == [f"{d:.3f}", f"{i:.3f}"]
+    assert page != default
