@@ -21,12 +21,11 @@ from ..engine import available_methods, get_method
 from ..errors import InputError, OutOfDomainWarning, choices, warn_once
 from ..views.classes import check_methods
 from ..views.options import COLORMAPS, SIGNS
-from ..views.settings import MethodSettings, setting_specs
-from ..views.spec import check_value
+from .settings import add_setting_arguments, method_settings
 from .toolbox import MODEL_HELP, read_model
 
-__all__ = ["EPILOG", "WEIGHTS", "add_parser", "add_setting_arguments", "epilog", "looks_like_photo", "method_settings", "parse_methods",
-           "parse_target", "run", "warn_photos", "with_weights"]
+__all__ = ["EPILOG", "WEIGHTS", "add_parser", "epilog", "looks_like_photo", "parse_methods", "parse_target", "run", "warn_photos",
+           "with_weights"]
 
 _OUT_SUFFIXES = (".html", ".htm", ".png")
 
@@ -149,44 +148,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     r.add_argument("--list-samples", action="store_true", help="print the bundled sample names and exit")
     add_setting_arguments(r)
     return r
-
-
-def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
-    """One ``--<setting>`` per method setting of the explorer (``--lrp-composite``, ``--ig-steps``, ...), from their specs."""
-    group = parser.add_argument_group("method settings", "the explorer's method settings (docs/methods.md); each "
-                                      "applies to the methods it names, default: the explorer's default")
-    for spec in setting_specs():
-        flag = "--" + spec.name.replace("_", "-")
-        default = spec.default if spec.default != "" else "the engine's choice"
-        if spec.kind == "choice" and spec.choices:
-            group.add_argument(flag, dest=spec.name, default=None, choices=spec.choices, help=f"{spec.help} (default: {default})")
-        else:
-            what = "NAME" if spec.kind == "choice" else spec.kind.upper()
-            group.add_argument(flag, dest=spec.name, default=None, metavar=what,
-                               help=f"{spec.help}; {spec.what} in {spec.range_text} (default: {default})" if spec.kind in ("int", "float")
-                               else f"{spec.help} (default: {default})")
-
-
-def method_settings(args: argparse.Namespace) -> MethodSettings:
-    """The method settings given on the command line (the others at their defaults).
-
-    Raises
-    ------
-    InputError
-        A value that is not a number where one is expected, or out of its range (naming the flag).
-    """
-    given: dict[str, Any] = {}
-    for spec in setting_specs():
-        raw = getattr(args, spec.name, None)
-        if raw is None:
-            continue
-        flag = "--" + spec.name.replace("_", "-")
-        try:
-            value: Any = int(raw) if spec.kind == "int" else float(raw) if spec.kind == "float" else raw
-            given[spec.name] = check_value(spec, value) if spec.kind != "choice" or spec.choices else value
-        except (ValueError, InputError):
-            raise InputError(f"{flag} must be {spec.what} in {spec.range_text}, got {raw!r}") from None
-    return MethodSettings.of(given)
 
 
 def parse_methods(spec: str) -> list[str]:
