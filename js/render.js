@@ -39,6 +39,12 @@ export function prepareMap(plane, sign, clip) {
     const what = { positive: "positive part", negative: "negative part" }[sign] || "map";
     return { values: null, message: `the ${what} is all zeros; nothing to show`, vmax: 0 };
   }
+  let flat = n > 1;
+  for (let i = 1; i < n && flat; i++) if (m[i] !== m[0]) flat = false;
+  if (flat) { // one flat colour would look like a map (render.py prepare_map)
+    const what = { positive: "positive part", negative: "negative part", absolute: "map's magnitude" }[sign] || "map";
+    return { values: null, message: `the ${what} is the same at every pixel; nothing to show`, vmax: 0 };
+  }
   const mag = m.map(Math.abs);
   let vmax = percentile(mag, clip);
   if (vmax <= 0) vmax = mag.reduce((a, b) => Math.max(a, b), 0);

@@ -23,7 +23,10 @@ from .htmlparts import figure_html, html_document, img_tag, probability_table, s
 __all__ = ["EXPLORER_PANELS", "PANEL_CAPTIONS", "explorer_html", "readable_settings"]
 
 #: What each panel of the explorer shows, as the static page's captions.
-PANEL_CAPTIONS = {"input": "input", "map": "saliency map", "feature": "feature map", "projection": "projection to pixel space"}
+PANEL_CAPTIONS = {
+    "input": "input", "map": "saliency map", "feature": "feature map", "projection": "projection to pixel space",
+    "featviz": "what the unit wants (feature visualization)",
+}
 
 #: The state keys a reader has no use for (internal bookkeeping).
 _INTERNAL = ("version",)
@@ -103,7 +106,7 @@ def readable_settings(state: Mapping[str, Any], labels: Sequence[str] = (), pred
 
 
 #: The explorer's panels, in the order the HTML view shows them.
-EXPLORER_PANELS: tuple[str, ...] = ("input", "map", "feature", "projection")
+EXPLORER_PANELS: tuple[str, ...] = ("input", "map", "feature", "projection", "featviz")
 
 
 def explorer_html(
@@ -115,14 +118,16 @@ def explorer_html(
     status: str = "",
     title: str = "saliency-widget: explorer view",
     colorbars: Mapping[str, bytes | None] | None = None,
+    captions: Mapping[str, str] | None = None,
 ) -> str:
     """An explorer view (its panels with their colour scales, class probabilities and settings) as one offline HTML page.
 
     Parameters
     ----------
     panels
-        PNG bytes per panel name (``"input"``, ``"map"``, ``"feature"``, ``"projection"``);
-        other names are ignored, missing or empty ones fall back to ``messages``.
+        PNG bytes per panel name (``"input"``, ``"map"``, ``"feature"``, ``"projection"``,
+        ``"featviz"``: the feature visualization the explorer shows); other names are ignored,
+        missing or empty ones fall back to ``messages``.
     messages
         Per panel, why it shows no image (None when it does).
     labels
@@ -139,6 +144,9 @@ def explorer_html(
     colorbars
         PNG colour scale per map panel (``"map"``, ``"projection"``), drawn under its image
         (:func:`saliency_widget.viz.colorbar.colorbar`): what a colour means.
+    captions
+        Per panel, a caption replacing :data:`PANEL_CAPTIONS`' (the feature visualization's
+        objective, steps and value).
 
     Returns
     -------
@@ -148,7 +156,7 @@ def explorer_html(
     msgs: Mapping[str, str | None] = messages or {}
     bars: Mapping[str, bytes | None] = colorbars or {}
     figs = [
-        _panel_figure(panels.get(key), PANEL_CAPTIONS.get(key, key), msgs.get(key), bars.get(key))
+        _panel_figure(panels.get(key), (captions or {}).get(key) or PANEL_CAPTIONS.get(key, key), msgs.get(key), bars.get(key))
         for key in EXPLORER_PANELS
         if panels.get(key) or msgs.get(key)
     ]

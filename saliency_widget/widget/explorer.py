@@ -171,6 +171,7 @@ class Explorer(ExportMixin, W.VBox):
         self.method = self.methods[0]
         self.featpanel = FeaturePanel(self)  # "what excites this filter / this class" (widget/featpanel.py)
         self.ui.w_featviz.children = [self.featpanel]
+        self.featpanel.observe(lambda _c: self._saved_later(), names="shown")  # the saved view shows it too
         self._wire()
         # The first image is loaded and rendered synchronously, so explore() raises bad
         # input (e.g. labels of the wrong length) at once and the repr has a picture.

@@ -21,12 +21,13 @@ from saliency_widget.views.rawmap import RawMap
 from saliency_widget.viz import render as R
 from saliency_widget.viz.bundle import Packer
 from saliency_widget.widget.mapcanvas import CompareCanvas, MapCanvas
-from tests.browser.harness import browser_page
-from tests.helpers import REPO_ROOT
+from tests.browser.harness import js_modules_page
 
 PAGE = "<!doctype html><html><body><div id='host' style='width:224px'></div></body></html>"
 
-MOUNT = """async ([traits, b64]) => {
+def _mount_js(view: str, global_model: str, then: str) -> str:
+    """JS that mounts ``window.<view>`` (a front-end module) on a fake anywidget model holding the traits, then runs ``then``."""
+    return """async ([traits, b64]) => {
     const bytes = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
     const values = {...traits, planes: bytes(b64.planes), base: bytes(b64.base), luts: bytes(b64.luts)};
     const handlers = {};
@@ -34,13 +35,16 @@ MOUNT = """async ([traits, b64]) => {
                    off: () => {}, set: (k, v) => { values[k] = v; for (const f of handlers['change:' + k] || []) f(); }};
     const host = document.getElementById('host');
     host.textContent = '';
-    window.MV.default.render({model, el: host});
-    window.mvModel = model;
+    window.VIEW.default.render({model, el: host});
+    window.GLOBAL = model;
     await new Promise((r) => setTimeout(r, 0));
-    const c = host.querySelector('canvas.sw-mv-canvas');
+    THEN
+}""".replace("VIEW", view).replace("GLOBAL", global_model).replace("THEN", then)
+
+
+MOUNT = _mount_js("MV", "mvModel", """const c = host.querySelector('canvas.sw-mv-canvas');
     if (c.hidden) return {message: host.querySelector('.sw-mv-msg').textContent};
-    return {rgba: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data), h: c.height, w: c.width};
-}"""
+    return {rgba: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data), h: c.height, w: c.width};""")
 
 
 BINARY = ("planes", "base", "luts")
@@ -51,20 +55,10 @@ def _traits(canvas: Any) -> dict[str, Any]:
     return {k: getattr(canvas, k) for k in canvas.keys if k not in BINARY and not k.startswith("_") and k not in ("layout", "tabbable", "tooltip")}
 
 
-def _serve(body: str) -> Any:
-    return lambda route: route.fulfill(status=200, content_type="text/javascript", body=body)
-
-
 @pytest.fixture(scope="module")
 def page() -> Iterator[Any]:
-    with browser_page() as pg:
-        pg.route("http://sw.test/index.html", lambda r: r.fulfill(status=200, content_type="text/html", body=PAGE))
-        for name in ("viewer.js", "render.js", "planes.js", "panel.js", "map_view.js", "compare_view.js"):
-            body = (REPO_ROOT / "js" / name).read_text(encoding="utf-8")
-            pg.route(f"http://sw.test/{name}", _serve(body))
-        pg.goto("http://sw.test/index.html")
-        pg.evaluate("async () => { window.V = await import('/viewer.js'); window.MV = await import('/map_view.js');"
-                    " window.CV = await import('/compare_view.js'); }")
+    files = ("viewer.js", "render.js", "planes.js", "panel.js", "map_view.js", "compare_view.js")
+    with js_modules_page(PAGE, files, {"V": "viewer.js", "MV": "map_view.js", "CV": "compare_view.js"}) as pg:
         yield pg
 
 
@@ -167,19 +161,7 @@ def test_a_display_change_redraws_without_new_planes(page: Any) -> None:
     np.testing.assert_array_equal(np.asarray(got["rgba"], np.uint8).reshape(12, 16, 4)[..., :3], want.rgb)
 
 
-COMPARE_MOUNT = """async ([traits, b64]) => {
-    const bytes = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
-    const values = {...traits, planes: bytes(b64.planes), base: bytes(b64.base), luts: bytes(b64.luts)};
-    const handlers = {};
-    const model = {get: (k) => values[k], on: (e, f) => { for (const n of e.split(' ')) (handlers[n] ||= []).push(f); },
-                   off: () => {}, set: (k, v) => { values[k] = v; for (const f of handlers['change:' + k] || []) f(); }};
-    const host = document.getElementById('host');
-    host.textContent = '';
-    window.CV.default.render({model, el: host});
-    window.cvModel = model;
-    await new Promise((r) => setTimeout(r, 0));
-    return window.readTiles();
-}"""
+COMPARE_MOUNT = _mount_js("CV", "cvModel", "return window.readTiles();")
 
 READ_TILES = """() => { window.readTiles = () => Array.from(document.querySelectorAll('.sw-cv-tile')).map((t) => {
     const c = t.querySelector('canvas.sw-mv-canvas');

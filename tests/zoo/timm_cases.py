@@ -21,11 +21,28 @@ MID: Size = (64, 96)  # stride-32 models whose last stage must keep a grid large
 MID_TWIN: Size = (96, 128)
 
 
-def _live_head(m: nn.Module) -> nn.Module:
-    """Give a zero-initialised classifier (Hiera's) random weights: else every score and gradient is 0."""
-    head = m.get_classifier() if hasattr(m, "get_classifier") else None
-    if isinstance(head, nn.Linear) and not bool(head.weight.any()):
-        nn.init.normal_(head.weight, std=0.02)
+def _live(m: nn.Module) -> nn.Module:
+    """Give the weights timm initialises to zero or near it random values (seeded: the builders run in :func:`seeded_build`).
+
+    Else the checks compare zeros with zeros (or a few blocks' 1e-4 share of the signal):
+
+    - a zero classifier (``MlpMixer``'s and Hiera's ``head``: every score and gradient 0):
+      normal, std 0.02;
+    - ResMLP's layer scales ``ls1`` / ``ls2`` (1e-4: the blocks barely add to the residual
+      stream): 0.5, so that the token-mixing and channel blocks take part;
+    - gMLP's spatial-gating projection (std 1e-6, bias 1: a gate of ones that mixes no
+      tokens): normal, std 0.02, so that the tokens mix.
+    """
+    from timm.models.mlp_mixer import ResBlock, SpatialGatingUnit
+
+    for mod in m.modules():
+        if isinstance(mod, nn.Linear) and not bool(mod.weight.any()):
+            nn.init.normal_(mod.weight, std=0.02)
+        elif isinstance(mod, SpatialGatingUnit):
+            nn.init.normal_(mod.proj.weight, std=0.02)
+        elif isinstance(mod, ResBlock):
+            for ls in (mod.ls1, mod.ls2):
+                nn.init.constant_(ls, 0.5)
     return m
 
 
@@ -36,7 +53,7 @@ def timm_builder(model: str, fixed: bool, **kw: Any) -> Callable[[Size], nn.Modu
         import timm
 
         m = timm.create_model(model, pretrained=False, num_classes=10, **kw, **({"img_size": size} if fixed else {}))
-        return _live_head(m)
+        return _live(m)
 
     return build
 
@@ -66,7 +83,7 @@ def ccase(family: str, cls: str, size: Size = CNN, twin: Size = CNN_TWIN, *, fix
 
     def build(size_: Size) -> nn.Module:
         args = {k: _resolve(v) for k, v in kw.items()}
-        return _resolve(cls)(num_classes=10, **args, **({"img_size": size_} if fixed else {}))
+        return _live(_resolve(cls)(num_classes=10, **args, **({"img_size": size_} if fixed else {})))
 
     return Case(family, build, size, twin, xfail=XFAIL.get(family, {}), fixed_size=fixed)
 
@@ -75,10 +92,6 @@ MF = "timm.models.metaformer"
 MIX = "timm.models.mlp_mixer"
 # Known failures (issue 28's layout and default-layer work, as of the merge of a4bfe83): the family, then {check: reason}.
 XFAIL: dict[str, dict[str, str]] = {
-    "repvgg": {
-        "widget:occlusion": "the occlusion map of repvgg_a0 (32 x 48 px) is blank (no structure) and the explorer shows "
-        "no one-line reason for it (messages['map'] is None): outside the layout work, reported",
-    },
     "mobilevitv2": {
         "twin": "MobileViT-v2's unfolded patches (N, C, pixels per patch, patches) are reported NCHW with the grid "
         "(pixels, patches), e.g. stages.2.1.transformer.0.attn.qkv_proj: NCHW 4 x 24 at 64 x 96 px, 4 x 48 at 96 x 128 "
@@ -88,12 +101,6 @@ XFAIL: dict[str, dict[str, str]] = {
         "default": "Hiera's mask-unit unroll / reroll is not followed (its blocks are 'ambiguous'): the default is patch_embed (tokens 16 x 16 x 16) "
         "while the classifier pools 4 tokens of 128 channels",
     },
-    # found by the first full CI run of the sweep (after the layout work), not yet fixed:
-    **{fam: {
-        "gradient": f"{fam} in its tiny config gives an all-zero gradient with plain autograd too (timm zero-initialises "
-        "its classifier and the blocks' last projections), so the check cannot compare anything",
-        "gradcam": f"{fam}: every class's Grad-CAM is zero for the same reason (the zero-initialised head)",
-    } for fam in ("mlp_mixer", "resmlp", "gmlp")},
     "tiny_vit": {
         "twin": "the window attention's tokens (stages.2/3 blocks' attn, norm, qkv, proj) are reported as a 14 x 14 / 7 x 7 "
         "token grid at both twin sizes: the window (not the image) grid, read as the image's",
