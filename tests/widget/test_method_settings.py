@@ -250,3 +250,17 @@ def test_the_exports_use_the_lrp_settings(w: Explorer) -> None:
     # the page holds the explorer's map: the same planes (the same quantisation, to the bit)
     np.testing.assert_array_equal(decode(built.payload, ref["sum"]), shown.plane("signed"))
     np.testing.assert_array_equal(decode(built.payload, ref["abs"]), shown.plane("absolute"))
+
+
+def test_lrp_epsilon_is_a_log_slider_that_widens_to_a_value_set_from_python(w: Explorer) -> None:
+    import ipywidgets as W
+
+    ctrl = w.ui.w_lrp_epsilon
+    assert isinstance(ctrl, W.FloatLogSlider) and (ctrl.min, ctrl.max, ctrl.base) == (-9.0, 0.0, 10.0)
+    assert ctrl.value == w.lrp_epsilon == 1e-6
+    w.lrp_epsilon = 50.0  # valid (up to 100), beyond the decades the slider offers: it widens
+    assert ctrl.max == 2.0 and ctrl.value == 50.0
+    w.lrp_epsilon = 1e-12
+    assert ctrl.min == -12.0 and ctrl.value == 1e-12
+    ctrl.value = 1e-3
+    assert w.lrp_epsilon == 1e-3 and w.state()["lrp_epsilon"] == 1e-3
