@@ -14,7 +14,7 @@ import argparse
 from typing import Any
 
 from ..errors import InputError
-from .toolbox import MODEL_HELP, read_model, split_list
+from .toolbox import MODEL_HELP, split_list
 from .visualize import parse_channels
 
 __all__ = ["EXAMPLES", "add_parser", "run"]
@@ -59,48 +59,25 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Build the atlas as ``args`` say; print a summary on rank 0."""
-    import os
-
-    import torch
-
-    from ..analysis.shards import resolve_shard
     from ..atlas import build_atlas
-    from ..data.folders import ImageFolderData, SceneStream
-    from ..viz.modelio import describe_model
+    from .sharded import dataset_job
 
     layers = split_list(args.layers, "--layers", "layer key")
-    if args.limit is not None and args.limit < 1:
-        raise InputError(f"--limit must be a positive int, got {args.limit}")
     for name in ("steps", "k", "batch_size", "scene_size"):
         if getattr(args, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be a positive int, got {getattr(args, name)}")
-    where = resolve_shard("auto")
-    try:
-        model = read_model(args.model)
-        device = args.device or (f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu")
-        model = model.to(device)
-        io = describe_model(model)
-        if args.data == "sample:shapes":
-            data: Any = SceneStream(args.limit or 1024, io.transform, size=args.scene_size, seed=args.seed)
-        elif args.data.startswith("sample:"):
-            raise InputError(f"--data {args.data!r}: the only bundled stream is sample:shapes")
-        else:
-            data = ImageFolderData(args.data, io.transform)
+    with dataset_job(args) as job:
         channels = None
         if args.channels is not None:
             # the syntax here; the range per layer in build_atlas (its message names the layer and its channel count)
             ends = [int(v) for item in split_list(args.channels, "--channels", "channel") for v in item.split("-") if v.strip().isdigit()]
             channels = parse_channels(args.channels, max(ends, default=0) + 1)
         atlas = build_atlas(
-            model, data, layers, args.out, index=args.index, channels=channels, limit=args.limit, spec=args.model, data_name=args.data,
-            title=args.title, k=args.k, batch_size=args.batch_size, method=args.method, steps=args.steps, size=args.size,
-            param=args.param, seed=args.seed, transforms=not args.no_transforms, shard=where, restart=args.restart, progress=not args.quiet,
+            job.model, job.data, layers, args.out, index=args.index, channels=channels, limit=args.limit, spec=args.model,
+            data_name=args.data, title=args.title, k=args.k, batch_size=args.batch_size, method=args.method, steps=args.steps,
+            size=args.size, param=args.param, seed=args.seed, transforms=not args.no_transforms, shard=job.where,
+            restart=args.restart, progress=not args.quiet,
         )
-        if where.rank == 0:
+        if job.where.rank == 0:
             print(atlas.summary())
-    finally:
-        if where.distributed:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
     return 0

@@ -11,10 +11,8 @@ crash (or ``kill -9``) resumes from the last checkpoint. Errors are one line on 
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from ..errors import InputError
-from .toolbox import MODEL_HELP, Parser, read_model, run_reporting, split_list
+from .toolbox import MODEL_HELP, Parser, run_reporting, split_list
 
 __all__ = ["add_arguments", "main", "run"]
 
@@ -49,33 +47,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Mine as ``args`` say; print a summary on rank 0."""
-    import os
-
-    import torch
-
     from ..analysis.index import preprocessing_identity
     from ..analysis.mining import mine
-    from ..analysis.shards import resolve_shard
-    from ..data.folders import ImageFolderData, SceneStream
-    from ..viz.modelio import describe_model
+    from .sharded import dataset_job
 
     layers = split_list(args.layers, "--layers", "layer key")
-    if args.limit is not None and args.limit < 1:  # before the model loads (sample:shapes would read 0 as "the default")
-        raise InputError(f"--limit must be a positive int, got {args.limit}")
-    where = resolve_shard("auto")
-    try:
-        model = read_model(args.model)
-        device = args.device or (f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu")
-        model = model.to(device)
-        io = describe_model(model)
-        if args.data == "sample:shapes":
-            data: Any = SceneStream(args.limit or 1024, io.transform, size=args.scene_size, seed=args.seed)
-        elif args.data.startswith("sample:"):
-            raise InputError(f"--data {args.data!r}: the only bundled stream is sample:shapes")
-        else:
-            data = ImageFolderData(args.data, io.transform)
+    with dataset_job(args) as job:
+        io, where = job.io, job.where
         index = mine(
-            model, data, layers, args.out, k=args.k, batch_size=args.batch_size, limit=args.limit,
+            job.model, job.data, layers, args.out, k=args.k, batch_size=args.batch_size, limit=args.limit,
             checkpoint_every=args.checkpoint_every, num_workers=args.workers, method=args.method,
             project_batch=args.project_batch, preprocessing=preprocessing_identity(io.transform, io.mean, io.std),
             mean=io.mean, std=io.std, shard=where, restart=args.restart, progress=not args.quiet,
@@ -84,11 +64,6 @@ def run(args: argparse.Namespace) -> int:
             t = index.manifest.get("timing", {})
             print(f"wrote {args.out}: {len(index.layers)} layer(s), top-{index.k}; scan {t.get('scan_s', 0):.1f} s, "
                   f"projections {t.get('project_s', 0):.1f} s on {where.world} process(es)")
-    finally:
-        if where.distributed:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
     return 0
 
 

@@ -48,6 +48,8 @@ from torch.overrides import TorchFunctionMode
 from torch.utils.weak import WeakIdKeyDictionary
 
 from ..errors import LayerError
+from . import axes as ax
+from . import layout_ops as ops
 from .axes import Axes, Factor, canonical, combine, einsum_axes, fits, index_axes, kept_axes, matmul_axes, reshape_axes
 
 __all__ = [
@@ -199,53 +201,12 @@ def from_nchw(t: torch.Tensor, layout: Layout) -> torch.Tensor:
 
 # ---------------------------------------------------------------------------- the tracker
 
-_PERMUTES: frozenset[Callable[..., Any]] = frozenset(
-    {
-        torch.permute, torch.Tensor.permute,
-        torch.transpose, torch.Tensor.transpose, torch.swapaxes, torch.Tensor.swapaxes,
-        torch.swapdims, torch.Tensor.swapdims,
-        torch.movedim, torch.Tensor.movedim, torch.moveaxis, torch.Tensor.moveaxis,
-    }
-)  # fmt: skip
-_RESHAPES: frozenset[Callable[..., Any]] = frozenset(
-    {
-        torch.reshape, torch.Tensor.reshape, torch.Tensor.view, torch.flatten, torch.Tensor.flatten,
-        torch.unflatten, torch.Tensor.unflatten, torch.Tensor.view_as, torch.Tensor.reshape_as,
-        torch.squeeze, torch.Tensor.squeeze, torch.unsqueeze, torch.Tensor.unsqueeze,
-    }
-)  # fmt: skip
-_CATS: frozenset[Callable[..., Any]] = frozenset({torch.cat, torch.concat, torch.concatenate})
-_MATMULS: frozenset[Callable[..., Any]] = frozenset(
-    {torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm, torch.Tensor.bmm}
-)
-_UNBINDS: frozenset[Callable[..., Any]] = frozenset({torch.unbind, torch.Tensor.unbind})
-# a convolution's output is (N, C, H, W) on its own grid, whatever its input went through
-_CONVS: frozenset[Callable[..., Any]] = frozenset({torch.conv2d, torch.conv_transpose2d})
-_SDPA = torch.nn.functional.scaled_dot_product_attention
-_UNFOLD = torch.nn.functional.unfold
-_PRIMES = (2, 3, 5, 7, 11, 13, 17, 19)
-
-
 def _tensors(values: Any) -> Iterator[torch.Tensor]:
     for v in values:
         if isinstance(v, torch.Tensor):
             yield v
         elif isinstance(v, (list, tuple)):
             yield from (u for u in v if isinstance(u, torch.Tensor))
-
-
-def _permutation(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], rank: int) -> tuple[int, ...] | None:
-    """The axis permutation a permute / transpose / movedim call applies (output axis i = input axis p[i])."""
-    # Replay the call on a meta tensor whose axes have distinct sizes: exact for every signature.
-    probe = torch.empty(_PRIMES[:rank], device="meta")
-    try:
-        if args:
-            shape = func(probe, *args[1:], **kwargs).shape
-        else:
-            shape = func(**{**kwargs, "input": probe}).shape
-    except (RuntimeError, TypeError, ValueError, IndexError):  # an unusual signature: no evidence, not an error
-        return None
-    return tuple(_PRIMES.index(s) for s in shape)
 
 
 def _axes_of(layout: Layout, shape: Sequence[int]) -> Axes | None:
@@ -357,25 +318,27 @@ class LayoutTracker(TorchFunctionMode):
         src: torch.Tensor | None = first if isinstance(first, torch.Tensor) else None
         src_layout = self._known(src)
         out = outs[0]
-        if func in _CONVS:
+        if func in ops.CONVS:
+            axes = self._axes(src)
+            kept = None if axes is None else ax.conv_axes(axes, out.shape)  # an input whose last axes are no grid
             ok = out.dim() == 4 and out.shape[0] == self._batch
-            self._tag(out, Layout("NCHW", (int(out.shape[2]), int(out.shape[3]))) if ok else None)
-        elif func in _MATMULS or func is _SDPA or func is torch.einsum:
+            self._tag(out, None if not ok else self._layout(kept) if kept is not None else Layout("NCHW", (int(out.shape[2]), int(out.shape[3]))))
+        elif func in ops.MATMULS or func is ops.SDPA or func is torch.einsum:
             self._tag(out, self._layout(self._product_axes(func, args, kwargs, out)))
         elif src is None or src_layout is None:
-            if func in _CATS:
+            if func in ops.CATS:
                 self._tag(out, self._cat(args, kwargs, out))
             else:
                 for o in outs:
                     self._tag(o, self._kept(o, tagged))
-        elif func in _PERMUTES:
-            perm = _permutation(func, args, kwargs, src.dim())
+        elif func in ops.PERMUTES:
+            perm = ops.permutation(func, args, kwargs, src.dim())
             axes = _axes_of(src_layout, src.shape)
             self._tag(out, None if perm is None or axes is None else self._layout(tuple(axes[i] for i in perm)))
-        elif func in _RESHAPES:
+        elif func in ops.RESHAPES:
             axes = _axes_of(src_layout, src.shape)
             self._tag(out, None if axes is None else self._layout(reshape_axes(axes, out.shape)))
-        elif func in _UNBINDS:
+        elif func in ops.UNBINDS:
             dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
             axes = _axes_of(src_layout, src.shape)
             if axes is not None and isinstance(dim, int):
@@ -384,8 +347,17 @@ class LayoutTracker(TorchFunctionMode):
                     self._tag(o, self._layout(rest))
         elif func is torch.Tensor.__getitem__:
             self._tag(out, self._index(src, src_layout, args[1], out))
-        elif func is _UNFOLD and src_layout.kind == "NCHW":
-            self._tag(out, _unfolded(src, args, kwargs, out))
+        elif func is ops.UNFOLD and src_layout.kind == "NCHW":
+            grid = ops.unfold_grid(src.shape, args, kwargs, out.shape)
+            self._tag(out, None if grid is None else Layout("NCL", grid))
+        elif func in ops.PADS:
+            widths, axes = ops.pad_widths(args, kwargs), _axes_of(src_layout, src.shape)
+            self._tag(out, None if widths is None or axes is None else self._layout(ax.pad_axes(axes, widths)))
+        elif func in ops.REDUCTIONS and (out.dim() != src.dim() or src_layout.kind == "axes"):
+            dims, axes = ops.reduced_dims(args, kwargs, src.dim(), out.dim()), _axes_of(src_layout, src.shape)
+            for o in outs:  # (values, indices) of a max over a dim
+                keep = dims is None or axes is None  # an elementwise max(a, b), a reduction to a scalar
+                self._tag(o, self._kept(o, tagged) if keep else self._layout(ax.reduce_axes(axes, dims, out.dim() == src.dim())))  # type: ignore[arg-type]
         else:
             for o in outs:
                 self._tag(o, self._kept(o, tagged))
@@ -393,14 +365,14 @@ class LayoutTracker(TorchFunctionMode):
     def _product_axes(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], out: torch.Tensor) -> Axes | None:
         """Axes of a matmul, an attention or an einsum output."""
         if func is torch.einsum:
-            eq, *ops = args if args else (kwargs.get("equation"), *kwargs.get("operands", ()))
-            if len(ops) == 1 and isinstance(ops[0], (list, tuple)):
-                ops = list(ops[0])
-            if not isinstance(eq, str) or not all(isinstance(o, torch.Tensor) for o in ops):
+            eq, *operands = args if args else (kwargs.get("equation"), *kwargs.get("operands", ()))
+            if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+                operands = list(operands[0])
+            if not isinstance(eq, str) or not all(isinstance(o, torch.Tensor) for o in operands):
                 return None
-            axes = [self._axes(o) for o in ops]
-            return einsum_axes(eq, axes, [o.shape for o in ops], out.shape)
-        if func is _SDPA:
+            axes = [self._axes(o) for o in operands]
+            return einsum_axes(eq, axes, [o.shape for o in operands], out.shape)
+        if func is ops.SDPA:
             q, v = (args[0] if args else kwargs.get("query")), (args[2] if len(args) > 2 else kwargs.get("value"))
             qa, va = self._axes(q), self._axes(v)
             if qa is None or va is None:
@@ -417,9 +389,12 @@ class LayoutTracker(TorchFunctionMode):
 
     def _index(self, src: torch.Tensor, layout: Layout, index: Any, out: torch.Tensor) -> Layout | None:
         if layout.kind == "tokens":
-            return _token_slice(layout, index, src.shape, out.shape)
-        if layout.kind in ("NCHW", "NHWC") and out.dim() == src.dim():
-            return self._kept(out, [(src, layout)])  # a crop or a strided subsampling: a new grid
+            prefix = ops.token_slice_prefix(layout.prefix, index, src.shape, out.shape)
+            return None if prefix is None else Layout("tokens", layout.grid, prefix)
+        if self._grid_kind(src, layout, out) in ("NCHW", "NHWC") and out.dim() == src.dim():
+            # a crop or a strided subsampling of a grid: a new grid, unless the crop removes a padding exactly
+            unpadded = None if layout.kind != "axes" else self._layout(index_axes(layout.axes, index, out.shape))  # type: ignore[arg-type]
+            return unpadded if unpadded is not None and unpadded.kind != "axes" else self._kept(out, [(src, layout)])
         axes = _axes_of(layout, src.shape)
         return None if axes is None else self._layout(index_axes(axes, index, out.shape))
 
@@ -442,9 +417,9 @@ class LayoutTracker(TorchFunctionMode):
         """Layout of the output of a rank-keeping op (norm, linear, conv, add, pad, roll, slice, split...)."""
         rank = out.dim()
         same = [(t, lay) for t, lay in tagged if t.dim() == rank and t.shape[0] == out.shape[0] and lay.kind != "flat"]
-        kinds = {lay.kind for _, lay in same}
+        kinds = {self._grid_kind(t, lay, out) for t, lay in same}
         if kinds and kinds <= {"NCHW", "NHWC"} and len(kinds) == 1:
-            # a pooling, a strided slice or a padding of a grid: the same layout on the output's grid
+            # a pooling or a strided slice of a grid (padded or not): the same layout on the output's grid
             kind = kinds.pop()
             return Layout(kind, (int(out.shape[2]), int(out.shape[3])) if kind == "NCHW" else (int(out.shape[1]), int(out.shape[2])))
         per = []
@@ -457,6 +432,14 @@ class LayoutTracker(TorchFunctionMode):
         # a residual add of a grid and a branch not on it (MLP-Mixer's token mixing): the output is on the grid
         named = {lay for lay in (self._layout(combine([p], out.shape)) for p in per) if lay is not None and lay.kind != "axes"}
         return named.pop() if len(named) == 1 else None
+
+    def _grid_kind(self, t: torch.Tensor, lay: Layout, out: torch.Tensor) -> str:
+        """NCHW / NHWC for a grid, and for a padded grid whose size ``out`` changes (a pooling after a padding); else the kind."""
+        named = canonical(lay.axes, self._batch, padded=True) if lay.kind == "axes" and lay.axes is not None else None
+        if named is not None and named[0] in ("NCHW", "NHWC") and out.dim() == 4:
+            at = slice(2, 4) if named[0] == "NCHW" else slice(1, 3)
+            return named[0] if t.shape[at] != out.shape[at] else lay.kind
+        return lay.kind
 
     # -------------------------------------------------------------- reading
     def layout_of(self, t: torch.Tensor) -> Layout:
@@ -481,35 +464,3 @@ class LayoutTracker(TorchFunctionMode):
         if lay is None or lay.kind not in SPATIAL_LAYOUTS or int(t.shape[0]) != self._batch:
             return AMBIGUOUS
         return lay
-
-
-def _unfolded(src: torch.Tensor, args: tuple[Any, ...], kwargs: dict[str, Any], out: torch.Tensor) -> Layout | None:
-    """``F.unfold`` (im2col) of an NCHW tensor: ``(N, C * kh * kw, L)`` over the grid of patch positions (NCL)."""
-    names = ("kernel_size", "dilation", "padding", "stride")
-    given = {**dict(zip(names, args[1:])), **kwargs}
-    pairs = []
-    for name, default in zip(names, (None, 1, 0, 1)):
-        v = given.get(name, default)
-        v = (v, v) if isinstance(v, int) else tuple(v) if isinstance(v, (tuple, list)) else None
-        if v is None or len(v) != 2:
-            return None
-        pairs.append(v)
-    (k, d, p, s) = pairs
-    grid = tuple((int(src.shape[2 + i]) + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2))
-    return Layout("NCL", grid) if out.dim() == 3 and grid[0] * grid[1] == out.shape[2] else None  # type: ignore[arg-type]
-
-
-def _token_slice(layout: Layout, index: Any, src: Sequence[int], out: Sequence[int]) -> Layout | None:
-    """``x[:, k:]`` drops ``k`` prefix tokens; ``x[..., a:b]`` keeps the tokens; anything else: no layout."""
-    if len(out) != 3:
-        return None
-    if out[1] == src[1]:
-        return layout
-    idx = index if isinstance(index, tuple) else (index,)
-    full = slice(None)
-    if len(idx) >= 2 and idx[0] == full and isinstance(idx[1], slice) and all(i == full for i in idx[2:]):
-        s = idx[1]
-        start = s.start or 0
-        if s.stop is None and s.step in (None, 1) and isinstance(start, int) and 0 <= start <= layout.prefix:
-            return Layout("tokens", layout.grid, layout.prefix - start)
-    return None

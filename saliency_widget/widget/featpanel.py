@@ -26,6 +26,7 @@ from typing import Any
 import ipywidgets as W
 import numpy as np
 import torch
+import traitlets
 from PIL import Image
 
 from ..errors import Cancelled, SaliencyError
@@ -106,6 +107,12 @@ class FeatResult:
     visualization: Visualization
     seconds: float
 
+    @property
+    def title(self) -> str:
+        """The short title of the image in the explorer's exports (``"what excites filter 3 of features.relu5"``)."""
+        req = self.request
+        return f"what excites {req.label}" if req.kind == "filter" else f"what the model sees as {req.label}"
+
 
 def compute_visualization(
     model: torch.nn.Module, model_io: ModelIO, request: FeatRequest, progress: Any = None, seed: int = 0
@@ -167,6 +174,9 @@ class FeaturePanel(W.VBox):
     steps, size
         Optimisation steps and image side of each visualization.
     """
+
+    #: The caption of the image shown ("" before the first): the explorer observes it to refresh its saved view.
+    shown = traitlets.Unicode("")
 
     def __init__(self, explorer: Any, *, steps: int = STEPS, size: int = SIZE) -> None:
         self._explorer = explorer
@@ -286,6 +296,7 @@ class FeaturePanel(W.VBox):
         self.w_image.value = res.png
         self.w_caption.value = f"<small>{html.escape(res.caption)}</small>"
         self.w_progress.layout.display = "none"
+        self.shown = res.caption
 
     def _show_error(self, exc: BaseException) -> None:
         self.served.append(("?" if self._req is None else self._req.label, f"error: {exc}"))

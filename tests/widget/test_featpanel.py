@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 import time
 from collections.abc import Iterator
+from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from saliency_widget.engine import Explainer
 from saliency_widget.models import shapes_cnn
+from saliency_widget.views.pipeline import PANEL
 from saliency_widget.widget import explore
 from saliency_widget.widget.explorer import Explorer
-from saliency_widget.widget.featpanel import SIZE, STEPS, FeatRequest, FeaturePanel
-from tests.helpers import assert_unchanged, snapshot
+from saliency_widget.widget.featpanel import SIZE, STEPS, FeatRequest, FeatResult, FeaturePanel
+from tests.helpers import assert_unchanged, cnn_explorer, snapshot
 
 LAYER = "features.relu5"
 
@@ -126,3 +130,68 @@ def test_the_explorer_renders_while_a_visualization_runs(explorer: Explorer) -> 
         panel.close()  # stops at its next step
     finally:
         panel.close()
+
+
+# ---------------------------------------------------------------- exports carry what the panel shows
+@pytest.fixture
+def shown_explorer(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Explorer, list[tuple[str, dict[str, Any]]]]]:
+    """A tiny-net explorer displayed in a fake notebook (its saved view's displays and updates are logged)."""
+    import IPython.display
+
+    log: list[tuple[str, dict[str, Any]]] = []
+
+    class Handle:
+        def update(self, data: dict[str, Any], raw: bool, metadata: dict[str, Any]) -> None:
+            log.append(("update", data))
+
+    def display(data: dict[str, Any], raw: bool = False, metadata: dict[str, Any] | None = None, display_id: Any = None) -> Any:
+        log.append(("display", data))
+        return Handle() if display_id else None
+
+    monkeypatch.setattr(IPython.display, "display", display)
+    w = cnn_explorer()
+    w._ipython_display_()
+    try:
+        yield w, log
+    finally:
+        w.close()
+
+
+def _visualize_filter(w: Explorer, channel: int) -> FeatResult:
+    req = FeatRequest("filter", str(w.layer), channel, f"filter {channel} of {w.layer}", 6, 24)
+    w.featpanel.request(req)
+    assert w.featpanel.wait(120) and w.wait(60)
+    res = w.featpanel.result
+    assert res is not None and res.request == req
+    return res
+
+
+def test_to_png_adds_the_shown_visualization_as_a_fifth_titled_panel(shown_explorer: tuple[Explorer, list[Any]]) -> None:
+    w, _ = shown_explorer
+    before = np.asarray(_png(w.to_png()).convert("RGB"))
+    res = _visualize_filter(w, 1)
+    after = np.asarray(_png(w.to_png()).convert("RGB"))
+    # one more 224 px panel and its 6 px gap, same height
+    assert after.shape == (before.shape[0], before.shape[1] + PANEL + 6, 3)
+    # its pixels: the panel's PNG scaled to the panel size (nearest), at the right end under the title row
+    tile = np.asarray(_png(res.png).convert("RGB").resize((PANEL, PANEL), Image.Resampling.NEAREST))
+    np.testing.assert_array_equal(after[6 + 14 : 6 + 14 + PANEL, -6 - PANEL : -6], tile)
+    np.testing.assert_array_equal(after[:, : before.shape[1] - 6], before[:, : before.shape[1] - 6])  # the others unchanged
+
+
+def test_to_html_shows_the_visualization_with_its_caption(shown_explorer: tuple[Explorer, list[Any]]) -> None:
+    w, _ = shown_explorer
+    assert "what the unit wants" not in w.to_html()  # nothing shown yet: no empty figure
+    res = _visualize_filter(w, 2)
+    page = w.to_html()
+    assert f"data:image/png;base64,{base64.b64encode(res.png).decode()}" in page
+    assert html.escape(res.caption) in page and f"channel(&#x27;{w.layer}&#x27;, 2)" in page
+
+
+def test_the_saved_view_follows_a_new_visualization(shown_explorer: tuple[Explorer, list[Any]]) -> None:
+    w, log = shown_explorer
+    res = _visualize_filter(w, 3)
+    updates = [d for kind, d in log if kind == "update"]
+    assert updates, "the saved view was not refreshed after the visualization showed"
+    assert base64.b64decode(updates[-1]["image/png"]) == w.to_png()
+    assert res.title in updates[-1]["text/plain"] and res.title == f"what excites filter 3 of {w.layer}"
