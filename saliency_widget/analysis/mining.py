@@ -45,9 +45,8 @@ def _base(data: Any) -> Any:
 
 def _length(data: Any) -> int | None:
     """``len`` of the data (images of a dataset, batches of a list), for its identity; None without one."""
-    sized: Any = data.dataset if isinstance(data, torch.utils.data.DataLoader) else data
     try:
-        return len(sized)
+        return len(_base(data))
     except TypeError:
         return None
 

@@ -132,7 +132,27 @@ def check_out(out: Path) -> None:
 
 
 def check_config(out: Path, config: dict[str, Any], restart: bool, shard: Shard) -> None:
-    """Refuse to mix runs: a different model is a ModelError, other options an InputError."""
+    """Refuse to mix runs: a different model is a ModelError, other options an InputError.
+
+    Parameters
+    ----------
+    out
+        The index folder.
+    config
+        This run's identity: ``model``, ``preprocessing``, ``data``, ``layers``, ``k``,
+        ``batch_size``, ``limit``, ``method``; recorded in ``.mining/config.json`` for a new run.
+    restart
+        Delete a previous run or index at ``out`` first (rank 0, between barriers).
+    shard
+        This process's shard (every rank calls it; rank 0 writes).
+
+    Raises
+    ------
+    ModelError
+        ``out`` holds a run or index of another model.
+    InputError
+        ``out`` holds a run with other options or of other data, or a corrupt manifest.
+    """
     cfg_path = out / ".mining" / "config.json"
     man_path = out / "manifest.json"
     if restart:

@@ -109,7 +109,15 @@ class ExportMixin:
             ("feature", f"{self.layer} filter {self.channel}"), ("projection", "projection"),
             ("featviz", shown.title if shown is not None else ""),
         ]
-        return view_png(panels, self.messages, titled)
+        # the map panels with their colour scales, drawn from the view model as the widget draws them
+        last, opts = self._last, self.display_options
+        scales: dict[str, tuple[str, float, str]] = {}
+        if last is not None:
+            for panel in last.maps:
+                drawn = last.render(panel, opts)
+                if drawn.rgb is not None:
+                    scales[panel] = (opts.sign, drawn.vmax, opts.cmap)
+        return view_png(panels, self.messages, titled, scales)
 
     def to_html(self, path: str | Path | None = None, interactive: bool = False, **options: Any) -> str:
         """The current view as one self-contained HTML page (loads nothing from the network), also written to ``path``.
