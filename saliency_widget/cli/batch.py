@@ -24,6 +24,7 @@ from torch import nn
 
 from ..errors import InputError, SaliencyError
 from ..models import load_model
+from .settings import method_settings
 from .toolbox import one_line, read_model
 
 __all__ = ["render_folder", "run"]
@@ -168,6 +169,9 @@ def run(args: argparse.Namespace, methods: Sequence[str] | None, target: int | s
     with process_group() as where:
         model = read_model(args.model)
         opts: dict[str, Any] = {"sign": args.sign, "cmap": args.cmap}
+        chosen = {k: v for k, v in method_settings(args).as_dict().items() if getattr(args, k, None) is not None}
+        if chosen:  # only what was given: the index lists it
+            opts["settings"] = chosen
         if args.faithfulness:
             opts["faithfulness"] = True
         if args.interactive:

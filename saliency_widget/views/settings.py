@@ -9,7 +9,7 @@ the exports are generated from these declarations, as for :class:`~.options.Disp
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ from ..engine import LayerInfo, method_label
 from ..engine.cam import CAM_METHODS
 from ..engine.layouts import SPATIAL_LAYOUTS
 from ..engine.lrprules import COMPOSITES, FIRST_RULES
+from ..errors import InputError, choices
 from .spec import Spec, check_value, setting, specs_of
 
 __all__ = [
@@ -126,6 +127,23 @@ class MethodSettings:
     def as_dict(self) -> dict[str, Any]:
         """The settings as a JSON-able dict."""
         return asdict(self)
+
+    @classmethod
+    def of(cls, value: MethodSettings | Mapping[str, Any] | None) -> MethodSettings:
+        """``value`` as settings: itself, a dict of some fields (the others keep their defaults), or None (all defaults).
+
+        Raises
+        ------
+        InputError
+            A key that is no setting (the valid names listed), or a bad value.
+        """
+        if isinstance(value, MethodSettings):
+            return value
+        given = dict(value or {})
+        unknown = sorted(set(given) - set(cls.names()))
+        if unknown:
+            raise InputError(f"unknown method setting(s) {unknown}; expected names from {choices(cls.names())}")
+        return cls(**given)
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

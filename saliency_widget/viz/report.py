@@ -10,7 +10,7 @@ the PNG is one grid. The page pieces and the explorer's static page
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..engine import Explainer, available_methods
+from ..engine import Explainer, available_methods, saliency
 from ..errors import InputError, SaliencyError
 from ..views.classes import check_methods, class_names
 from ..views.options import DisplayOptions
+from ..views.settings import MethodSettings, settings_text
 from . import render as R
 from .bundle import BundleSize
 from .explorer_page import explorer_html
@@ -87,6 +88,7 @@ def render_report(
     names: Sequence[str] | None = None,
     faithfulness: bool = False,
     interactive: bool = False,
+    settings: MethodSettings | Mapping[str, Any] | None = None,
     **interactive_options: Any,
 ) -> Report:
     """Maps of each image for each method, as a self-contained HTML page and a PNG grid.
@@ -115,6 +117,11 @@ def render_report(
     faithfulness
         Also score each image's maps: the deletion / insertion scoreboard and curves as
         inline SVG (:func:`faithfulness_html`), in the HTML only.
+    settings
+        The methods' settings, as in the explorer: a
+        :class:`~saliency_widget.views.settings.MethodSettings` or a dict of some of its fields
+        (e.g. ``{"lrp_composite": "alpha_beta", "ig_steps": 64}``); default: every default.
+        The page lists each shown method's settings.
     interactive
         False (default): a static page of PNGs, no script. True: one self-contained page a
         reader can click offline (methods, classes, layers' filters, activations, display
@@ -128,17 +135,19 @@ def render_report(
     from ..models import load_model
 
     model = load_model(model)
+    sets = MethodSettings.of(settings)
     if names is not None and len(names) != len(images):
         raise InputError(f"names has {len(names)} entries for {len(images)} images")
     if interactive:
         from .interactive_report import interactive_report, preview_png
 
         captions = list(names) if names is not None else [Path(str(im)).name if isinstance(im, (str, Path)) else type(im).__name__ for im in images]
-        extra = _faithfulness_section(images, model, methods, target, captions, labels, transform, weights, processor) if faithfulness else ""
+        extra = _faithfulness_section(images, model, methods, target, captions, labels, transform, weights, processor,
+                                      sets) if faithfulness else ""
         page = interactive_report(
             images, model, methods=methods, target=target, labels=labels, transform=transform, weights=weights,
             processor=processor, names=captions, sign=sign, clip_percentile=clip_percentile, cmap=cmap, title=title,
-            extra_html=extra, **interactive_options,
+            extra_html=extra, settings=sets, **interactive_options,
         )
         return Report(page.html, preview_png(page), page.size)
     if interactive_options:
@@ -149,7 +158,8 @@ def render_report(
     methods = check_methods(methods)
     options = DisplayOptions(sign, clip_percentile, cmap)
     rows_html, grid_rows = [], []
-    settings = {"methods": ", ".join(methods), "sign": sign, "clip percentile": clip_percentile, "colormap": cmap, "model": type(model).__name__}
+    table = {"methods": ", ".join(methods), "sign": sign, "clip percentile": clip_percentile, "colormap": cmap, "model": type(model).__name__,
+             **settings_text(sets, methods)}
     for n_img, image in enumerate(images):
         pil, name = _load(image)
         if names is not None:
@@ -168,7 +178,7 @@ def render_report(
         panels = [R.upscale(shown, 160)]
         for m in methods:
             try:
-                raw = ex.saliency(t, m)[0].detach().cpu().numpy()
+                raw = ex.saliency(t, m, **sets.engine_options(m, x, io.mean, io.std))[0].detach().cpu().numpy()
                 rm = R.render_map(raw, sign=options.sign, clip_percentile=options.clip, cmap=options.cmap)
                 msg = rm.message
                 rgb = None if rm.rgb is None else R.upscale(rm.rgb, 160)
@@ -182,9 +192,10 @@ def render_report(
             f"{probability_table(classes, probs, highlight=t)}</td></tr>"
         )
         if faithfulness:
-            rows_html.append(f'<tr><td colspan="2">{faithfulness_html(model, x, t, methods, classes[t])}</td></tr>')
+            opts = {m: sets.engine_options(m, x, io.mean, io.std) for m in methods}
+            rows_html.append(f'<tr><td colspan="2">{faithfulness_html(model, x, t, methods, classes[t], options=opts)}</td></tr>')
         del ex
-    settings_html = settings_table(settings)
+    settings_html = settings_table(table)
     body = f"<h2>Settings</h2>{settings_html}<h2>Maps</h2><table>{''.join(rows_html)}</table>"
     width = max(r.shape[1] for r in grid_rows)
     padded = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in grid_rows]
@@ -193,7 +204,7 @@ def render_report(
 
 def _faithfulness_section(
     images: Sequence[Any], model: nn.Module, methods: Sequence[str] | None, target: int | str | None, captions: Sequence[str],
-    labels: Sequence[str] | None, transform: Any, weights: Any, processor: Any,
+    labels: Sequence[str] | None, transform: Any, weights: Any, processor: Any, settings: MethodSettings,
 ) -> str:
     """Every image's faithfulness scoreboard and curves, as the static HTML below an interactive report's viewer."""
     io = describe_model(model, weights=weights, labels=labels, transform=transform, processor=processor)
@@ -208,11 +219,13 @@ def _faithfulness_section(
         resolved = resolve_target(target, classes, k)
         t = int(ex.probabilities[0].argmax()) if resolved is None else resolved
         del ex
-        parts.append(f"<h3>{html.escape(str(caption))}</h3>{faithfulness_html(model, x, t, chosen, classes[t])}")
+        opts = {m: settings.engine_options(m, x, io.mean, io.std) for m in chosen}
+        parts.append(f"<h3>{html.escape(str(caption))}</h3>{faithfulness_html(model, x, t, chosen, classes[t], options=opts)}")
     return "".join(parts)
 
 
-def faithfulness_html(model: nn.Module, x: torch.Tensor, target: int, methods: Sequence[str], label: str = "", steps: int = 20) -> str:
+def faithfulness_html(model: nn.Module, x: torch.Tensor, target: int, methods: Sequence[str], label: str = "", steps: int = 20,
+                      options: Mapping[str, Mapping[str, Any]] | None = None) -> str:
     """The faithfulness scoreboard of one image and its curves as inline SVG (no script).
 
     Parameters
@@ -227,6 +240,9 @@ def faithfulness_html(model: nn.Module, x: torch.Tensor, target: int, methods: S
         Methods to score; one that cannot run on the model is listed as n/a with the reason.
     label, steps
         Class name for the caption; perturbation steps per curve.
+    options
+        Engine options per method (the method settings, :meth:`MethodSettings.engine_options`);
+        the maps scored are computed with them.
     """
     from ..analysis.faithfulness import KINDS, RANDOM, deletion_insertion, merge_results
     from .curves import curve_color, faithfulness_svgs
@@ -236,7 +252,12 @@ def faithfulness_html(model: nn.Module, x: torch.Tensor, target: int, methods: S
     failed: dict[str, str] = {}
     for m in methods:
         try:
-            parts.append(deletion_insertion(model, x, methods=[m], target=target, steps=steps, reference=False))
+            opts = (options or {}).get(m)
+            if opts:  # the map the page shows, with the method's settings
+                scored = {m: saliency(model, x, target, m, **opts).detach()}
+                parts.append(deletion_insertion(model, x, maps=scored, target=target, steps=steps, reference=False))
+            else:
+                parts.append(deletion_insertion(model, x, methods=[m], target=target, steps=steps, reference=False))
         except SaliencyError as err:
             failed[m] = str(err).splitlines()[0]
     res = merge_results(parts)

@@ -236,3 +236,31 @@ def test_the_exports_record_and_use_the_settings(w: Explorer) -> None:
     cam = image["maps"]["gradcam"][str(image["target"])]
     want = _engine(w, "gradcam", layer="4")
     np.testing.assert_allclose(decode(built.payload, cam["abs"]), want.plane("absolute"), rtol=0, atol=2 * want.abs_scale)
+
+
+def test_the_exports_use_the_lrp_settings(w: Explorer) -> None:
+    w.method = "lrp"
+    w.lrp_composite, w.lrp_alpha = "alpha_beta", 3.0
+    shown = _shown(w)
+    assert "<th>LRP settings</th><td>composite alpha_beta, first layer default, ε 1e-06, α 3.0</td>" in w.to_html()
+    built = explorer_page(w.explainer, w.state(), name="x", labels=w.labels, mean=None, std=None,  # type: ignore[arg-type]
+                          methods=["lrp"])
+    image = built.manifest["images"][0]
+    ref = image["maps"]["lrp"][str(image["target"])]
+    # the page holds the explorer's map: the same planes (the same quantisation, to the bit)
+    np.testing.assert_array_equal(decode(built.payload, ref["sum"]), shown.plane("signed"))
+    np.testing.assert_array_equal(decode(built.payload, ref["abs"]), shown.plane("absolute"))
+
+
+def test_lrp_epsilon_is_a_log_slider_that_widens_to_a_value_set_from_python(w: Explorer) -> None:
+    import ipywidgets as W
+
+    ctrl = w.ui.w_lrp_epsilon
+    assert isinstance(ctrl, W.FloatLogSlider) and (ctrl.min, ctrl.max, ctrl.base) == (-9.0, 0.0, 10.0)
+    assert ctrl.value == w.lrp_epsilon == 1e-6
+    w.lrp_epsilon = 50.0  # valid (up to 100), beyond the decades the slider offers: it widens
+    assert ctrl.max == 2.0 and ctrl.value == 50.0
+    w.lrp_epsilon = 1e-12
+    assert ctrl.min == -12.0 and ctrl.value == 1e-12
+    ctrl.value = 1e-3
+    assert w.lrp_epsilon == 1e-3 and w.state()["lrp_epsilon"] == 1e-3
