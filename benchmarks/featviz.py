@@ -114,7 +114,8 @@ def second_model(path: Path | None) -> torch.nn.Module | None:
 
 
 def case_classes(
-    model: torch.nn.Module, steps: int, quick: bool, spec: str = CLASS_CONFIGS, second: torch.nn.Module | None = None
+    model: torch.nn.Module, steps: int, quick: bool, spec: str = CLASS_CONFIGS, second: torch.nn.Module | None = None,
+    size: int | None = None,
 ) -> list[dict[str, Any]]:
     """Class models per parametrisation, with and without transformation robustness (and the second seed's verdict)."""
     rows = []
@@ -123,11 +124,11 @@ def case_classes(
         configs = configs[:1]
     for param, tf in configs:
         objs = [obj.class_logit(k) - 0.05 * obj.l2() for k in range(len(CLASSES))]
-        secs, vis = _timed(lambda p=param, t=tf, o=objs: sw.visualize(model, o, steps=steps, param=p, transforms=t))
+        secs, vis = _timed(lambda p=param, t=tf, o=objs: sw.visualize(model, o, steps=steps, size=size, param=p, transforms=t))
         assert vis.probabilities is not None
         p_own = vis.probabilities[torch.arange(len(CLASSES)), torch.arange(len(CLASSES))]
         row = {
-            "case": f"6 class models, param={param}, transforms={tf}, {steps} steps: classified with p >= 0.99",
+            "case": f"6 class models, param={param}, transforms={tf}, {steps} steps{f', {size} px' if size else ''}: classified with p >= 0.99",
             "value": f"{int((p_own >= 0.99).sum())}/6",
             "seconds": round(secs, 1),
             "min_p": round(float(p_own.min()), 4),
@@ -337,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu", help="the model's device (benchmarks/gpu.sh: cuda, speed case only)")
     ap.add_argument("--tag", default="", help="suffix of the result file names")
     ap.add_argument("--rounds", type=int, default=5, help="rounds of the interleaved case")
+    ap.add_argument("--class-size", type=int, default=None, help="image side of the class models (default: the model's input size)")
     ap.add_argument("--speed-steps", type=int, default=16, help="steps per run in the interleaved case")
     ap.add_argument("--second", type=Path, default=Path.home() / ".cache" / "saliency_widget" / "shapes_cnn_seed1.pt",
                     help="weights of the bundled architecture trained with another seed (naturalness; skipped if missing)")
@@ -359,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         second = second_model(args.second)
         if second is None:
             rows.append({"case": "naturalness: second-seed model", "note": f"skipped: no weights at {args.second}"})
-        for r in case_classes(model, steps, args.quick, args.configs, second):
+        for r in case_classes(model, steps, args.quick, args.configs, second, args.class_size):
             vis_c = r.pop("_vis") or vis_c
             rows.append(r)
     if args.figure is not None and vis_f is not None:

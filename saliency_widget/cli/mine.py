@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import argparse
 
-from .toolbox import MODEL_HELP, Parser, run_reporting, split_list
+from .sharded import add_dataset_arguments
+from .toolbox import Parser, run_reporting, split_list
 
 __all__ = ["add_arguments", "main", "run"]
 
@@ -27,20 +28,16 @@ EXAMPLES = """examples:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``mine`` (shared by ``saliency-widget mine`` and ``python -m saliency_widget.mine``)."""
-    p.add_argument("--model", default="shapes", help=MODEL_HELP)
-    p.add_argument("--data", required=True, help="an image folder (recursive; ImageFolder layout or flat) or sample:shapes (generated scenes)")
+    add_dataset_arguments(p)  # --model, --data, --limit, --scene-size, --device
     p.add_argument("--layers", required=True, help="comma-separated layer keys, e.g. features.relu3,features.relu5 or layer1.0.relu#1")
     p.add_argument("--k", type=int, default=9, help="winners per channel (default: %(default)s)")
     p.add_argument("--out", required=True, help="index directory (created; rerun the same command to resume)")
-    p.add_argument("--limit", type=int, default=None, help="mine only the first N images (sample:shapes: N scenes, default 1024)")
     p.add_argument("--batch-size", type=int, default=64, help="images per batch (default: %(default)s)")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes per rank (default: %(default)s)")
     p.add_argument("--checkpoint-every", type=int, default=20, help="batches between checkpoints (default: %(default)s)")
     p.add_argument("--project-batch", type=int, default=64, help="projections per backward pass (default: %(default)s)")
     p.add_argument("--method", default="deconvnet", help="ReLU rule of the projections (default: %(default)s)")
-    p.add_argument("--scene-size", type=int, default=128, help="side of the generated scenes of sample:shapes (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample:shapes stream (default: %(default)s)")
-    p.add_argument("--device", default=None, help="device (default: cuda:LOCAL_RANK when CUDA is available, else cpu)")
     p.add_argument("--restart", action="store_true", help="discard a previous run or index at --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 

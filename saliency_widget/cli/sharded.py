@@ -13,21 +13,36 @@ import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
-
-from ..analysis.shards import Shard, resolve_shard
-from ..data.folders import ImageFolderData, SceneStream
 from ..errors import InputError
-from ..viz.modelio import ModelIO, Transform, describe_model
-from .toolbox import read_model
+from .toolbox import MODEL_HELP, read_model
 
-__all__ = ["DatasetJob", "dataset_job", "process_group", "read_data"]
+if TYPE_CHECKING:  # the data, analysis and viz floors load when a command runs, not when the parser is built
+    from torch import nn
+
+    from ..analysis.shards import Shard
+    from ..viz.modelio import ModelIO, Transform
+
+__all__ = ["DatasetJob", "add_dataset_arguments", "dataset_job", "process_group", "read_data"]
 
 #: Scenes of ``sample:shapes`` when ``--limit`` does not say.
 DEFAULT_SCENES = 1024
+
+
+def add_dataset_arguments(p: argparse.ArgumentParser) -> None:
+    """The options :func:`dataset_job` reads, but ``--seed`` (each command says what it seeds): model, data, limit, scenes, device.
+
+    Parameters
+    ----------
+    p
+        The command's parser.
+    """
+    p.add_argument("--model", default="shapes", help=MODEL_HELP)
+    p.add_argument("--data", required=True, help="an image folder (recursive; ImageFolder layout or flat) or sample:shapes (generated scenes)")
+    p.add_argument("--limit", type=int, default=None, help=f"only the first N images (sample:shapes: N scenes, default {DEFAULT_SCENES})")
+    p.add_argument("--scene-size", type=int, default=128, help="side of the generated scenes of sample:shapes (default: %(default)s)")
+    p.add_argument("--device", default=None, help="device (default: cuda:LOCAL_RANK when CUDA is available, else cpu)")
 
 
 @contextlib.contextmanager
@@ -39,6 +54,8 @@ def process_group() -> Iterator[Shard]:
     Shard
         Rank and world size (one process: rank 0 of 1, not distributed).
     """
+    from ..analysis.shards import resolve_shard
+
     where = resolve_shard("auto")
     try:
         yield where
@@ -73,6 +90,8 @@ def read_data(spec: str, transform: Transform, *, limit: int | None, scene_size:
     InputError
         Another ``sample:`` name, or a folder that cannot be read.
     """
+    from ..data.folders import ImageFolderData, SceneStream
+
     if spec == "sample:shapes":
         return SceneStream(limit or DEFAULT_SCENES, transform, size=scene_size, seed=seed)
     if spec.startswith("sample:"):
@@ -123,6 +142,10 @@ def dataset_job(args: argparse.Namespace) -> Iterator[DatasetJob]:
     """
     if args.limit is not None and args.limit < 1:  # before the model loads (sample:shapes would read 0 as "the default")
         raise InputError(f"--limit must be a positive int, got {args.limit}")
+    import torch
+
+    from ..viz.modelio import describe_model
+
     with process_group() as where:
         model = read_model(args.model)
         device = args.device or (f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu")

@@ -16,8 +16,9 @@ A CNN layer outputs ``(N, C, H, W)``. Transformers and their hybrids do not:
     Anything else, or a layer whose layout the evidence does not settle: attention maps
     ``(N, heads, T, T)``, heads split off the channels, window partitions
     ``(N, windows, pixels, C)`` (also when their sizes happen to equal a grid's), batches of
-    windows ``(N * windows, ...)``, a grid with its rows and columns swapped. Reported as
-    such, never guessed.
+    windows ``(N * windows, ...)``, a grid with its rows and columns swapped, a padded grid
+    (a window padding: the image covers part of it), a convolution over an attention map or
+    over unfolded patches. Reported as such, never guessed.
 
 The layout is decided from evidence, never from a shape. During the recorded forward pass a
 :class:`LayoutTracker` (a ``TorchFunctionMode``) follows every tensor from the
@@ -25,11 +26,15 @@ The layout is decided from evidence, never from a shape. During the recorded for
 the rows and columns; :mod:`.axes`): a permute ``(0, 2, 3, 1)`` of an NCHW tensor is NHWC with
 the same grid, ``flatten(2).transpose(1, 2)`` (or a 6-D rearrange, or ``F.unfold``) of an
 NCHW tensor is tokens on the patch grid, a channel shuffle keeps the grid, a window partition
-is no grid and its reverse is the grid again, attention (matmul, ``scaled_dot_product_attention``,
-einsum) keeps the token axis of its queries, a concatenation of untagged tokens in front of
-patch tokens adds prefix tokens, a convolution's output is NCHW on its own grid, and ops that
-keep the rank (norms, linear layers, residual adds, slicing, padding, rolling) keep the axes
-whose sizes they keep. A module output the tracker could not follow is ``ambiguous``.
+is no grid and its reverse is the grid again, a padding (``F.pad``) makes a padded grid, no grid
+until a crop removes the padding or a pooling or convolution makes a grid of it, a reduction
+(max, mean) over the inner digits of the rows and columns pools them (Hiera's mask units),
+attention (matmul, ``scaled_dot_product_attention``, einsum) keeps the token axis of its
+queries, a concatenation of untagged tokens in front of patch tokens adds prefix tokens, a
+convolution's output is NCHW on its own grid unless its input's last two axes are known to be
+something else (an attention map's tokens, unfolded patches), and ops that keep the rank (norms,
+linear layers, residual adds, slicing, rolling) keep the axes whose sizes they keep. A module
+output the tracker could not follow is ``ambiguous``. :mod:`.layout_ops` lists the ops by family.
 
 :func:`to_nchw` then views any spatial layer output as ``(N, C, H, W)`` (tokens: the prefix
 dropped and the patch tokens reshaped, exactly pytorch-grad-cam's documented ViT / Swin
@@ -248,8 +253,10 @@ class LayoutTracker(TorchFunctionMode):
     Tags are kept in a weak dictionary, so the tracker keeps no tensor alive. Per op: a
     permute, reshape, view, flatten, unflatten, squeeze or unsqueeze regroups the factors of
     the axes (:mod:`.axes`), so rows and columns are followed through channel shuffles and
-    window partitions and their reverse; a convolution's output is ``(N, C, H, W)`` on its
-    own grid; matmul, ``scaled_dot_product_attention`` and einsum keep the row axis of their
+    window partitions and their reverse; a padding makes a padded grid (:mod:`.axes`); a
+    reduction over axes drops them, pooling a grid when they are its inner digits; a
+    convolution's output is ``(N, C, H, W)`` on its own grid unless its input's last two axes
+    are known not to be rows and columns; matmul, ``scaled_dot_product_attention`` and einsum keep the row axis of their
     first operand and the column axis of the last (attention keeps the token axis of its
     queries); unbind and indexing drop or keep axes; concatenations of untagged tokens in
     front of patch tokens add prefix tokens; every other op that keeps the rank keeps the

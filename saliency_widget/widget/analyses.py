@@ -158,7 +158,9 @@ class AnalysisPanel(W.VBox):
             W.HBox([self.w_layer, self.w_filter, self.w_follow], layout=_WRAP),
             W.HBox([self.w_data, self.w_folder], layout=_WRAP), self.w_data_note,
             W.HBox([self.w_topk, self.w_pointing, self.w_stop, self.w_progress, self.w_progress_text], layout=_WRAP),
-            self.w_out_html, self.w_out_img, self.w_pointing_html,
+            # top-9 patches and their projections, with "what excites it" beside them (widget/featpanel.py)
+            W.HBox([W.VBox([self.w_out_html, self.w_out_img]), *self._beside_topk()], layout=_TOP),
+            self.w_pointing_html,
             W.HTML("<div style='margin-top:8px'><b>this image</b>: faithfulness of its maps (deletion / insertion, RISE) "
                    "and the sanity check</div>"),
             # every button in one row above the results, so none moves when a chart appears
@@ -300,7 +302,8 @@ class AnalysisPanel(W.VBox):
 
         ``"faithfulness"`` runs on the faithfulness panel's worker and returns at once;
         the others block and return their result (None after an error, which replaces the
-        old result).
+        old result, or after a cancel, which keeps it). The buttons run them through
+        :attr:`job` (:meth:`AnalysisJob.start <.analysisjob.AnalysisJob.start>`) on a worker thread.
         """
         if which == "faithfulness":
             self.faithfulness.run()
@@ -418,6 +421,16 @@ class AnalysisPanel(W.VBox):
             "pointing",
         )
 
+    def _beside_topk(self) -> list[W.Widget]:
+        """The explorer's feature visualization, shown beside the top-9 grid (none without an explorer)."""
+        fp = getattr(self.explorer, "featpanel", None)
+        return [fp.w_beside_topk] if fp is not None else []
+
+    def _topk_shown(self, layer: str, c: int) -> None:
+        fp = getattr(self.explorer, "featpanel", None)
+        if fp is not None:
+            fp.follow_topk(layer, c)
+
     def _show_topk(self) -> None:
         res = self.result
         if isinstance(res, IndexedTop):
@@ -427,6 +440,7 @@ class AnalysisPanel(W.VBox):
             return
         c = res.channels[min(self.w_filter.value, len(res.channels) - 1)]
         row = res.channels.index(c)
+        self._topk_shown(res.layer, c)
         self._show(
             topk_grid_png(res, c, self.mean, self.std),
             f"<b>{html.escape(res.layer)}</b> filter {c}: strongest {float(res.values[row, 0]):.3f}; "
@@ -443,6 +457,7 @@ class AnalysisPanel(W.VBox):
 
 
 _WRAP = W.Layout(flex_flow="row wrap", align_items="center")
+_TOP = W.Layout(flex_flow="row wrap", align_items="flex-start")
 
 
 def _count_text(what: str, unit: str, done: int, total: int) -> str:
@@ -478,6 +493,7 @@ def show_indexed(panel: AnalysisPanel, res: IndexedTop) -> None:
     c = res.channels[min(panel.w_filter.value, len(res.channels) - 1)]
     panel.w_filter.max = len(res.channels) - 1
     top = res.index.top(res.layer, c)
+    panel._topk_shown(res.layer, c)
     panel._show(
         res.index.grid_png(res.layer, c),
         f"<b>{html.escape(res.layer)}</b> filter {c}: strongest {top[0].value:.3f}; "

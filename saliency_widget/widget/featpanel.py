@@ -211,16 +211,29 @@ class FeaturePanel(W.VBox):
             [W.HBox([self.w_filter, self.w_class]), W.HBox([self.w_image, W.VBox([self.w_caption, self.w_progress])])]
         )
         self.add_class("sw-featviz")
+        # Beside the analyses panel's top-9 grid: "what excites this filter" next to "which patches
+        # excite it" (the same image, caption and progress widgets: two views of one state).
+        self._topk_unit: tuple[str, int] | None = None
+        self.w_topk_button = W.Button(description="what excites this filter", icon="eye", disabled=True,
+                                      tooltip="optimise an image for the mean activation of the filter whose top-9 shows")
+        self.w_beside_topk = W.VBox([
+            W.HTML("<b>what excites it</b> <small>(feature visualization)</small>"), self.w_topk_button,
+            self.w_image, self.w_caption, self.w_progress,
+        ], layout=W.Layout(margin="0 0 0 12px", max_width="340px"))  # fmt: skip
+        self.w_beside_topk.add_class("sw-featviz-topk")
         fill_tooltips(self)  # no "null" tooltips
+        fill_tooltips(self.w_beside_topk)
         self.w_filter.on_click(lambda _b: self.visualize_filter())
         self.w_class.on_click(lambda _b: self.visualize_class())
+        self.w_topk_button.on_click(lambda _b: self._visualize_topk_unit())
+        if isinstance(explorer, traitlets.HasTraits):
+            explorer.observe(self._on_unit, names=["layer", "channel"])
 
     # ------------------------------------------------------------------ requests
     def visualize_filter(self) -> None:
         """Visualize the explorer's current filter (a running visualization stops)."""
         ex = self._explorer
-        layer, c = str(ex.layer), int(ex.channel)
-        self.request(FeatRequest("filter", layer, c, f"filter {c} of {layer}", self.steps, self.size))
+        self.request(self._filter_request(str(ex.layer), int(ex.channel)))
 
     def visualize_class(self) -> None:
         """Visualize the explorer's selected class (its predicted class when none is selected)."""
@@ -231,6 +244,35 @@ class FeaturePanel(W.VBox):
             target = int(ex.inputs.explainer().logits[0].argmax())
         name = class_name(ex.labels, int(target))
         self.request(FeatRequest("class", "", int(target), f"class {name!r}", self.steps, self.size))
+
+    def follow_topk(self, layer: str, channel: int) -> None:
+        """The top-9 grid beside :attr:`w_beside_topk` now shows ``channel`` of ``layer``.
+
+        Its button then visualizes that filter; when that visualization is cached it shows at
+        once (nothing is computed until the button is pressed: an optimisation costs seconds).
+        """
+        self._topk_unit = (str(layer), int(channel))
+        self.w_topk_button.description = f"what excites filter {int(channel)}"
+        self.w_topk_button.disabled = False
+        req = self._filter_request(str(layer), int(channel))
+        if req.key in self._cache and (self.result is None or self.result.request != req):
+            self.request(req)
+
+    def _on_unit(self, _change: Any) -> None:
+        """The explorer moved to another filter: show its visualization at once if cached (never computed here)."""
+        if self.result is None or self.result.request.kind != "filter":
+            return  # a class model stays until asked otherwise
+        ex = self._explorer
+        req = self._filter_request(str(ex.layer), int(ex.channel))
+        if req.key in self._cache and self.result.request != req:
+            self.request(req)
+
+    def _visualize_topk_unit(self) -> None:
+        if self._topk_unit is not None:
+            self.request(self._filter_request(*self._topk_unit))
+
+    def _filter_request(self, layer: str, c: int) -> FeatRequest:
+        return FeatRequest("filter", layer, c, f"filter {c} of {layer}", self.steps, self.size)
 
     def request(self, req: FeatRequest) -> None:
         """Show ``req``'s visualization: at once when cached, else computed on the panel's worker."""
@@ -255,6 +297,7 @@ class FeaturePanel(W.VBox):
         """Stop the worker (the running optimisation stops at its next step) and close the widgets."""
         self._stop.set()
         self._worker.close()
+        self.w_beside_topk.close()
         super().close()
 
     # ------------------------------------------------------------------ worker

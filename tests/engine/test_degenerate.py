@@ -3,7 +3,9 @@
 :class:`MeanNet` scores the mean of its input: on a constant image every occluding patch of one
 size removes the same share, so the occlusion map is the same drop at every pixel (what
 timm's random-weight RepVGG-A0 gives, whose deep stack of BatchNorm gains of ~0.1 leaves its
-logits independent of the input to float32 precision). Worked out by hand below.
+logits independent of the input to float32 precision). :class:`SameTokens` makes every position of
+its last layer the same (what a random-weight LeViT's uniform attention with zero attention biases
+does): its Grad-CAM is one value everywhere. Both worked out by hand below.
 """
 
 from __future__ import annotations
@@ -35,6 +37,28 @@ class MeanNet(nn.Module):
         return torch.stack([m, -m], 1)
 
 
+class Broadcast(nn.Module):
+    """Every position gets the spatial mean: ``(N, C, H, W) -> (N, C, H, W)``, one value per channel."""
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        return a.mean((2, 3), keepdim=True).expand_as(a)
+
+
+class SameTokens(nn.Module):
+    """1x1 conv (weight 2), :class:`Broadcast` (``same``), then logits ``(3 m, -m)`` with ``m`` the mean."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 1, bias=False)
+        with torch.no_grad():
+            self.conv.weight.fill_(2.0)
+        self.same = Broadcast()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.same(self.conv(x)).mean((1, 2, 3))
+        return torch.stack([3 * m, -m], 1)
+
+
 def _caught(fn: object) -> list[str]:
     with warnings.catch_warnings(record=True) as got:
         warnings.simplefilter("always")
@@ -52,6 +76,16 @@ def test_occlusion_of_a_mean_is_one_drop_everywhere_and_warns() -> None:
     occ = got[0]
     torch.testing.assert_close(occ, torch.full_like(occ, drop), rtol=1e-5, atol=0.0)
     assert msgs == ["occlusion: the map has one value everywhere (0.0632): nothing stands out"]
+
+
+def test_gradcam_on_identical_positions_is_one_value_and_warns() -> None:
+    x = (torch.arange(16.0) / 16).reshape(1, 1, 4, 4)  # mean 7.5 / 16
+    ex = sw.Explainer(SameTokens(), x)
+    got: list[torch.Tensor] = []
+    msgs = _caught(lambda: got.append(ex.saliency(0, "gradcam", layer="same")))
+    # d logit0 / d same[t] = 3 / 16 at every t: weight 3/16; every position holds 2 * 7.5 / 16 = 0.9375
+    torch.testing.assert_close(got[0], torch.full((1, 1, 4, 4), 3 / 16 * 0.9375), rtol=1e-6, atol=0.0)
+    assert msgs == ["gradcam: the map has one value everywhere (0.176): nothing stands out"]
 
 
 def test_constant_all_zero_and_nan_maps_warn_once_each() -> None:

@@ -158,6 +158,7 @@ def shown_explorer(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Explorer, 
 
 
 def _visualize_filter(w: Explorer, channel: int) -> FeatResult:
+    w.featpanel.steps, w.featpanel.size = 6, 24  # tiny: the panel's own requests use these too
     req = FeatRequest("filter", str(w.layer), channel, f"filter {channel} of {w.layer}", 6, 24)
     w.featpanel.request(req)
     assert w.featpanel.wait(120) and w.wait(60)
@@ -195,3 +196,54 @@ def test_the_saved_view_follows_a_new_visualization(shown_explorer: tuple[Explor
     assert updates, "the saved view was not refreshed after the visualization showed"
     assert base64.b64decode(updates[-1]["image/png"]) == w.to_png()
     assert res.title in updates[-1]["text/plain"] and res.title == f"what excites filter 3 of {w.layer}"
+
+
+# ---------------------------------------------------------------- beside the top-9 grid
+def test_the_visualization_sits_beside_the_top9_grid_and_follows_its_filter() -> None:
+    import ipywidgets as W
+
+    from tests.helpers import SIDE, seeded_rand, to_tensor
+    from tests.nets import sequential_cnn
+
+    image = Image.fromarray((np.random.default_rng(0).random((SIDE, SIDE, 3)) * 255).astype(np.uint8))
+    w = explore(sequential_cnn(), image, transform=to_tensor, data=seeded_rand(6, 3, SIDE, SIDE, seed=5))
+    try:
+        assert w.wait(60)
+        fp = w.featpanel
+        fp.steps, fp.size = 6, 24
+        w.ui.w_analyses.selected_index = 0  # opening the analyses builds the panel
+        p = w.analysis_panel
+        row = next(c for c in p.children if isinstance(c, W.HBox) and fp.w_beside_topk in c.children)
+        assert p.w_out_img in row.children[0].children  # the grid, then "what excites it", in one row
+        assert fp.w_image in fp.w_beside_topk.children and fp.w_image in fp.children[1].children  # one image, two places
+        assert fp.w_topk_button.disabled  # nothing to visualize before a top-9 shows
+        p.w_follow.value = False
+        p.w_filter.value = 1
+        res = p.run("topk")
+        c = res.channels[1]
+        assert fp.w_topk_button.description == f"what excites filter {c}" and not fp.w_topk_button.disabled
+        assert fp.result is None  # nothing computed before the button is pressed
+        fp.w_topk_button.click()
+        assert fp.wait(120)
+        assert fp.result is not None and (fp.result.request.layer, fp.result.request.index) == (res.layer, c)
+        p.w_filter.value = 2  # another filter: the button follows, the image stays until asked
+        assert fp.w_topk_button.description == f"what excites filter {res.channels[2]}"
+        assert fp.result.request.index == c
+        fp.w_topk_button.click()
+        assert fp.wait(120) and fp.result.request.index == res.channels[2]
+        p.w_filter.value = 1  # back: the cached visualization shows at once
+        assert fp.served[-1] == (f"channel('{res.layer}', {c})", "cached") and fp.result.request.index == c
+    finally:
+        w.close()
+
+
+def test_moving_back_to_a_visualized_filter_shows_it_from_the_cache(shown_explorer: tuple[Explorer, list[Any]]) -> None:
+    w, _ = shown_explorer
+    first = _visualize_filter(w, 1)
+    _visualize_filter(w, 2)
+    w.channel = 1
+    assert w.wait(60) and w.featpanel.wait(10)
+    assert w.featpanel.result is first and w.featpanel.served[-1][1] == "cached"
+    w.channel = 3  # never visualized: nothing is computed, the caption still names filter 1
+    assert w.wait(60) and w.featpanel.wait(10)
+    assert w.featpanel.result is first and len(w.featpanel.served) == 3
