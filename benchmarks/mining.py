@@ -30,8 +30,8 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from saliency_widget.analysis import mine
-from saliency_widget.analysis.mining import _Scanner
 from saliency_widget.analysis.running import RunningTopK
+from saliency_widget.analysis.scanner import LayerScanner
 from saliency_widget.data import ShapesDataset
 from saliency_widget.engine import Explainer, LayerKey
 from saliency_widget.models import shapes_cnn
@@ -202,7 +202,7 @@ def _vgg_rows(repeats: int, vgg_images: int, tmp: Path, device: torch.device | N
         # mine()'s scan loop (its projection pass over 512 x 9 VGG winners would take an hour on this CPU)
         _sync(device)
         t0 = time.perf_counter()
-        scanner, run = _Scanner(vgg, [LayerKey(VGG_LAYER)]), RunningTopK(9)
+        scanner, run = LayerScanner(vgg, [LayerKey(VGG_LAYER)]), RunningTopK(9)
         for first, (b,) in zip(range(0, vgg_images, 4), DataLoader(ds, batch_size=4)):
             run.update(scanner(b.to(device))[LayerKey(VGG_LAYER)], torch.arange(first, first + len(b), device=device))
         _sync(device)

@@ -1,19 +1,21 @@
 // Compare view of the saliency explorer: every method's raw map side by side (anywidget module, no build step).
 //
-// The kernel sends every tile's two 16-bit planes once, in one binary buffer (`planes`), and
-// `tiles` says per tile where its planes start and how to decode them. Each tile is drawn by
+// The kernel sends every tile's 16-bit planes once, in one binary buffer (`planes`), and
+// `tiles` says per tile where its planes start and how to decode them (js/planes.js, as the
+// main map's). Each tile is drawn by
 // the one renderer, js/render.js, with its own colour scale, exactly as the main map
 // (js/map_view.js): a display change redraws the whole grid here, without the kernel.
 //
 // Model traits (Python class saliency_widget.widget.mapcanvas.CompareCanvas):
-//   planes   Bytes    every tile's abs plane (uint16) + sum plane (int16), one after the other
-//   tiles    [{method, label, offset, length, shape, abs, sum, message}]
+//   planes   Bytes    every tile's abs plane (uint16) + sum plane (int16) (or sum alone), one after the other
+//   tiles    [{method, label, offset, length, shape, abs, sum, single, message}]
 //   columns  int      tiles per row;  tile_size  int  CSS size of a tile's square
 //   picked   {method, seq}   set here when a tile is clicked (the explorer shows that method)
 //   base, luts, choices, diverging, option_specs and the option traits: see js/panel.js
 
 import { renderView } from "./render.js";
-import { decodePlanes, makePanel, optionEvents, paintPanel, readBase, readLuts, readOptions, toBytes } from "./panel.js";
+import { makePanel, optionEvents, paintPanel, readBase, readLuts, readOptions, toBytes } from "./panel.js";
+import { decodePlanes } from "./planes.js";
 
 function render({ model, el }) {
   const root = document.createElement("div");

@@ -127,14 +127,18 @@ function render({ model, el }) {
   const caption = document.createElement("div");
   caption.className = "sw-fm-caption";
   caption.style.font = "12px monospace";
-  // One line of fixed height, cut with an ellipsis (full text in the tooltip): a long caption
-  // never widens the panel or pushes the rows below down.
-  caption.style.whiteSpace = "pre";
+  // Two lines of fixed height: the caption's parts ("max ... at (y, x)", "selected (y, x) = v")
+  // wrap between parts, never inside one, so a narrow (1366 px) panel shows both whole; a part
+  // wider than the panel ends in an ellipsis and the full text is the tooltip. The fixed height
+  // (the map panel beside it is taller) never pushes the rows below down.
+  caption.style.whiteSpace = "normal";
   caption.style.overflow = "hidden";
-  caption.style.textOverflow = "ellipsis";
-  caption.style.height = "18px";
-  caption.style.lineHeight = "18px";
+  caption.style.height = "34px";
+  caption.style.lineHeight = "17px";
   caption.style.maxWidth = "100%";
+  // as wide as the canvas above it: its text never widens the panel
+  caption.style.alignSelf = "stretch";
+  caption.style.contain = "inline-size";
   root.append(canvas, caption);
   el.appendChild(root);
 
@@ -192,15 +196,30 @@ function render({ model, el }) {
       bitmap = bmp;
     } catch (err) {
       bitmap = null;
-      caption.textContent = `cannot decode feature map: ${err}`;
+      caption.textContent = caption.title = `cannot decode feature map: ${err}`;
     }
     paint();
     canvas.dataset.paints = String(Number(canvas.dataset.paints || 0) + 1);
   }
 
   function updateCaption() {
-    caption.textContent = model.get("caption") || "";
-    caption.title = caption.textContent;
+    const text = model.get("caption") || "";
+    // parts are separated by two or more spaces; the separators stay, so textContent is the caption
+    const pieces = text.split(/(\s{2,})/);
+    caption.replaceChildren(
+      ...pieces.map((piece, i) => {
+        if (i % 2 === 1) return document.createTextNode(piece);
+        const part = document.createElement("span");
+        part.className = "sw-fm-part";
+        part.textContent = piece; // text, never HTML
+        Object.assign(part.style, {
+          display: "inline-block", maxWidth: "100%", whiteSpace: "nowrap", overflow: "hidden",
+          textOverflow: "ellipsis", verticalAlign: "top",
+        });
+        return part;
+      }),
+    );
+    caption.title = text;
   }
 
   let lastSeq = 0; // the last click seq this view sent (Python may echo an older click back)
@@ -232,7 +251,7 @@ function render({ model, el }) {
       const prev = model.get("click") || {};
       await command(model, "strongest", { after_click: Math.max(prev.seq || 0, lastSeq) });
     } catch (err) {
-      caption.textContent = `error: ${err instanceof Error ? err.message : err}`;
+      caption.textContent = caption.title = `error: ${err instanceof Error ? err.message : err}`;
     }
   }
 

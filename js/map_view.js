@@ -1,21 +1,23 @@
 // Map panel of the saliency explorer (anywidget front-end module, no build step).
 //
 // The kernel sends each raw map once, as binary: `planes` holds the `abs` plane (uint16) then
-// the `sum` plane (int16), little-endian, `meta` their shape and scales (value = q * scale).
+// the `sum` plane (int16), little-endian (a single-channel map: the `sum` plane alone), `meta`
+// their shape and scales (value = q * scale); js/planes.js decodes them.
 // Every display option is applied here by the one renderer, js/render.js (the offline page's
 // too), so a display-only change is drawn in the browser without asking the kernel. The
 // controls drive the option traits in the browser (ipywidgets jsdlink); which traits those are
 // is read from `option_specs` (generated in Python from the options' specs), see js/panel.js.
 //
 // Model traits (Python class saliency_widget.widget.mapcanvas.MapCanvas):
-//   planes   Bytes    abs plane (H*W uint16) + sum plane (H*W int16)
-//   meta     {shape: [H, W], abs, sum, message, fraction}   scales; message when the map has none;
+//   planes   Bytes    abs plane (H*W uint16) + sum plane (H*W int16); the sum plane alone when meta.single
+//   meta     {shape: [H, W], abs, sum, single, message, fraction}   scales; message when the map has none;
 //            fraction (0..1) only on a partial map (a batched method still refining it)
 //   base, luts, choices, diverging, option_specs and the option traits: see js/panel.js
 //   size     int      CSS size of the square panel (the stylesheet may scale it)
 
 import { renderView } from "./render.js";
-import { decodePlanes, makePanel, optionEvents, paintPanel, readBase, readLuts, readOptions, toBytes } from "./panel.js";
+import { makePanel, optionEvents, paintPanel, readBase, readLuts, readOptions, toBytes } from "./panel.js";
+import { decodePlanes } from "./planes.js";
 
 function render({ model, el }) {
   const panel = makePanel();

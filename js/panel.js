@@ -1,5 +1,5 @@
 // What every map panel of the explorer shares (anywidget front-end helpers, no build step):
-// reading binary traits, decoding a raw map's two 16-bit planes, reading the display options
+// reading binary traits (their planes are decoded by js/planes.js), reading the display options
 // from the traits the Python side generated from the options' specs, and drawing one map with
 // its colour scale. The pixels themselves come from the one renderer, js/render.js.
 //
@@ -19,20 +19,6 @@ export function toBytes(value) {
   if (value instanceof ArrayBuffer) return new Uint8Array(value);
   if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
   return new Uint8Array(0);
-}
-
-/** Decode the two planes at `offset`: {abs, sum, h, w} as float64 q * scale, or null when there are none. */
-export function decodePlanes(bytes, meta, offset = 0) {
-  const [h, w] = (meta && meta.shape) || [0, 0];
-  const n = h * w;
-  if (!n || bytes.length < offset + 4 * n) return null;
-  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, 4 * n);
-  const abs = new Float64Array(n), sum = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    abs[i] = view.getUint16(2 * i, true) * meta.abs;
-    sum[i] = view.getInt16(2 * n + 2 * i, true) * meta.sum;
-  }
-  return { abs, sum, h, w };
 }
 
 /** The display options as render.js takes them ({sign, clip, cmap, overlay, alpha, ...}), from the spec'd traits. */

@@ -5,20 +5,9 @@
 // using the colormap lookup tables exported from Python, so Python, the widget's front end
 // (js/map_view.js) and the offline page (js/viewer.js) give the same pixels.
 //
-// A raw map travels as two 16-bit planes (saliency_widget/viz/bundle.py): `abs` = max_c |g|
-// (uint16) and `sum` = sum_c g (int16), each with one scale s (value = q * s). Sign "absolute"
+// A raw map travels as two 16-bit planes (saliency_widget/viz/bundle.py), decoded by the one
+// decoder js/planes.js: `abs` = max_c |g| and `sum` = sum_c g, as float64. Sign "absolute"
 // reads `abs`, the other signs read `sum`.
-
-// ------------------------------------------------------------------ decoding
-// A reference {o, n, t, s, shape}: uint8 data as stored, 16-bit data as q * s (float64).
-export function decodeRef(buffer, ref) {
-  if (ref.t === "u1") return new Uint8Array(buffer, ref.o, ref.n);
-  const view = new DataView(buffer, ref.o, ref.n * 2);
-  const out = new Float64Array(ref.n);
-  const signed = ref.t === "i2";
-  for (let i = 0; i < ref.n; i++) out[i] = (signed ? view.getInt16(2 * i, true) : view.getUint16(2 * i, true)) * ref.s;
-  return out;
-}
 
 // ------------------------------------------------------------------ render.py, line by line
 export function rint(x) { // numpy's rint: halves round to even
@@ -49,6 +38,12 @@ export function prepareMap(plane, sign, clip) {
   if (!any) {
     const what = { positive: "positive part", negative: "negative part" }[sign] || "map";
     return { values: null, message: `the ${what} is all zeros; nothing to show`, vmax: 0 };
+  }
+  let flat = n > 1;
+  for (let i = 1; i < n && flat; i++) if (m[i] !== m[0]) flat = false;
+  if (flat) { // one flat colour would look like a map (render.py prepare_map)
+    const what = { positive: "positive part", negative: "negative part", absolute: "map's magnitude" }[sign] || "map";
+    return { values: null, message: `the ${what} is the same at every pixel; nothing to show`, vmax: 0 };
   }
   const mag = m.map(Math.abs);
   let vmax = percentile(mag, clip);

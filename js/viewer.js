@@ -7,9 +7,11 @@
 // manifest, decided by the view model (saliency_widget/views). All handlers use addEventListener (no
 // inline handlers, so the page's strict Content-Security-Policy holds).
 
-import { colorbarLabels, colorbarRamp, decodeRef, drawBox, fmtG, renderView, rgbToRgba } from "./render.js";
+import { colorbarLabels, colorbarRamp, drawBox, fmtG, renderView, rgbToRgba } from "./render.js";
+import { decodeRef } from "./planes.js";
 
 export * from "./render.js";
+export * from "./planes.js";
 
 // ------------------------------------------------------------------ decoding
 export async function inflate(b64) {
@@ -69,9 +71,10 @@ export class Viewer {
     this.update();
   }
 
-  plane(ref) {
-    if (!this.cache.has(ref.o)) this.cache.set(ref.o, decodeRef(this.buf, ref));
-    return this.cache.get(ref.o);
+  plane(ref) { // a single-channel map's abs and sum planes share their bytes (ref.o): keyed by what is read
+    const key = `${ref.o}:${ref.m || ""}`;
+    if (!this.cache.has(key)) this.cache.set(key, decodeRef(this.buf, ref));
+    return this.cache.get(key);
   }
   get image() { return this.m.images[this.state.image]; }
   get layer() { return this.image.layers.find((l) => l.key === this.state.layer) || this.image.layers[0]; }

@@ -74,7 +74,7 @@ class LRPCoverageWarning(SaliencyWarning):
 
 
 class DegenerateMapWarning(SaliencyWarning):
-    """A map is all zeros or contains NaN/Inf."""
+    """A map is all zeros, contains NaN/Inf, or has one value everywhere (nothing stands out)."""
 
 
 class OutOfDomainWarning(SaliencyWarning):

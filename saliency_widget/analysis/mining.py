@@ -12,16 +12,12 @@ last, the manifest (:mod:`.index` documents the format).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
-import os
 import shutil
-import signal
-import socket
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,70 +25,18 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..data.atomic import replacing, write_json
-from ..engine.capture import LayerCapture, StopForward, layer_layout
-from ..engine.checks import check_layer_key, check_model, eval_mode, forward_error, model_device_dtype
+from ..engine.checks import check_layer_key, check_model, forward_error, model_device_dtype
 from ..engine.keys import LayerKey
-from ..engine.layouts import Layout, to_nchw
 from ..engine.progress import report
-from ..errors import InputError, LayerError, ModelError, choices
+from ..errors import InputError, choices
 from .datacheck import check_images
 from .index import FORMAT, VERSION, MiningIndex, load_index, model_identity
+from .runfolder import KILL_ENV, Checkpoints, check_config, check_out, out_lock
 from .running import RunningTopK
+from .scanner import LayerScanner
 from .shards import Shard, all_gather_objects, barrier, image_count, merge_states, resolve_shard, shard_batches
 
 __all__ = ["KILL_ENV", "mine"]
-
-#: Test hook: ``SALIENCY_MINE_KILL_AFTER_CHECKPOINT=N`` makes the process SIGKILL itself right
-#: after writing its N-th scan checkpoint (to test that a killed run resumes exactly).
-KILL_ENV = "SALIENCY_MINE_KILL_AFTER_CHECKPOINT"
-
-
-class _Scanner:
-    """One forward pass to the deepest requested layer, hooks only inside ``with`` (the model is untouched)."""
-
-    def __init__(self, model: nn.Module, keys: Sequence[LayerKey]) -> None:
-        self.model = model
-        self.keys = list(keys)
-        self.stop: tuple[str, int] | None = None
-        self.layouts: dict[LayerKey, Layout] = {}
-
-    def _capture(self, x: torch.Tensor) -> dict[LayerKey, torch.Tensor]:
-        cap = LayerCapture(self.model, names=sorted({k.name for k in self.keys}), stop_at=self.stop)
-        with eval_mode(self.model), cap:
-            try:
-                self.model(x)
-            except StopForward:
-                pass
-        got = {LayerKey(r.name, r.call): r.tensor for r in cap.records}
-        if self.stop is None:  # first batch: stop after the last requested execution from now on
-            order = [LayerKey(r.name, r.call) for r in cap.records]
-            missing = [str(k) for k in self.keys if k not in got]
-            if missing:
-                raise LayerError(f"layer(s) {missing} did not run in the forward pass")
-            last = max(order.index(k) for k in self.keys)
-            self.stop = (order[last].name, order[last].call)
-        return {k: got[k] for k in self.keys}
-
-    def __call__(self, x: torch.Tensor) -> dict[LayerKey, torch.Tensor]:
-        """``{key: (B, C, h, w)}`` activations of a batch."""
-        if not self.layouts:
-            for k in self.keys:
-                lay = layer_layout(self.model, x[:1], k.name, k.call)
-                if lay.kind == "ambiguous":
-                    raise LayerError(f"layer {str(k)!r} has an ambiguous layout (not channels x grid); mining needs NCHW, NHWC or tokens")
-                self.layouts[k] = lay
-        with torch.no_grad():
-            acts = self._capture(x)
-        out = {}
-        for k, a in acts.items():
-            lay = self.layouts[k]
-            a = to_nchw(a, lay) if lay.kind in ("NHWC", "tokens") else a
-            if a.dim() != 4:
-                raise LayerError(f"layer {str(k)!r} outputs {tuple(a.shape)}; mining needs (B, C, h, w)")
-            out[k] = a
-        return out
-
 
 def _base(data: Any) -> Any:
     """The dataset behind a DataLoader, else the data."""
@@ -101,9 +45,8 @@ def _base(data: Any) -> Any:
 
 def _length(data: Any) -> int | None:
     """``len`` of the data (images of a dataset, batches of a list), for its identity; None without one."""
-    sized: Any = data.dataset if isinstance(data, torch.utils.data.DataLoader) else data
     try:
-        return len(sized)
+        return len(_base(data))
     except TypeError:
         return None
 
@@ -169,148 +112,6 @@ def _check_data(data: Any) -> None:
         if isinstance(sampler, (RandomSampler, SubsetRandomSampler, WeightedRandomSampler)):
             raise InputError(f"data is a DataLoader with a {type(sampler).__name__} (shuffle=True): image i would be another "
                              "image at every pass and after a resume; use shuffle=False")
-
-
-
-#: The lock file of a run in ``out`` (held with ``flock`` while ``mine`` runs; the OS drops it when the process dies).
-LOCK_NAME = ".mining.lock"
-
-
-@contextlib.contextmanager
-def _out_lock(out: Path, where: Shard) -> Iterator[None]:
-    """Hold ``out/.mining.lock`` (rank 0) while mining: a second run on the same ``out`` is refused in one line.
-
-    ``flock`` is released by the OS when the holder exits, also on SIGKILL, so a killed run's
-    rerun resumes at once. Without ``fcntl`` (Windows) there is no lock.
-    """
-    fd = None
-    holder = ""
-    if where.rank == 0:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
-            fcntl = None  # type: ignore[assignment]
-        if fcntl is not None:
-            fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                holder = os.read(fd, 64).decode("ascii", "replace").strip() or "?"
-                os.close(fd)
-                fd = None
-            else:
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"{os.getpid()}@{socket.gethostname()}".encode(), 0)
-    busy = [h for h in all_gather_objects(holder, where) if h]
-    if busy:
-        raise InputError(f"another mining run (process {busy[0]}) is writing to {str(out)!r}; wait for it to finish "
-                         "(then rerun to reuse its index), or give another --out")
-    try:
-        yield
-    finally:
-        if fd is not None:
-            os.ftruncate(fd, 0)  # no holder any more (and two finished indexes have equal files)
-            os.close(fd)  # closing releases the flock
-
-
-class _Checkpoints:
-    """Atomic per-rank scan checkpoints under ``out/.mining`` (per world size: another process count rescans)."""
-
-    def __init__(self, out: Path, shard: Shard) -> None:
-        self.dir = out / ".mining"
-        self.shard = shard
-        self.path = self.dir / f"rank{shard.rank}of{shard.world}.pt"
-        self.merged = self.dir / "merged.pt"
-        self.written = 0
-        self.kill_after = int(os.environ.get(KILL_ENV, "0") or 0)
-
-    def save(self, path: Path, obj: Any) -> None:
-        with replacing(path) as tmp:
-            torch.save(obj, tmp)
-
-    def save_scan(self, obj: Any) -> None:
-        self.save(self.path, obj)
-        self.written += 1
-        if self.kill_after and self.written >= self.kill_after:
-            os.kill(os.getpid(), signal.SIGKILL)  # the test hook (see KILL_ENV)
-
-    def load(self, path: Path) -> Any:
-        if not path.is_file():
-            return None
-        try:
-            return torch.load(path, weights_only=True)
-        except Exception as err:  # a checkpoint that cannot be read is restarted, never trusted
-            raise InputError(f"checkpoint {str(path)!r} cannot be read ({err}); rerun with --restart") from err
-
-
-def _json_dict(path: Path) -> dict[str, Any] | None:
-    """A JSON object from ``path``, or None if it is missing, unreadable or not an object."""
-    import json
-
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
-def _check_out(out: Path) -> None:
-    """Refuse an ``out`` that holds files of something else (they would be overwritten or, with restart, deleted)."""
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {str(out)!r} is a file; give a folder for the index (it gets manifest.json, layers/, patches/)")
-    man = out / "manifest.json"
-    ours = man.is_file() and (_json_dict(man) or {}).get("format") == FORMAT
-    if man.exists() and not ours and not (out / ".mining").is_dir():
-        raise InputError(f"{str(man)!r} is not a saliency-widget index manifest; refusing to overwrite it: choose a new or empty --out "
-                         "(or delete it yourself if it is a broken index)")
-    taken = [n for n in ("layers", "patches", "images.json") if (out / n).exists()]
-    if taken and not ours and not (out / ".mining").is_dir():
-        raise InputError(f"{str(out)!r} holds {', '.join(taken)} of something that is not a saliency-widget index; "
-                         "refusing to overwrite (or, with --restart, delete) them: choose a new or empty --out")
-
-
-def _check_config(out: Path, config: dict[str, Any], restart: bool, shard: Shard) -> None:
-    """Refuse to mix runs: a different model is a ModelError, other options an InputError."""
-    cfg_path = out / ".mining" / "config.json"
-    man_path = out / "manifest.json"
-    if restart:
-        barrier(shard)
-        if shard.rank == 0:
-            for p in (out / ".mining", out / "layers", out / "patches"):
-                shutil.rmtree(p, ignore_errors=True)
-            for f in (man_path, out / "images.json"):
-                f.unlink(missing_ok=True)
-        barrier(shard)
-    old, stale = None, False
-    if man_path.is_file():
-        old = (_json_dict(man_path) or {}).get("config")
-        if not isinstance(old, dict) or not isinstance(old.get("model"), dict):
-            raise InputError(f"corrupt index at {str(out)!r}: manifest.json holds no run configuration; "
-                             f"mine it again with --restart (restart=True)")
-    elif (out / ".mining").is_dir():
-        old = (_json_dict(cfg_path) or {}).get("config")
-        if not isinstance(old, dict) or not isinstance(old.get("model"), dict):
-            old, stale = None, True  # checkpoints of an unknown run (its config.json lost or cut short): never resumed
-    barrier(shard)  # every rank has read the state before rank 0 changes it
-    if stale and shard.rank == 0:
-        shutil.rmtree(out / ".mining", ignore_errors=True)
-    if old is not None and old != config:
-        if old.get("model") != config["model"]:
-            raise ModelError(
-                f"{str(out)!r} holds an index of another model ({old['model'].get('class')}, weights sha256 "
-                f"{str(old['model'].get('sha256'))[:12]}); refusing to mix models: use a new --out, or --restart to replace it"
-            )
-        diff = sorted(k for k in config if old.get(k) != config[k])
-        if diff == ["data"]:
-            raise InputError(f"the data changed since {str(out)!r} was mined from it (images added, removed, renamed or edited "
-                             f"in place); refusing to resume or reuse it: pass --restart (restart=True) to mine the new data")
-        raise InputError(f"{str(out)!r} holds a run with other options ({', '.join(diff)}); rerun the same command, or pass --restart")
-    barrier(shard)
-    if shard.rank == 0:
-        (out / ".mining").mkdir(parents=True, exist_ok=True)
-        if old is None:
-            write_json(cfg_path, {"config": config})
-    barrier(shard)
 
 
 def mine(
@@ -405,23 +206,23 @@ def mine(
     _check_normalisation(mean, std)
     where = resolve_shard(shard)
     root = Path(out).expanduser()
-    _check_out(root)
+    check_out(root)
     folder = getattr(_base(data), "root", None)
     if isinstance(folder, Path) and root.resolve().is_relative_to(folder.resolve()):
         raise InputError(f"--out {str(out)!r} is inside the mined folder {str(folder)!r}: its patch PNGs would be mined as "
                          "images by the next run; put the index outside the data")
     root.mkdir(parents=True, exist_ok=True)
-    with _out_lock(root, where):  # a second run on one --out (another user, a second terminal) waits its turn
+    with out_lock(root, where):  # a second run on one --out (another user, a second terminal) waits its turn
         n = _length(data)
         n = min(n, limit) if n is not None and limit is not None else n
         config = {
             "model": model_identity(model), "preprocessing": preprocessing, "data": _data_identity(data, n),
             "layers": [str(key) for key in keys], "k": k, "batch_size": batch_size, "limit": limit, "method": method,
         }
-        _check_config(root, config, restart, where)
+        check_config(root, config, restart, where)
         if (root / "manifest.json").is_file():  # the same command ran to the end before
             return load_index(root)
-        ckpt = _Checkpoints(root, where)
+        ckpt = Checkpoints(root, where)
         merged = ckpt.load(ckpt.merged)
         if merged is None:
             states, seconds = _scan(model, data, keys, where, ckpt, k, batch_size, limit, checkpoint_every, num_workers, n, progress)
@@ -449,7 +250,7 @@ def mine(
 
 
 def _scan(
-    model: nn.Module, data: Iterable[Any] | Dataset[Any], keys: list[LayerKey], where: Shard, ckpt: _Checkpoints, k: int,
+    model: nn.Module, data: Iterable[Any] | Dataset[Any], keys: list[LayerKey], where: Shard, ckpt: Checkpoints, k: int,
     batch_size: int, limit: int | None, every: int, num_workers: int, n: int | None, progress: bool,
 ) -> tuple[dict[str, dict[str, torch.Tensor]], float]:
     """Scan this rank's batches from its last checkpoint; returns ``({layer: RunningTopK.state()}, seconds)``."""
@@ -466,7 +267,7 @@ def _scan(
         print(f"saliency-widget mine: rank {where.rank} resumes at global batch {start} "
               f"({runs[keys[0]].seen} images done)", file=sys.stderr, flush=True)
     device, dtype = model_device_dtype(model)
-    scanner = _Scanner(model, keys)
+    scanner = LayerScanner(model, keys)
     done_before = runs[keys[0]].seen
     bar = None
     if progress and where.rank == 0:

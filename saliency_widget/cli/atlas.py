@@ -14,8 +14,9 @@ import argparse
 from typing import Any
 
 from ..errors import InputError
-from .toolbox import MODEL_HELP, read_model, split_list
-from .visualize import parse_channels
+from .sharded import add_dataset_arguments
+from .toolbox import split_list
+from .visualize import add_optimisation_arguments, parse_channels
 
 __all__ = ["EXAMPLES", "add_parser", "run"]
 
@@ -34,24 +35,17 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         description="Build a static site (index.html, one page per layer and per filter, atlas.json) that opens from "
         "file:// with no network.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", default="shapes", help=MODEL_HELP)
-    p.add_argument("--data", required=True, help="an image folder (recursive) or sample:shapes (generated scenes)")
+    add_dataset_arguments(p)  # --model, --data, --limit, --scene-size, --device
     p.add_argument("--layers", required=True, help="comma-separated layer keys, e.g. features.relu3,features.relu5")
     p.add_argument("--out", required=True, help="the site folder (created)")
     p.add_argument("--index", default=None, help="a mining index to reuse (not rescanned) or to create (default: OUT/index)")
-    p.add_argument("--limit", type=int, default=None, help="only the first N images (sample:shapes: N scenes, default 1024)")
     p.add_argument("--channels", default=None, help="filters of every layer, e.g. 0-15,20 (default: all)")
     p.add_argument("--k", type=int, default=9, help="top images per filter (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=64, help="images per scan batch (default: %(default)s)")
     p.add_argument("--method", default="deconvnet", help="ReLU rule of the projections (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=128, help="feature visualization steps (default: %(default)s)")
-    p.add_argument("--size", type=int, default=None, help="feature visualization side (default: the model's input side)")
-    p.add_argument("--param", default="fourier", help="feature visualization parametrisation: pixel, fourier or maco (default: %(default)s)")
-    p.add_argument("--no-transforms", action="store_true", help="feature visualization without jitter/scale/rotation")
+    add_optimisation_arguments(p, steps=128)  # --steps, --size, --param, --no-transforms
     p.add_argument("--seed", type=int, default=0, help="seed of the visualizations and of sample:shapes (default: %(default)s)")
-    p.add_argument("--scene-size", type=int, default=128, help="side of the generated scenes of sample:shapes (default: %(default)s)")
     p.add_argument("--title", default=None, help="page title (default: 'Atlas of MODEL')")
-    p.add_argument("--device", default=None, help="device (default: cuda:LOCAL_RANK when CUDA is available, else cpu)")
     p.add_argument("--restart", action="store_true", help="mine the index again (after changing --layers, --limit or the data)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -59,48 +53,25 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Build the atlas as ``args`` say; print a summary on rank 0."""
-    import os
-
-    import torch
-
-    from ..analysis.shards import resolve_shard
     from ..atlas import build_atlas
-    from ..data.folders import ImageFolderData, SceneStream
-    from ..viz.modelio import describe_model
+    from .sharded import dataset_job
 
     layers = split_list(args.layers, "--layers", "layer key")
-    if args.limit is not None and args.limit < 1:
-        raise InputError(f"--limit must be a positive int, got {args.limit}")
     for name in ("steps", "k", "batch_size", "scene_size"):
         if getattr(args, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be a positive int, got {getattr(args, name)}")
-    where = resolve_shard("auto")
-    try:
-        model = read_model(args.model)
-        device = args.device or (f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu")
-        model = model.to(device)
-        io = describe_model(model)
-        if args.data == "sample:shapes":
-            data: Any = SceneStream(args.limit or 1024, io.transform, size=args.scene_size, seed=args.seed)
-        elif args.data.startswith("sample:"):
-            raise InputError(f"--data {args.data!r}: the only bundled stream is sample:shapes")
-        else:
-            data = ImageFolderData(args.data, io.transform)
+    with dataset_job(args) as job:
         channels = None
         if args.channels is not None:
             # the syntax here; the range per layer in build_atlas (its message names the layer and its channel count)
             ends = [int(v) for item in split_list(args.channels, "--channels", "channel") for v in item.split("-") if v.strip().isdigit()]
             channels = parse_channels(args.channels, max(ends, default=0) + 1)
         atlas = build_atlas(
-            model, data, layers, args.out, index=args.index, channels=channels, limit=args.limit, spec=args.model, data_name=args.data,
-            title=args.title, k=args.k, batch_size=args.batch_size, method=args.method, steps=args.steps, size=args.size,
-            param=args.param, seed=args.seed, transforms=not args.no_transforms, shard=where, restart=args.restart, progress=not args.quiet,
+            job.model, job.data, layers, args.out, index=args.index, channels=channels, limit=args.limit, spec=args.model,
+            data_name=args.data, title=args.title, k=args.k, batch_size=args.batch_size, method=args.method, steps=args.steps,
+            size=args.size, param=args.param, seed=args.seed, transforms=not args.no_transforms, shard=job.where,
+            restart=args.restart, progress=not args.quiet,
         )
-        if where.rank == 0:
+        if job.where.rank == 0:
             print(atlas.summary())
-    finally:
-        if where.distributed:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
     return 0

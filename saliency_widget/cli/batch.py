@@ -24,6 +24,7 @@ from torch import nn
 
 from ..errors import InputError, SaliencyError
 from ..models import load_model
+from .settings import method_settings
 from .toolbox import one_line, read_model
 
 __all__ = ["render_folder", "run"]
@@ -98,6 +99,7 @@ def render_folder(
     """
     from ..analysis.shards import barrier, resolve_shard
     from ..data.folders import ImageFolderData
+    from ..views.settings import MethodSettings, settings_text
     from ..viz.batch import PART_VERSION, merge_parts, write_part
     from ..viz.images import to_pil
     from ..viz.modelio import describe_model
@@ -122,7 +124,9 @@ def render_folder(
     settings = {
         "folder": str(folder), "model": type(model).__name__, "methods": ", ".join(methods),
         "target": "predicted class" if target is None else str(target),
-        **{k: str(v) for k, v in sorted(options.items()) if k != "progress"},
+        **{k: str(v) for k, v in sorted(options.items()) if k not in ("progress", "settings")},
+        # the method settings given, in words as on each page ("LRP settings": "composite alpha_beta, ...")
+        **(settings_text(MethodSettings.of(options["settings"]), methods) if "settings" in options else {}),
     }
     mine = [i for i in range(len(data)) if where.owns(i)]
     entries, failed = [], []
@@ -156,8 +160,8 @@ def render_folder(
 
 def run(args: argparse.Namespace, methods: Sequence[str] | None, target: int | str | None) -> int:
     """``saliency-widget render --data DIR``: check the options, render (sharded under torchrun), print on rank 0."""
-    from ..analysis.shards import resolve_shard
     from ..viz.batch import read_parts, unreadable
+    from .sharded import process_group
 
     if args.images:
         raise InputError(f"give either IMAGE arguments or --data DIR, not both (got {len(args.images)} image(s) and --data {args.data!r})")
@@ -165,10 +169,12 @@ def run(args: argparse.Namespace, methods: Sequence[str] | None, target: int | s
         raise InputError(f"with --data, --out is a folder (it gets index.html, pages/ and parts/), not {args.out!r}")
     out = _out_dir(args.out or "report")
     _folder(args.data)  # before the model loads
-    where = resolve_shard("auto")
-    try:
+    with process_group() as where:
         model = read_model(args.model)
         opts: dict[str, Any] = {"sign": args.sign, "cmap": args.cmap}
+        chosen = {k: v for k, v in method_settings(args).as_dict().items() if getattr(args, k, None) is not None}
+        if chosen:  # only what was given: the index lists it
+            opts["settings"] = chosen
         if args.faithfulness:
             opts["faithfulness"] = True
         if args.interactive:
@@ -183,9 +189,4 @@ def run(args: argparse.Namespace, methods: Sequence[str] | None, target: int | s
             names = ", ".join(repr(e["path"]) for e in failed[:5]) + (f" and {len(failed) - 5} more" if len(failed) > 5 else "")
             raise InputError(f"{len(failed)} image(s) of --data {args.data!r} could not be read and have no maps: {names} "
                              f"(first: {failed[0]['error']}); the others were rendered; the list is in {str(out / 'index.html')!r}")
-    finally:
-        if where.distributed:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
     return 0

@@ -11,10 +11,9 @@ crash (or ``kill -9``) resumes from the last checkpoint. Errors are one line on 
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from ..errors import InputError
-from .toolbox import MODEL_HELP, Parser, read_model, run_reporting, split_list
+from .sharded import add_dataset_arguments
+from .toolbox import Parser, run_reporting, split_list
 
 __all__ = ["add_arguments", "main", "run"]
 
@@ -29,53 +28,31 @@ EXAMPLES = """examples:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``mine`` (shared by ``saliency-widget mine`` and ``python -m saliency_widget.mine``)."""
-    p.add_argument("--model", default="shapes", help=MODEL_HELP)
-    p.add_argument("--data", required=True, help="an image folder (recursive; ImageFolder layout or flat) or sample:shapes (generated scenes)")
+    add_dataset_arguments(p)  # --model, --data, --limit, --scene-size, --device
     p.add_argument("--layers", required=True, help="comma-separated layer keys, e.g. features.relu3,features.relu5 or layer1.0.relu#1")
     p.add_argument("--k", type=int, default=9, help="winners per channel (default: %(default)s)")
     p.add_argument("--out", required=True, help="index directory (created; rerun the same command to resume)")
-    p.add_argument("--limit", type=int, default=None, help="mine only the first N images (sample:shapes: N scenes, default 1024)")
     p.add_argument("--batch-size", type=int, default=64, help="images per batch (default: %(default)s)")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes per rank (default: %(default)s)")
     p.add_argument("--checkpoint-every", type=int, default=20, help="batches between checkpoints (default: %(default)s)")
     p.add_argument("--project-batch", type=int, default=64, help="projections per backward pass (default: %(default)s)")
     p.add_argument("--method", default="deconvnet", help="ReLU rule of the projections (default: %(default)s)")
-    p.add_argument("--scene-size", type=int, default=128, help="side of the generated scenes of sample:shapes (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample:shapes stream (default: %(default)s)")
-    p.add_argument("--device", default=None, help="device (default: cuda:LOCAL_RANK when CUDA is available, else cpu)")
     p.add_argument("--restart", action="store_true", help="discard a previous run or index at --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
     """Mine as ``args`` say; print a summary on rank 0."""
-    import os
-
-    import torch
-
     from ..analysis.index import preprocessing_identity
     from ..analysis.mining import mine
-    from ..analysis.shards import resolve_shard
-    from ..data.folders import ImageFolderData, SceneStream
-    from ..viz.modelio import describe_model
+    from .sharded import dataset_job
 
     layers = split_list(args.layers, "--layers", "layer key")
-    if args.limit is not None and args.limit < 1:  # before the model loads (sample:shapes would read 0 as "the default")
-        raise InputError(f"--limit must be a positive int, got {args.limit}")
-    where = resolve_shard("auto")
-    try:
-        model = read_model(args.model)
-        device = args.device or (f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu")
-        model = model.to(device)
-        io = describe_model(model)
-        if args.data == "sample:shapes":
-            data: Any = SceneStream(args.limit or 1024, io.transform, size=args.scene_size, seed=args.seed)
-        elif args.data.startswith("sample:"):
-            raise InputError(f"--data {args.data!r}: the only bundled stream is sample:shapes")
-        else:
-            data = ImageFolderData(args.data, io.transform)
+    with dataset_job(args) as job:
+        io, where = job.io, job.where
         index = mine(
-            model, data, layers, args.out, k=args.k, batch_size=args.batch_size, limit=args.limit,
+            job.model, job.data, layers, args.out, k=args.k, batch_size=args.batch_size, limit=args.limit,
             checkpoint_every=args.checkpoint_every, num_workers=args.workers, method=args.method,
             project_batch=args.project_batch, preprocessing=preprocessing_identity(io.transform, io.mean, io.std),
             mean=io.mean, std=io.std, shard=where, restart=args.restart, progress=not args.quiet,
@@ -84,11 +61,6 @@ def run(args: argparse.Namespace) -> int:
             t = index.manifest.get("timing", {})
             print(f"wrote {args.out}: {len(index.layers)} layer(s), top-{index.k}; scan {t.get('scan_s', 0):.1f} s, "
                   f"projections {t.get('project_s', 0):.1f} s on {where.world} process(es)")
-    finally:
-        if where.distributed:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
     return 0
 
 

@@ -21,6 +21,7 @@ from ..engine import available_methods, get_method
 from ..errors import InputError, OutOfDomainWarning, choices, warn_once
 from ..views.classes import check_methods
 from ..views.options import COLORMAPS, SIGNS
+from .settings import add_setting_arguments, method_settings
 from .toolbox import MODEL_HELP, read_model
 
 __all__ = ["EPILOG", "WEIGHTS", "add_parser", "epilog", "looks_like_photo", "parse_methods", "parse_target", "run", "warn_photos",
@@ -145,6 +146,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     r.add_argument("--layers", default=None, help="--interactive: comma-separated layer keys with feature maps (default: three spread over the depth)")
     r.add_argument("--faithfulness", action="store_true", help="add each image's deletion/insertion scoreboard and curves (HTML only)")
     r.add_argument("--list-samples", action="store_true", help="print the bundled sample names and exit")
+    add_setting_arguments(r)
     return r
 
 
@@ -201,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
 
         print("\n".join(sorted(sample_images())))
         return 0
+    settings = method_settings(args)  # checked before anything loads
     if args.data is not None:
         from .batch import run as run_folder
 
@@ -232,9 +235,11 @@ def run(args: argparse.Namespace) -> int:
     if args.interactive:
         layers = [k.strip() for k in args.layers.split(",") if k.strip()] if args.layers else None
         rep = render_report(images, model, methods, target, sign=args.sign, cmap=args.cmap, names=names, interactive=True,
-                            topk=args.topk, layers=layers, progress=lambda line: print(f"  {line}", file=sys.stderr), faithfulness=args.faithfulness)
+                            topk=args.topk, layers=layers, progress=lambda line: print(f"  {line}", file=sys.stderr), faithfulness=args.faithfulness,
+                            settings=settings)
     else:
-        rep = render_report(images, model, methods, target, sign=args.sign, cmap=args.cmap, names=names, faithfulness=args.faithfulness)
+        rep = render_report(images, model, methods, target, sign=args.sign, cmap=args.cmap, names=names, faithfulness=args.faithfulness,
+                            settings=settings)
     rep.save(out)
     print(f"wrote {out} ({len(args.images)} image(s) x {','.join(methods)})")
     if rep.size is not None:

@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import InputError
 from .toolbox import MODEL_HELP, read_model, split_list
 
-__all__ = ["add_parser", "parse_channels", "run"]
+__all__ = ["add_optimisation_arguments", "add_parser", "parse_channels", "run"]
 
 EXAMPLES = """examples:
   saliency-widget visualize --layer features.relu5 --out relu5          all 64 filters of the bundled model
@@ -47,6 +47,22 @@ def parse_channels(spec: str | None, count: int) -> list[int]:
     return list(dict.fromkeys(out))
 
 
+def add_optimisation_arguments(p: argparse.ArgumentParser, steps: int) -> None:
+    """The feature visualization's optimisation options (``visualize``, ``atlas``): steps, image side, parametrisation, transforms.
+
+    Parameters
+    ----------
+    p
+        The command's parser.
+    steps
+        The default of ``--steps``.
+    """
+    p.add_argument("--steps", type=int, default=steps, help="feature visualization: optimisation steps (default: %(default)s)")
+    p.add_argument("--size", type=int, default=None, help="feature visualization: image side (default: the model's input side)")
+    p.add_argument("--param", default="fourier", help="feature visualization: parametrisation, pixel, fourier or maco (default: %(default)s)")
+    p.add_argument("--no-transforms", action="store_true", help="feature visualization without jitter/scale/rotation robustness")
+
+
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Add the ``visualize`` command to ``sub``; return its parser."""
     p: argparse.ArgumentParser = sub.add_parser(
@@ -59,10 +75,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--channels", default=None, help="channels, e.g. 0-15,20 (default: all)")
     p.add_argument("--classes", action="store_true", help="class models (class_logit - 0.05 * l2) instead of filters")
     p.add_argument("--out", required=True, help="output folder (PNGs + index.html)")
-    p.add_argument("--steps", type=int, default=256, help="optimisation steps (default: %(default)s)")
-    p.add_argument("--size", type=int, default=None, help="image side (default: the model's input side)")
-    p.add_argument("--param", default="fourier", help="pixel, fourier or maco (default: %(default)s)")
-    p.add_argument("--no-transforms", action="store_true", help="no jitter/scale/rotation robustness")
+    add_optimisation_arguments(p, steps=256)  # --steps, --size, --param, --no-transforms
     p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=None, help="images per optimisation batch (default: all)")
     p.add_argument("--device", default=None, help="device, e.g. cuda (default: the model's)")

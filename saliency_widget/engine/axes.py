@@ -17,7 +17,13 @@ This is what makes layouts follow structure rather than shapes:
 * a patch embedding written as a reshape (einops ``b c (h p1) (w p2) -> b (h w) (p1 p2 c)``) puts
   the outer digits (the patch grid) on the token axis and the inner digits among the channels:
   tokens on the ``(H / p1, W / p2)`` grid;
-* the reverse of a partition merges outer and inner digits back: the grid again.
+* the reverse of a partition merges outer and inner digits back: the grid again;
+* a padding (``F.pad``) of a whole grid axis makes the digit of a *padded* grid (``pad``): not the
+  image's grid (a window padding of a 4 x 6 grid to one 14 x 14 window is mostly zeros), but
+  followed through a partition and its reverse, and the crop that removes the padding gives the
+  grid back;
+* a reduction (``amax``, ``mean``...) over the least significant digits of the rows and columns is a
+  pooling: the digits left are those of the coarser grid (Hiera's mask-unit pooling).
 
 :func:`canonical` names the layout an axes description has (NCHW, NHWC, tokens, or the tracker's
 internal NCL), or None for anything else (window partitions, attention maps, head splits).
@@ -28,7 +34,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-__all__ = ["Axes", "Factor", "canonical", "combine", "einsum_axes", "index_axes", "kept_axes", "matmul_axes", "reshape_axes"]
+__all__ = [
+    "Axes", "Factor", "canonical", "combine", "conv_axes", "einsum_axes", "index_axes", "kept_axes", "matmul_axes",
+    "pad_axes", "reduce_axes", "reshape_axes",
+]  # fmt: skip
 
 
 class Factor(NamedTuple):
@@ -45,12 +54,16 @@ class Factor(NamedTuple):
         ``"h"`` / ``"w"``: the digit's weight in the row / column index; ``"t"``: the prefix count.
     total
         ``"h"`` / ``"w"``: rows / columns of the whole grid; ``"t"``: the grid's columns.
+    pad
+        ``"h"`` / ``"w"``: ``(before, after)`` rows / columns a padding added to the image's grid
+        (``total`` counts them); ``(0, 0)`` for the image's own grid.
     """
 
     kind: str
     size: int
     stride: int = 1
     total: int = 0
+    pad: tuple[int, int] = (0, 0)
 
     @property
     def outer(self) -> bool:
@@ -85,8 +98,8 @@ def _merge(axis: Axis) -> Axis:
             if p.kind == f.kind == "c":
                 out[-1] = Factor("c", p.size * f.size)
                 continue
-            if p.kind == f.kind and p.kind in "hw" and p.total == f.total and p.stride == f.stride * f.size:
-                out[-1] = Factor(p.kind, p.size * f.size, f.stride, f.total)
+            if p.kind == f.kind and p.kind in "hw" and (p.total, p.pad) == (f.total, f.pad) and p.stride == f.stride * f.size:
+                out[-1] = Factor(p.kind, p.size * f.size, f.stride, f.total, f.pad)
                 continue
         out.append(f)
     return tuple(out)
@@ -121,8 +134,8 @@ def reshape_axes(axes: Axes, shape: Sequence[int]) -> Axes | None:
             elif f.size % need == 0:
                 inner = f.size // need
                 if f.kind in "hw":
-                    taken.append(Factor(f.kind, need, f.stride * inner, f.total))
-                    todo.append(Factor(f.kind, inner, f.stride, f.total))
+                    taken.append(Factor(f.kind, need, f.stride * inner, f.total, f.pad))
+                    todo.append(Factor(f.kind, inner, f.stride, f.total, f.pad))
                 else:  # channels split into channels; the batch or a token axis split is not followed
                     kind = "c" if f.kind == "c" else "x"
                     taken.append(Factor(kind, need))
@@ -141,27 +154,28 @@ def _is_channels(axis: Axis) -> bool:
     return all(f.kind == "c" or f.size == 1 or (f.kind in "hw" and not f.outer) for f in axis)
 
 
-def _grid_axis(axis: Axis, kind: str) -> int | None:
+def _grid_axis(axis: Axis, kind: str, padded: bool = False) -> int | None:
     """Rows (``kind="h"``) or columns of the grid if ``axis`` is exactly that grid axis (outer digit), else None."""
-    if len(axis) == 1 and axis[0].kind == kind and axis[0].outer:
+    if len(axis) == 1 and axis[0].kind == kind and axis[0].outer and (padded or axis[0].pad == (0, 0)):
         return axis[0].size
     return None
 
 
-def canonical(axes: Axes, batch: int) -> tuple[str, tuple[int, int] | None, int] | None:
+def canonical(axes: Axes, batch: int, padded: bool = False) -> tuple[str, tuple[int, int] | None, int] | None:
     """``(kind, grid, prefix)`` of the layout ``axes`` has, or None when it has none of them.
 
-    ``kind`` is ``"NCHW"``, ``"NHWC"``, ``"tokens"`` or ``"NCL"`` (``(N, C, h*w)``).
+    ``kind`` is ``"NCHW"``, ``"NHWC"``, ``"tokens"`` or ``"NCL"`` (``(N, C, h*w)``). A padded grid
+    is none of them, unless ``padded`` (the tracker's own question: is it a grid but for the padding?).
     """
     if not axes or len(axes[0]) != 1 or axes[0][0].kind != "n" or axes[0][0].size != batch:
         return None
     if len(axes) == 4:
         if _is_channels(axes[1]):
-            h, w = _grid_axis(axes[2], "h"), _grid_axis(axes[3], "w")
+            h, w = _grid_axis(axes[2], "h", padded), _grid_axis(axes[3], "w", padded)
             if h is not None and w is not None:
                 return ("NCHW", (h, w), 0)
         if _is_channels(axes[3]):
-            h, w = _grid_axis(axes[1], "h"), _grid_axis(axes[2], "w")
+            h, w = _grid_axis(axes[1], "h", padded), _grid_axis(axes[2], "w", padded)
             if h is not None and w is not None:
                 return ("NHWC", (h, w), 0)
         return None
@@ -169,7 +183,7 @@ def canonical(axes: Axes, batch: int) -> tuple[str, tuple[int, int] | None, int]
         for tok, chan, kind in ((axes[1], axes[2], "tokens"), (axes[2], axes[1], "NCL")):
             if not _is_channels(chan):
                 continue
-            if len(tok) == 2 and _grid_axis(tok[:1], "h") and _grid_axis(tok[1:], "w"):
+            if len(tok) == 2 and _grid_axis(tok[:1], "h", padded) and _grid_axis(tok[1:], "w", padded):
                 return (kind, (tok[0].size, tok[1].size), 0)
             if kind == "tokens" and len(tok) == 1 and tok[0].kind == "t":
                 t = tok[0]
@@ -233,11 +247,82 @@ def index_axes(axes: Axes, index: object, shape: Sequence[int]) -> Axes | None:
         elif isinstance(i, int):
             k += 1
         else:
-            out.append(axes[k])
+            out.append(_unpadded(axes[k], i))  # type: ignore[arg-type]
             k += 1
     if len(out) != len(shape):
         return None
     return tuple(_changed(a, int(s)) for a, s in zip(out, shape))
+
+
+def _unpadded(axis: Axis, index: slice) -> Axis:
+    """``axis[index]``'s factors when the slice crops exactly the padding off a padded grid axis; else ``axis``."""
+    if len(axis) != 1 or not axis[0].outer or axis[0].pad == (0, 0):
+        return axis
+    f = axis[0]
+    start, stop, step = index.indices(f.size)
+    size = f.total - f.pad[0] - f.pad[1]
+    if step == 1 and start == f.pad[0] and stop - start == size:
+        return (Factor(f.kind, size, 1, size),)
+    return axis
+
+
+def pad_axes(axes: Axes, pads: Sequence[int]) -> Axes:
+    """Axes after ``F.pad(t, pads)`` (``pads``: ``(before, after)`` pairs from the last axis backwards).
+
+    A whole grid axis padded is the axis of a padded grid (see :class:`Factor`); any other axis
+    whose size changes is channels if it was, else not followed.
+    """
+    out = list(axes)
+    for i in range(min(len(pads) // 2, len(axes))):
+        before, after = int(pads[2 * i]), int(pads[2 * i + 1])
+        d = len(axes) - 1 - i
+        size = _size(axes[d]) + before + after
+        if (before, after) == (0, 0):
+            continue
+        f = axes[d][0] if len(axes[d]) == 1 else None
+        if f is not None and f.outer:
+            out[d] = (Factor(f.kind, size, 1, size, (f.pad[0] + before, f.pad[1] + after)),)
+        else:
+            out[d] = _changed(axes[d], size)
+    return tuple(out)
+
+
+def reduce_axes(axes: Axes, dims: Sequence[int], keepdim: bool) -> Axes:
+    """Axes after a reduction (max, mean, sum...) over ``dims``: those axes dropped (size 1 if ``keepdim``).
+
+    A reduction over the least significant digits of a grid's rows (or columns) pools them: the
+    digits left are renumbered as the digits of the coarser grid (``total / pooled``), so that a
+    reduction over the inner digits of every window gives the pooled grid (Hiera's mask-unit pooling).
+    """
+    drop = {d % len(axes) for d in dims}
+    gone = [f for d in drop for f in axes[d]]
+    kept = [() if i in drop else a for i, a in enumerate(axes) if keepdim or i not in drop]
+    for kind in "hw":
+        pooled = [f for f in gone if f.kind == kind and f.size > 1]
+        left = [f for a in kept for f in a if f.kind == kind and f.size > 1]
+        if not pooled or not left or len({(f.total, f.pad) for f in pooled + left}) != 1 or pooled[0].pad != (0, 0):
+            continue
+        s = min(f.stride for f in left)
+        if _size(tuple(pooled)) != s or any(f.stride >= s for f in pooled):
+            continue  # not the least significant digits: not a pooling of the grid
+        kept = [tuple(Factor(kind, f.size, max(1, f.stride // s), f.total // s) if f.kind == kind else f for f in a) for a in kept]
+    return tuple(_merge(a) for a in kept)
+
+
+def conv_axes(axes: Axes, shape: Sequence[int]) -> Axes | None:
+    """Axes of a 2-D convolution of a tensor with ``axes``, or None when its output is a grid of its own.
+
+    A convolution makes ``(N, C, H, W)`` of its input's last two axes: a grid again after any
+    reshape that keeps rows on axis 2 and columns on axis 3 (or that the tracker lost). An input
+    whose axis 2 or 3 is known to be something else (tokens, heads, channels, the other grid axis:
+    a talking-head convolution over an attention map ``(N, heads, T, T)``, MobileViT-v2's
+    convolutions over unfolded patches ``(N, C, pixels, patches)``) keeps those axes: no grid.
+    """
+    if len(axes) != 4 or len(shape) != 4:
+        return None
+    if all(f.kind in "hx" or f.size == 1 for f in axes[2]) and all(f.kind in "wx" or f.size == 1 for f in axes[3]):
+        return None
+    return (axes[0], _changed(axes[1], int(shape[1])), _changed(axes[2], int(shape[2])), _changed(axes[3], int(shape[3])))
 
 
 def matmul_axes(a: Axes | None, b: Axes | None, a_shape: Sequence[int], b_shape: Sequence[int], shape: Sequence[int]) -> Axes | None:

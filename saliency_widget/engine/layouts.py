@@ -16,8 +16,9 @@ A CNN layer outputs ``(N, C, H, W)``. Transformers and their hybrids do not:
     Anything else, or a layer whose layout the evidence does not settle: attention maps
     ``(N, heads, T, T)``, heads split off the channels, window partitions
     ``(N, windows, pixels, C)`` (also when their sizes happen to equal a grid's), batches of
-    windows ``(N * windows, ...)``, a grid with its rows and columns swapped. Reported as
-    such, never guessed.
+    windows ``(N * windows, ...)``, a grid with its rows and columns swapped, a padded grid
+    (a window padding: the image covers part of it), a convolution over an attention map or
+    over unfolded patches. Reported as such, never guessed.
 
 The layout is decided from evidence, never from a shape. During the recorded forward pass a
 :class:`LayoutTracker` (a ``TorchFunctionMode``) follows every tensor from the
@@ -25,11 +26,15 @@ The layout is decided from evidence, never from a shape. During the recorded for
 the rows and columns; :mod:`.axes`): a permute ``(0, 2, 3, 1)`` of an NCHW tensor is NHWC with
 the same grid, ``flatten(2).transpose(1, 2)`` (or a 6-D rearrange, or ``F.unfold``) of an
 NCHW tensor is tokens on the patch grid, a channel shuffle keeps the grid, a window partition
-is no grid and its reverse is the grid again, attention (matmul, ``scaled_dot_product_attention``,
-einsum) keeps the token axis of its queries, a concatenation of untagged tokens in front of
-patch tokens adds prefix tokens, a convolution's output is NCHW on its own grid, and ops that
-keep the rank (norms, linear layers, residual adds, slicing, padding, rolling) keep the axes
-whose sizes they keep. A module output the tracker could not follow is ``ambiguous``.
+is no grid and its reverse is the grid again, a padding (``F.pad``) makes a padded grid, no grid
+until a crop removes the padding or a pooling or convolution makes a grid of it, a reduction
+(max, mean) over the inner digits of the rows and columns pools them (Hiera's mask units),
+attention (matmul, ``scaled_dot_product_attention``, einsum) keeps the token axis of its
+queries, a concatenation of untagged tokens in front of patch tokens adds prefix tokens, a
+convolution's output is NCHW on its own grid unless its input's last two axes are known to be
+something else (an attention map's tokens, unfolded patches), and ops that keep the rank (norms,
+linear layers, residual adds, slicing, rolling) keep the axes whose sizes they keep. A module
+output the tracker could not follow is ``ambiguous``. :mod:`.layout_ops` lists the ops by family.
 
 :func:`to_nchw` then views any spatial layer output as ``(N, C, H, W)`` (tokens: the prefix
 dropped and the patch tokens reshaped, exactly pytorch-grad-cam's documented ViT / Swin
@@ -48,6 +53,8 @@ from torch.overrides import TorchFunctionMode
 from torch.utils.weak import WeakIdKeyDictionary
 
 from ..errors import LayerError
+from . import axes as ax
+from . import layout_ops as ops
 from .axes import Axes, Factor, canonical, combine, einsum_axes, fits, index_axes, kept_axes, matmul_axes, reshape_axes
 
 __all__ = [
@@ -199,53 +206,12 @@ def from_nchw(t: torch.Tensor, layout: Layout) -> torch.Tensor:
 
 # ---------------------------------------------------------------------------- the tracker
 
-_PERMUTES: frozenset[Callable[..., Any]] = frozenset(
-    {
-        torch.permute, torch.Tensor.permute,
-        torch.transpose, torch.Tensor.transpose, torch.swapaxes, torch.Tensor.swapaxes,
-        torch.swapdims, torch.Tensor.swapdims,
-        torch.movedim, torch.Tensor.movedim, torch.moveaxis, torch.Tensor.moveaxis,
-    }
-)  # fmt: skip
-_RESHAPES: frozenset[Callable[..., Any]] = frozenset(
-    {
-        torch.reshape, torch.Tensor.reshape, torch.Tensor.view, torch.flatten, torch.Tensor.flatten,
-        torch.unflatten, torch.Tensor.unflatten, torch.Tensor.view_as, torch.Tensor.reshape_as,
-        torch.squeeze, torch.Tensor.squeeze, torch.unsqueeze, torch.Tensor.unsqueeze,
-    }
-)  # fmt: skip
-_CATS: frozenset[Callable[..., Any]] = frozenset({torch.cat, torch.concat, torch.concatenate})
-_MATMULS: frozenset[Callable[..., Any]] = frozenset(
-    {torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm, torch.Tensor.bmm}
-)
-_UNBINDS: frozenset[Callable[..., Any]] = frozenset({torch.unbind, torch.Tensor.unbind})
-# a convolution's output is (N, C, H, W) on its own grid, whatever its input went through
-_CONVS: frozenset[Callable[..., Any]] = frozenset({torch.conv2d, torch.conv_transpose2d})
-_SDPA = torch.nn.functional.scaled_dot_product_attention
-_UNFOLD = torch.nn.functional.unfold
-_PRIMES = (2, 3, 5, 7, 11, 13, 17, 19)
-
-
 def _tensors(values: Any) -> Iterator[torch.Tensor]:
     for v in values:
         if isinstance(v, torch.Tensor):
             yield v
         elif isinstance(v, (list, tuple)):
             yield from (u for u in v if isinstance(u, torch.Tensor))
-
-
-def _permutation(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], rank: int) -> tuple[int, ...] | None:
-    """The axis permutation a permute / transpose / movedim call applies (output axis i = input axis p[i])."""
-    # Replay the call on a meta tensor whose axes have distinct sizes: exact for every signature.
-    probe = torch.empty(_PRIMES[:rank], device="meta")
-    try:
-        if args:
-            shape = func(probe, *args[1:], **kwargs).shape
-        else:
-            shape = func(**{**kwargs, "input": probe}).shape
-    except (RuntimeError, TypeError, ValueError, IndexError):  # an unusual signature: no evidence, not an error
-        return None
-    return tuple(_PRIMES.index(s) for s in shape)
 
 
 def _axes_of(layout: Layout, shape: Sequence[int]) -> Axes | None:
@@ -287,12 +253,14 @@ class LayoutTracker(TorchFunctionMode):
     Tags are kept in a weak dictionary, so the tracker keeps no tensor alive. Per op: a
     permute, reshape, view, flatten, unflatten, squeeze or unsqueeze regroups the factors of
     the axes (:mod:`.axes`), so rows and columns are followed through channel shuffles and
-    window partitions and their reverse; a convolution's output is ``(N, C, H, W)`` on its
-    own grid; matmul, ``scaled_dot_product_attention`` and einsum keep the row axis of their
-    first operand and the column axis of the last (attention keeps the token axis of its
-    queries); unbind and indexing drop or keep axes; concatenations of untagged tokens in
-    front of patch tokens add prefix tokens; every other op that keeps the rank keeps the
-    axes whose sizes it keeps.
+    window partitions and their reverse; a padding makes a padded grid (:mod:`.axes`); a
+    reduction over axes drops them, pooling a grid when they are its inner digits; a
+    convolution's output is ``(N, C, H, W)`` on its own grid unless its input's last two axes
+    are known not to be rows and columns; matmul, ``scaled_dot_product_attention`` and einsum
+    keep the row axis of their first operand and the column axis of the last (attention keeps
+    the token axis of its queries); unbind and indexing drop or keep axes; concatenations of
+    untagged tokens in front of patch tokens add prefix tokens; every other op that keeps the
+    rank keeps the axes whose sizes it keeps.
     """
 
     def __init__(self) -> None:
@@ -357,25 +325,31 @@ class LayoutTracker(TorchFunctionMode):
         src: torch.Tensor | None = first if isinstance(first, torch.Tensor) else None
         src_layout = self._known(src)
         out = outs[0]
-        if func in _CONVS:
-            ok = out.dim() == 4 and out.shape[0] == self._batch
-            self._tag(out, Layout("NCHW", (int(out.shape[2]), int(out.shape[3]))) if ok else None)
-        elif func in _MATMULS or func is _SDPA or func is torch.einsum:
+        if func in ops.CONVS:
+            axes = self._axes(src)
+            kept = None if axes is None else ax.conv_axes(axes, out.shape)  # last two axes known to be no grid's
+            if out.dim() != 4 or out.shape[0] != self._batch:
+                self._tag(out, None)
+            elif kept is not None:
+                self._tag(out, self._layout(kept))
+            else:
+                self._tag(out, Layout("NCHW", (int(out.shape[2]), int(out.shape[3]))))
+        elif func in ops.MATMULS or func is ops.SDPA or func is torch.einsum:
             self._tag(out, self._layout(self._product_axes(func, args, kwargs, out)))
         elif src is None or src_layout is None:
-            if func in _CATS:
+            if func in ops.CATS:
                 self._tag(out, self._cat(args, kwargs, out))
             else:
                 for o in outs:
                     self._tag(o, self._kept(o, tagged))
-        elif func in _PERMUTES:
-            perm = _permutation(func, args, kwargs, src.dim())
+        elif func in ops.PERMUTES:
+            perm = ops.permutation(func, args, kwargs, src.dim())
             axes = _axes_of(src_layout, src.shape)
             self._tag(out, None if perm is None or axes is None else self._layout(tuple(axes[i] for i in perm)))
-        elif func in _RESHAPES:
+        elif func in ops.RESHAPES:
             axes = _axes_of(src_layout, src.shape)
             self._tag(out, None if axes is None else self._layout(reshape_axes(axes, out.shape)))
-        elif func in _UNBINDS:
+        elif func in ops.UNBINDS:
             dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
             axes = _axes_of(src_layout, src.shape)
             if axes is not None and isinstance(dim, int):
@@ -384,8 +358,17 @@ class LayoutTracker(TorchFunctionMode):
                     self._tag(o, self._layout(rest))
         elif func is torch.Tensor.__getitem__:
             self._tag(out, self._index(src, src_layout, args[1], out))
-        elif func is _UNFOLD and src_layout.kind == "NCHW":
-            self._tag(out, _unfolded(src, args, kwargs, out))
+        elif func is ops.UNFOLD and src_layout.kind == "NCHW":
+            grid = ops.unfold_grid(src.shape, args, kwargs, out.shape)
+            self._tag(out, None if grid is None else Layout("NCL", grid))
+        elif func in ops.PADS:
+            widths, axes = ops.pad_widths(args, kwargs), _axes_of(src_layout, src.shape)
+            self._tag(out, None if widths is None or axes is None else self._layout(ax.pad_axes(axes, widths)))
+        elif func in ops.REDUCTIONS and (out.dim() != src.dim() or src_layout.kind == "axes"):
+            dims, axes = ops.reduced_dims(args, kwargs, src.dim(), out.dim()), _axes_of(src_layout, src.shape)
+            reduced = None if dims is None or axes is None else self._layout(ax.reduce_axes(axes, dims, out.dim() == src.dim()))
+            for o in outs:  # (values, indices) of a max over a dim; an elementwise max(a, b) keeps the rank
+                self._tag(o, reduced if reduced is not None else self._kept(o, tagged))
         else:
             for o in outs:
                 self._tag(o, self._kept(o, tagged))
@@ -393,14 +376,14 @@ class LayoutTracker(TorchFunctionMode):
     def _product_axes(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], out: torch.Tensor) -> Axes | None:
         """Axes of a matmul, an attention or an einsum output."""
         if func is torch.einsum:
-            eq, *ops = args if args else (kwargs.get("equation"), *kwargs.get("operands", ()))
-            if len(ops) == 1 and isinstance(ops[0], (list, tuple)):
-                ops = list(ops[0])
-            if not isinstance(eq, str) or not all(isinstance(o, torch.Tensor) for o in ops):
+            eq, *operands = args if args else (kwargs.get("equation"), *kwargs.get("operands", ()))
+            if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+                operands = list(operands[0])
+            if not isinstance(eq, str) or not all(isinstance(o, torch.Tensor) for o in operands):
                 return None
-            axes = [self._axes(o) for o in ops]
-            return einsum_axes(eq, axes, [o.shape for o in ops], out.shape)
-        if func is _SDPA:
+            axes = [self._axes(o) for o in operands]
+            return einsum_axes(eq, axes, [o.shape for o in operands], out.shape)
+        if func is ops.SDPA:
             q, v = (args[0] if args else kwargs.get("query")), (args[2] if len(args) > 2 else kwargs.get("value"))
             qa, va = self._axes(q), self._axes(v)
             if qa is None or va is None:
@@ -417,11 +400,14 @@ class LayoutTracker(TorchFunctionMode):
 
     def _index(self, src: torch.Tensor, layout: Layout, index: Any, out: torch.Tensor) -> Layout | None:
         if layout.kind == "tokens":
-            return _token_slice(layout, index, src.shape, out.shape)
-        if layout.kind in ("NCHW", "NHWC") and out.dim() == src.dim():
-            return self._kept(out, [(src, layout)])  # a crop or a strided subsampling: a new grid
+            prefix = ops.token_slice_prefix(layout.prefix, index, src.shape, out.shape)
+            return None if prefix is None else Layout("tokens", layout.grid, prefix)
         axes = _axes_of(layout, src.shape)
-        return None if axes is None else self._layout(index_axes(axes, index, out.shape))
+        got = None if axes is None else self._layout(index_axes(axes, index, out.shape))
+        if (got is None or got.kind == "axes") and out.dim() == src.dim() and self._grid_kind(src, layout, out) in ("NCHW", "NHWC"):
+            # a crop or a strided subsampling of a grid (padded or not): a new grid; a crop of its padding: the grid (got)
+            return self._kept(out, [(src, layout)])
+        return got
 
     def _cat(self, args: tuple[Any, ...], kwargs: dict[str, Any], out: torch.Tensor) -> Layout | None:
         parts = list(args[0] if args else kwargs.get("tensors", ()))
@@ -442,9 +428,9 @@ class LayoutTracker(TorchFunctionMode):
         """Layout of the output of a rank-keeping op (norm, linear, conv, add, pad, roll, slice, split...)."""
         rank = out.dim()
         same = [(t, lay) for t, lay in tagged if t.dim() == rank and t.shape[0] == out.shape[0] and lay.kind != "flat"]
-        kinds = {lay.kind for _, lay in same}
+        kinds = {self._grid_kind(t, lay, out) for t, lay in same}
         if kinds and kinds <= {"NCHW", "NHWC"} and len(kinds) == 1:
-            # a pooling, a strided slice or a padding of a grid: the same layout on the output's grid
+            # a pooling or a strided slice of a grid (padded or not): the same layout on the output's grid
             kind = kinds.pop()
             return Layout(kind, (int(out.shape[2]), int(out.shape[3])) if kind == "NCHW" else (int(out.shape[1]), int(out.shape[2])))
         per = []
@@ -457,6 +443,14 @@ class LayoutTracker(TorchFunctionMode):
         # a residual add of a grid and a branch not on it (MLP-Mixer's token mixing): the output is on the grid
         named = {lay for lay in (self._layout(combine([p], out.shape)) for p in per) if lay is not None and lay.kind != "axes"}
         return named.pop() if len(named) == 1 else None
+
+    def _grid_kind(self, t: torch.Tensor, lay: Layout, out: torch.Tensor) -> str:
+        """NCHW / NHWC for a grid, and for a padded grid whose size ``out`` changes (a pooling after a padding); else the kind."""
+        named = canonical(lay.axes, self._batch, padded=True) if lay.kind == "axes" and lay.axes is not None else None
+        if named is not None and named[0] in ("NCHW", "NHWC") and out.dim() == 4:
+            at = slice(2, 4) if named[0] == "NCHW" else slice(1, 3)
+            return named[0] if t.shape[at] != out.shape[at] else lay.kind
+        return lay.kind
 
     # -------------------------------------------------------------- reading
     def layout_of(self, t: torch.Tensor) -> Layout:
@@ -481,35 +475,3 @@ class LayoutTracker(TorchFunctionMode):
         if lay is None or lay.kind not in SPATIAL_LAYOUTS or int(t.shape[0]) != self._batch:
             return AMBIGUOUS
         return lay
-
-
-def _unfolded(src: torch.Tensor, args: tuple[Any, ...], kwargs: dict[str, Any], out: torch.Tensor) -> Layout | None:
-    """``F.unfold`` (im2col) of an NCHW tensor: ``(N, C * kh * kw, L)`` over the grid of patch positions (NCL)."""
-    names = ("kernel_size", "dilation", "padding", "stride")
-    given = {**dict(zip(names, args[1:])), **kwargs}
-    pairs = []
-    for name, default in zip(names, (None, 1, 0, 1)):
-        v = given.get(name, default)
-        v = (v, v) if isinstance(v, int) else tuple(v) if isinstance(v, (tuple, list)) else None
-        if v is None or len(v) != 2:
-            return None
-        pairs.append(v)
-    (k, d, p, s) = pairs
-    grid = tuple((int(src.shape[2 + i]) + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2))
-    return Layout("NCL", grid) if out.dim() == 3 and grid[0] * grid[1] == out.shape[2] else None  # type: ignore[arg-type]
-
-
-def _token_slice(layout: Layout, index: Any, src: Sequence[int], out: Sequence[int]) -> Layout | None:
-    """``x[:, k:]`` drops ``k`` prefix tokens; ``x[..., a:b]`` keeps the tokens; anything else: no layout."""
-    if len(out) != 3:
-        return None
-    if out[1] == src[1]:
-        return layout
-    idx = index if isinstance(index, tuple) else (index,)
-    full = slice(None)
-    if len(idx) >= 2 and idx[0] == full and isinstance(idx[1], slice) and all(i == full for i in idx[2:]):
-        s = idx[1]
-        start = s.start or 0
-        if s.stop is None and s.step in (None, 1) and isinstance(start, int) and 0 <= start <= layout.prefix:
-            return Layout("tokens", layout.grid, layout.prefix - start)
-    return None

@@ -409,8 +409,10 @@ class LRP:
     """Layer-wise Relevance Propagation (Bach et al. 2015) with zennit's composites.
 
     Options: ``composite`` (one of :data:`~.lrprules.COMPOSITES`, default ``"epsilon_plus"``),
-    ``epsilon`` (1e-6), ``gamma`` (0.25), ``stabilizer`` (1e-6), ``low`` / ``high``
-    (``"epsilon_gamma_box"``: the smallest and largest model-ready pixel values).
+    ``epsilon`` (1e-6), ``gamma`` (0.25), ``alpha`` (2.0; β = α − 1), ``stabilizer`` (1e-6),
+    ``first`` (the first layer's rule, one of :data:`~.lrprules.FIRST_RULES`; None: the
+    composite's), ``low`` / ``high`` (the z^B rule of ``"epsilon_gamma_box"`` or
+    ``first="zbox"``: the smallest and largest model-ready pixel values).
     """
 
     name: str = "lrp"
@@ -426,7 +428,8 @@ class LRP:
     def compute(self, explainer: Explainer, targets: torch.Tensor, **options: Any) -> torch.Tensor:
         """The relevance of ``targets`` ``(N,)`` on the explainer's inputs, ``(N, C, H, W)``."""
         opts = check_options(self.name, options, {"composite": "epsilon_plus", "epsilon": 1e-6, "gamma": 0.25,
-                                                  "stabilizer": 1e-6, "low": None, "high": None})
+                                                  "alpha": 2.0, "stabilizer": 1e-6, "low": None, "high": None,
+                                                  "first": None})
         composite = make_composite(opts.pop("composite"), **opts)
         reason = explainer.unavailable(self.name)
         if reason is not None:  # the same message as every gradient method's (a no_grad forward)

@@ -15,6 +15,7 @@ rule                 relevance passed to the input                              
 ``Gamma``            ``W + gamma W⁺`` favours positive contributions                  Montavon et al. 2019
 ``ZBox``             z^B for a bounded input ``low <= x <= high`` (the first layer)   Montavon et al. 2017
 ``Flat``             ``W = 1``, ``x = 1``: spread evenly over the receptive field       Lapuschkin et al. 2019
+``WSquare``          ``W²``, ``x = 1``: shared by squared weights (unbounded first layer) Montavon et al. 2017
 ``Norm``             ``x * d f^T [R / z]`` for parameter-free linear ops (sums, means)  (zennit's Norm)
 ===================  ===============================================================  =====================
 
@@ -26,7 +27,7 @@ A :class:`Composite` maps layer kinds (``"conv"``, ``"dense"``, and the first of
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import torch
@@ -42,7 +43,9 @@ __all__ = [
     "Gamma",
     "LinearOp",
     "Norm",
+    "FIRST_RULES",
     "Rule",
+    "WSquare",
     "ZBox",
     "ZPlus",
     "make_composite",
@@ -253,6 +256,21 @@ class Flat:
 
 
 @dataclass(frozen=True)
+class WSquare:
+    """w²: inputs 1 and every parameter squared (the bias too, as zennit's ``WSquare``): shared by squared weights."""
+
+    stabilizer: float = 1e-6
+    name: str = "wsquare"
+
+    def relevance(self, op: LinearOp, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                  R: torch.Tensor) -> torch.Tensor:
+        """See :class:`Rule`."""
+        (g,) = _pull(op, [torch.ones_like(x)], [(weight * weight, None if bias is None else bias * bias)],
+                     lambda outs: [R / stabilize(outs[0], self.stabilizer)], R)
+        return g
+
+
+@dataclass(frozen=True)
 class Norm:
     """For parameter-free linear ops (sums of branches, average pooling): ``x * df^T [R / z]``.
 
@@ -309,12 +327,35 @@ COMPOSITES: dict[str, str] = {
     "epsilon_plus_flat": "as epsilon_plus, with the flat rule for the first layer (zennit EpsilonPlusFlat)",
     "epsilon_gamma_box": "z^B for the first convolution (bounds low/high), γ for the other convolutions, "
     "ε for dense layers (zennit EpsilonGammaBox)",
-    "alpha_beta": "α2-β1 for convolutions, ε for dense layers (zennit EpsilonAlpha2Beta1)",
+    "alpha_beta": "α-β for convolutions (α=2, β=1 by default; β = α − 1), ε for dense layers (zennit EpsilonAlpha2Beta1)",
+}
+
+#: first-layer rule name -> one-line description (``first=`` of :func:`make_composite`; None keeps the composite's).
+FIRST_RULES: dict[str, str] = {
+    "none": "no rule of its own: the first layer gets its kind's rule of the composite",
+    "flat": "flat: relevance spread evenly over each output's receptive field (Lapuschkin et al. 2019)",
+    "wsquare": "w²: shared by squared weights, for unbounded inputs (Montavon et al. 2017)",
+    "zbox": "z^B: for inputs bounded by low and high, the model-ready pixel range (Montavon et al. 2017)",
 }
 
 
-def make_composite(name: Any, *, epsilon: float = 1e-6, gamma: float = 0.25, stabilizer: float = 1e-6,
-                   low: Any = None, high: Any = None) -> Composite:
+def _number(label: str, value: Any, low: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= low:
+        raise MethodError(f"LRP option {label}={value!r} is invalid; expected a number >= {low:g}")
+    return float(value)
+
+
+def _zbox(low: Any, high: Any, stabilizer: float, why: str) -> ZBox:
+    if low is None or high is None:
+        raise MethodError(
+            f"LRP {why} needs low= and high=, the smallest and largest model-ready "
+            "pixel values (per channel: (0 - mean) / std and (1 - mean) / std of the model's preprocessing)"
+        )
+    return ZBox(low, high, stabilizer)
+
+
+def make_composite(name: Any, *, epsilon: float = 1e-6, gamma: float = 0.25, alpha: float = 2.0, stabilizer: float = 1e-6,
+                   low: Any = None, high: Any = None, first: str | None = None) -> Composite:
     """Build the composite called ``name`` with its parameters.
 
     Parameters
@@ -325,35 +366,46 @@ def make_composite(name: Any, *, epsilon: float = 1e-6, gamma: float = 0.25, sta
         ε of the ε rule (dense layers; every layer for ``"epsilon"``).
     gamma
         γ of the γ rule (``"epsilon_gamma_box"``).
+    alpha
+        α of the α-β rule (``"alpha_beta"``), at least 1; β = α − 1 so that relevance is conserved.
     stabilizer
         ε of every other rule's denominator.
     low, high
-        Smallest and largest model-ready input values (``"epsilon_gamma_box"`` only): numbers,
-        one value per channel, or tensors broadcastable to the inputs.
+        Smallest and largest model-ready input values (the z^B rule: ``"epsilon_gamma_box"`` or
+        ``first="zbox"``): numbers, one value per channel, or tensors broadcastable to the inputs.
+    first
+        The first layer's rule, one of :data:`FIRST_RULES` (``"none"``: its kind's rule), applied
+        to the first convolution or dense layer run; None keeps the composite's own (flat for
+        ``"epsilon_plus_flat"``, z^B on a first convolution for ``"epsilon_gamma_box"``, none
+        for the others).
 
     Returns
     -------
     Composite
     """
-    for label, value in (("epsilon", epsilon), ("gamma", gamma), ("stabilizer", stabilizer)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise MethodError(f"LRP option {label}={value!r} is invalid; expected a number >= 0")
-    eps_rule = Epsilon(float(epsilon))
-    norm = Norm(float(stabilizer))
+    eps = _number("epsilon", epsilon)
+    stab = _number("stabilizer", stabilizer)
+    g = _number("gamma", gamma)
+    a = _number("alpha", alpha, 1.0)
+    if first is not None and first not in FIRST_RULES:
+        raise MethodError(f"unknown LRP first-layer rule {first!r}; expected one of {choices(FIRST_RULES)} (or None: the composite's)")
+    eps_rule = Epsilon(eps)
+    norm = Norm(stab)
     if name == "epsilon":
-        return Composite("epsilon", eps_rule, eps_rule, norm=norm)
-    if name == "epsilon_plus":
-        return Composite("epsilon_plus", ZPlus(stabilizer), eps_rule, norm=norm)
-    if name == "epsilon_plus_flat":
-        return Composite("epsilon_plus_flat", ZPlus(stabilizer), eps_rule, first=Flat(stabilizer), norm=norm)
-    if name == "alpha_beta":
-        return Composite("alpha_beta", AlphaBeta(2.0, 1.0, stabilizer), eps_rule, norm=norm)
-    if name == "epsilon_gamma_box":
-        if low is None or high is None:
-            raise MethodError(
-                "LRP composite 'epsilon_gamma_box' needs low= and high=, the smallest and largest model-ready "
-                "pixel values (per channel: (0 - mean) / std and (1 - mean) / std of the model's preprocessing)"
-            )
-        return Composite("epsilon_gamma_box", Gamma(float(gamma), stabilizer), eps_rule,
-                         first=ZBox(low, high, stabilizer), first_kinds=("conv",), norm=norm)
-    raise MethodError(f"unknown LRP composite {name!r}; expected one of {choices(COMPOSITES)}")
+        composite = Composite("epsilon", eps_rule, eps_rule, norm=norm)
+    elif name == "epsilon_plus":
+        composite = Composite("epsilon_plus", ZPlus(stab), eps_rule, norm=norm)
+    elif name == "epsilon_plus_flat":
+        composite = Composite("epsilon_plus_flat", ZPlus(stab), eps_rule, first=Flat(stab), norm=norm)
+    elif name == "alpha_beta":
+        composite = Composite("alpha_beta", AlphaBeta(a, a - 1.0, stab), eps_rule, norm=norm)
+    elif name == "epsilon_gamma_box":
+        box = None if first is not None else _zbox(low, high, stab, "composite 'epsilon_gamma_box'")
+        composite = Composite("epsilon_gamma_box", Gamma(g, stab), eps_rule, first=box, first_kinds=("conv",), norm=norm)
+    else:
+        raise MethodError(f"unknown LRP composite {name!r}; expected one of {choices(COMPOSITES)}")
+    if first is None:
+        return composite
+    rules: dict[str, Rule | None] = {"none": None, "flat": Flat(stab), "wsquare": WSquare(stab)}
+    rule = rules[first] if first != "zbox" else _zbox(low, high, stab, "first-layer rule 'zbox'")
+    return replace(composite, first=rule, first_kinds=("conv", "dense"))

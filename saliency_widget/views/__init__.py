@@ -5,7 +5,8 @@ Floor: figures, reports and views (above ``engine``, ``data``, the render primit
 
 * :mod:`.options` -- :class:`DisplayOptions` (sign, clip, colormap, overlay, alpha) and its one check.
 * :mod:`.classes` -- class names, the chart's classes, the method check, projection rules, strongest position.
-* :mod:`.pipeline` -- from a state snapshot to the panels of one explorer view.
+* :mod:`.pipeline` -- from a state snapshot to the panels of one explorer view (:func:`~.pipeline.compute_view`).
+* :mod:`.snapshot`, :mod:`.viewresult` -- the frozen state a view is computed from; what it shows, drawn with any options.
 * :mod:`.memo`, :mod:`.layermenu`, :mod:`.compare` -- the explorer's memo, layer menu and compare composite.
 """
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields, replace
-from typing import Any
 
 import numpy as np
 import torch
@@ -24,227 +22,23 @@ from ..engine import Explainer, LayerInfo, LayerKey, method_label
 from ..engine.progress import reporting
 from ..errors import Cancelled, InputError, LayerError, choices
 from ..viz import render as R
-from ..viz.colorbar import colorbar, with_colorbar
 from .classes import ALL_BARS, TOPK, bar_entries, class_names, projection_rule, strongest
-from .compare import compare_grid
 from .memo import ViewMemo
-from .options import DisplayOptions
-from .rawmap import RawMap, Rendered
-from .settings import MethodSettings
+from .rawmap import RawMap
+from .snapshot import Snapshot
+from .viewresult import COMPARE_ROW, PANEL, CompareTile, ViewResult, view_png
 
+# Snapshot, ViewResult, CompareTile, view_png and the panel sizes live in .snapshot and .viewresult;
+# they are re-exported here, the one import of the view pipeline.
 __all__ = [
-    "ALL_BARS", "PANEL", "TOPK", "WIDGET_OPTIONS", "CompareTile", "Snapshot", "ViewCancelled", "ViewResult", "bar_entries", "compute_view",
-    "needs_map", "projection_rule",
+    "ALL_BARS", "COMPARE_ROW", "PANEL", "TOPK", "WIDGET_OPTIONS", "CompareTile", "Snapshot", "ViewCancelled", "ViewResult",
+    "bar_entries", "compute_view", "feature_png", "find_layer", "needs_map", "projection_rule", "receptive_box", "view_png",
 ]
-
-PANEL = 224  # display size (px) of the image panels
-COMPARE_ROW = 5  # tiles per row of the compare view
 
 #: Options the widget passes to the batched methods: batches of 8 instead of one batch of all
 #: 32 IG steps (or 16 SmoothGrad samples), so a newer request can stop them within a batch
 #: (~1/4 of the map's time) at about the same total cost on a CPU.
 WIDGET_OPTIONS: dict[str, dict[str, int]] = {"integrated_gradients": {"batch_size": 8}, "smoothgrad": {"batch_size": 8}}
-
-
-@dataclass(frozen=True, init=False)
-class Snapshot:
-    """Immutable copy of the state one view is computed from.
-
-    Attributes
-    ----------
-    version
-        Image version (bumped by every new image); a result for an older version is stale.
-    method
-        Registered method name of the main map.
-    target
-        Class index, or None for the predicted class.
-    layer
-        Layer key (``"name"`` or ``"name#call"``) of the feature map.
-    channel
-        Filter of ``layer``.
-    position
-        ``(y, x)`` of the projected activation, or None for the filter's strongest.
-    view
-        ``"single"`` or ``"compare"`` (every method side by side).
-    options
-        The display options (each also readable as an attribute: ``snapshot.cmap``).
-    settings
-        The methods' settings (each also readable as an attribute: ``snapshot.ig_steps``).
-
-    The constructor also takes every display option and method setting by name
-    (``Snapshot(..., cmap="gray", ig_steps=8)``); those not given keep their defaults.
-    """
-
-    version: int
-    method: str
-    target: int | None
-    layer: str
-    channel: int
-    position: tuple[int, int] | None
-    view: str
-    options: DisplayOptions
-    settings: MethodSettings
-
-    def __init__(
-        self, version: int, method: str, target: int | None, layer: str, channel: int,
-        position: tuple[int, int] | None, view: str = "single", options: DisplayOptions | None = None,
-        settings: MethodSettings | None = None, **values: Any,
-    ) -> None:
-        display = {k: values.pop(k) for k in DisplayOptions.names() if k in values}
-        chosen = {k: values.pop(k) for k in MethodSettings.names() if k in values}
-        if values:
-            raise TypeError(f"Snapshot got unknown field(s) {sorted(values)}")
-        opts = replace(options, **display) if options is not None else DisplayOptions(**display)
-        sets = replace(settings, **chosen) if settings is not None else MethodSettings(**chosen)
-        for name, value in [("version", version), ("method", method), ("target", target), ("layer", layer), ("channel", channel),
-                            ("position", position), ("view", view), ("options", opts), ("settings", sets)]:
-            object.__setattr__(self, name, value)
-
-    def __getattr__(self, name: str) -> Any:
-        # a display option or a method setting by its own name (snapshot.cmap, snapshot.ig_steps)
-        for part in ("options", "settings"):
-            held = self.__dict__.get(part)
-            if held is not None and name in type(held).names():
-                return getattr(held, name)
-        raise AttributeError(f"'Snapshot' object has no attribute {name!r}")
-
-    def state(self) -> dict[str, Any]:
-        """The state as one flat JSON-able dict: the fields, every display option and every method setting."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("options", "settings")}
-        return {**out, **self.options.as_dict(), **self.settings.as_dict()}
-
-
-@dataclass(frozen=True)
-class CompareTile:
-    """One method's tile of the compare view: its raw map (drawn by whoever shows it), or why there is none.
-
-    Attributes
-    ----------
-    method, label
-        Registered name and human label of the method.
-    raw
-        The map's planes, or None when the method cannot run on this model.
-    message
-        Why ``raw`` is None, else None.
-    """
-
-    method: str
-    label: str
-    raw: RawMap | None
-    message: str | None
-
-
-@dataclass(frozen=True)
-class ViewResult:
-    """Everything one view shows, computed from one :class:`Snapshot`.
-
-    Attributes
-    ----------
-    snapshot
-        The state it was computed from.
-    target
-        The explained class (the predicted one when ``snapshot.target`` is None).
-    probs
-        ``(K,)`` class probabilities.
-    bars
-        ``(class index, bar name, probability)`` of each bar, most probable first; the
-        target always has a bar.
-    panels
-        PNG bytes per panel: ``input`` (with the receptive-field box) and ``feature`` (the
-        compare view's tiles are raw maps, :attr:`compare`).
-    maps
-        The raw ``map`` and ``projection`` (when computed): drawn with any display options by
-        :meth:`render`, by the widget's front end and by the offline page alike.
-    messages
-        Per panel, why there is no map at all (a method this model cannot run), else None.
-    method_label, class_label
-        Human names of the method and the target class.
-    grid
-        ``(h, w)`` of the feature map.
-    position
-        ``(y, x)`` of the projected activation (the strongest when none was clicked).
-    feature_caption
-        Text under the feature map.
-    projection_rule
-        ReLU rule the projection used.
-    projection_note
-        Why the projection does not use DeconvNet's rule when the model has no ReLU ("" otherwise).
-    box
-        Receptive field ``(y0, x0, y1, x1)`` of the projected activation; None when the probe
-        that measures it failed (the input panel then shows no box).
-    warnings
-        First lines of the warnings raised while computing.
-    ms
-        Wall time in milliseconds.
-    """
-
-    snapshot: Snapshot
-    target: int
-    probs: np.ndarray
-    bars: tuple[tuple[int, str, float], ...]
-    panels: dict[str, bytes]
-    messages: dict[str, str | None]
-    method_label: str
-    class_label: str
-    grid: tuple[int, int]
-    position: tuple[int, int]
-    feature_caption: str
-    projection_rule: str
-    projection_note: str
-    box: tuple[int, int, int, int] | None
-    warnings: tuple[str, ...] = ()
-    ms: float = 0.0
-    box_note: str = ""
-    """Why there is no receptive-field box ("" when there is one)."""
-    maps: dict[str, RawMap] = field(default_factory=dict)
-    """The raw ``map`` and ``projection``, sent once; every display option is applied to them."""
-    base: np.ndarray | None = None
-    """``(H, W, 3)`` uint8 input image (without the box), what an overlay is drawn over."""
-    compare: tuple[CompareTile, ...] = ()
-    """The compare view's tiles, every method's raw map (empty in the single view)."""
-
-    def compare_png(self, options: DisplayOptions) -> bytes | None:
-        """The compare view drawn with ``options`` as one PNG, each tile with its own colour scale (None: no compare view)."""
-        if not self.compare:
-            return None
-        tiles = []
-        for t in self.compare:
-            r = t.raw.render(options, self.base) if t.raw is not None else Rendered(None, t.message, 0.0, options.shown_cmap)
-            tiles.append(  # each tile with its own scale: the methods' value ranges differ by orders of magnitude
-                with_colorbar(r.rgb, options.sign, r.vmax, options.cmap, height=PANEL - 64)
-                if r.rgb is not None else R.message_panel(r.message or "", (PANEL - 64 + 26, PANEL - 64))
-            )
-        titles = [t.label.replace("×", "x") for t in self.compare]  # the PNG font has no ×
-        return R.to_png(compare_grid(tiles, titles, per_row=COMPARE_ROW, height=PANEL - 64 + 26))
-
-    def render(self, panel: str, options: DisplayOptions) -> Rendered:
-        """The ``map`` or ``projection`` panel drawn with ``options`` (its message when there is no map)."""
-        raw = self.maps.get(panel)
-        if raw is None:
-            return Rendered(None, self.messages.get(panel) or "no map", 0.0, options.shown_cmap)
-        return raw.render(options, self.base)
-
-    def png(self, panel: str, options: DisplayOptions) -> tuple[bytes | None, str | None]:
-        """``(PNG, None)`` of a panel drawn with ``options`` (maps) or as computed (others), or ``(None, message)``."""
-        if panel not in ("map", "projection"):
-            return self.panels.get(panel), self.messages.get(panel)
-        r = self.render(panel, options)
-        return (R.to_png(r.rgb), None) if r.rgb is not None else (None, r.message)
-
-    def colorbar(self, panel: str, options: DisplayOptions, width: int = PANEL) -> bytes | None:
-        """PNG colour scale of a map panel drawn with ``options`` (None without image)."""
-        r = self.render(panel, options)
-        return R.to_png(colorbar(options.sign, r.vmax, options.cmap, width=width)) if r.rgb is not None else None
-
-    @property
-    def probability(self) -> float:
-        """Probability of the target class."""
-        return float(self.probs[self.target])
-
-    @property
-    def selected_bar(self) -> int:
-        """Rank of the target's bar."""
-        return [b[0] for b in self.bars].index(self.target)
 
 
 class ViewCancelled(Cancelled):
@@ -483,28 +277,3 @@ def receptive_box(
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return None, f"no receptive-field box: the model failed on the synthetic probe input ({type(exc).__name__}: {first})"
     return (int(box[0]), int(box[1]), int(box[2]), int(box[3])), ""
-
-
-def view_png(
-    panels: dict[str, bytes], messages: dict[str, str | None], titled: Sequence[tuple[str, str]]
-) -> bytes:
-    """The panels of a view side by side in one PNG, for export and saved notebooks.
-
-    Parameters
-    ----------
-    panels, messages
-        As in :class:`ViewResult` (a panel without image shows its message).
-    titled
-        ``(panel, title)`` in display order; panels with neither image nor message are skipped.
-
-    Returns
-    -------
-    bytes
-        The PNG; "nothing rendered yet" when no panel shows.
-    """
-    shown = [(key, title) for key, title in titled if panels.get(key) or messages.get(key)]
-    tiles = [R.panel_or_message(panels.get(key), messages.get(key), (PANEL, PANEL)) for key, _ in shown]
-    titles = [title for _, title in shown]
-    if not tiles:
-        tiles, titles = [R.message_panel("nothing rendered yet", (PANEL, PANEL))], [""]
-    return R.to_png(R.compose(tiles, titles, height=PANEL))

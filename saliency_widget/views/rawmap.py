@@ -2,9 +2,11 @@
 
 Every display option is computed from two ``(H, W)`` planes of a ``(C, H, W)`` map:
 ``abs = max_c |g|`` (sign "absolute") and ``sum = sum_c g`` (the other signs), each quantised
-to 16 bits with one scale (:func:`saliency_widget.viz.bundle.quantise`). The offline page
-stores these planes; the widget sends them once as binary (:meth:`RawMap.to_bytes`) and its
-front end renders them with ``js/render.js``. :meth:`RawMap.render` is the Python side of the
+to 16 bits with one scale (:func:`saliency_widget.viz.bundle.quantised_planes`; a
+single-channel map's ``abs`` plane is ``|sum|`` with its own scale, so only ``sum`` travels).
+The offline page stores these planes; the widget sends them once as binary
+(:meth:`RawMap.to_bytes`) and its front end decodes them with ``js/planes.js`` and renders
+them with ``js/render.js``. :meth:`RawMap.render` is the Python side of the
 same arithmetic (:func:`saliency_widget.viz.render.render_map` on the decoded planes), so the
 widget, the offline page and Python give the same pixels.
 """
@@ -18,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..viz import render as R
-from ..viz.bundle import map_planes, quantise
+from ..viz.bundle import quantised_planes
 from .options import DisplayOptions
 
 __all__ = ["RawMap", "Rendered"]
@@ -58,6 +60,8 @@ class RawMap:
         Value of one step of each plane.
     message
         Why there are no planes (NaN/Inf in the map), else None.
+    single
+        True for a single-channel map: ``abs_q`` is ``|sum_q|`` and only ``sum_q`` is sent.
     """
 
     abs_q: NDArray[np.uint16] | None
@@ -65,6 +69,7 @@ class RawMap:
     abs_scale: float
     sum_scale: float
     message: str | None = None
+    single: bool = False
 
     @classmethod
     def from_map(cls, saliency: NDArray[np.floating]) -> RawMap:
@@ -73,10 +78,10 @@ class RawMap:
         bad = int(raw.size - np.count_nonzero(np.isfinite(raw)))
         if bad:
             return cls(None, None, 0.0, 0.0, f"map contains {bad} non-finite value(s) (NaN/Inf); nothing to show")
-        a, s = map_planes(raw)
-        aq, ascale = quantise(a, "u2")
-        sq, sscale = quantise(s, "i2")
-        return cls(aq, sq, ascale, sscale)  # type: ignore[arg-type]
+        aq, ascale, sq, sscale = quantised_planes(raw)
+        if aq is None:  # single-channel: the abs plane is |sum| with its own scale
+            return cls(np.abs(sq.astype(np.int32)).astype(np.uint16), sq, ascale, sscale, single=True)
+        return cls(aq, sq, ascale, sscale)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -104,15 +109,20 @@ class RawMap:
         return Rendered(rgb, None, rm.vmax, options.shown_cmap)
 
     def to_bytes(self) -> bytes:
-        """The binary the widget sends: the ``abs`` plane (uint16) then the ``sum`` plane (int16), little-endian."""
+        """The binary the widget sends: the ``abs`` plane (uint16) then the ``sum`` plane (int16), little-endian.
+
+        A single-channel map sends its ``sum`` plane alone (``meta()["single"]``).
+        """
         if self.abs_q is None or self.sum_q is None:
             return b""
+        if self.single:
+            return self.sum_q.astype("<i2").tobytes()
         return self.abs_q.astype("<u2").tobytes() + self.sum_q.astype("<i2").tobytes()
 
     def meta(self) -> dict[str, Any]:
-        """What the front end needs to decode :meth:`to_bytes`: shape, dtypes and scales (and the message)."""
-        return {"shape": list(self.shape), "dtype": ["<u2", "<i2"], "abs": self.abs_scale, "sum": self.sum_scale,
-                "message": self.message or ""}
+        """What the front end (``js/planes.js``) needs to decode :meth:`to_bytes`: shape, dtypes, scales, message."""
+        return {"shape": list(self.shape), "dtype": ["<i2"] if self.single else ["<u2", "<i2"], "abs": self.abs_scale,
+                "sum": self.sum_scale, "single": self.single, "message": self.message or ""}
 
     def all_zero(self) -> bool:
         """True when every value of the map is zero (nothing to show under any sign)."""

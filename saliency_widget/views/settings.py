@@ -9,7 +9,7 @@ the exports are generated from these declarations, as for :class:`~.options.Disp
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -18,16 +18,21 @@ import torch
 from ..engine import LayerInfo, method_label
 from ..engine.cam import CAM_METHODS
 from ..engine.layouts import SPATIAL_LAYOUTS
+from ..engine.lrprules import COMPOSITES, FIRST_RULES
+from ..errors import InputError, choices
 from .spec import Spec, check_value, setting, specs_of
 
 __all__ = [
-    "BASELINES", "CAM_LAYER_METHODS", "MethodSettings", "baseline_tensor", "cam_layer_choices", "setting_specs", "settings_text",
+    "BASELINES", "CAM_LAYER_METHODS", "LRP_FIRST", "MethodSettings", "baseline_tensor", "box_bounds", "cam_layer_choices",
+    "setting_specs", "settings_text",
 ]
 
 #: Integrated Gradients' starting images offered in the explorer.
 BASELINES: tuple[str, ...] = ("zeros", "black", "white", "blur")
 #: The methods that read a CAM layer (``layer=``): every CAM and Guided Grad-CAM.
 CAM_LAYER_METHODS: tuple[str, ...] = (*(m.name for m in CAM_METHODS), "guided_gradcam")
+#: LRP's first-layer rules offered: ``"default"`` (the composite's own) and the engine's :data:`~saliency_widget.engine.lrprules.FIRST_RULES`.
+LRP_FIRST: tuple[str, ...] = ("default", *FIRST_RULES)
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,12 @@ class MethodSettings:
         Occlusion's patch side and step, in input pixels.
     cam_layer
         The layer every CAM method reads (``""``: the engine's default CAM layer).
+    lrp_composite, lrp_first
+        LRP's composite (rules per layer kind, zennit's names) and its first layer's rule
+        (``"default"``: the composite's own).
+    lrp_epsilon, lrp_gamma, lrp_alpha
+        LRP's ε of the ε rule, γ of the γ rule (``"epsilon_gamma_box"`` only) and α of the α-β
+        rule (``"alpha_beta"`` only; β = α − 1).
     """
 
     smoothgrad_samples: int = setting(
@@ -75,6 +86,37 @@ class MethodSettings:
         "choice", "", "CAM layer", "the layer Grad-CAM and the other CAM methods read (default: the engine's choice)",
         methods=CAM_LAYER_METHODS, engine="layer",
     )
+    lrp_composite: str = setting(
+        "choice", "epsilon_plus", "composite",
+        "LRP: the rules per layer (zennit's composites): epsilon (ε everywhere), epsilon_plus (z⁺ convolutions, ε dense "
+        "layers), epsilon_plus_flat (and a flat first layer), epsilon_gamma_box (γ convolutions, z^B first layer), "
+        "alpha_beta (α-β convolutions)",
+        choices=tuple(COMPOSITES), methods=("lrp",), engine="composite",
+    )
+    lrp_first: str = setting(
+        "choice", "default", "first layer",
+        "LRP: the first layer's rule: default (the composite's: flat for epsilon_plus_flat, z^B for epsilon_gamma_box, "
+        "else none), none (its kind's rule), flat, wsquare (w²) or zbox (z^B, bounded by the model's pixel range)",
+        choices=LRP_FIRST, methods=("lrp",), engine="first",
+    )
+    lrp_epsilon: float = setting(
+        "float", 1e-6, "ε", "LRP: ε of the ε rule (dense layers; every layer for the epsilon composite): larger ε keeps "
+        "only the strongest contributions, a sparser, less noisy map",
+        lo=0.0, lo_open=True, hi=100.0, what="a stabiliser", shown=(1e-9, 1.0), step=0.5, log=True, methods=("lrp",),
+        engine="epsilon",
+    )
+    lrp_gamma: float = setting(
+        "float", 0.25, "γ", "LRP (epsilon_gamma_box): γ of the γ rule on the convolutions; larger γ favours positive "
+        "contributions more",
+        lo=0.0, hi=100.0, what="a weight", shown=(0.0, 2.0), step=0.05, methods=("lrp",), engine="gamma",
+        when=("lrp_composite", ("epsilon_gamma_box",)),
+    )
+    lrp_alpha: float = setting(
+        "float", 2.0, "α", "LRP (alpha_beta): α of the α-β rule on the convolutions, β = α − 1 (relevance is conserved "
+        "only then); α = 1 is z⁺",
+        lo=1.0, hi=100.0, what="a weight (alpha, >= 1)", shown=(1.0, 4.0), step=0.5, methods=("lrp",), engine="alpha",
+        when=("lrp_composite", ("alpha_beta",)),
+    )
 
     def __post_init__(self) -> None:
         for spec in setting_specs(type(self)):
@@ -87,13 +129,36 @@ class MethodSettings:
         return asdict(self)
 
     @classmethod
+    def of(cls, value: MethodSettings | Mapping[str, Any] | None) -> MethodSettings:
+        """``value`` as settings: itself, a dict of some fields (the others keep their defaults), or None (all defaults).
+
+        Raises
+        ------
+        InputError
+            A key that is no setting (the valid names listed), or a bad value.
+        """
+        if isinstance(value, MethodSettings):
+            return value
+        given = dict(value or {})
+        unknown = sorted(set(given) - set(cls.names()))
+        if unknown:
+            raise InputError(f"unknown method setting(s) {unknown}; expected names from {choices(cls.names())}")
+        return cls(**given)
+
+    @classmethod
     def names(cls) -> tuple[str, ...]:
         """The setting names, in order."""
         return tuple(s.name for s in setting_specs(cls))
 
+    def reads(self, spec: Spec, method: str) -> bool:
+        """Whether ``method`` reads setting ``spec`` with these values (e.g. LRP's γ only with the γ composite)."""
+        if method not in spec.methods:
+            return False
+        return spec.when is None or getattr(self, spec.when[0]) in spec.when[1]
+
     def for_method(self, method: str) -> dict[str, Any]:
         """``{setting name: value}`` of the settings ``method`` reads (what a map of it depends on)."""
-        return {s.name: getattr(self, s.name) for s in setting_specs(type(self)) if method in s.methods}
+        return {s.name: getattr(self, s.name) for s in setting_specs(type(self)) if self.reads(s, method)}
 
     def engine_options(
         self, method: str, inputs: torch.Tensor | None = None, mean: Sequence[float] | None = None,
@@ -108,18 +173,23 @@ class MethodSettings:
         inputs
             ``(N, C, H, W)`` model inputs (for IG's black, white and blurred baselines).
         mean, std
-            The model's input normalisation (black and white are pixel values 0 and 1 before it).
+            The model's input normalisation (black and white are pixel values 0 and 1 before it;
+            LRP's z^B bounds are the pixel range 0..1 through it, :func:`box_bounds`).
         """
         out: dict[str, Any] = {}
         for s in setting_specs(type(self)):
-            if method not in s.methods:
+            if not self.reads(s, method):
                 continue
             value = getattr(self, s.name)
             if s.name == "cam_layer":
                 value = value or None
             elif s.name == "ig_baseline":
                 value = baseline_tensor(value, inputs, mean, std)
+            elif s.name == "lrp_first" and value == "default":
+                value = None  # the composite's own
             out[s.engine] = value
+        if method == "lrp":
+            out["low"], out["high"] = box_bounds(inputs, mean, std)
         return out
 
 
@@ -158,6 +228,17 @@ def baseline_tensor(
     return gaussian_blur(inputs.detach(), [k, k], [sigma, sigma]) if k >= 3 else inputs.detach().clone()
 
 
+def box_bounds(
+    inputs: torch.Tensor | None, mean: Sequence[float] | None = None, std: Sequence[float] | None = None
+) -> tuple[torch.Tensor | float, torch.Tensor | float]:
+    """LRP's z^B bounds: the pixel values 0 and 1 through the normalisation, ``(1, C, 1, 1)`` each (else 0.0 and 1.0).
+
+    The model-ready values a pixel in [0, 1] can take, as :func:`baseline_tensor`'s black and white.
+    """
+    low, high = baseline_tensor("black", inputs, mean, std), baseline_tensor("white", inputs, mean, std)
+    return (0.0 if low is None else low), (1.0 if high is None else high)
+
+
 def cam_layer_choices(layers: Sequence[LayerInfo]) -> list[tuple[str, str]]:
     """``(label, key)`` of every layer a CAM can read: a spatial layout with an ``h x w > 1`` grid, in forward order."""
     spatial = [i for i in layers if i.layout in SPATIAL_LAYOUTS and i.shape[1] * i.shape[2] > 1]
@@ -169,7 +250,7 @@ def settings_text(settings: MethodSettings, methods: Sequence[str]) -> dict[str,
     specs = {s.name: s for s in setting_specs(type(settings))}
     out = {}
     for m in methods:
-        used = settings.for_method(m)
+        used = settings.for_method(m)  # only what the map depends on (LRP's γ only with the γ composite)
         if used:
             out[f"{method_label(m)} settings"] = ", ".join(f"{specs[k].label} {v if v != '' else 'default'}" for k, v in used.items())
     return out

@@ -55,6 +55,12 @@ class Spec:
         The methods a method setting applies to (empty for display options).
     engine
         The engine option it is passed as (``explainer.saliency(method=..., <engine>=value)``).
+    log
+        A number spanning decades (e.g. a stabiliser ε): its slider moves along ``log10`` of it
+        (``shown`` then bounds the value, > 0).
+    when
+        ``(other setting, values)``: the setting is read only while the other setting has one
+        of ``values`` (e.g. γ only with the composite that has a γ rule); None: always.
     """
 
     name: str
@@ -72,6 +78,8 @@ class Spec:
     step: float | None = None
     methods: tuple[str, ...] = ()
     engine: str = ""
+    log: bool = False
+    when: tuple[str, tuple[Any, ...]] | None = None
 
     @property
     def range_text(self) -> str:

@@ -31,7 +31,7 @@ from urllib.parse import quote
 from ..data.atomic import write_atomic, write_json
 from ..data.paths import contained
 from ..errors import InputError
-from .report import html_document
+from .htmlparts import html_document
 
 __all__ = ["PART_VERSION", "index_html", "merge_parts", "part_path", "read_parts", "unreadable", "write_part"]
 

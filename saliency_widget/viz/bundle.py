@@ -11,11 +11,19 @@ overlay) itself. This module is the encoding both sides agree on:
   (``q = rint(v / s)``, ``s = max / 65535``), ``sum`` as int16 (``s = max|v| / 32767``), so
   zero stays exactly zero and the error is at most ``s / 2`` (1/131070 of the plane's largest
   magnitude);
-* every array is appended to a :class:`Packer`; its payload is one zlib stream (the browser
-  inflates it with the built-in ``DecompressionStream("deflate")``), base64 in the page;
+* a single-channel map (``(H, W)``, ``C = 1``, or C equal channels, as every CAM and
+  occlusion repeat theirs) stores only its ``sum`` plane: its ``abs`` plane is ``|q_sum| * s``
+  with ``s = s_sum / C`` (:func:`quantised_planes`; error at most 1/65534 of its largest
+  magnitude), so the widget, the page and Python decode the same values from half the bytes;
+* every array is appended to a :class:`Packer`; 16-bit arrays are stored filtered (each row's
+  differences ``q[j] - q[j-1]`` modulo 2^16, then all low bytes before all high bytes, as
+  PNG's "Sub" filter and HDF5's "shuffle" do: smooth maps then deflate to ~0.8 of the plain
+  bytes); the payload is one zlib stream (the browser inflates it with the built-in
+  ``DecompressionStream("deflate")``), base64 in the page;
 * an array is referred to by a :class:`Ref`-shaped dict ``{"o": offset, "n": count, "t":
-  dtype, "s": scale, "shape": [...]}``; the decoded value is ``q * s`` in float64, the same
-  product in numpy and JavaScript.
+  dtype, "s": scale, "shape": [...]}`` (``"f": "sub"`` when filtered; ``"m": "abs"`` for an
+  ``abs`` plane read from a ``sum`` plane's bytes); the decoded value is ``q * s`` (``|q| * s``)
+  in float64, the same product in numpy and JavaScript (``js/planes.js``).
 
 Pure numpy; nothing here imports torch or a Jupyter package.
 """
@@ -41,6 +49,8 @@ __all__ = [
     "decode",
     "map_planes",
     "quantise",
+    "quantised_planes",
+    "single_channel",
 ]
 
 #: Documented size budget of one interactive report: the bundled model, one image, every
@@ -106,6 +116,55 @@ def map_planes(saliency: NDArray[np.floating]) -> tuple[NDArray[np.float64], NDA
     return np.abs(m).max(axis=0), m.sum(axis=0)
 
 
+def single_channel(saliency: NDArray[np.floating]) -> int:
+    """``C`` when a ``(C, H, W)`` map's channels are all equal (1 for an ``(H, W)`` map), else 0.
+
+    Such a map's ``abs`` plane is ``|sum| / C``: :func:`quantised_planes` stores only ``sum``.
+    """
+    m = np.asarray(saliency)
+    if m.ndim == 2:
+        return 1
+    if m.ndim == 3 and all(np.array_equal(m[0], m[c]) for c in range(1, m.shape[0])):
+        return int(m.shape[0])
+    return 0
+
+
+def quantised_planes(saliency: NDArray[np.floating]) -> tuple[NDArray[np.uint16] | None, float, NDArray[np.int16], float]:
+    """The quantised planes of a finite ``(C, H, W)`` or ``(H, W)`` map: the one encoding of every surface.
+
+    Returns
+    -------
+    abs_q, abs_scale, sum_q, sum_scale
+        ``(H, W)`` uint16 ``abs`` and int16 ``sum`` with their scales; ``abs_q`` is None for a
+        single-channel map (:func:`single_channel`): its ``abs`` plane is ``|sum_q| * abs_scale``
+        with ``abs_scale = sum_scale / C``.
+    """
+    a, s = map_planes(saliency)
+    sq, sscale = quantise(s, "i2")
+    channels = single_channel(saliency)
+    if channels:
+        return None, sscale / channels, sq, sscale  # type: ignore[return-value]
+    aq, ascale = quantise(a, "u2")
+    return aq, ascale, sq, sscale  # type: ignore[return-value]
+
+
+def _filter(a: NDArray[Any]) -> bytes:
+    """16-bit ``a``'s bytes, filtered: row differences modulo 2^16 (the last axis), low bytes then high bytes."""
+    q = a.astype(np.int64).reshape(-1, a.shape[-1] if a.ndim else 1)
+    d = (np.diff(q, axis=1, prepend=0) & 0xFFFF).astype("<u2").ravel()
+    b = d.view(np.uint8).reshape(-1, 2)
+    return b[:, 0].tobytes() + b[:, 1].tobytes()
+
+
+def _unfilter(data: bytes, kind: str, shape: list[int]) -> NDArray[Any]:
+    """The inverse of :func:`_filter`: the stored 16-bit values of ``shape``."""
+    b = np.frombuffer(data, dtype=np.uint8)
+    n = b.size // 2
+    d = (b[:n].astype(np.int64) | (b[n:].astype(np.int64) << 8)).reshape(-1, shape[-1] if shape else 1)
+    q = (np.cumsum(d, axis=1) & 0xFFFF).astype("<u2")
+    return q.view(DTYPES[kind]).reshape(shape)
+
+
 @dataclass
 class BundleSize:
     """Bytes of an interactive report, by part (filled in as the page is built).
@@ -151,7 +210,7 @@ class Packer:
         self.sizes = BundleSize()
 
     def add(self, array: NDArray[Any], part: str, scale: float = 1.0) -> dict[str, Any]:
-        """Append ``array`` (uint8, uint16 or int16) and return its reference.
+        """Append ``array`` (uint8, uint16 or int16; 16-bit arrays filtered, see the module) and return its reference.
 
         Parameters
         ----------
@@ -165,17 +224,20 @@ class Packer:
         Returns
         -------
         dict
-            ``{"o", "n", "t", "s", "shape"}`` (offset and count in elements of ``t``).
+            ``{"o", "n", "t", "s", "shape"}`` (offset and count in elements of ``t``), and
+            ``"f": "sub"`` for a filtered 16-bit array.
         """
         a = np.ascontiguousarray(array)
         kind = {("u", 1): "u1", ("u", 2): "u2", ("i", 2): "i2"}.get((a.dtype.kind, a.dtype.itemsize))
         if kind is None:
             raise InputError(f"cannot pack dtype {a.dtype}; expected one of {choices(DTYPES)}")
-        data = a.astype(DTYPES[kind], copy=False).tobytes()
+        data = a.astype(DTYPES[kind], copy=False).tobytes() if kind == "u1" or a.size == 0 else _filter(a)
         if self._size % 2:
             self._chunks.append(b"\0")
             self._size += 1
         ref = {"o": self._size, "n": int(a.size), "t": kind, "s": float(scale), "shape": [int(d) for d in a.shape]}
+        if kind != "u1" and a.size:
+            ref["f"] = "sub"
         self._chunks.append(data)
         self._size += len(data)
         self.sizes.parts[part] = self.sizes.parts.get(part, 0) + len(data)
@@ -185,6 +247,18 @@ class Packer:
         """:func:`quantise` ``values`` and :meth:`add` them with their scale."""
         q, scale = quantise(values, kind)
         return self.add(q, part, scale)
+
+    def add_map(self, saliency: NDArray[np.floating], part: str) -> dict[str, Any]:
+        """The ``{"abs", "sum"}`` references of a finite map's planes (:func:`quantised_planes`).
+
+        A single-channel map's ``abs`` reference points at its ``sum`` plane's bytes with
+        ``"m": "abs"`` and its own scale.
+        """
+        aq, ascale, sq, sscale = quantised_planes(saliency)
+        sum_ref = self.add(sq, part, sscale)
+        if aq is None:
+            return {"abs": {**sum_ref, "s": float(ascale), "m": "abs"}, "sum": sum_ref}
+        return {"abs": self.add(aq, part, ascale), "sum": sum_ref}
 
     def raw(self) -> bytes:
         """The uncompressed buffer (what the viewer decodes references against)."""
@@ -210,12 +284,18 @@ def decode(buffer: bytes, ref: Mapping[str, Any]) -> NDArray[np.float64] | NDArr
     Returns
     -------
     numpy.ndarray
-        uint8 data as stored (shape ``ref["shape"]``); 16-bit data as ``q * s`` in float64.
+        uint8 data as stored (shape ``ref["shape"]``); 16-bit data as ``q * s`` in float64
+        (``|q| * s`` with ``"m": "abs"``).
     """
     kind = str(ref["t"])
     if kind not in DTYPES:
         raise InputError(f"unknown element type {kind!r} in a bundle reference; expected one of {choices(DTYPES)}")
-    q = np.frombuffer(buffer, dtype=DTYPES[kind], count=int(ref["n"]), offset=int(ref["o"])).reshape(ref["shape"])
+    n, o = int(ref["n"]), int(ref["o"])
+    if ref.get("f") == "sub":
+        q = _unfilter(buffer[o:o + 2 * n], kind, list(ref["shape"]))
+    else:
+        q = np.frombuffer(buffer, dtype=DTYPES[kind], count=n, offset=o).reshape(ref["shape"])
     if kind == "u1":
         return q.copy()
-    return q.astype(np.float64) * float(ref["s"])
+    v = q.astype(np.float64)
+    return (np.abs(v) if ref.get("m") == "abs" else v) * float(ref["s"])

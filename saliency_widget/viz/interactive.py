@@ -36,7 +36,7 @@ from ..views.classes import (
 )
 from ..views.classes import projection_rules as rules_by_method
 from . import render as R
-from .bundle import BUDGET_BYTES, Packer, decode, map_planes
+from .bundle import BUDGET_BYTES, Packer, decode
 
 __all__ = [
     "TOPK",
@@ -96,8 +96,7 @@ def _map_entry(packer: Packer, raw: NDArray[np.floating], part: str) -> dict[str
     values, message, _ = R.prepare_map(raw, "absolute", 100.0)
     if values is None and message is not None and "non-finite" in message:
         return {"message": message}
-    a, s = map_planes(raw)
-    return {"abs": packer.add_plane(a, "u2", part), "sum": packer.add_plane(s, "i2", part)}
+    return packer.add_map(raw, part)
 
 
 def _is_index(v: object) -> bool:
@@ -316,9 +315,11 @@ def export_estimate(
 ) -> str:
     """One line: what an interactive export of one image will compute and the range of the page's size.
 
-    Each map and each projection is two 16-bit planes of the input's size, compressed to between
-    about 0.3 (sparse maps) and 1 (dense deep projections) of that, base64-encoded in the page
-    (4/3). When the page may exceed the budget the line adds the advice of docs/reports.md: fewer
+    Each map and each projection is at most two 16-bit planes of the input's size (a
+    single-channel map, as a CAM's, stores one), filtered and compressed to between about 0.2
+    (sparse and single-channel maps) and 1 (dense deep projections) of that, base64-encoded in the page
+    (4/3). When the page may exceed the budget (``may be over``; ``over`` when even the low end
+    does) the line adds the advice of docs/reports.md: fewer
     methods, layers or filters.
 
     Parameters
@@ -346,13 +347,14 @@ def export_estimate(
         n_proj += (count * (1 + grid * grid) + extra) * rules
         feature_bytes += count * h * w
     raw = (n_maps + n_proj) * H * W * 4 + feature_bytes
-    # measured: sparse maps compress to ~0.3 of their planes (bundled model), dense deep projections ~0.9 (ResNet-18)
-    low, high = raw * 0.3 * 4 / 3, raw * 4 / 3
+    # measured: the bundled model's maps and projections to 0.25-0.35 of two planes each (15 methods, one plane for its
+    # 7 single-channel ones, filtered), dense deep projections ~0.9 (ResNet-18)
+    low, high = raw * 0.2 * 4 / 3, raw * 4 / 3
     line = (f"{name}: {n_maps} maps and {n_proj} projections of {H}x{W} px to compute; the page will be about "
             f"{low / 1e6:.1f}-{high / 1e6:.1f} MB")
-    if high > BUDGET_BYTES:
-        line += (f" (over the {BUDGET_BYTES / 1e6:.0f} MB budget): for a smaller, faster page pass fewer methods=[...], "
-                 "layers=[...] or channels=[...] (a few filters), see docs/reports.md")
+    if high > BUDGET_BYTES:  # "may be": sparse and single-channel maps compress to the low end
+        line += (f" ({'may be ' if low <= BUDGET_BYTES else ''}over the {BUDGET_BYTES / 1e6:.0f} MB budget): for a smaller, "
+                 "faster page pass fewer methods=[...], layers=[...] or channels=[...] (a few filters), see docs/reports.md")
     return line
 
 

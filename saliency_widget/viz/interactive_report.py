@@ -97,6 +97,7 @@ def interactive_report(
     title: str = "saliency-widget report",
     progress: Progress | None = None,
     extra_html: str = "",
+    settings: MethodSettings | Mapping[str, Any] | None = None,
 ) -> InteractivePage:
     """Precompute every view of ``images`` and assemble the interactive page.
 
@@ -104,10 +105,12 @@ def interactive_report(
     caption per image) plus :func:`~.interactive.collect_image`'s ``topk``, ``layers``,
     ``channels``, ``grid`` and ``projection_rules``; ``methods`` defaults to every registered method.
     ``extra_html`` is static HTML (no script) shown below the viewer, e.g. the faithfulness scoreboards.
+    ``settings``: the methods' settings (:meth:`MethodSettings.of`), as in the explorer.
     """
     DisplayOptions(sign, clip_percentile, cmap, overlay, alpha)  # bad display options fail before any computing
     io = describe_model(model, weights=weights, labels=labels, transform=transform, processor=processor)
     chosen = check_methods(methods) if methods is not None else available_methods()
+    sets = MethodSettings.of(settings)
     images, names = list(images), [str(n) for n in names]
     if not images or len(names) != len(images):  # zip would drop the images without a name
         raise InputError(f"give one name per image: {len(images)} image(s), {len(names)} name(s)" if images else "no images to export")
@@ -121,12 +124,14 @@ def interactive_report(
         entries.append(collect_image(
             ex, packer, name=name, labels=classes, mean=io.mean, std=io.std, methods=chosen, topk=topk,
             target=resolved, layers=layers, channels=channels, grid=grid, projection_rules=projection_rules, progress=progress,
+            method_options={m: sets.engine_options(m, x, io.mean, io.std) for m in chosen},
         ))
         del ex
     state = first_state(entries[0], method=chosen[0], sign=sign, clip=clip_percentile, cmap=cmap, overlay=overlay, alpha=alpha)
     settings = {
         "model": type(model).__name__, "methods": ", ".join(chosen), "classes per image": topk,
         "projection rules": ", ".join(entries[0]["rules"]), "positions per filter": "strongest" + (f" + {grid}x{grid} grid" if grid else ""),
+        **settings_text(sets, chosen),
     }
     return interactive_page(entries, packer, title=title, state=state, settings=settings, extra_html=extra_html)
 

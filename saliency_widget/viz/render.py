@@ -90,7 +90,7 @@ class RenderedMap:
     rgb
         ``(H, W, 3)`` uint8 image, or None when the map cannot be shown.
     message
-        Human-readable reason why ``rgb`` is None (all zeros, NaN/Inf), else None.
+        Human-readable reason why ``rgb`` is None (all zeros, NaN/Inf, one value everywhere), else None.
     weight
         ``(H, W)`` float array in [0, 1]: how strongly each pixel is highlighted, used as
         the per-pixel alpha of overlays. None together with ``rgb``.
@@ -190,7 +190,8 @@ def prepare_map(
     Returns
     -------
     values, message, vmax
-        ``values`` is None when the map is degenerate, and ``message`` says why.
+        ``values`` is None when the map is degenerate (all zeros, NaN/Inf, or one value at
+        every pixel under ``sign``), and ``message`` says why.
     """
     if sign not in SIGNS:
         raise InputError(f"unknown sign {sign!r}; expected one of {choices(SIGNS)}")
@@ -209,6 +210,11 @@ def prepare_map(
     if not np.any(mag > 0):
         what = {"positive": "positive part", "negative": "negative part"}.get(sign, "map")
         return None, f"the {what} is all zeros; nothing to show", 0.0
+    if m.size > 1 and m.max() == m.min():
+        # one value everywhere would draw one flat colour: a blank panel that looks like a map
+        # (e.g. occlusion on a model whose score no patch changes more than another)
+        what = {"positive": "positive part", "negative": "negative part", "absolute": "map's magnitude"}.get(sign, "map")
+        return None, f"the {what} is the same at every pixel; nothing to show", 0.0
     # Percentile over non-zero magnitudes would hide sparse maps; use all pixels but fall
     # back to the max when the percentile lands on zero (very sparse maps).
     vmax = float(np.percentile(mag, clip_percentile))

@@ -29,13 +29,14 @@ from ..analysis.topk import project_top
 from ..engine import Explainer, available_methods, method_label
 from ..engine.layouts import SPATIAL_LAYOUTS
 from ..engine.progress import reporting
-from ..errors import InputError, SaliencyError
+from ..errors import Cancelled, InputError, SaliencyError
 from ..views.classes import class_name, projection_rule
 from ..views.layermenu import default_layer, layer_choices, noop_layers
 from ..viz.figures import sanity_gallery_png, sanity_plot_png, topk_grid_png
 from ..viz.images import describe_model
 from ..viz.report import message_html
 from ..viz.tables import markdown_table_html
+from .analysisjob import AnalysisJob
 from .datasource import FOLDER, DataChoice, choose_data, data_options, is_bundled
 from .faithpanel import FaithfulnessPanel, FaithRequest, request_from_explorer
 
@@ -104,8 +105,6 @@ class AnalysisPanel(W.VBox):
         self.explorer = explorer
         self._lock: Any = getattr(explorer, "compute_lock", None) or threading.RLock()
         self._syncing = False  # True while the panel follows the explorer (not a user's change)
-        #: Progress updates shown by the last top-9, pointing game or sanity check.
-        self.progress_updates = 0
         opts = data_options(self.model, data)
         default = opts[0][1] if data is not None or is_bundled(self.model) else None
         self.w_data = W.Dropdown(options=[("(choose data)", None), *opts] if default is None else opts, value=default, description="data")
@@ -137,8 +136,10 @@ class AnalysisPanel(W.VBox):
         self.w_topk = W.Button(description="top-9 per filter", icon="th")
         self.w_sanity = W.Button(description="sanity check", icon="random", tooltip="cascading randomisation of the weights (Adebayo et al.)")
         self.w_pointing = W.Button(description="pointing game", icon="crosshairs")
-        self.w_progress = W.FloatProgress(0.0, min=0.0, max=1.0, description="idle")
-        self.w_progress_text = W.HTML()
+        # top-9, the pointing game and the sanity check: the buttons run them on a worker thread, which
+        # the cancel button stops before its next batch
+        self.job = AnalysisJob(self.run)
+        self.w_progress, self.w_progress_text, self.w_stop = self.job.w_progress, self.job.w_text, self.job.w_stop
         self.w_out_img = W.Image(format="png")
         self.w_out_img.layout.display = _HIDDEN
         self.w_out_html = W.HTML()
@@ -152,13 +153,14 @@ class AnalysisPanel(W.VBox):
         )
         self.result: Any = None
         self._topk_data = ""
-        self._busy = threading.Lock()
         fp = self.faithfulness
         super().__init__([
             W.HBox([self.w_layer, self.w_filter, self.w_follow], layout=_WRAP),
             W.HBox([self.w_data, self.w_folder], layout=_WRAP), self.w_data_note,
-            W.HBox([self.w_topk, self.w_pointing, self.w_progress, self.w_progress_text], layout=_WRAP),
-            self.w_out_html, self.w_out_img, self.w_pointing_html,
+            W.HBox([self.w_topk, self.w_pointing, self.w_stop, self.w_progress, self.w_progress_text], layout=_WRAP),
+            # top-9 patches and their projections, with "what excites it" beside them (widget/featpanel.py)
+            W.HBox([W.VBox([self.w_out_html, self.w_out_img]), *self._beside_topk()], layout=_TOP),
+            self.w_pointing_html,
             W.HTML("<div style='margin-top:8px'><b>this image</b>: faithfulness of its maps (deletion / insertion, RISE) "
                    "and the sanity check</div>"),
             # every button in one row above the results, so none moves when a chart appears
@@ -169,14 +171,14 @@ class AnalysisPanel(W.VBox):
         for w, name in [
             (self.w_layer, "layer"), (self.w_filter, "filter"), (self.w_follow, "follow"), (self.w_sanity_method, "sanity-method"),
             (self.w_sanity, "sanity"), (self.w_sanity_html, "sanity-out"), (self.w_sanity_img, "sanity-img"), (self.w_topk, "topk"),
-            (self.w_pointing, "pointing"), (self.w_progress, "progress"), (self.w_progress_text, "progress-text"),
+            (self.w_pointing, "pointing"), (self.w_stop, "cancel"), (self.w_progress, "progress"), (self.w_progress_text, "progress-text"),
             (self.w_pointing_html, "pointing-out"), (fp.w_run, "faith"), (fp.w_table, "faith-table"), (fp.w_status, "faith-status"),
             (fp.w_hint, "faith-hint"), (fp.w_chart, "faith-chart"),
         ]:
             w.add_class(f"sw-an-{name}")  # stable handles for browser tests and page styles
-        self.w_topk.on_click(lambda _b: self.run("topk"))
-        self.w_sanity.on_click(lambda _b: self.run("sanity"))
-        self.w_pointing.on_click(lambda _b: self.run("pointing"))
+        self.w_topk.on_click(lambda _b: self.job.start("topk"))
+        self.w_sanity.on_click(lambda _b: self.job.start("sanity"))
+        self.w_pointing.on_click(lambda _b: self.job.start("pointing"))
         self.w_filter.observe(lambda _c: self._show_topk(), names="value")
         self.w_layer.observe(lambda _c: self._fit_filter(), names="value")
         for w in (self.w_layer, self.w_filter, self.w_sanity_method):
@@ -267,19 +269,10 @@ class AnalysisPanel(W.VBox):
             img.layout.display = _HIDDEN
         out.value = body_html
 
-    def _progress(self, done: float, label: str, text: str = "") -> None:
-        self.w_progress.value = max(0.0, min(1.0, done))
-        self.w_progress.description = label
-        self.w_progress_text.value = f"<small>{html.escape(text)}</small>" if text else ""
-
-    def _watch(self, label: str, lo: float, hi: float, say: Callable[[int, int], str]) -> Callable[[int, int], None]:
-        """A progress callback (engine.progress) filling the bar from ``lo`` to ``hi`` and saying ``say(done, total)``."""
-
-        def show(done: int, total: int) -> None:
-            self.progress_updates += 1
-            self._progress(lo + (hi - lo) * (done / total if total else 0.5), label, say(done, total))
-
-        return show
+    @property
+    def progress_updates(self) -> int:
+        """Progress updates shown by the last top-9, pointing game or sanity check."""
+        return self.job.updates
 
     def _faith_request(self) -> FaithRequest:
         if self.explorer is not None:
@@ -309,31 +302,34 @@ class AnalysisPanel(W.VBox):
 
         ``"faithfulness"`` runs on the faithfulness panel's worker and returns at once;
         the others block and return their result (None after an error, which replaces the
-        old result).
+        old result, or after a cancel, which keeps it). The buttons run them through
+        :attr:`job` (:meth:`AnalysisJob.start <.analysisjob.AnalysisJob.start>`) on a worker thread.
         """
         if which == "faithfulness":
             self.faithfulness.run()
             return None
-        if not self._busy.acquire(blocking=False):
-            self.w_progress_text.value = message_html("an analysis is already running", "note")
+        if not self.job.begin():
+            self.job.note_running()
             return None
         guard: AbstractContextManager[Any] = self._lock if self._lock is not None else nullcontext()
-        self.progress_updates = 0
         try:
             # the explorer's image is read before taking the lock its renders need
             req = request_from_explorer(self.explorer) if which == "sanity" and self.explorer is not None else None
             with guard:
                 self._run(which, req)
-            self._progress(1.0, "done", self.w_progress_text.value and _done_text(which))
+            self.job.show(1.0, "done", self.w_progress_text.value and _done_text(which))
             return self.result
+        except Cancelled:  # the cancel button: the earlier result stays shown
+            self.job.show(self.w_progress.value, "cancelled", f"{_NAMES.get(which, which)} cancelled")
+            return None
         except SaliencyError as err:
             self.result = None
             # the old grid (or plot) goes with the old result
             self._show(None, message_html(str(err), "error"), {"sanity": "sanity", "pointing": "pointing"}.get(which, "main"))
-            self._progress(0.0, "error")
+            self.job.show(0.0, "error")
             return None
         finally:
-            self._busy.release()
+            self.job.end()
 
     #: A mined top-k index (:func:`attach_index`): top-9 of its layers is read from it, never rescanned.
     index: MiningIndex | None = None
@@ -351,9 +347,9 @@ class AnalysisPanel(W.VBox):
                 x, target, what = req.inputs, req.target, f"the explorer's image, class {req.label!r}"
             else:
                 x, target, what = self._first_images(4), None, "the first 4 images of the chosen data"
-            self._progress(0.0, "sanity", f"sanity check of {method_label(method)}: randomising the weights")
+            self.job.show(0.0, "sanity", f"sanity check of {method_label(method)}: randomising the weights")
             say = functools.partial(_count_text, f"sanity check of {method_label(method)}: randomised", "layers")
-            with reporting(self._watch("sanity", 0.0, 1.0, say)):
+            with reporting(self.job.watch("sanity", 0.0, 1.0, say)):
                 res = sanity_check(self.model, x, method=method, target=target)
             self.result = [res]
             # the plot right under the caption (wide enough for one label per step), its numbers on demand
@@ -382,13 +378,13 @@ class AnalysisPanel(W.VBox):
             then = "; receptive fields and projections next" if total and seen >= total else ""
             return f"scanning: {seen}{f' of {total}' if total else ''} images, {rate:.0f} img/s{then}"
 
-        self._progress(0.0, "top-9", "scanning …")
+        self.job.show(0.0, "top-9", "scanning …")
         # the scan, then the projections of the winners: each phase with its own progress
-        with reporting(self._watch("scan", 0.0, 0.3, scanned)):
+        with reporting(self.job.watch("scan", 0.0, 0.3, scanned)):
             res: Any = top_activations(self.model, choice.batches(), self.w_layer.value, k=9, progress=False, project=False)
         rule = self._projection_rule()
         say = functools.partial(_count_text, f"projecting the winners ({rule})", "")
-        with reporting(self._watch("project", 0.3, 1.0, say)):
+        with reporting(self.job.watch("project", 0.3, 1.0, say)):
             res = project_top(self.model, res, method=rule)
         self._topk_data = choice.description  # shown under the grid
         self.result = res
@@ -412,8 +408,8 @@ class AnalysisPanel(W.VBox):
         names, left_out = pointing_methods(self._methods(), self._probe())
         t0 = time.perf_counter()
         say = functools.partial(_count_text, f"pointing game, {len(names)} methods:", "maps")
-        self._progress(0.0, "pointing", f"pointing game, {len(names)} methods: starting")
-        with reporting(self._watch("pointing", 0.0, 1.0, say)):
+        self.job.show(0.0, "pointing", f"pointing game, {len(names)} methods: starting")
+        with reporting(self.job.watch("pointing", 0.0, 1.0, say)):
             # batches of 32: a progress update every few seconds even on a busy CPU
             res = pointing_game(self.model, DataLoader(self.dataset, batch_size=32, shuffle=False), methods=names, tolerance=1)
         self.result = res
@@ -425,6 +421,16 @@ class AnalysisPanel(W.VBox):
             "pointing",
         )
 
+    def _beside_topk(self) -> list[W.Widget]:
+        """The explorer's feature visualization, shown beside the top-9 grid (none without an explorer)."""
+        fp = getattr(self.explorer, "featpanel", None)
+        return [fp.w_beside_topk] if fp is not None else []
+
+    def _topk_shown(self, layer: str, c: int) -> None:
+        fp = getattr(self.explorer, "featpanel", None)
+        if fp is not None:
+            fp.follow_topk(layer, c)
+
     def _show_topk(self) -> None:
         res = self.result
         if isinstance(res, IndexedTop):
@@ -434,6 +440,7 @@ class AnalysisPanel(W.VBox):
             return
         c = res.channels[min(self.w_filter.value, len(res.channels) - 1)]
         row = res.channels.index(c)
+        self._topk_shown(res.layer, c)
         self._show(
             topk_grid_png(res, c, self.mean, self.std),
             f"<b>{html.escape(res.layer)}</b> filter {c}: strongest {float(res.values[row, 0]):.3f}; "
@@ -444,19 +451,24 @@ class AnalysisPanel(W.VBox):
         """Stop following the explorer, stop the faithfulness worker and close the child widgets."""
         if self.__dict__.pop("_observing", False):
             self.explorer.unobserve(self.follow, names=["layer", "channel", "method"])
+        self.job.cancel()
         self.faithfulness.close()
         super().close()
 
 
 _WRAP = W.Layout(flex_flow="row wrap", align_items="center")
+_TOP = W.Layout(flex_flow="row wrap", align_items="flex-start")
 
 
 def _count_text(what: str, unit: str, done: int, total: int) -> str:
     return f"{what} {done}{f' of {total}' if total else ''}{f' {unit}' if unit else ''}"
 
 
+_NAMES = {"topk": "top-9", "pointing": "pointing game", "sanity": "sanity check"}
+
+
 def _done_text(which: str) -> str:
-    return {"topk": "top-9 done", "pointing": "pointing game done", "sanity": "sanity check done"}.get(which, "done")
+    return f"{_NAMES[which]} done" if which in _NAMES else "done"
 
 
 # ---------------------------------------------------------------- top-9 from a mined index
@@ -481,6 +493,7 @@ def show_indexed(panel: AnalysisPanel, res: IndexedTop) -> None:
     c = res.channels[min(panel.w_filter.value, len(res.channels) - 1)]
     panel.w_filter.max = len(res.channels) - 1
     top = res.index.top(res.layer, c)
+    panel._topk_shown(res.layer, c)
     panel._show(
         res.index.grid_png(res.layer, c),
         f"<b>{html.escape(res.layer)}</b> filter {c}: strongest {top[0].value:.3f}; "

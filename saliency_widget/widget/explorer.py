@@ -171,6 +171,7 @@ class Explorer(ExportMixin, W.VBox):
         self.method = self.methods[0]
         self.featpanel = FeaturePanel(self)  # "what excites this filter / this class" (widget/featpanel.py)
         self.ui.w_featviz.children = [self.featpanel]
+        self.featpanel.observe(lambda _c: self._saved_later(), names="shown")  # the saved view shows it too
         self._wire()
         # The first image is loaded and rendered synchronously, so explore() raises bad
         # input (e.g. labels of the wrong length) at once and the repr has a picture.
@@ -195,8 +196,9 @@ class Explorer(ExportMixin, W.VBox):
         self.observe(self._on_state, names=["method", "target", "position", "view"])
         self.observe(self._on_display, names=list(DisplayOptions.names()))
         self.observe(self._on_setting, names=list(MethodSettings.names()))
-        self.observe(lambda _c: ui.show_settings(self.method, self.view), names=["method", "view"])
-        ui.show_settings(self.method, self.view)
+        self.observe(lambda _c: ui.show_settings(self.method, self.view, self.method_settings),
+                     names=["method", "view", *MethodSettings.names()])
+        ui.show_settings(self.method, self.view, self.method_settings)
         self.observe(self._on_channel, names="channel")
         self.observe(self._on_layer, names="layer")
         ui.w_layer.observe(self._on_layer_control, names="value")
@@ -229,7 +231,8 @@ class Explorer(ExportMixin, W.VBox):
         """A method setting changed: a new map when a shown method reads it (every method in the compare view)."""
         if self._worker.is_muted:
             return
-        if self.view == "compare" or self.method in _SPECS[change["name"]].methods:
+        spec, settings = _SPECS[change["name"]], self.method_settings
+        if any(settings.reads(spec, m) for m in (spec.methods if self.view == "compare" else (self.method,))):
             self._worker.schedule()
 
     def _saved_later(self) -> None:
@@ -582,7 +585,7 @@ class Explorer(ExportMixin, W.VBox):
 
     @property
     def method_settings(self) -> MethodSettings:
-        """The current method settings (SmoothGrad samples and noise, IG steps and baseline, occlusion window and stride, CAM layer)."""
+        """The current method settings (SmoothGrad, IG, occlusion, the CAM layer, LRP's composite and parameters)."""
         return MethodSettings(**{name: getattr(self, name) for name in MethodSettings.names()})
 
     @property

@@ -20,6 +20,7 @@ from .view import map_title
 if TYPE_CHECKING:  # pragma: no cover
     from ..views.options import DisplayOptions
     from ..viz.modelio import ModelIO
+    from .featpanel import FeaturePanel
     from .inputs import InputState
     from .view import ExplorerView
 
@@ -39,6 +40,7 @@ class ExportMixin:
     _io: ModelIO
     inputs: InputState
     methods: list[str]
+    featpanel: FeaturePanel
 
     if TYPE_CHECKING:  # pragma: no cover
 
@@ -69,7 +71,7 @@ class ExportMixin:
             """See :meth:`Explorer.state`."""
 
     def to_png(self, path: str | Path | None = None) -> bytes:
-        """The current view (input, map, feature map, projection) as PNG bytes, also written to ``path`` if given.
+        """The current view (input, map, feature map, projection, and the feature visualization the panel shows) as PNG bytes, also written to ``path`` if given.
 
         Raises
         ------
@@ -82,12 +84,40 @@ class ExportMixin:
             write_output(path, data)
         return data
 
+    def _export_panels(self) -> tuple[dict[str, bytes], dict[str, str]]:
+        """The panels every export shows: the last render's, plus the feature visualization the panel shows.
+
+        Returns
+        -------
+        panels, captions
+            PNG bytes per panel (``"featviz"`` only while the feature-visualization panel shows
+            an image), and the feature visualization's caption (objective, steps, value).
+        """
+        panels = dict(self.images)
+        captions: dict[str, str] = {}
+        shown = self.featpanel.result
+        if panels and shown is not None:
+            panels["featviz"] = shown.png
+            captions["featviz"] = shown.caption
+        return panels, captions
+
     def _view_png(self) -> bytes:
+        panels, _ = self._export_panels()
+        shown = self.featpanel.result
         titled = [
             ("input", "input"), ("map", map_title(self._last, self.method)),
             ("feature", f"{self.layer} filter {self.channel}"), ("projection", "projection"),
+            ("featviz", shown.title if shown is not None else ""),
         ]
-        return view_png(self.images, self.messages, titled)
+        # the map panels with their colour scales, drawn from the view model as the widget draws them
+        last, opts = self._last, self.display_options
+        scales: dict[str, tuple[str, float, str]] = {}
+        if last is not None:
+            for panel in last.maps:
+                drawn = last.render(panel, opts)
+                if drawn.rgb is not None:
+                    scales[panel] = (opts.sign, drawn.vmax, opts.cmap)
+        return view_png(panels, self.messages, titled, scales)
 
     def to_html(self, path: str | Path | None = None, interactive: bool = False, **options: Any) -> str:
         """The current view as one self-contained HTML page (loads nothing from the network), also written to ``path``.
@@ -114,7 +144,8 @@ class ExportMixin:
         else:
             probs = self._last.probs if self._last is not None else np.zeros(len(self.labels))
             bars = {k: self._last.colorbar(k, self.display_options) for k in self._last.maps} if self._last is not None else {}
-            page = explorer_html(self.images, self.messages, self.labels, probs, self.state(), self.status, colorbars=bars)
+            panels, captions = self._export_panels()
+            page = explorer_html(panels, self.messages, self.labels, probs, self.state(), self.status, colorbars=bars, captions=captions)
         if path is not None:
             write_output(path, page)
         return page
@@ -147,7 +178,8 @@ class ExportMixin:
         self._saved.display(self._view_png(), self.state(), self._saved_caption())
 
     def _saved_caption(self) -> str:
-        return f"{map_title(self._last, self.method)} · {self.layer} filter {self.channel}"
+        shown = self.featpanel.result
+        return f"{map_title(self._last, self.method)} · {self.layer} filter {self.channel}" + (f" · {shown.title}" if shown is not None else "")
 
     def _update_saved_view(self) -> None:
         """After a render: put the new view into the saved view (no-op until the explorer was displayed)."""

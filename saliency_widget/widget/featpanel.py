@@ -26,6 +26,7 @@ from typing import Any
 import ipywidgets as W
 import numpy as np
 import torch
+import traitlets
 from PIL import Image
 
 from ..errors import Cancelled, SaliencyError
@@ -106,6 +107,12 @@ class FeatResult:
     visualization: Visualization
     seconds: float
 
+    @property
+    def title(self) -> str:
+        """The short title of the image in the explorer's exports (``"what excites filter 3 of features.relu5"``)."""
+        req = self.request
+        return f"what excites {req.label}" if req.kind == "filter" else f"what the model sees as {req.label}"
+
 
 def compute_visualization(
     model: torch.nn.Module, model_io: ModelIO, request: FeatRequest, progress: Any = None, seed: int = 0
@@ -168,6 +175,9 @@ class FeaturePanel(W.VBox):
         Optimisation steps and image side of each visualization.
     """
 
+    #: The caption of the image shown ("" before the first): the explorer observes it to refresh its saved view.
+    shown = traitlets.Unicode("")
+
     def __init__(self, explorer: Any, *, steps: int = STEPS, size: int = SIZE) -> None:
         self._explorer = explorer
         self.steps = steps
@@ -193,6 +203,7 @@ class FeaturePanel(W.VBox):
         )
         self.w_image = W.Image(format="png", layout=W.Layout(width="160px", height="160px", object_fit="contain"))
         self.w_image.add_class("sw-featviz-image")
+        self.w_image.layout.display = "none"  # until the first result: an empty image may draw a broken-image icon
         self.w_caption = W.HTML(
             "<small>what a unit wants: press a button to optimise an image for it</small>", layout=W.Layout(width="320px")
         )
@@ -201,16 +212,29 @@ class FeaturePanel(W.VBox):
             [W.HBox([self.w_filter, self.w_class]), W.HBox([self.w_image, W.VBox([self.w_caption, self.w_progress])])]
         )
         self.add_class("sw-featviz")
+        # Beside the analyses panel's top-9 grid: "what excites this filter" next to "which patches
+        # excite it" (the same image, caption and progress widgets: two views of one state).
+        self._topk_unit: tuple[str, int] | None = None
+        self.w_topk_button = W.Button(description="what excites this filter", icon="eye", disabled=True,
+                                      tooltip="optimise an image for the mean activation of the filter whose top-9 shows")
+        self.w_beside_topk = W.VBox([
+            W.HTML("<b>what excites it</b> <small>(feature visualization)</small>"), self.w_topk_button,
+            self.w_image, self.w_caption, self.w_progress,
+        ], layout=W.Layout(margin="0 0 0 12px", max_width="340px"))  # fmt: skip
+        self.w_beside_topk.add_class("sw-featviz-topk")
         fill_tooltips(self)  # no "null" tooltips
+        fill_tooltips(self.w_beside_topk)
         self.w_filter.on_click(lambda _b: self.visualize_filter())
         self.w_class.on_click(lambda _b: self.visualize_class())
+        self.w_topk_button.on_click(lambda _b: self._visualize_topk_unit())
+        if isinstance(explorer, traitlets.HasTraits):
+            explorer.observe(self._on_unit, names=["layer", "channel"])
 
     # ------------------------------------------------------------------ requests
     def visualize_filter(self) -> None:
         """Visualize the explorer's current filter (a running visualization stops)."""
         ex = self._explorer
-        layer, c = str(ex.layer), int(ex.channel)
-        self.request(FeatRequest("filter", layer, c, f"filter {c} of {layer}", self.steps, self.size))
+        self.request(self._filter_request(str(ex.layer), int(ex.channel)))
 
     def visualize_class(self) -> None:
         """Visualize the explorer's selected class (its predicted class when none is selected)."""
@@ -221,6 +245,35 @@ class FeaturePanel(W.VBox):
             target = int(ex.inputs.explainer().logits[0].argmax())
         name = class_name(ex.labels, int(target))
         self.request(FeatRequest("class", "", int(target), f"class {name!r}", self.steps, self.size))
+
+    def follow_topk(self, layer: str, channel: int) -> None:
+        """The top-9 grid beside :attr:`w_beside_topk` now shows ``channel`` of ``layer``.
+
+        Its button then visualizes that filter; when that visualization is cached it shows at
+        once (nothing is computed until the button is pressed: an optimisation costs seconds).
+        """
+        self._topk_unit = (str(layer), int(channel))
+        self.w_topk_button.description = f"what excites filter {int(channel)}"
+        self.w_topk_button.disabled = False
+        req = self._filter_request(str(layer), int(channel))
+        if req.key in self._cache and (self.result is None or self.result.request != req):
+            self.request(req)
+
+    def _on_unit(self, _change: Any) -> None:
+        """The explorer moved to another filter: show its visualization at once if cached (never computed here)."""
+        if self.result is None or self.result.request.kind != "filter":
+            return  # a class model stays until asked otherwise
+        ex = self._explorer
+        req = self._filter_request(str(ex.layer), int(ex.channel))
+        if req.key in self._cache and self.result.request != req:
+            self.request(req)
+
+    def _visualize_topk_unit(self) -> None:
+        if self._topk_unit is not None:
+            self.request(self._filter_request(*self._topk_unit))
+
+    def _filter_request(self, layer: str, c: int) -> FeatRequest:
+        return FeatRequest("filter", layer, c, f"filter {c} of {layer}", self.steps, self.size)
 
     def request(self, req: FeatRequest) -> None:
         """Show ``req``'s visualization: at once when cached, else computed on the panel's worker."""
@@ -245,6 +298,7 @@ class FeaturePanel(W.VBox):
         """Stop the worker (the running optimisation stops at its next step) and close the widgets."""
         self._stop.set()
         self._worker.close()
+        self.w_beside_topk.close()
         super().close()
 
     # ------------------------------------------------------------------ worker
@@ -284,8 +338,10 @@ class FeaturePanel(W.VBox):
     def _show(self, res: FeatResult) -> None:
         self.result = res
         self.w_image.value = res.png
+        self.w_image.layout.display = ""
         self.w_caption.value = f"<small>{html.escape(res.caption)}</small>"
         self.w_progress.layout.display = "none"
+        self.shown = res.caption
 
     def _show_error(self, exc: BaseException) -> None:
         self.served.append(("?" if self._req is None else self._req.label, f"error: {exc}"))

@@ -11,6 +11,7 @@ out anywhere else.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -80,6 +81,10 @@ def option_control(spec: Spec) -> W.ValueWidget:
         options = list(spec.choices) if spec.choices else [("(the engine's default)", spec.default)]
         ctrl: W.ValueWidget = W.Dropdown(options=options, value=spec.default, description=spec.label,
                                          layout=lay(width="200px"), tooltip=spec.help)
+    elif spec.kind == "float" and spec.log:  # decades: the slider moves along log10 of the value
+        lo, hi = spec.slider_range()
+        ctrl = W.FloatLogSlider(value=float(spec.default), base=10, min=math.log10(lo), max=math.log10(hi), step=spec.step or 0.5,
+                                description=spec.label, readout_format=".0e", continuous_update=False, tooltip=spec.help)
     elif spec.kind == "float":
         lo, hi = spec.slider_range()
         digits = max(0, len(f"{spec.step or 0.1:g}".split(".")[-1])) if "." in f"{spec.step or 0.1:g}" else 0
@@ -97,6 +102,11 @@ def option_control(spec: Spec) -> W.ValueWidget:
 
 def widen_to(ctrl: W.ValueWidget, value: Any) -> None:
     """Widen a slider's range so it can show ``value`` (a valid value outside the range it offers)."""
+    if isinstance(ctrl, W.FloatLogSlider):  # its min and max are exponents
+        if value > 0:
+            ctrl.min = min(ctrl.min, math.floor(math.log10(value)))
+            ctrl.max = max(ctrl.max, math.ceil(math.log10(value)))
+        return
     if isinstance(ctrl, (W.FloatSlider, W.IntSlider)):
         if value < ctrl.min:
             ctrl.min = value

@@ -3,7 +3,9 @@
 One ``<style>`` in a hidden HTML widget (ipywidgets has no other way to ship CSS). Layout
 rules, all measured at 1366x768 and 1920x1080 by ``tests/browser/test_e2e_layout.py``:
 
-* the method selector is one row that scrolls sideways instead of wrapping onto two;
+* the method selector wraps its compact (22 px) buttons onto as many rows as the width needs
+  (two at 1366 px): every method is in sight and one click away, none hidden in a sideways
+  scroll;
 * the control rows wrap (they never change between renders);
 * the four image panels (input, map, feature map, projection) share one row, each
   :data:`PANEL_MIN` .. :data:`PANEL_MAX` px wide and square, so the images grow with the
@@ -36,11 +38,13 @@ EXPLORER_CSS = (
     # the whole explorer never wider than its output area
     ".sw-explorer{max-width:100%;box-sizing:border-box}"
     ".sw-explorer .sw-row{flex-wrap:wrap;max-width:100%}"
-    # method selector: one row, scrolling sideways when narrow, compact buttons
+    # method selector: compact buttons wrapping onto a second row when narrow (never a hidden sideways scroll)
     ".sw-method,.sw-view{display:flex!important;flex-direction:row;align-items:center;min-width:0}"
-    ".sw-method{flex:1 1 auto;max-width:100%}"
+    ".sw-method{flex:1 1 auto;max-width:100%;align-items:flex-start;height:auto!important}"
     ".sw-method>label,.sw-view>label{flex:0 0 auto;width:auto!important;margin-right:6px}"
-    ".sw-method>div{display:flex;flex-wrap:nowrap;overflow-x:auto;min-width:0}"
+    ".sw-method>label{line-height:22px!important;height:22px}"
+    ".sw-method>div{display:flex;flex-wrap:wrap;row-gap:2px;flex:1 1 0;min-width:0;line-height:22px}"
+    ".sw-method button.widget-toggle-button{height:22px;line-height:22px}"
     ".sw-method button.widget-toggle-button,.sw-view button.widget-toggle-button"
     "{flex:0 0 auto;padding:0 5px;margin-right:1px;font-size:12px}"
     ".sw-toprow{flex-wrap:nowrap!important;max-width:100%}"

@@ -22,7 +22,7 @@ from ..engine import get_method, method_label
 from ..errors import SaliencyError
 from ..views.options import display_specs
 from ..views.pipeline import COMPARE_ROW, PANEL, ViewResult
-from ..views.settings import setting_specs
+from ..views.settings import MethodSettings, setting_specs
 from ..viz import render as R
 from .canvas import FeatureMapCanvas
 from .channelgrid import ChannelGrid
@@ -150,7 +150,7 @@ class ExplorerView:
         # (views/options.py, views/settings.py); ``w_<name>`` reaches each (see __getattr__).
         self.option_controls: dict[str, W.ValueWidget] = {s.name: option_control(s) for s in display_specs()}
         self.setting_controls: dict[str, W.ValueWidget] = {s.name: option_control(s) for s in setting_specs()}
-        self._setting_methods = {s.name: s.methods for s in setting_specs()}
+        self._setting_specs = {s.name: s for s in setting_specs()}
         self.setting_controls["cam_layer"].layout.width = "360px"
         self.w_settings = _classed(W.HBox(list(self.setting_controls.values())), "sw-row", "sw-settings")
         # how they look here: widths; the colormap menu follows the sign (signed -> a diverging colormap)
@@ -274,11 +274,16 @@ class ExplorerView:
         return [c for c in self.option_controls.values() if isinstance(c, (W.FloatSlider, W.IntSlider)) == slider]
 
     # ------------------------------------------------------------------ updates
-    def show_settings(self, method: str, view: str) -> None:
-        """Show the settings of ``method`` (of every method in the compare view); hide the others."""
+    def show_settings(self, method: str, view: str, settings: MethodSettings | None = None) -> None:
+        """Show the settings ``method`` reads (every method's in the compare view) with ``settings``; hide the others.
+
+        A setting read only with some value of another (LRP's γ with the γ composite) shows only then.
+        """
         shown = False
+        sets = settings if settings is not None else MethodSettings()
         for name, ctrl in self.setting_controls.items():
-            on = view == "compare" or method in self._setting_methods[name]
+            spec = self._setting_specs[name]
+            on = any(sets.reads(spec, m) for m in (spec.methods if view == "compare" else (method,)))
             ctrl.layout.display = "" if on else "none"
             shown = shown or on
         self.w_settings.layout.display = "" if shown else "none"

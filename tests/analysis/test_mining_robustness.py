@@ -18,7 +18,7 @@ from PIL import Image
 from torch.testing import assert_close
 
 from saliency_widget.analysis import load_index, mine
-from saliency_widget.analysis.mining import _Checkpoints
+from saliency_widget.analysis.runfolder import Checkpoints
 from saliency_widget.data.folders import ImageFolderData
 from saliency_widget.errors import InputError, SaliencyError
 from saliency_widget.models import shapes_cnn
@@ -150,6 +150,20 @@ class _Killed(Exception):
     """Stands for SIGKILL right after a checkpoint (the subprocess version is in test_mining_distributed)."""
 
 
+def _mine_until_first_checkpoint(monkeypatch: pytest.MonkeyPatch, model: torch.nn.Module, folder: Path, out: Path) -> None:
+    """Mine ``folder`` into ``out`` and stop right after the first scan checkpoint is written (a killed run)."""
+    save = Checkpoints.save_scan
+
+    def save_then_die(self: Checkpoints, obj: object) -> None:
+        save(self, obj)
+        raise _Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(Checkpoints, "save_scan", save_then_die)
+        with pytest.raises(_Killed):
+            _mine(model, folder, out)
+
+
 def _edit_in_place(path: Path, seed: int) -> None:
     """Other pixels, the same byte size, and the old mtime put back (the most careful way to hide an edit)."""
     st = path.stat()
@@ -163,16 +177,7 @@ def test_mining_resumed_after_images_edited_in_place_refuses_stale_checkpoints(t
     model = shapes_cnn()
     folder = _write(tmp_path / "data")
     out = tmp_path / "index"
-    save = _Checkpoints.save_scan
-
-    def save_then_die(self: _Checkpoints, obj: object) -> None:
-        save(self, obj)
-        raise _Killed
-
-    with monkeypatch.context() as m:
-        m.setattr(_Checkpoints, "save_scan", save_then_die)
-        with pytest.raises(_Killed):
-            _mine(model, folder, out)
+    _mine_until_first_checkpoint(monkeypatch, model, folder, out)
     assert (out / ".mining" / "rank0of1.pt").is_file()
     _edit_in_place(folder / "c" / "5.bmp", seed=99)  # after the checkpoint: only the resumed part would see it
     with pytest.raises(InputError, match="the data changed since .* was mined from it") as err:
@@ -348,16 +353,7 @@ def test_mining_never_resumes_checkpoints_whose_config_is_lost(tmp_path: Path, m
     model = shapes_cnn()
     folder = _write(tmp_path / "data")
     out = tmp_path / "index"
-    save = _Checkpoints.save_scan
-
-    def save_then_die(self: _Checkpoints, obj: object) -> None:
-        save(self, obj)
-        raise _Killed
-
-    with monkeypatch.context() as m:
-        m.setattr(_Checkpoints, "save_scan", save_then_die)
-        with pytest.raises(_Killed):
-            _mine(model, _write(tmp_path / "other", seed=3), out)  # other images: a stale checkpoint
+    _mine_until_first_checkpoint(monkeypatch, model, _write(tmp_path / "other", seed=3), out)  # other images: a stale checkpoint
     (out / ".mining" / "config.json").write_text(config)
     _mine(model, folder, out)
     fresh = tmp_path / "fresh"
@@ -454,7 +450,7 @@ def test_a_second_mining_run_on_one_out_is_refused_while_the_first_runs(tmp_path
     """A second user (or terminal) mining into the same --out: its checkpoints and the first run's would mix."""
     import fcntl
 
-    from saliency_widget.analysis.mining import LOCK_NAME
+    from saliency_widget.analysis.runfolder import LOCK_NAME
 
     tmp_path.mkdir(exist_ok=True)
     fd = os.open(tmp_path / LOCK_NAME, os.O_RDWR | os.O_CREAT)
@@ -492,16 +488,7 @@ def test_a_checkpoint_without_this_runs_state_is_one_line(tmp_path: Path, monkey
     model = shapes_cnn()
     folder = _write(tmp_path / "data")
     out = tmp_path / "index"
-    save = _Checkpoints.save_scan
-
-    def save_then_die(self: _Checkpoints, obj: object) -> None:
-        save(self, obj)
-        raise _Killed
-
-    with monkeypatch.context() as m:
-        m.setattr(_Checkpoints, "save_scan", save_then_die)
-        with pytest.raises(_Killed):
-            _mine(model, folder, out)
+    _mine_until_first_checkpoint(monkeypatch, model, folder, out)
     torch.save({"next_batch": 1}, out / ".mining" / "rank0of1.pt")
     with pytest.raises(InputError, match=r"checkpoint '.*rank0of1.pt' does not hold this run's state \(KeyError") as err:
         _mine(model, folder, out)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -64,6 +64,33 @@ def browser_page(**context_kwargs: Any) -> Iterator[Any]:
             yield page
         finally:
             browser.close()
+
+
+@contextmanager
+def js_modules_page(page_html: str, files: Sequence[str], modules: Mapping[str, str]) -> Iterator[Any]:
+    """A page at ``http://sw.test/index.html`` that has imported the repository's ``js/`` modules.
+
+    Parameters
+    ----------
+    page_html
+        The page's HTML.
+    files
+        Files of ``js/`` served next to it (a module's own imports included).
+    modules
+        ``window`` name -> file: each file is imported as that global (``{"V": "viewer.js"}``).
+    """
+    from tests.helpers import REPO_ROOT
+
+    def serve(body: str, content_type: str) -> Any:
+        return lambda route: route.fulfill(status=200, content_type=content_type, body=body)
+
+    with browser_page() as pg:
+        pg.route("http://sw.test/index.html", serve(page_html, "text/html"))
+        for name in files:
+            pg.route(f"http://sw.test/{name}", serve((REPO_ROOT / "js" / name).read_text(encoding="utf-8"), "text/javascript"))
+        pg.goto("http://sw.test/index.html")
+        pg.evaluate("async () => { " + " ".join(f"window.{g} = await import('/{f}');" for g, f in modules.items()) + " }")
+        yield pg
 
 
 def free_port() -> int:

@@ -1,5 +1,5 @@
 """The explorer fits a laptop (issue 17, item 4): at 1366x768 in JupyterLab no horizontal overflow,
-the method selector on one row, the input and the feature map on screen together, and the map
+every method button in sight (wrapped onto at most two rows, never a hidden sideways scroll), the input and the feature map on screen together, and the map
 does not move between renders (a long class name, a zero activation, another method); at
 1920x1080 the images grow with the width.
 
@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from saliency_widget.engine import available_methods
 
 from .harness import browser_page, chromium_path
 from .jupyterlab import jupyterlab, run_notebook_in_lab
@@ -40,12 +42,19 @@ GEOMETRY = """() => {
   const box = (sel) => { const b = document.querySelector(sel).getBoundingClientRect();
                          return [b.left - r.left, b.top - r.top, b.width, b.height]; };
   const area = ex.closest('.jp-OutputArea-output') || ex.parentElement;
-  const tops = [...document.querySelectorAll('.sw-method button')].map(b => Math.round(b.getBoundingClientRect().top));
+  const buttons = [...document.querySelectorAll('.sw-method button')];
+  const tops = buttons.map(b => Math.round(b.getBoundingClientRect().top));
+  // a method button is out of reach when it sticks out of the explorer or of its (scrolling) box
+  const holder = document.querySelector('.sw-method > div').getBoundingClientRect();
+  const out = buttons.filter(b => { const q = b.getBoundingClientRect();
+    return q.width === 0 || q.left < Math.max(r.left, holder.left) - 1 || q.right > Math.min(r.right, holder.right) + 1; });
   return {
     map: box('.sw-map-image'), input: box('img.sw-input-image'), feature: box('canvas.sw-fm-canvas'),
     projection: box('.sw-projection-image'), explorer: [r.left, r.top, r.width, r.height],
     scroll_w: ex.scrollWidth, client_w: ex.clientWidth, area_right: area.getBoundingClientRect().right,
     right: r.right, method_rows: new Set(tops).size, page_scroll_w: document.documentElement.scrollWidth,
+    method_count: buttons.length, method_out: out.map(b => b.textContent),
+    method_scroll: [document.querySelector('.sw-method > div').scrollWidth, document.querySelector('.sw-method > div').clientWidth],
     viewport_w: window.innerWidth,
   };
 }"""
@@ -61,7 +70,10 @@ def _no_overflow(g: dict[str, Any]) -> None:
     assert g["scroll_w"] <= g["client_w"] + 1, g  # nothing inside the explorer sticks out sideways
     assert g["right"] <= g["area_right"] + 1, g
     assert g["page_scroll_w"] <= g["viewport_w"], g
-    assert g["method_rows"] == 1, g  # the method buttons never wrap onto two rows
+    # every method button in sight: none cut off or behind a sideways scroll, on at most two rows
+    assert g["method_count"] == len(available_methods()) and g["method_out"] == [], g
+    assert g["method_scroll"][0] <= g["method_scroll"][1] + 1, g
+    assert g["method_rows"] <= 2, g
 
 
 @pytest.mark.browser
@@ -162,6 +174,10 @@ FIRST_SCREEN = """() => {
     status: q('.sw-statusrow'), map: q('.sw-map-image'), upload: q('.sw-upload'), source: q('.sw-source'),
     bars: [...document.querySelectorAll('.sw-bars .bargroup')].map(r), layer: q('.sw-layer'),
     grid: q('.sw-cg-atlas'),
+    methods: [...document.querySelectorAll('.sw-method button')].map(b => { const x = r(b);
+      const hit = document.elementFromPoint((x[0] + x[2]) / 2, (x[1] + x[3]) / 2);
+      return [...x, b.textContent.trim(), !!hit && b.contains(hit)]; }),
+    method_scroll: [document.querySelector('.sw-method > div').scrollWidth, document.querySelector('.sw-method > div').clientWidth],
   };
 }"""
 
@@ -224,6 +240,12 @@ def test_first_screen_at_1366_with_the_file_browser_open(tmp_path: Path) -> None
             for name in ("status", "map", "upload", "source", "layer"):
                 assert _inside(g[name], screen), (name, g)
             assert g["status"][3] <= g["map"][1], g  # the status line is above the map
+            # every method button on the first screen and clickable where it shows (no sideways scroll)
+            assert len(g["methods"]) == len(available_methods()), g
+            for m in g["methods"]:
+                assert _inside(m[:4], screen) and m[5], (m, g)
+            assert g["method_scroll"][0] <= g["method_scroll"][1] + 1, g
+            numbers["method_rows"] = len({round(m[1]) for m in g["methods"]})
             assert len(g["bars"]) == 6 and all(_inside(b, screen) for b in g["bars"]), g  # every bar, none under the fold
 
             # the busy state names the method being computed, with its progress bar right above the map

@@ -117,6 +117,46 @@ def test_gamma_by_hand() -> None:
     torch.testing.assert_close(rel.flatten(), torch.tensor([-1 / 3, 4 / 3], dtype=torch.float64), rtol=1e-9, atol=1e-9)
 
 
+def test_wsquare_first_layer_by_hand() -> None:
+    # w² with inputs 1: weights (1, -1) squared are (1, 1), bias 0.5 squared 0.25: z = 2.25, shares (1, 1) / 2.25
+    model = OneConv([1.0, -1.0], bias=0.5).double()
+    rel = sw.saliency(model, X12, target=0, method="lrp", composite="epsilon_plus", first="wsquare", stabilizer=0.0)
+    torch.testing.assert_close(rel.flatten(), torch.tensor([1 / 2.25, 1 / 2.25], dtype=torch.float64), rtol=1e-9, atol=1e-9)
+
+
+def test_alpha_sets_beta_by_hand() -> None:
+    # alpha 3, beta 2: positive part [1, 0], negative part [0, 1]: 3 [1, 0] - 2 [0, 1]
+    model = OneConv([1.0, -1.0]).double()
+    rel = sw.saliency(model, X12, target=0, method="lrp", composite="alpha_beta", alpha=3.0, stabilizer=0.0)
+    torch.testing.assert_close(rel.flatten(), torch.tensor([3.0, -2.0], dtype=torch.float64), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("first", "expected"),
+    [
+        # the dense layer of epsilon_plus_flat without its flat first rule: epsilon, x * w / z
+        ("none", [-1.0, 2.0]),
+        ("flat", [0.5, 0.5]),
+        # w = (1, -1) squared: even shares
+        ("wsquare", [0.5, 0.5]),
+        # low 0, high 3 (see test_zbox_by_hand)
+        ("zbox", [0.5, 0.5]),
+    ],
+)
+def test_first_layer_rule_replaces_the_composites(first: str, expected: list[float]) -> None:
+    model = OneDense([1.0, -1.0]).double()
+    rel = sw.saliency(model, X12, target=0, method="lrp", composite="epsilon_plus_flat", first=first, epsilon=0.0,
+                      stabilizer=0.0, low=0.0, high=3.0)
+    torch.testing.assert_close(rel.flatten(), torch.tensor(expected, dtype=torch.float64), rtol=1e-9, atol=1e-9)
+
+
+def test_gamma_box_without_its_box_needs_no_bounds() -> None:
+    """epsilon_gamma_box with another first rule needs no low/high (only the z^B rule reads them)."""
+    model = OneConv([1.0, -1.0]).double()
+    rel = sw.saliency(model, X12, target=0, method="lrp", composite="epsilon_gamma_box", first="flat", stabilizer=0.0)
+    torch.testing.assert_close(rel.flatten(), torch.tensor([0.5, 0.5], dtype=torch.float64), rtol=1e-9, atol=1e-9)
+
+
 # ---------------------------------------------------------------- conservation
 
 
@@ -206,6 +246,50 @@ def test_equals_zennit(arch: str, composite: str) -> None:
     with attribution.Gradient(model, _zennit_composite(composite, arch)) as attributor:
         _, expected = attributor(xi, seed)
     ours = sw.saliency(model, x, target=targets, method="lrp", composite=composite, **_kw(composite))
+    torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))
+
+
+def _zennit_variant(variant: str, arch: str) -> object:
+    """zennit composites for our parameters beyond its named composites: alpha=3 and each first-layer rule."""
+    zc = pytest.importorskip("zennit.composites")
+    from zennit.rules import AlphaBeta, Epsilon, Flat, WSquare, ZBox, ZPlus
+    from zennit.torchvision import ResNetCanonizer, VGGCanonizer
+    from zennit.types import Convolution, Linear
+
+    canonizers = [ResNetCanonizer() if arch == "resnet18" else VGGCanonizer()]
+    if variant == "alpha3":
+        return zc.LayerMapComposite(
+            layer_map=[*zc.layer_map_base(), (Convolution, AlphaBeta(3.0, 2.0)), (nn.Linear, Epsilon())], canonizers=canonizers
+        )
+    first = {"first_wsquare": WSquare(), "first_flat": Flat(), "first_zbox": ZBox(**BOX)}[variant]
+    return zc.SpecialFirstLayerMapComposite(
+        layer_map=[*zc.layer_map_base(), (Convolution, ZPlus()), (nn.Linear, Epsilon())], first_map=[(Linear, first)],
+        canonizers=canonizers,
+    )
+
+
+_VARIANTS = {
+    "alpha3": {"composite": "alpha_beta", "alpha": 3.0},
+    "first_wsquare": {"composite": "epsilon_plus", "first": "wsquare"},
+    "first_flat": {"composite": "epsilon_plus", "first": "flat"},
+    "first_zbox": {"composite": "epsilon_plus", "first": "zbox", **BOX},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["vgg11", "resnet18"])
+@pytest.mark.parametrize("variant", sorted(_VARIANTS))
+def test_parameters_equal_zennit(arch: str, variant: str) -> None:
+    """α (β = α − 1) and the first-layer rule as zennit's AlphaBeta and SpecialFirstLayerMapComposite (float64)."""
+    attribution = pytest.importorskip("zennit.attribution")
+    model = _torchvision(arch)
+    torch.manual_seed(1)
+    x = torch.randn(1, 3, 32, 32, dtype=torch.float64)
+    seed = F.one_hot(torch.tensor([3]), 10).double()
+    xi = x.clone().requires_grad_(True)
+    with attribution.Gradient(model, _zennit_variant(variant, arch)) as attributor:
+        _, expected = attributor(xi, seed)
+    ours = sw.saliency(model, x, target=3, method="lrp", **_VARIANTS[variant])  # type: ignore[arg-type]
     torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))
 
 
@@ -342,6 +426,9 @@ def test_uncovered_operations_named_once() -> None:
     [
         ({"composite": "zplus"}, "unknown LRP composite 'zplus'; expected one of"),
         ({"composite": "epsilon", "epsilon": -1.0}, "epsilon=-1.0 is invalid"),
+        ({"composite": "alpha_beta", "alpha": 0.5}, "alpha=0.5 is invalid; expected a number >= 1"),
+        ({"first": "zplus"}, "unknown LRP first-layer rule 'zplus'; expected one of"),
+        ({"first": "zbox"}, "first-layer rule 'zbox' needs low= and high="),
         ({"gammma": 0.3}, "unknown option"),
         ({"composite": "epsilon_gamma_box", "low": [0.0, 1.0, 2.0, 3.0], "high": 1.0}, "do not fit inputs of shape"),
     ],

@@ -21,12 +21,13 @@ from saliency_widget.views.rawmap import RawMap
 from saliency_widget.viz import render as R
 from saliency_widget.viz.bundle import Packer
 from saliency_widget.widget.mapcanvas import CompareCanvas, MapCanvas
-from tests.browser.harness import browser_page
-from tests.helpers import REPO_ROOT
+from tests.browser.harness import js_modules_page
 
 PAGE = "<!doctype html><html><body><div id='host' style='width:224px'></div></body></html>"
 
-MOUNT = """async ([traits, b64]) => {
+def _mount_js(view: str, global_model: str, then: str) -> str:
+    """JS that mounts ``window.<view>`` (a front-end module) on a fake anywidget model holding the traits, then runs ``then``."""
+    return """async ([traits, b64]) => {
     const bytes = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
     const values = {...traits, planes: bytes(b64.planes), base: bytes(b64.base), luts: bytes(b64.luts)};
     const handlers = {};
@@ -34,13 +35,16 @@ MOUNT = """async ([traits, b64]) => {
                    off: () => {}, set: (k, v) => { values[k] = v; for (const f of handlers['change:' + k] || []) f(); }};
     const host = document.getElementById('host');
     host.textContent = '';
-    window.MV.default.render({model, el: host});
-    window.mvModel = model;
+    window.VIEW.default.render({model, el: host});
+    window.GLOBAL = model;
     await new Promise((r) => setTimeout(r, 0));
-    const c = host.querySelector('canvas.sw-mv-canvas');
+    THEN
+}""".replace("VIEW", view).replace("GLOBAL", global_model).replace("THEN", then)
+
+
+MOUNT = _mount_js("MV", "mvModel", """const c = host.querySelector('canvas.sw-mv-canvas');
     if (c.hidden) return {message: host.querySelector('.sw-mv-msg').textContent};
-    return {rgba: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data), h: c.height, w: c.width};
-}"""
+    return {rgba: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data), h: c.height, w: c.width};""")
 
 
 BINARY = ("planes", "base", "luts")
@@ -51,20 +55,10 @@ def _traits(canvas: Any) -> dict[str, Any]:
     return {k: getattr(canvas, k) for k in canvas.keys if k not in BINARY and not k.startswith("_") and k not in ("layout", "tabbable", "tooltip")}
 
 
-def _serve(body: str) -> Any:
-    return lambda route: route.fulfill(status=200, content_type="text/javascript", body=body)
-
-
 @pytest.fixture(scope="module")
 def page() -> Iterator[Any]:
-    with browser_page() as pg:
-        pg.route("http://sw.test/index.html", lambda r: r.fulfill(status=200, content_type="text/html", body=PAGE))
-        for name in ("viewer.js", "render.js", "panel.js", "map_view.js", "compare_view.js"):
-            body = (REPO_ROOT / "js" / name).read_text(encoding="utf-8")
-            pg.route(f"http://sw.test/{name}", _serve(body))
-        pg.goto("http://sw.test/index.html")
-        pg.evaluate("async () => { window.V = await import('/viewer.js'); window.MV = await import('/map_view.js');"
-                    " window.CV = await import('/compare_view.js'); }")
+    files = ("viewer.js", "render.js", "planes.js", "panel.js", "map_view.js", "compare_view.js")
+    with js_modules_page(PAGE, files, {"V": "viewer.js", "MV": "map_view.js", "CV": "compare_view.js"}) as pg:
         yield pg
 
 
@@ -75,6 +69,8 @@ def _map(kind: str) -> np.ndarray:
     m[:, 5, 5] = 0.2  # one extreme value, clipped by the percentile
     if kind == "unsigned":
         m = np.abs(m)
+    if kind == "single":  # one channel repeated (as every CAM and occlusion): only the sum plane travels
+        m = np.broadcast_to(m[0], m.shape).copy()
     return m
 
 
@@ -86,7 +82,7 @@ def _b64(data: bytes) -> str:
 
 CASES = [
     (kind, DisplayOptions(sign=sign, cmap=cmap, clip=clip, overlay=overlay, alpha=0.45))
-    for kind in ("signed", "unsigned")
+    for kind in ("signed", "unsigned", "single")
     for sign, cmap, clip, overlay in [
         ("absolute", "magma", 99.0, False), ("signed", "coolwarm", 99.0, False), ("signed", "viridis", 95.0, False),
         ("positive", "hot", 100.0, False), ("negative", "gray", 98.0, False), ("signed", "bwr", 99.5, True),
@@ -113,7 +109,7 @@ def test_widget_page_and_python_draw_the_same_pixels(page: Any, kind: str, opts:
 
     # the offline page: the packed planes, decoded and drawn by js/viewer.js (js/render.js)
     packer = Packer()
-    refs = {"abs": packer.add_plane(raw.plane("absolute"), "u2", "maps"), "sum": packer.add_plane(raw.plane("signed"), "i2", "maps")}
+    refs = packer.add_map(m, "maps")  # as the page stores a map (viz.interactive)
     luts = {name: R.colormap_lut(name).reshape(-1).tolist() for name in R.COLORMAPS}
     offline = page.evaluate(
         """([b64, refs, opts, luts, base]) => {
@@ -165,19 +161,7 @@ def test_a_display_change_redraws_without_new_planes(page: Any) -> None:
     np.testing.assert_array_equal(np.asarray(got["rgba"], np.uint8).reshape(12, 16, 4)[..., :3], want.rgb)
 
 
-COMPARE_MOUNT = """async ([traits, b64]) => {
-    const bytes = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
-    const values = {...traits, planes: bytes(b64.planes), base: bytes(b64.base), luts: bytes(b64.luts)};
-    const handlers = {};
-    const model = {get: (k) => values[k], on: (e, f) => { for (const n of e.split(' ')) (handlers[n] ||= []).push(f); },
-                   off: () => {}, set: (k, v) => { values[k] = v; for (const f of handlers['change:' + k] || []) f(); }};
-    const host = document.getElementById('host');
-    host.textContent = '';
-    window.CV.default.render({model, el: host});
-    window.cvModel = model;
-    await new Promise((r) => setTimeout(r, 0));
-    return window.readTiles();
-}"""
+COMPARE_MOUNT = _mount_js("CV", "cvModel", "return window.readTiles();")
 
 READ_TILES = """() => { window.readTiles = () => Array.from(document.querySelectorAll('.sw-cv-tile')).map((t) => {
     const c = t.querySelector('canvas.sw-mv-canvas');
@@ -189,7 +173,7 @@ READ_TILES = """() => { window.readTiles = () => Array.from(document.querySelect
 @pytest.mark.browser
 @pytest.mark.parametrize(("kind", "opts"), CASES[:4], ids=[f"{k}-{o.sign}-{o.cmap}-{o.clip}-{o.overlay}" for k, o in CASES[:4]])
 def test_a_compare_tile_draws_the_same_pixels_as_python(page: Any, kind: str, opts: DisplayOptions) -> None:
-    raws = [RawMap.from_map(_map(kind)), RawMap.from_map(_map("unsigned") * 3.0)]
+    raws = [RawMap.from_map(_map(kind)), RawMap.from_map(_map("single") * 3.0)]  # a single-plane tile after a two-plane one
     base = np.random.default_rng(12).integers(0, 256, (12, 16, 3), dtype=np.uint8)
     canvas = CompareCanvas()
     canvas.show_tiles([CompareTile("gradient", "Gradient", raws[0], None), CompareTile("occlusion", "Occlusion", raws[1], None),

@@ -50,6 +50,7 @@ def _top(projections: torch.Tensor) -> TopActivations:
 
 def test_topk_grid_png_layout_and_colours() -> None:
     ones = torch.ones(1, 4, 4)
+    ones[0, 3, 3] = 0.0  # one value everywhere would be a flat map (a message panel): keep one corner apart
     # projections: positive, negative, positive, all zero (-> message panel)
     projs = torch.stack([ones, -ones, 3 * ones, 0 * ones])[None]
     rgb = R.from_png(F.topk_grid_png(_top(projs), 5, mean=[0.5], std=[0.25], cell=8))
@@ -97,8 +98,9 @@ def test_sanity_plot_png_errors(results: list[SanityResult], metric: str, messag
 
 def test_sanity_gallery_png_panels() -> None:
     maps = torch.zeros(3, 2, 4, 4)
-    maps[0, 1] = 1.0  # image 1, step "original": constant -> top of magma
+    maps[0, 1] = 1.0  # image 1, step "original": 1 (but one corner) -> top of magma
     maps[1, 1] = -2.0  # absolute value shown
+    maps[:2, 1, 3, 3] = 0.0  # one value everywhere would be a flat map (a message panel): keep one corner apart
     rgb = R.from_png(F.sanity_gallery_png(_sanity("gradient", maps), image=1, height=16))
     assert rgb.shape == (16 + 14 + 2 * 6, 6 + 3 * (16 + 6), 3)
     magma_top = tuple(R.colormap_lut("magma")[255])

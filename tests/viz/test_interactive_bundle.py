@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from saliency_widget.errors import InputError
+from saliency_widget.views.rawmap import RawMap
 from saliency_widget.viz import render as R
-from saliency_widget.viz.bundle import BundleSize, Packer, decode, map_planes, quantise
+from saliency_widget.viz.bundle import BundleSize, Packer, decode, map_planes, quantise, quantised_planes, single_channel
 
 
 def test_quantise_uint16_hand_values() -> None:
@@ -110,3 +111,66 @@ def test_size_summary_says_within_or_over_budget() -> None:
     assert size.raw == 3_000_000
     assert size.summary(5_000_000).startswith("2.10 MB page (within the 5.00 MB budget); payload 1.50 MB compressed from 3.00 MB")
     assert "OVER the 2.00 MB budget" in size.summary(2_000_000)
+
+
+@pytest.mark.parametrize("kind", ["u2", "i2"])
+@pytest.mark.parametrize("shape", [(1,), (7,), (3, 5), (2, 4, 6)])
+def test_filtered_arrays_round_trip_exactly(kind: str, shape: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(5)
+    lo, hi = (0, 65536) if kind == "u2" else (-32768, 32768)
+    q = rng.integers(lo, hi, shape).astype("<u2" if kind == "u2" else "<i2")
+    q.flat[0] = hi - 1  # the extremes: differences wrap modulo 2^16
+    q.flat[-1] = lo
+    packer = Packer()
+    ref = packer.add(q, "maps", scale=1.0)
+    assert ref["f"] == "sub" and ref["n"] == q.size and len(packer.raw()) == 2 * q.size
+    np.testing.assert_array_equal(decode(packer.raw(), ref), q.astype(np.float64))
+
+
+def test_filter_hand_values() -> None:
+    # one row (3, 5, 4): differences (3, 2, -1 = 0xffff); low bytes (3, 2, 0xff), then high bytes (0, 0, 0xff)
+    packer = Packer()
+    packer.add(np.array([3, 5, 4], dtype="<i2"), "maps")
+    assert packer.raw() == bytes([3, 2, 0xFF, 0, 0, 0xFF])
+
+
+def test_filter_shrinks_a_smooth_map() -> None:
+    y, x = np.mgrid[0:128, 0:128]
+    smooth = np.exp(-((y - 60.0) ** 2 + (x - 70.0) ** 2) / 800.0)
+    q, _ = quantise(smooth, "u2")
+    plain = len(zlib.compress(q.astype("<u2").tobytes(), 9))
+    packer = Packer()
+    packer.add(q, "maps")
+    assert len(zlib.compress(packer.raw(), 9)) < 0.6 * plain
+
+
+@pytest.mark.parametrize(("shape", "channels"), [((9, 11), 1), ((1, 9, 11), 1), ((3, 9, 11), 3)])
+def test_a_single_channel_map_stores_one_plane(shape: tuple[int, ...], channels: int) -> None:
+    g = np.random.default_rng(6).standard_normal(shape[-2:])
+    m = np.broadcast_to(g, shape).copy()
+    assert single_channel(m) == channels
+    aq, ascale, sq, sscale = quantised_planes(m)
+    assert aq is None and ascale == sscale / channels
+    packer = Packer()
+    refs = packer.add_map(m, "maps")
+    assert packer.sizes.parts == {"maps": 2 * 9 * 11}  # one plane
+    assert refs["abs"]["o"] == refs["sum"]["o"] and refs["abs"]["m"] == "abs"
+    a, s = map_planes(m)
+    step = np.abs(a).max() / 65534
+    np.testing.assert_allclose(decode(packer.raw(), refs["abs"]), a, rtol=0, atol=step * (1 + 1e-9))
+    np.testing.assert_allclose(decode(packer.raw(), refs["sum"]), s, rtol=0, atol=channels * step * (1 + 1e-9))
+    # the widget's planes are the page's, to the bit
+    raw = RawMap.from_map(m)
+    assert raw.single and len(raw.to_bytes()) == 2 * 9 * 11 and raw.meta()["single"] is True
+    np.testing.assert_array_equal(raw.plane("absolute"), decode(packer.raw(), refs["abs"]))
+    np.testing.assert_array_equal(raw.plane("signed"), decode(packer.raw(), refs["sum"]))
+
+
+def test_a_map_with_different_channels_keeps_both_planes() -> None:
+    m = np.random.default_rng(7).standard_normal((3, 4, 5))
+    m[2] = m[0]  # two equal channels of three are not enough
+    assert single_channel(m) == 0
+    packer = Packer()
+    refs = packer.add_map(m, "maps")
+    assert "m" not in refs["abs"] and refs["abs"]["o"] != refs["sum"]["o"] and packer.sizes.parts == {"maps": 2 * 2 * 4 * 5}
+    assert not RawMap.from_map(m).single

@@ -10,26 +10,15 @@ import pytest
 
 from saliency_widget.viz import render as R
 from saliency_widget.viz.bundle import Packer, decode, map_planes
-from tests.browser.harness import browser_page
-from tests.helpers import REPO_ROOT
+from tests.browser.harness import js_modules_page
 
-JS = REPO_ROOT / "js"
 PAGE = "<!doctype html><html><body></body></html>"
-
-
-def _serve(body: str) -> Any:
-    return lambda route: route.fulfill(status=200, content_type="text/javascript", body=body)
 
 
 @pytest.fixture(scope="module")
 def page() -> Iterator[Any]:
-    with browser_page() as pg:
-        pg.route("http://sw.test/index.html", lambda r: r.fulfill(status=200, content_type="text/html", body=PAGE))
-        for name in ("viewer.js", "render.js"):  # viewer.js imports the one renderer
-            body = (JS / name).read_text(encoding="utf-8")
-            pg.route(f"http://sw.test/{name}", _serve(body))
-        pg.goto("http://sw.test/index.html")
-        pg.evaluate("async () => { window.V = await import('/viewer.js'); }")
+    # viewer.js imports the one renderer and the one plane decoder
+    with js_modules_page(PAGE, ("viewer.js", "render.js", "planes.js"), {"V": "viewer.js"}) as pg:
         yield pg
 
 
@@ -58,6 +47,7 @@ def test_decode_and_inflate_equal_the_python_side(page: Any) -> None:
         packer.add(rng.integers(0, 256, (3, 5), dtype=np.uint8), "inputs"),
         packer.add_plane(np.abs(rng.standard_normal((4, 6))), "u2", "maps"),
         packer.add_plane(rng.standard_normal((7,)) * 1e-6, "i2", "maps"),
+        *packer.add_map(np.broadcast_to(rng.standard_normal((5, 6)), (3, 5, 6)), "maps").values(),  # abs read from sum's bytes
     ]
     raw = packer.raw()
     got = page.evaluate(
@@ -103,6 +93,15 @@ def test_all_zero_part_gives_the_same_message(page: Any) -> None:
     want = R.render_map(plane, sign="positive")
     got = page.evaluate("(p) => V.prepareMap(Float64Array.from(p), 'positive', 99).message", plane.reshape(-1).tolist())
     assert got == want.message == "the positive part is all zeros; nothing to show"
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("sign", ["absolute", "signed", "negative"])
+def test_flat_map_gives_the_same_message(page: Any, sign: str) -> None:
+    plane = np.full((2, 3), -7.45e-9)  # one value everywhere: a flat colour would look like a map
+    want = R.render_map(plane, sign=sign)
+    got = page.evaluate("([p, s]) => V.prepareMap(Float64Array.from(p), s, 99).message", [plane.reshape(-1).tolist(), sign])
+    assert want.message is not None and got == want.message
 
 
 @pytest.mark.browser

@@ -118,8 +118,8 @@ def test_a_failed_faithfulness_run_leaves_no_computing_row(vit: Explorer, panel:
 
 def test_top9_on_token_layers_reports_the_projections(vit: Explorer, panel: AnalysisPanel, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[str, str]] = []
-    real = panel._progress
-    monkeypatch.setattr(panel, "_progress", lambda done, label, text="": (seen.append((label, text)), real(done, label, text)))
+    real = panel.job.show
+    monkeypatch.setattr(panel.job, "show", lambda done, label, text="": (seen.append((label, text)), real(done, label, text)))
     res = panel.run("topk")
     assert isinstance(res, TopActivations) and res.images_seen == 6
     assert res.method == "gradient"  # no ReLU: projected with the gradient, as the explorer does
@@ -147,8 +147,8 @@ def test_pointing_game_shows_progress_beside_the_grid(monkeypatch: pytest.Monkey
         p.run("topk")
         grid = p.w_out_img.value
         texts: list[str] = []
-        real = p._progress
-        monkeypatch.setattr(p, "_progress", lambda done, label, text="": (texts.append(text), real(done, label, text)))
+        real = p.job.show
+        monkeypatch.setattr(p.job, "show", lambda done, label, text="": (texts.append(text), real(done, label, text)))
         res = p.run("pointing")
         keep, _ = pointing_methods(available_methods(), None)
         assert sorted(res.accuracy) == sorted([*keep, "centre baseline"])

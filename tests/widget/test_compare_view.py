@@ -23,9 +23,11 @@ def test_a_display_change_after_compare_all_renders_nothing_in_the_kernel() -> N
         assert w.ui.w_compare.layout.display == ""
         shown = [t.method for t in w._last.compare] if w._last is not None else []
         assert shown == w.methods and [t["method"] for t in canvas.tiles] == shown
-        # one binary buffer of every tile's planes: 4 bytes per pixel (uint16 abs + int16 sum)
+        # one binary buffer of every tile's planes: 4 bytes per pixel (uint16 abs + int16 sum), 2 for a
+        # single-channel map (a CAM, occlusion: the sum plane alone)
         assert isinstance(canvas.planes, bytes)
-        sizes = [t["shape"][0] * t["shape"][1] * 4 for t in canvas.tiles if not t["message"]]
+        sizes = [t["shape"][0] * t["shape"][1] * (2 if t["single"] else 4) for t in canvas.tiles if not t["message"]]
+        assert {t["method"] for t in canvas.tiles if t.get("single")} >= {"gradcam", "occlusion"}
         assert len(canvas.planes) == sum(sizes) > 0
         assert all(not isinstance(v, list) or k in ("shape", "dtype") for t in canvas.tiles for k, v in t.items())
         assert all(k.startswith("compare:") or k in ("input", "feature", "map", "projection") for k in w.render_log[-1].images)

@@ -84,7 +84,7 @@ def test_class_chart_shows_every_class_of_a_small_model_top_first_with_values(w:
 
 @pytest.mark.parametrize(("count", "shape"), [(3, (218, 3 * 8 + 4 * 6, 3)), (7, (436, 5 * 8 + 6 * 6, 3))])
 def test_compare_grid_wraps_rows_of_five(count: int, shape: tuple[int, int, int]) -> None:
-    from saliency_widget.views.pipeline import compare_grid
+    from saliency_widget.views.compare import compare_grid
 
     # 8x186 tiles keep their width at height 186; a 20 px title strip and 6 px gaps; rows padded to the widest
     out = compare_grid([np.zeros((186, 8, 3), np.uint8)] * count, ["t"] * count)
@@ -92,7 +92,7 @@ def test_compare_grid_wraps_rows_of_five(count: int, shape: tuple[int, int, int]
 
 
 def test_compare_titles_are_at_least_11_px_tall() -> None:
-    from saliency_widget.views.pipeline import compare_grid
+    from saliency_widget.views.compare import compare_grid
 
     out = compare_grid([np.full((186, 160, 3), 255, np.uint8)] * 2, ["Hg", "Integrated Gradients"])
     ink = np.nonzero((out[:20, :166] < 128).any(axis=(1, 2)))[0]  # rows of the first title with dark pixels

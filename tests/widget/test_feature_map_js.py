@@ -170,3 +170,52 @@ def test_download_message_saves_the_bytes_as_a_file(tmp_path) -> None:  # type: 
         assert page.locator("a.sw-download-link").count() <= 1  # the link of the download above, removed after 1 s
         page.evaluate("() => window.cleanup()")
         assert page.evaluate("window.model.listenerCount()") == 0
+
+
+# The caption the pipeline writes (views/pipeline.py feature_png), at the narrowest panel (style.PANEL_MIN).
+CAPTION = "max 9.342 at (2, 4)   selected (2, 4) = 9.342"
+LONG_CAPTION = "max 9.342 at (2, 4)   selected (12, 13) = -0.0001234"
+
+
+@pytest.mark.browser
+def test_caption_fits_a_narrow_panel_on_two_lines_with_the_full_text_on_hover() -> None:
+    # Issue 29: at 1366 px the caption was cut to "max 9.342 at (2, 4)   selected…".
+    from saliency_widget.widget.style import PANEL_MIN
+
+    source = JS.read_text(encoding="utf-8")
+    with browser_page() as page:
+        page.route("http://sw.test/index.html", lambda r: r.fulfill(status=200, content_type="text/html", body=PAGE))
+        page.route("http://sw.test/feature_map.js", lambda r: r.fulfill(status=200, content_type="text/javascript", body=source))
+        page.goto("http://sw.test/index.html")
+        page.evaluate(
+            """async ([caption, width]) => {
+                const mod = await import('/feature_map.js');
+                const host = document.getElementById('host');
+                host.style.width = width + 'px';
+                window.model = makeModel({png: null, grid: [1, 1], marker: [], caption, size: width, click: {}});
+                window.cleanup = mod.default.render({model: window.model, el: host});
+            }""",
+            [CAPTION, PANEL_MIN],
+        )
+        shown = """() => { const c = document.querySelector('.sw-fm-caption');
+                           const parts = [...c.querySelectorAll('.sw-fm-part')];
+                           return {text: c.textContent, title: c.title, height: c.getBoundingClientRect().height,
+                                   width: c.getBoundingClientRect().width,
+                                   parts: parts.map(p => [p.textContent, p.scrollWidth <= p.clientWidth + 1,
+                                                          Math.round(p.getBoundingClientRect().top - c.getBoundingClientRect().top)])}; }"""
+        got = page.evaluate(shown)
+        assert got["text"] == CAPTION and got["title"] == CAPTION, got  # the full text, also on hover
+        # as wide as the canvas (and its 1 px border), of fixed height: the rows below never move
+        assert got["width"] <= PANEL_MIN + 2 and got["height"] == 34, got
+        # both parts whole (no ellipsis), the second on the second line
+        assert got["parts"] == [["max 9.342 at (2, 4)", True, 0], ["selected (2, 4) = 9.342", True, 17]], got
+        # a part too wide for the narrowest panel ends in an ellipsis; the full text is the tooltip
+        page.evaluate("(c) => { model.state.caption = c; model.emit('change:caption'); }", LONG_CAPTION)
+        got = page.evaluate(shown)
+        assert got["title"] == LONG_CAPTION and got["height"] == 34, got
+        assert got["parts"] == [["max 9.342 at (2, 4)", True, 0], ["selected (12, 13) = -0.0001234", False, 17]], got
+        # a short caption stays on one line, same height
+        page.evaluate("() => { model.state.caption = 'this filter is all zeros on this image'; model.emit('change:caption'); }")
+        got = page.evaluate(shown)
+        assert got["height"] == 34 and got["title"] == "this filter is all zeros on this image", got
+        page.evaluate("() => window.cleanup()")

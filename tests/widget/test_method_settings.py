@@ -58,6 +58,17 @@ SETTINGS = [
     ("integrated_gradients", {"ig_baseline": "white"}, {"baseline": 1.0}),  # no normalisation: the pixel value 1
     ("occlusion", {"occlusion_window": 6, "occlusion_stride": 3}, {"window": 6, "stride": 3}),
     *[(m, {"cam_layer": "3"}, {"layer": "3"}) for m in CAM_LAYER_METHODS],
+    ("lrp", {"lrp_composite": "epsilon"}, {"composite": "epsilon"}),
+    ("lrp", {"lrp_composite": "epsilon", "lrp_epsilon": 0.5}, {"composite": "epsilon", "epsilon": 0.5}),
+    ("lrp", {"lrp_composite": "alpha_beta"}, {"composite": "alpha_beta"}),
+    ("lrp", {"lrp_composite": "alpha_beta", "lrp_alpha": 3.0}, {"composite": "alpha_beta", "alpha": 3.0}),
+    ("lrp", {"lrp_composite": "epsilon_plus_flat"}, {"composite": "epsilon_plus_flat"}),
+    # z^B's box: no normalisation here, so the pixel range 0..1 (the explorer's images)
+    ("lrp", {"lrp_composite": "epsilon_gamma_box"}, {"composite": "epsilon_gamma_box", "low": 0.0, "high": 1.0}),
+    ("lrp", {"lrp_composite": "epsilon_gamma_box", "lrp_gamma": 1.5},
+     {"composite": "epsilon_gamma_box", "gamma": 1.5, "low": 0.0, "high": 1.0}),
+    ("lrp", {"lrp_first": "wsquare"}, {"first": "wsquare"}),
+    ("lrp", {"lrp_first": "zbox"}, {"first": "zbox", "low": 0.0, "high": 1.0}),
 ]
 
 
@@ -84,6 +95,33 @@ def test_a_setting_of_a_method_not_shown_computes_nothing_until_it_is(w: Explore
     _same(_shown(w), _engine(w, "integrated_gradients", steps=7))
 
 
+def test_lrp_parameters_its_composite_does_not_read_compute_nothing(w: Explorer) -> None:
+    w.method = "lrp"
+    default = _shown(w)
+    before = w.computations
+    w.lrp_gamma, w.lrp_alpha = 1.0, 3.0  # epsilon_plus has neither a γ nor an α-β rule
+    settle(w)
+    assert w.computations == before and w._last is not None and w._last.maps["map"] is default
+    w.lrp_composite = "alpha_beta"  # now α = 3 counts
+    _same(_shown(w), _engine(w, "lrp", composite="alpha_beta", alpha=3.0))
+    assert w.render_log[-1].state["lrp_alpha"] == 3.0
+
+
+def test_the_lrp_box_is_the_models_pixel_range() -> None:
+    from saliency_widget.views.settings import MethodSettings, box_bounds
+
+    x = torch.zeros(1, 3, 4, 4)
+    low, high = box_bounds(x, (0.5, 0.25, 0.5), (0.25, 0.25, 0.5))
+    assert isinstance(low, torch.Tensor) and isinstance(high, torch.Tensor)
+    torch.testing.assert_close(low.flatten(), torch.tensor([-2.0, -1.0, -1.0]))  # (0 - mean) / std
+    torch.testing.assert_close(high.flatten(), torch.tensor([2.0, 3.0, 1.0]))  # (1 - mean) / std
+    assert box_bounds(x) == (0.0, 1.0)
+    opts = MethodSettings(lrp_composite="alpha_beta", lrp_alpha=3.0, lrp_gamma=2.0).engine_options("lrp", x)
+    assert opts == {"composite": "alpha_beta", "first": None, "epsilon": 1e-6, "alpha": 3.0, "low": 0.0, "high": 1.0}
+    assert MethodSettings(lrp_first="flat").for_method("lrp") == {"lrp_composite": "epsilon_plus", "lrp_first": "flat",
+                                                                  "lrp_epsilon": 1e-6}
+
+
 def test_the_cam_layer_menu_opens_on_the_engines_default(w: Explorer) -> None:
     ex = w.explainer
     assert ex is not None
@@ -106,8 +144,15 @@ def test_the_controls_shown_are_the_methods(w: Explorer) -> None:
     assert shown() == {"cam_layer"}
     w.method = "occlusion"
     assert shown() == {"occlusion_window", "occlusion_stride"}
+    w.method = "lrp"
+    assert shown() == {"lrp_composite", "lrp_first", "lrp_epsilon"}
+    w.lrp_composite = "alpha_beta"  # α shows with the composite that reads it, γ with its own
+    assert shown() == {"lrp_composite", "lrp_first", "lrp_epsilon", "lrp_alpha"}
+    w.lrp_composite = "epsilon_gamma_box"
+    assert shown() == {"lrp_composite", "lrp_first", "lrp_epsilon", "lrp_gamma"}
     w.view = "compare"
-    assert shown() == set(w.ui.setting_controls)
+    assert shown() == set(w.ui.setting_controls) - {"lrp_alpha"}
+    w.lrp_composite = "epsilon_plus"
     settle(w)
 
 
@@ -133,6 +178,11 @@ def test_the_compare_view_uses_the_settings(w: Explorer) -> None:
         ("ig_baseline", "grey", "unknown ig_baseline 'grey'; expected one of 'zeros', 'black', 'white', 'blur'"),
         ("occlusion_window", None, "occlusion_window must be a patch side in pixels in 1..1024, got None"),
         ("occlusion_stride", True, "occlusion_stride must be a step in pixels in 1..1024, got True"),
+        ("lrp_composite", "zplus", "unknown lrp_composite 'zplus'; expected one of 'epsilon', 'epsilon_plus', 'epsilon_plus_flat', "
+                                      "'epsilon_gamma_box', 'alpha_beta'"),
+        ("lrp_first", "gamma", "unknown lrp_first 'gamma'; expected one of 'default', 'none', 'flat', 'wsquare', 'zbox'"),
+        ("lrp_epsilon", 0.0, "lrp_epsilon must be a stabiliser in (0, 100], got 0.0"),
+        ("lrp_alpha", 0.5, "lrp_alpha must be a weight (alpha, >= 1) in [1, 100], got 0.5"),
     ],
 )
 def test_a_bad_setting_names_the_value_and_the_range(w: Explorer, name: str, value: Any, message: str) -> None:
@@ -186,3 +236,31 @@ def test_the_exports_record_and_use_the_settings(w: Explorer) -> None:
     cam = image["maps"]["gradcam"][str(image["target"])]
     want = _engine(w, "gradcam", layer="4")
     np.testing.assert_allclose(decode(built.payload, cam["abs"]), want.plane("absolute"), rtol=0, atol=2 * want.abs_scale)
+
+
+def test_the_exports_use_the_lrp_settings(w: Explorer) -> None:
+    w.method = "lrp"
+    w.lrp_composite, w.lrp_alpha = "alpha_beta", 3.0
+    shown = _shown(w)
+    assert "<th>LRP settings</th><td>composite alpha_beta, first layer default, ε 1e-06, α 3.0</td>" in w.to_html()
+    built = explorer_page(w.explainer, w.state(), name="x", labels=w.labels, mean=None, std=None,  # type: ignore[arg-type]
+                          methods=["lrp"])
+    image = built.manifest["images"][0]
+    ref = image["maps"]["lrp"][str(image["target"])]
+    # the page holds the explorer's map: the same planes (the same quantisation, to the bit)
+    np.testing.assert_array_equal(decode(built.payload, ref["sum"]), shown.plane("signed"))
+    np.testing.assert_array_equal(decode(built.payload, ref["abs"]), shown.plane("absolute"))
+
+
+def test_lrp_epsilon_is_a_log_slider_that_widens_to_a_value_set_from_python(w: Explorer) -> None:
+    import ipywidgets as W
+
+    ctrl = w.ui.w_lrp_epsilon
+    assert isinstance(ctrl, W.FloatLogSlider) and (ctrl.min, ctrl.max, ctrl.base) == (-9.0, 0.0, 10.0)
+    assert ctrl.value == w.lrp_epsilon == 1e-6
+    w.lrp_epsilon = 50.0  # valid (up to 100), beyond the decades the slider offers: it widens
+    assert ctrl.max == 2.0 and ctrl.value == 50.0
+    w.lrp_epsilon = 1e-12
+    assert ctrl.min == -12.0 and ctrl.value == 1e-12
+    ctrl.value = 1e-3
+    assert w.lrp_epsilon == 1e-3 and w.state()["lrp_epsilon"] == 1e-3

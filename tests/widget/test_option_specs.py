@@ -43,7 +43,7 @@ def test_the_specs_are_the_dataclasses_fields() -> None:
     assert tuple(s.name for s in DISPLAY) == DisplayOptions.names() == ("sign", "clip", "cmap", "overlay", "alpha")
     assert tuple(s.name for s in SETTINGS) == MethodSettings.names()
     assert {"smoothgrad_samples", "smoothgrad_noise", "ig_steps", "ig_baseline", "occlusion_window", "occlusion_stride",
-            "cam_layer"} == set(MethodSettings.names())
+            "cam_layer", "lrp_composite", "lrp_first", "lrp_epsilon", "lrp_gamma", "lrp_alpha"} == set(MethodSettings.names())
     assert all(s.label and s.help for s in ALL)
 
 
@@ -54,7 +54,7 @@ CONTROL = {"choice": W.Dropdown, "float": W.FloatSlider, "int": W.IntSlider, "bo
 def test_every_setting_has_one_trait_control_and_link(w: Explorer, spec: Spec) -> None:
     assert spec.name in Explorer.class_trait_names()
     ctrl = getattr(w.ui, f"w_{spec.name}")
-    assert isinstance(ctrl, CONTROL[spec.kind])
+    assert isinstance(ctrl, W.FloatLogSlider if spec.log else CONTROL[spec.kind])
     assert ctrl.description == spec.label and ctrl.tooltip == spec.help
     assert f"sw-{spec.name.replace('_', '-')}" in ctrl._dom_classes
     assert (ctrl in w.ui.option_controls.values()) != (ctrl in w.ui.setting_controls.values())  # exactly one place

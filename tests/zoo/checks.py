@@ -9,8 +9,9 @@ token counts (the coincidence check). Checks:
     equals pytorch-grad-cam's at the same layer (and the same call of a reused module), with
     the documented ``reshape_transform`` of its layout (none, channels last, ViT tokens);
 (c) :func:`coincidences`: every layer reported NCHW / NHWC / tokens at one size is reported the
-    same way at the twin size with the same channel count and a grid that scales with the
-    input: a window partition or an attention map whose shape matches a grid at one size only
+    same way at the twin size with the same channel count and a grid that one stride gives at
+    both sizes (:func:`grid_strides`; a third size settles a grid that fits only with a wide
+    border): a window partition or an attention map whose shape matches a grid at one size only
     (its "channels" are windows, its "grid" is pixels or heads) fails;
 (d) :func:`widget_outcome`: the headless explorer renders the method, or shows one line why not.
 """
@@ -66,12 +67,13 @@ class Case:
     slow: bool = False
     fixed_size: bool = False
 
-    def param(self) -> Any:
+    def param(self, source: str) -> Any:
+        """``pytest.param((source, self))`` with the id ``"<source>-<name>"`` (and the ``slow`` marks of a heavy case)."""
         import pytest
 
         full = os.environ.get("SW_ZOO_FULL", "") not in ("", "0")
         heavy = [pytest.mark.slow, pytest.mark.skipif(not full, reason="heavy builder: set SW_ZOO_FULL=1 to sweep it")]
-        return pytest.param(self, id=self.name, marks=heavy if self.slow else [])
+        return pytest.param((source, self), id=f"{source}-{self.name}", marks=heavy if self.slow else [])
 
 
 def seeded_build(build: Callable[[], nn.Module]) -> nn.Module:
@@ -200,13 +202,55 @@ def pooled_features(model: nn.Module, x: torch.Tensor) -> tuple[int, ...] | None
 
 
 # ------------------------------------------------------------------------- (c) coincidences
-def _scales(n_a: int, size_a: int, n_b: int, size_b: int) -> bool:
-    """Whether a grid axis of ``n_a`` cells at input ``size_a`` and ``n_b`` at ``size_b`` share one stride."""
-    expected = n_a * size_b / size_a
-    return abs(n_b - expected) <= 1 + 0.1 * expected
+def borders(cells: list[int], sizes: list[int], stride: int) -> tuple[int, int] | None:
+    """The offsets ``K`` (an interval) with ``cells[i] == floor((sizes[i] + K) / stride)`` for every ``i``, or None.
+
+    A chain of convolutions and poolings (any kernel, padding, ``ceil_mode`` or TF "same"
+    padding) maps an input axis of ``x`` pixels to ``floor((x + K) / S)`` cells for one integer
+    ``K`` and the product ``S`` of the strides: ``floor((x + a) / s)`` is the form of each layer
+    (``ceil((x - k) / s) + 1`` too), and ``floor((floor((x + a) / s1) + b) / s2) = floor((x + a + b s1) / (s1 s2))``.
+    No layer pads more than "same" (``2 p <= k - 1``, ``ceil_mode`` pools with ``k >= s``), so
+    ``K <= S - 1`` (by induction: ``a + b s1 <= s1 - 1 + (s2 - 1) s1``); unpadded layers eat a
+    border, ``K < 0`` (SqueezeNet's 7 x 7 stride-2 stem: 13 cells at 32 px, 37 at 80: ``S = 2, K = -5``).
+    """
+    lo = max(n * stride - x for n, x in zip(cells, sizes))
+    hi = min([(n + 1) * stride - x - 1 for n, x in zip(cells, sizes)] + [stride - 1])
+    return (lo, hi) if lo <= hi else None
 
 
-def coincidences(a: list[LayerInfo], size_a: Size, b: list[LayerInfo], size_b: Size) -> list[str]:
+def grid_strides(grids: list[tuple[int, int]], sizes: list[Size], near: bool = False) -> set[int]:
+    """The strides ``S`` with which the ``(h, w)`` grids at the input sizes ``(H, W)`` are one grid (:func:`borders`).
+
+    Every model of the sweep strides H and W alike, so both axes share ``S`` (each its own
+    ``K``). ``near``: only a border ``-S <= K`` (a grid nearly proportional to the input, as
+    padded layers give). An axis that does not grow with the input (a window's pixels, a head
+    count, a window count) has no stride; a ``T x T`` attention map on an H x W input whose
+    H and W grow by different amounts has none either. Two sizes fit many ``(S, K)`` with a
+    wide border: :func:`coincidences` asks a third size then (``T = h w`` grows quadratically).
+    """
+    hs, ws = [g[0] for g in grids], [g[1] for g in grids]
+    if min(hs + ws) < 1:
+        return set()
+    out = set()
+    for stride in range(1, max(max(sz) for sz in sizes) + 1):
+        kh, kw = borders(hs, [sz[0] for sz in sizes], stride), borders(ws, [sz[1] for sz in sizes], stride)
+        if kh is None or kw is None:
+            continue
+        if near and not (kh[1] >= -stride and kw[1] >= -stride):
+            continue
+        out.add(stride)
+    return out
+
+
+def third_size(size_a: Size, size_b: Size) -> Size:
+    """The third input size of the coincidence check: as far beyond ``size_b`` as ``size_b`` is beyond ``size_a``."""
+    return (2 * size_b[0] - size_a[0], 2 * size_b[1] - size_a[1])
+
+
+def coincidences(
+    a: list[LayerInfo], size_a: Size, b: list[LayerInfo], size_b: Size,
+    third: Callable[[], list[LayerInfo]] | None = None,
+) -> list[str]:
     """Layers reported spatial at one input size whose structure the twin size contradicts.
 
     Parameters
@@ -214,16 +258,22 @@ def coincidences(a: list[LayerInfo], size_a: Size, b: list[LayerInfo], size_b: S
     a, b
         ``sw.layers`` of the same architecture at input sizes ``size_a`` and ``size_b``
         (``(H, W)``, every one of H, W distinct between them).
+    third
+        ``sw.layers`` at :func:`third_size` (called once, only when a grid fits the two sizes
+        with a wide border alone: an unpadded network, or a coincidence).
 
     Returns
     -------
     list of str
         One line per contradicted layer: not spatial (or another layout) at the twin size,
-        a channel count that changes with the input size, or a grid that does not scale.
+        a channel count that changes with the input size, or grids that no one stride gives
+        at every size (:func:`grid_strides`).
     """
     spatial = ("NCHW", "NHWC", "tokens")
     by_key_b = {i.key: i for i in b}
     keys_a = {i.key for i in a}
+    size_c = third_size(size_a, size_b)
+    by_key_c: dict[str, LayerInfo] | None = None
     bad = []
     for ia in a:
         ib = by_key_b.get(ia.key)
@@ -240,8 +290,21 @@ def coincidences(a: list[LayerInfo], size_a: Size, b: list[LayerInfo], size_b: S
             continue  # adaptive or global pooling (and what follows it, e.g. squeeze-excitation): a grid of its own size
         if ca != cb:
             bad.append(f"{ia.key}: {ia.layout} with {ca} channels at {size_a} but {cb} at {size_b} (raw {ia.raw_shape}, {ib.raw_shape})")
-        elif not (_scales(ha, size_a[0], hb, size_b[0]) and _scales(wa, size_a[1], wb, size_b[1])):
-            bad.append(f"{ia.key}: {ia.layout} grid {ha}x{wa} at {size_a} but {hb}x{wb} at {size_b}")
+            continue
+        grids, sizes = [(ha, wa), (hb, wb)], [size_a, size_b]
+        if grid_strides(grids, sizes, near=True):
+            continue
+        where = f"{ia.key}: {ia.layout} grid {ha}x{wa} at {size_a}, {hb}x{wb} at {size_b}"
+        if not grid_strides(grids, sizes):
+            bad.append(f"{where}: no one stride gives both")
+            continue
+        if by_key_c is None:
+            by_key_c = {i.key: i for i in third()} if third is not None else {}
+        ic = by_key_c.get(ia.key)
+        if ic is None or ic.layout != ia.layout:
+            bad.append(f"{where}: fits only with a wide border, and is {'absent' if ic is None else ic.layout} at {size_c}")
+        elif ic.shape[0] != ca or not grid_strides([*grids, (ic.shape[1], ic.shape[2])], [*sizes, size_c]):
+            bad.append(f"{where}, {ic.shape[1]}x{ic.shape[2]} at {size_c}: no one stride gives all three")
     bad += [f"{ib.key}: {ib.layout} {ib.raw_shape} at {size_b}, did not run at {size_a}" for ib in b if ib.key not in keys_a and ib.layout in spatial]
     return bad
 

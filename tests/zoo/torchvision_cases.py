@@ -30,15 +30,9 @@ SLOW = {
     "vgg19", "vgg19_bn", "vit_h_14", "vit_l_16", "vit_l_32", "wide_resnet101_2",
 }  # fmt: skip
 
-# known failures, forwarded to the engine's layout / default-layer work (issue 28)
-# none left after the layout work of a4bfe83 (ShuffleNet's shuffle, MaxViT's partitions, Inception's Mixed_7c)
-XFAIL: dict[str, dict[str, str]] = {
-    # found by the first full CI run of the sweep: the twin check's "a grid scales with the input" test misfires on
-    # SqueezeNet's unpadded stride-2 layers (13 x 21 at 32 x 48, 37 x 53 at 80 x 112: right, but not proportional)
-    name: {"twin": "SqueezeNet's unpadded strided layers give grids that are right but not proportional to the input; "
-           "the twin check's scaling test (tests/zoo/checks.py) reads them as coincidences"}
-    for name in ("squeezenet1_0", "squeezenet1_1")
-}
+# known failures ({builder: {check: reason}}), applied as strict xfails: none left (SqueezeNet's twin check was one
+# until the check followed unpadded strides: right grids that are not proportional to the input)
+XFAIL: dict[str, dict[str, str]] = {}
 
 
 def builder(name: str, **fixed: Any) -> Callable[[Size], nn.Module]:
@@ -86,3 +80,25 @@ def case(name: str) -> Case:
 
 
 CASES = [case(n) for n in torchvision.models.list_models(module=torchvision.models)]
+
+
+# The headless explorer runs on one builder of each architecture (the smallest): the other builders of an
+# architecture run the same code with other widths and depths. MaxViT's builder takes 224 x 224 inputs at
+# least (7 x 7 partitions in every stage), too slow for every method: its class runs in a tiny config.
+REPRESENTATIVES = [
+    "alexnet", "convnext_tiny", "densenet121", "efficientnet_b0", "efficientnet_v2_s", "googlenet", "inception_v3",
+    "mnasnet0_5", "mobilenet_v2", "mobilenet_v3_small", "regnet_x_400mf", "regnet_y_400mf", "resnet18", "resnext50_32x4d",
+    "shufflenet_v2_x0_5", "squeezenet1_1", "swin_t", "swin_v2_t", "vgg11", "vit_b_32",
+]  # fmt: skip
+
+
+def _tiny_maxvit(size: Size) -> nn.Module:
+    from torchvision.models.maxvit import MaxVit
+
+    return MaxVit(
+        input_size=size, stem_channels=16, block_channels=[16, 24], block_layers=[1, 1], head_dim=8, partition_size=4,
+        stochastic_depth_prob=0.0, num_classes=10,
+    )
+
+
+WIDGET_CASES = [c for c in CASES if c.name in REPRESENTATIVES] + [Case("maxvit (tiny MaxVit)", _tiny_maxvit, (64, 64), (96, 96), fixed_size=True)]
