@@ -1,8 +1,8 @@
 """The pure-PyTorch engine of saliency-widget (never imports widget code).
 
 Modules, one job each: :mod:`.checks` (models, inputs, targets, layer names),
-:mod:`.capture` (recording a forward pass), :mod:`.sharing` (one model, many sessions and threads), :mod:`.relugraph` (ReLU backward rules on the
-recorded graph), :mod:`.intercept` (the same rules at run time, its fallback), :mod:`.walk` (a model's submodules), :mod:`.rules` (the rules), :mod:`.seeds` (where a backward starts),
+:mod:`.capture` (recording a forward pass), :mod:`.sharing` (one model, many sessions and threads), :mod:`.intercept` (ReLU backward rules at run
+time), :mod:`.walk` (a model's submodules), :mod:`.rules` (the rules), :mod:`.seeds` (where a backward starts),
 :mod:`.session` (the :class:`Explainer`), :mod:`.recording` (the one recorded forward it
 answers from), :mod:`.layouts` (NCHW, channels-last and token layouts, followed op by op through
 the axis algebra of :mod:`.axes`), :mod:`.outputs`

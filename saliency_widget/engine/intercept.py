@@ -8,11 +8,6 @@ rule is current *when the backward runs*. One recorded forward can therefore be 
 with gradient, DeconvNet and Guided Backprop in turn.
 
 The mode only lives inside ``with`` blocks; it touches neither the model nor global state.
-
-The Explainer's recorded forward uses it only as a fallback: it runs the ReLUs natively and
-hooks their autograd nodes instead (:mod:`~saliency_widget.engine.relugraph`, no Python work
-per torch call), and comes back here when an in-place op on a view may hide a ReLU from the
-graph. Feature visualization's redirected ReLU uses the mode directly.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The recorded forward pass an :class:`~saliency_widget.engine.session.Explainer` explains.
 
-A :class:`RecordedForward` runs the model once, in eval mode, with every ReLU node of the
-graph it leaves hooked to apply a backward rule (:mod:`~saliency_widget.engine.relugraph`, when
-asked), every module's output recorded by a :class:`~saliency_widget.engine.capture.LayerCapture` and each
+A :class:`RecordedForward` runs the model once, in eval mode, with every ReLU routed through
+the rule-switching function of :mod:`~saliency_widget.engine.intercept` (when asked), every
+module's output recorded by a :class:`~saliency_widget.engine.capture.LayerCapture` and each
 output's layout followed by a :class:`~saliency_widget.engine.layouts.LayoutTracker`. It then
 holds what that forward left: the records by :class:`~saliency_widget.engine.keys.LayerKey`,
 their layouts, the logits and the autograd graph behind them. Hooks and modes exist only
@@ -27,8 +27,7 @@ from .intercept import ReLUInterceptor, RuleBox
 from .keys import LayerKey
 from .layouts import AMBIGUOUS, SPATIAL_LAYOUTS, Layout, LayoutTracker, to_nchw
 from .outputs import logits_of
-from .relugraph import GraphRules, changes_relus
-from .rules import GRADIENT, ReLURule
+from .rules import GRADIENT, ReLURule, changes_relus
 
 __all__ = ["RecordedForward"]
 
@@ -45,9 +44,8 @@ class RecordedForward:
         The input copy ``(N, C, H, W)`` the forward runs on: a leaf with ``requires_grad``, on
         the model's device and in its dtype (:func:`~saliency_widget.engine.checks.prepare_inputs`).
     box
-        Apply this box's rule at every ReLU at backward time (:class:`GraphRules`, or a
-        :class:`ReLUInterceptor` when the graph may hide a ReLU); None leaves the ReLUs' own
-        backward (only the plain gradient is then possible).
+        Route every ReLU through a :class:`ReLUInterceptor` whose backward uses this box's
+        rule; None runs the ReLUs as they are (only the plain gradient is then possible).
     lock
         The lock that serialises requests; held while an overwritten output is recomputed.
     record_layers
@@ -62,8 +60,8 @@ class RecordedForward:
         The model.
     x : torch.Tensor
         The input copy ``(N, C, H, W)``, with its graph.
-    interceptor : GraphRules or ReLUInterceptor or None
-        What applies the rules (which ReLUs and other activations the forward ran).
+    interceptor : ReLUInterceptor or None
+        The interceptor the forward ran under (which ReLUs and other activations it saw).
     partial : bool
         True after a ``stop_at`` forward.
     records : dict[LayerKey, LayerRecord]
@@ -105,21 +103,11 @@ class RecordedForward:
         if stop_at is not None:
             stop = check_layer_key(model, stop_at) if isinstance(stop_at, LayerKey) else check_layer_key(model, *stop_at)
         self.partial = stop is not None
-        self.interceptor: ReLUInterceptor | GraphRules | None = None
-        # The ReLUs run natively and the rules act through hooks on the graph's ReLU nodes
-        # (no Python work per torch call of the forward); only when an in-place op on a view
-        # may hide a ReLU from the graph does the forward run again under the interceptor.
-        out, capture, tracker = self._run(stop, record_layers, None)
-        if box is not None:
-            rules = GraphRules(box, self._first, self._last)
-            # every ReLU node behind the logits and behind each recorded output (a projection
-            # may start at a layer whose branch the logits do not use)
-            roots = [r.edge for r in capture.records if r.edge is not None] if capture is not None else []
-            rules.cover(logits_of(out) if stop is None else None, *roots)
-            self.interceptor = rules
-            if rules.hidden:
-                self.interceptor = ReLUInterceptor(box)
-                out, capture, tracker = self._run(stop, record_layers, self.interceptor)
+        # Every ReLU runs through the interceptor's rule Function. (Hooks on the recorded graph's
+        # ReLU nodes instead were measured slower: DeconvNet then pays autograd's own mask pass
+        # too, 5.6 % on three VGG-16 maps; see docs/benchmarks.md.)
+        self.interceptor = ReLUInterceptor(box) if box is not None else None
+        out, capture, tracker = self._run(stop, record_layers, self.interceptor)
         self.forward_ms = (time.perf_counter() - t0) * 1e3
         self.records: dict[LayerKey, LayerRecord] = {}
         self.logits: torch.Tensor  # None after a partial forward (stop_at), which only projects
@@ -168,36 +156,26 @@ class RecordedForward:
     def _forward(self, tracker: LayoutTracker | None, interceptor: ReLUInterceptor | None) -> Any:
         # The model gets a non-leaf copy: a forward may modify its input in place (x.sub_(0.5)).
         inp = model_input(self.x)
-        self._first = int(inp.grad_fn._sequence_nr()) if inp.grad_fn is not None else 0  # the forward's nodes come after
         # The layout tracker is the innermost mode: it sees the ReLU interceptor's outputs.
-        try:
-            with interceptor if interceptor is not None else contextlib.nullcontext():
-                if tracker is None:
-                    return self.model(inp)
-                with tracker:
-                    tracker.watch(inp)
-                    return self.model(inp)
-        finally:  # a node made after the forward: every node it made in this thread has a smaller number
-            if self.box is not None:
-                self._last = int(self.x.view_as(self.x).grad_fn._sequence_nr())  # type: ignore[union-attr]
+        with interceptor if interceptor is not None else contextlib.nullcontext():
+            if tracker is None:
+                return self.model(inp)
+            with tracker:
+                tracker.watch(inp)
+                return self.model(inp)
 
-    def applying(self, output: Any, rule: ReLURule) -> contextlib.AbstractContextManager[None]:
-        """Inside: a backward from ``output`` (a tensor or edge of this forward) applies ``rule`` at every ReLU.
+    def applying(self, rule: ReLURule) -> contextlib.AbstractContextManager[None]:
+        """Inside: a backward through this forward applies ``rule`` at every ReLU.
 
-        Hooks the ReLU nodes behind ``output`` that the logits and the records did not reach,
-        gives a rule with its own arithmetic the ReLUs' outputs, and on every exit path puts
-        the plain gradient back (a backward outside the engine, through a record's tensor,
-        gets autograd's own). Nothing to do for the plain gradient.
+        On every exit path the plain gradient is put back (a backward outside the engine,
+        through a record's tensor, gets autograd's own). Nothing to do for the plain gradient.
         """
         if self.box is None or not changes_relus(rule):
             return contextlib.nullcontext()
-        return self._applying(output, rule, self.box)
+        return self._applying(rule, self.box)
 
     @contextlib.contextmanager
-    def _applying(self, output: Any, rule: ReLURule, box: RuleBox) -> Iterator[None]:
-        if isinstance(self.interceptor, GraphRules):
-            self.interceptor.cover(output)
-            self.interceptor.prepare(rule)
+    def _applying(self, rule: ReLURule, box: RuleBox) -> Iterator[None]:
         box.rule = rule
         try:
             yield

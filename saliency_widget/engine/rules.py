@@ -23,7 +23,7 @@ import torch
 
 from ..errors import InputError, MethodError, choices
 
-__all__ = ["DECONVNET", "GRADIENT", "GUIDED_BACKPROP", "RULES", "ReLURule", "get_rule", "relu_backward"]
+__all__ = ["DECONVNET", "GRADIENT", "GUIDED_BACKPROP", "RULES", "ReLURule", "changes_relus", "get_rule", "relu_backward"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,11 @@ DECONVNET = ReLURule("deconvnet", forward_mask=False, signal_mask=True)
 GUIDED_BACKPROP = ReLURule("guided_backprop", forward_mask=True, signal_mask=True)
 
 RULES: dict[str, ReLURule] = {r.name: r for r in (GRADIENT, DECONVNET, GUIDED_BACKPROP)}
+
+
+def changes_relus(rule: ReLURule) -> bool:
+    """Whether ``rule`` passes anything but autograd's own ReLU gradient (a subclass with its own arithmetic does)."""
+    return not rule.is_plain_gradient or type(rule).backward is not ReLURule.backward
 
 
 def get_rule(name: str) -> ReLURule:

@@ -29,7 +29,6 @@ from .progress import Partial, previewing
 from .receptive import receptive_field
 from .recording import RecordedForward
 from .registry import get_method
-from .relugraph import GraphRules
 from .rules import GRADIENT, ReLURule, get_rule
 from .seeds import activation_seed, argmax_positions, logit_seed
 
@@ -108,7 +107,7 @@ class Explainer:
 
     # The recorded forward owns these; read through here by the backward checks (and tests).
     @property
-    def _interceptor(self) -> GraphRules | ReLUInterceptor | None:
+    def _interceptor(self) -> ReLUInterceptor | None:
         return self._rec.interceptor
 
     @property
@@ -364,7 +363,7 @@ class Explainer:
                 )
             try:
                 self._spent = not retain
-                with self._rec.applying(output, rule):  # the ReLUs behind output apply rule, until it ends
+                with self._rec.applying(rule):  # the ReLUs apply rule until the backward ends
                     grads = torch.autograd.grad(output, wrt, grad_output, retain_graph=retain, allow_unused=True)
             except RuntimeError as err:
                 if "modified by an inplace operation" in str(err) or "backward through the graph" in str(err):

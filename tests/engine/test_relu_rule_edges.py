@@ -1,9 +1,8 @@
-"""ReLU rules applied through hooks on the recorded graph's ReLU nodes (engine/relugraph.py).
+"""Edges of the ReLU rules: an in-place ReLU on a view, a ReLU made outside the forward, a rule left behind.
 
-The forward runs natively; each ReLU node of the Explainer's own graph gets a post hook that
-applies the current rule at backward time. These tests pin what that must never do (touch a
-node outside the forward, leave a rule behind after a map) and the one case where the graph
-hides a ReLU (an in-place ReLU on a view), which falls back to the interceptor.
+The rules must never touch a ReLU outside the Explainer's forward, never stay in force after a
+map, and must be exact where autograd hides the ReLU inside a ``CopySlices`` node (an in-place
+ReLU on a view); a rule with its own arithmetic gets each ReLU's output.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from torch.testing import assert_close
 
 import saliency_widget as sw
 from saliency_widget.engine.intercept import ReLUInterceptor
-from saliency_widget.engine.relugraph import GraphRules
 from saliency_widget.engine.rules import GUIDED_BACKPROP, ReLURule
 from tests.helpers import RefReLU, seeded_randn
 from tests.nets import seeded
@@ -63,21 +61,14 @@ def _reference(net: Net, x: torch.Tensor, target: torch.Tensor, method: str) -> 
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_inplace_relu_on_a_view_falls_back_to_the_interceptor_and_is_exact(method: str) -> None:
+def test_an_inplace_relu_on_a_view_is_exact(method: str) -> None:
     net = seeded(lambda: Net("view_inplace"), 3).double().eval()
     x = seeded_randn(2, 3, 8, 8, seed=4, dtype=torch.float64)
     target = torch.tensor([0, 2])
     ex = sw.Explainer(net, x)
-    assert isinstance(ex._interceptor, ReLUInterceptor)  # the graph hid a ReLU: interceptor path
+    assert isinstance(ex._interceptor, ReLUInterceptor)
     assert ex._interceptor.relu_calls == 2
     assert_close(ex.saliency(target, method), _reference(net, x, target, method), rtol=0, atol=1e-12)
-
-
-def test_a_plain_model_uses_the_graph_hooks() -> None:
-    net = seeded(lambda: Net(), 3).double().eval()
-    ex = sw.Explainer(net, seeded_randn(1, 3, 8, 8, seed=4, dtype=torch.float64))
-    assert isinstance(ex._interceptor, GraphRules)
-    assert ex._interceptor.relu_calls == 1 and not ex._interceptor.hidden
 
 
 class CachesARelu(nn.Module):
@@ -174,19 +165,12 @@ class Activation(nn.Module):
         (nn.Sigmoid(), "Sigmoid"),
     ],
 )
-def test_other_activations_are_named_as_the_interceptor_names_them(act: Callable[[torch.Tensor], torch.Tensor], name: str) -> None:
+def test_other_activations_are_named(act: Callable[[torch.Tensor], torch.Tensor], name: str) -> None:
     model = seeded(lambda: Activation(act), 2).eval()
     x = seeded_randn(1, 3, 6, 6, seed=1)
     ex = sw.Explainer(model, x)
-    assert isinstance(ex._interceptor, GraphRules)
+    assert ex._interceptor is not None
     assert dict(ex._interceptor.other_activations) == {name: 1}
-    box = ex._rec.box
-    assert box is not None
-    mode = ReLUInterceptor(box)
-    with torch.enable_grad(), mode:
-        model(x.clone().requires_grad_(True))
-    assert dict(mode.other_activations) == {name: 1}
-
 
 @dataclass(frozen=True)
 class Halved(ReLURule):
