@@ -168,3 +168,40 @@ def test_the_viewer_shows_no_visualization_panel_without_the_option(pages: tuple
     with js_modules_page(_served(plain), ("viewer.js", "render.js", "planes.js"), {"V": "viewer.js"}) as pg:
         assert pg.evaluate(_SHOWN) == {"shown": False}
         assert pg.evaluate("() => document.querySelector('.sw-viewer').dataset.swReady") == "yes"
+
+
+@pytest.mark.browser
+def test_the_page_shows_it_from_a_file_under_its_own_csp(pages: tuple[InteractivePage, InteractivePage], tmp_path: Path) -> None:
+    from tests.browser.harness import browser_page
+
+    _, page = pages
+    path = tmp_path / "fv.html"
+    path.write_text(page.html, encoding="utf-8")
+    problems: list[str] = []
+    with browser_page() as pg:
+        pg.on("console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
+        pg.goto(path.as_uri())
+        got = pg.evaluate(_SHOWN)
+    assert got["shown"] and got["visible"] and (got["w"], got["h"]) == (32, 32)
+    assert problems == []  # a data: image is allowed by the page's img-src; nothing else was loaded
+
+
+def test_explorer_page_carries_the_visualizations_with_the_explorers_normalisation() -> None:
+    from saliency_widget.engine import Explainer
+    from saliency_widget.viz.images import describe_model, to_model_input
+    from saliency_widget.viz.interactive_report import explorer_page
+
+    model = shapes_cnn()
+    io_ = describe_model(model)
+    ex = Explainer(model, to_model_input(load_sample("shapes_star"), io_.transform).unsqueeze(0))
+    state = {"method": "gradient", "target": None, "layer": "features.relu4", "channel": 3, "position": None,
+             "sign": "absolute", "clip": 99.0, "cmap": "magma", "overlay": False, "alpha": 0.6}
+    page = explorer_page(ex, state, name="star", labels=list(io_.labels or []), mean=io_.mean, std=io_.std, methods=["gradient"],
+                         topk=1, layers=["features.relu4"], channels=[3, 1], featviz=FV)
+    layer = page.manifest["images"][0]["layers"][0]
+    assert layer["channels"] == [1, 3] and len(layer["featviz"]) == 2
+    vis = visualize(model, [obj.channel("features.relu4", c) for c in (1, 3)], steps=3, size=32, seed=0)
+    for i, ref in enumerate(layer["featviz"]):
+        np.testing.assert_array_equal(np.asarray(_png(page.payload, ref)), np.asarray(to_pil(vis, i)))
+    assert "featviz" not in explorer_page(ex, state, name="star", labels=list(io_.labels or []), mean=io_.mean, std=io_.std,
+                                          methods=["gradient"], topk=1, layers=["features.relu4"], channels=[3, 1]).manifest
