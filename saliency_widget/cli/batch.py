@@ -99,6 +99,7 @@ def render_folder(
     """
     from ..analysis.shards import barrier, resolve_shard
     from ..data.folders import ImageFolderData
+    from ..views.settings import MethodSettings, settings_text
     from ..viz.batch import PART_VERSION, merge_parts, write_part
     from ..viz.images import to_pil
     from ..viz.modelio import describe_model
@@ -123,7 +124,9 @@ def render_folder(
     settings = {
         "folder": str(folder), "model": type(model).__name__, "methods": ", ".join(methods),
         "target": "predicted class" if target is None else str(target),
-        **{k: str(v) for k, v in sorted(options.items()) if k != "progress"},
+        **{k: str(v) for k, v in sorted(options.items()) if k not in ("progress", "settings")},
+        # the method settings given, in words as on each page ("LRP settings": "composite alpha_beta, ...")
+        **(settings_text(MethodSettings.of(options["settings"]), methods) if "settings" in options else {}),
     }
     mine = [i for i in range(len(data)) if where.owns(i)]
     entries, failed = [], []

@@ -18,6 +18,7 @@ from ..errors import InputError, LayerError, ModelError, choices
 from .compiled import unwrap_compiled
 from .keys import LayerKey
 from .sharing import eval_mode
+from .walk import submodules
 
 __all__ = [
     "check_channel_position",
@@ -219,7 +220,7 @@ def model_device_dtype(model: nn.Module) -> tuple[torch.device | None, torch.dty
 
 
 def _first_conv_in_channels(model: nn.Module) -> int | None:
-    for m in model.modules():
+    for m in submodules(model):
         if isinstance(m, nn.modules.conv._ConvNd):
             return int(m.in_channels)
     return None
@@ -381,17 +382,20 @@ def resolve_targets(target: Any, logits: torch.Tensor) -> torch.Tensor:
         t = target.reshape(-1) if target.dim() == 0 else target
         if t.dim() != 1:
             raise InputError(f"target must be an int or a 1-D sequence of N={n} ints, got shape {tuple(target.shape)}")
+        if t.device.type == "cpu" and t.numel() <= 4096:  # the common case, checked in Python: 2 ops, not 7
+            return _checked_targets(t.tolist(), n, k, logits.device)
         t = t.to(device=logits.device, dtype=torch.long)
     elif isinstance(target, int) or (hasattr(target, "__index__") and not isinstance(target, (str, bytes))):
         try:
-            t = torch.tensor([int(target.__index__())], device=logits.device)
+            index = int(target.__index__())
         except Exception:
             raise InputError(f"target {target!r} is not an integer class index") from None
+        return _checked_targets([index], n, k, logits.device)
     elif isinstance(target, Sequence) and not isinstance(target, (str, bytes)):
         vals = list(target)
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
             raise InputError(f"target sequence must contain ints, got {vals!r}")
-        t = torch.tensor(vals, dtype=torch.long, device=logits.device)
+        return _checked_targets(vals, n, k, logits.device)
     else:
         raise InputError(
             f"target must be None, an int, or a sequence / 1-D tensor of ints, got {type(target).__name__}"
@@ -406,6 +410,18 @@ def resolve_targets(target: Any, logits: torch.Tensor) -> torch.Tensor:
             f"target {t[bad][0].item()} is out of range: the model has {k} classes, valid targets are 0..{k - 1}"
         )
     return t.clone()
+
+
+def _checked_targets(vals: list[int], n: int, k: int, device: torch.device) -> torch.Tensor:
+    """``(N,)`` long tensor of the class indices ``vals`` (1 or N of them) in ``0..k-1``, else :class:`InputError`."""
+    if len(vals) == 1 and n != 1:
+        vals = vals * n
+    if len(vals) != n:
+        raise InputError(f"target has {len(vals)} entries but the batch has N={n} samples; give one per sample or one int")
+    for v in vals:
+        if not 0 <= v < k:
+            raise InputError(f"target {v} is out of range: the model has {k} classes, valid targets are 0..{k - 1}")
+    return torch.tensor(vals, dtype=torch.long, device=device)
 
 
 def check_channel_position(

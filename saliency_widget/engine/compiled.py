@@ -18,6 +18,7 @@ from typing import Any
 from torch import nn
 
 from ..errors import ModelError
+from .walk import submodules
 
 __all__ = ["unwrap_compiled"]
 
@@ -59,17 +60,16 @@ def unwrap_compiled(model: nn.Module) -> nn.Module:
                 f"(its _orig_mod is {type(orig).__name__}); pass the model from before torch.compile"
             )
         model = orig
-    for name, module in model.named_modules():
-        where = f"submodule {name!r}" if name else "the model"
+    for module in submodules(model):  # the names only for a message: named_modules() costs more
         if isinstance(module, optimized):
             raise ModelError(
-                f"{where} is torch.compile'd ({type(module).__name__}); inside a compiled graph the ReLU rules "
+                f"{_where(model, module)} is torch.compile'd ({type(module).__name__}); inside a compiled graph the ReLU rules "
                 "and layer hooks cannot act, so maps would silently fall back to plain gradients. Pass the "
-                f"model with the original submodule ({name}._orig_mod) in its place"
+                f"model with the original submodule ({_name(model, module)}._orig_mod) in its place"
             )
         if module.__dict__.get("_compiled_call_impl") is not None:
             raise ModelError(
-                f"{where} ({type(module).__name__}) was compiled in place with .compile(); its compiled graph "
+                f"{_where(model, module)} ({type(module).__name__}) was compiled in place with .compile(); its compiled graph "
                 "bypasses the ReLU rules and layer hooks. Pass an uncompiled copy of the model "
                 "(or compile it with torch.compile(model), which saliency-widget can unwrap)"
             )
@@ -78,7 +78,16 @@ def unwrap_compiled(model: nn.Module) -> nn.Module:
             module.__dict__.get("forward"), "_torchdynamo_orig_callable", None
         ) is not None:
             raise ModelError(
-                f"{where} ({type(module).__name__}) has a torch.compile'd forward; its compiled graph bypasses "
+                f"{_where(model, module)} ({type(module).__name__}) has a torch.compile'd forward; its compiled graph bypasses "
                 "the ReLU rules and layer hooks. Remove the @torch.compile decorator to explain it"
             )
     return model
+
+
+def _name(model: nn.Module, module: nn.Module) -> str:
+    return next(n for n, m in model.named_modules() if m is module)
+
+
+def _where(model: nn.Module, module: nn.Module) -> str:
+    name = _name(model, module)
+    return f"submodule {name!r}" if name else "the model"

@@ -23,7 +23,7 @@ from torch.overrides import TorchFunctionMode
 from ..errors import ModelError, NonReLUActivationWarning, choices, warn_once
 from .rules import GRADIENT, ReLURule
 
-__all__ = ["NON_RELU_ACTIVATIONS", "RELU_FUNCTIONS", "ReLUInterceptor", "RuleBox"]
+__all__ = ["NON_RELU_ACTIVATIONS", "RELU_FUNCTIONS", "ReLUInterceptor", "RuleBox", "check_relu_rule"]
 
 
 class RuleBox:
@@ -144,42 +144,8 @@ class ReLUInterceptor(TorchFunctionMode):
         return func(*args, **kwargs)
 
     def check_rule(self, rule: ReLURule, model_name: str, *, ran_to_end: bool = True) -> None:
-        """Check that ``rule`` means something for the forward this interceptor saw.
-
-        Parameters
-        ----------
-        rule
-            A rule that changes the backward at ReLUs (not the plain gradient).
-        model_name
-            The model's class name, for messages.
-        ran_to_end
-            False for a partial forward, which may stop before the first ReLU.
-
-        Raises
-        ------
-        ModelError
-            The whole forward ran no ReLU: the rule would change nothing.
-
-        Warns
-        -----
-        NonReLUActivationWarning
-            Once per model and activation set: other activations keep their plain gradient.
-        """
-        if self.relu_calls == 0 and ran_to_end:
-            raise ModelError(
-                f"{rule.name!r} changes the backward pass at ReLUs, but the model ({model_name}) "
-                f"ran no ReLU on this input (other activations seen: "
-                f"{choices(sorted(self.other_activations)) or 'none'}); "
-                "use method='gradient' or a model with ReLU activations"
-            )
-        others = sorted(self.other_activations)
-        if others:
-            warn_once(
-                ("non-relu", rule.name, model_name, tuple(others)),
-                f"{rule.name}: the model also uses {', '.join(others)}, for which {rule.name} is not defined; "
-                "those activations kept their plain gradient (only the ReLUs use the rule)",
-                NonReLUActivationWarning,
-            )
+        """Check that ``rule`` means something for the forward this interceptor saw (see :func:`check_relu_rule`)."""
+        check_relu_rule(rule, model_name, self.relu_calls, self.other_activations, ran_to_end=ran_to_end)
 
     def _relu(self, x: torch.Tensor, inplace: bool) -> torch.Tensor:
         if not (torch.is_grad_enabled() and isinstance(x, torch.Tensor) and x.requires_grad):
@@ -189,3 +155,48 @@ class ReLUInterceptor(TorchFunctionMode):
         if inplace:
             return _RuleReLUInplace.apply(x, self.box)
         return _RuleReLU.apply(x, self.box)
+
+
+def check_relu_rule(
+    rule: ReLURule, model_name: str, relu_calls: int, other_activations: Counter[str], *, ran_to_end: bool = True
+) -> None:
+    """Check that ``rule`` means something for a forward that ran ``relu_calls`` ReLUs.
+
+    Parameters
+    ----------
+    rule
+        A rule that changes the backward at ReLUs (not the plain gradient).
+    model_name
+        The model's class name, for messages.
+    relu_calls
+        ReLU calls with autograd recording in that forward.
+    other_activations
+        Count of calls per non-ReLU activation name in that forward.
+    ran_to_end
+        False for a partial forward, which may stop before the first ReLU.
+
+    Raises
+    ------
+    ModelError
+        The whole forward ran no ReLU: the rule would change nothing.
+
+    Warns
+    -----
+    NonReLUActivationWarning
+        Once per model and activation set: other activations keep their plain gradient.
+    """
+    if relu_calls == 0 and ran_to_end:
+        raise ModelError(
+            f"{rule.name!r} changes the backward pass at ReLUs, but the model ({model_name}) "
+            f"ran no ReLU on this input (other activations seen: "
+            f"{choices(sorted(other_activations)) or 'none'}); "
+            "use method='gradient' or a model with ReLU activations"
+        )
+    others = sorted(other_activations)
+    if others:
+        warn_once(
+            ("non-relu", rule.name, model_name, tuple(others)),
+            f"{rule.name}: the model also uses {', '.join(others)}, for which {rule.name} is not defined; "
+            "those activations kept their plain gradient (only the ReLUs use the rule)",
+            NonReLUActivationWarning,
+        )

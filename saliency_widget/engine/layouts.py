@@ -256,11 +256,11 @@ class LayoutTracker(TorchFunctionMode):
     window partitions and their reverse; a padding makes a padded grid (:mod:`.axes`); a
     reduction over axes drops them, pooling a grid when they are its inner digits; a
     convolution's output is ``(N, C, H, W)`` on its own grid unless its input's last two axes
-    are known not to be rows and columns; matmul, ``scaled_dot_product_attention`` and einsum keep the row axis of their
-    first operand and the column axis of the last (attention keeps the token axis of its
-    queries); unbind and indexing drop or keep axes; concatenations of untagged tokens in
-    front of patch tokens add prefix tokens; every other op that keeps the rank keeps the
-    axes whose sizes it keeps.
+    are known not to be rows and columns; matmul, ``scaled_dot_product_attention`` and einsum
+    keep the row axis of their first operand and the column axis of the last (attention keeps
+    the token axis of its queries); unbind and indexing drop or keep axes; concatenations of
+    untagged tokens in front of patch tokens add prefix tokens; every other op that keeps the
+    rank keeps the axes whose sizes it keeps.
     """
 
     def __init__(self) -> None:
@@ -327,9 +327,13 @@ class LayoutTracker(TorchFunctionMode):
         out = outs[0]
         if func in ops.CONVS:
             axes = self._axes(src)
-            kept = None if axes is None else ax.conv_axes(axes, out.shape)  # an input whose last axes are no grid
-            ok = out.dim() == 4 and out.shape[0] == self._batch
-            self._tag(out, None if not ok else self._layout(kept) if kept is not None else Layout("NCHW", (int(out.shape[2]), int(out.shape[3]))))
+            kept = None if axes is None else ax.conv_axes(axes, out.shape)  # last two axes known to be no grid's
+            if out.dim() != 4 or out.shape[0] != self._batch:
+                self._tag(out, None)
+            elif kept is not None:
+                self._tag(out, self._layout(kept))
+            else:
+                self._tag(out, Layout("NCHW", (int(out.shape[2]), int(out.shape[3]))))
         elif func in ops.MATMULS or func is ops.SDPA or func is torch.einsum:
             self._tag(out, self._layout(self._product_axes(func, args, kwargs, out)))
         elif src is None or src_layout is None:
@@ -362,9 +366,9 @@ class LayoutTracker(TorchFunctionMode):
             self._tag(out, None if widths is None or axes is None else self._layout(ax.pad_axes(axes, widths)))
         elif func in ops.REDUCTIONS and (out.dim() != src.dim() or src_layout.kind == "axes"):
             dims, axes = ops.reduced_dims(args, kwargs, src.dim(), out.dim()), _axes_of(src_layout, src.shape)
-            for o in outs:  # (values, indices) of a max over a dim
-                keep = dims is None or axes is None  # an elementwise max(a, b), a reduction to a scalar
-                self._tag(o, self._kept(o, tagged) if keep else self._layout(ax.reduce_axes(axes, dims, out.dim() == src.dim())))  # type: ignore[arg-type]
+            reduced = None if dims is None or axes is None else self._layout(ax.reduce_axes(axes, dims, out.dim() == src.dim()))
+            for o in outs:  # (values, indices) of a max over a dim; an elementwise max(a, b) keeps the rank
+                self._tag(o, reduced if reduced is not None else self._kept(o, tagged))
         else:
             for o in outs:
                 self._tag(o, self._kept(o, tagged))
@@ -398,12 +402,12 @@ class LayoutTracker(TorchFunctionMode):
         if layout.kind == "tokens":
             prefix = ops.token_slice_prefix(layout.prefix, index, src.shape, out.shape)
             return None if prefix is None else Layout("tokens", layout.grid, prefix)
-        if self._grid_kind(src, layout, out) in ("NCHW", "NHWC") and out.dim() == src.dim():
-            # a crop or a strided subsampling of a grid: a new grid, unless the crop removes a padding exactly
-            unpadded = None if layout.kind != "axes" else self._layout(index_axes(layout.axes, index, out.shape))  # type: ignore[arg-type]
-            return unpadded if unpadded is not None and unpadded.kind != "axes" else self._kept(out, [(src, layout)])
         axes = _axes_of(layout, src.shape)
-        return None if axes is None else self._layout(index_axes(axes, index, out.shape))
+        got = None if axes is None else self._layout(index_axes(axes, index, out.shape))
+        if (got is None or got.kind == "axes") and out.dim() == src.dim() and self._grid_kind(src, layout, out) in ("NCHW", "NHWC"):
+            # a crop or a strided subsampling of a grid (padded or not): a new grid; a crop of its padding: the grid (got)
+            return self._kept(out, [(src, layout)])
+        return got
 
     def _cat(self, args: tuple[Any, ...], kwargs: dict[str, Any], out: torch.Tensor) -> Layout | None:
         parts = list(args[0] if args else kwargs.get("tensors", ()))

@@ -1,8 +1,8 @@
 """The recorded forward pass an :class:`~saliency_widget.engine.session.Explainer` explains.
 
-A :class:`RecordedForward` runs the model once, in eval mode, with every ReLU routed through
-the rule-switching function of :mod:`~saliency_widget.engine.intercept` (when asked), every
-module's output recorded by a :class:`~saliency_widget.engine.capture.LayerCapture` and each
+A :class:`RecordedForward` runs the model once, in eval mode, with every ReLU node of the
+graph it leaves hooked to apply a backward rule (:mod:`~saliency_widget.engine.relugraph`, when
+asked), every module's output recorded by a :class:`~saliency_widget.engine.capture.LayerCapture` and each
 output's layout followed by a :class:`~saliency_widget.engine.layouts.LayoutTracker`. It then
 holds what that forward left: the records by :class:`~saliency_widget.engine.keys.LayerKey`,
 their layouts, the logits and the autograd graph behind them. Hooks and modes exist only
@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -26,6 +27,8 @@ from .intercept import ReLUInterceptor, RuleBox
 from .keys import LayerKey
 from .layouts import AMBIGUOUS, SPATIAL_LAYOUTS, Layout, LayoutTracker, to_nchw
 from .outputs import logits_of
+from .relugraph import GraphRules
+from .rules import GRADIENT, ReLURule
 
 __all__ = ["RecordedForward"]
 
@@ -42,8 +45,9 @@ class RecordedForward:
         The input copy ``(N, C, H, W)`` the forward runs on: a leaf with ``requires_grad``, on
         the model's device and in its dtype (:func:`~saliency_widget.engine.checks.prepare_inputs`).
     box
-        Route every ReLU through a :class:`ReLUInterceptor` whose backward uses this box's
-        rule; None runs the ReLUs as they are (only the plain gradient is then possible).
+        Apply this box's rule at every ReLU at backward time (:class:`GraphRules`, or a
+        :class:`ReLUInterceptor` when the graph may hide a ReLU); None leaves the ReLUs' own
+        backward (only the plain gradient is then possible).
     lock
         The lock that serialises requests; held while an overwritten output is recomputed.
     record_layers
@@ -58,8 +62,8 @@ class RecordedForward:
         The model.
     x : torch.Tensor
         The input copy ``(N, C, H, W)``, with its graph.
-    interceptor : ReLUInterceptor or None
-        The interceptor the forward ran under (which ReLUs and other activations it saw).
+    interceptor : GraphRules or ReLUInterceptor or None
+        What applies the rules (which ReLUs and other activations the forward ran).
     partial : bool
         True after a ``stop_at`` forward.
     records : dict[LayerKey, LayerRecord]
@@ -94,33 +98,28 @@ class RecordedForward:
     ) -> None:
         self.model = model
         self.x = x
+        self.box = box
         self._lock = lock
         t0 = time.perf_counter()
-        self.interceptor = ReLUInterceptor(box) if box is not None else None
         stop: LayerKey | None = None
         if stop_at is not None:
-            # Partial forward: record only that layer and stop right after it.
             stop = check_layer_key(model, stop_at) if isinstance(stop_at, LayerKey) else check_layer_key(model, *stop_at)
-            capture: LayerCapture | None = LayerCapture(model, names=[stop.name], stop_at=(stop.name, stop.call), clone=True)
-        else:
-            capture = LayerCapture(model) if record_layers else None
         self.partial = stop is not None
-        tracker = LayoutTracker() if capture is not None else None  # each layer's layout (NCHW, NHWC, tokens)
-        out: Any = None
-        with torch.enable_grad(), eval_mode(model):
-            try:
-                if capture is not None:
-                    with capture:
-                        out = self._forward(tracker)
-                else:
-                    out = self._forward()
-            except StopForward:
-                pass
-            except RuntimeError as err:  # an input too small for the network: say so, with the shape
-                size_error = forward_error(err, x, model)
-                if size_error is None:
-                    raise
-                raise size_error from err
+        self.interceptor: ReLUInterceptor | GraphRules | None = None
+        # The ReLUs run natively and the rules act through hooks on the graph's ReLU nodes
+        # (no Python work per torch call of the forward); only when an in-place op on a view
+        # may hide a ReLU from the graph does the forward run again under the interceptor.
+        out, capture, tracker = self._run(stop, record_layers, None)
+        if box is not None:
+            rules = GraphRules(box, self._first, self._last)
+            # every ReLU node behind the logits and behind each recorded output (a projection
+            # may start at a layer whose branch the logits do not use)
+            roots = [r.edge for r in capture.records if r.edge is not None] if capture is not None else []
+            rules.cover(logits_of(out) if stop is None else None, *roots)
+            self.interceptor = rules
+            if rules.hidden:
+                self.interceptor = ReLUInterceptor(box)
+                out, capture, tracker = self._run(stop, record_layers, self.interceptor)
         self.forward_ms = (time.perf_counter() - t0) * 1e3
         self.records: dict[LayerKey, LayerRecord] = {}
         self.logits: torch.Tensor  # None after a partial forward (stop_at), which only projects
@@ -139,16 +138,68 @@ class RecordedForward:
         self.logits = logits_of(out)  # a tensor, .logits (Hugging Face), {"logits": ...} or (logits, ...)
         self.no_grad = gradients_disabled(self.logits, x)
 
-    def _forward(self, tracker: LayoutTracker | None = None) -> Any:
+    def _run(
+        self, stop: LayerKey | None, record_layers: bool, interceptor: ReLUInterceptor | None
+    ) -> tuple[Any, LayerCapture | None, LayoutTracker | None]:
+        """One forward of the model on ``x``: its output (None after a partial one), capture and tracker."""
+        model = self.model
+        if stop is not None:  # partial forward: record only that layer and stop right after it
+            capture: LayerCapture | None = LayerCapture(model, names=[stop.name], stop_at=(stop.name, stop.call), clone=True)
+        else:
+            capture = LayerCapture(model) if record_layers else None
+        tracker = LayoutTracker() if capture is not None else None  # each layer's layout (NCHW, NHWC, tokens)
+        out: Any = None
+        with torch.enable_grad(), eval_mode(model):
+            try:
+                if capture is not None:
+                    with capture:
+                        out = self._forward(tracker, interceptor)
+                else:
+                    out = self._forward(None, interceptor)
+            except StopForward:
+                pass
+            except RuntimeError as err:  # an input too small for the network: say so, with the shape
+                size_error = forward_error(err, self.x, model)
+                if size_error is None:
+                    raise
+                raise size_error from err
+        return out, capture, tracker
+
+    def _forward(self, tracker: LayoutTracker | None, interceptor: ReLUInterceptor | None) -> Any:
         # The model gets a non-leaf copy: a forward may modify its input in place (x.sub_(0.5)).
         inp = model_input(self.x)
+        self._first = int(inp.grad_fn._sequence_nr()) if inp.grad_fn is not None else 0  # the forward's nodes come after
         # The layout tracker is the innermost mode: it sees the ReLU interceptor's outputs.
-        with self.interceptor if self.interceptor is not None else contextlib.nullcontext():
-            if tracker is None:
-                return self.model(inp)
-            with tracker:
-                tracker.watch(inp)
-                return self.model(inp)
+        try:
+            with interceptor if interceptor is not None else contextlib.nullcontext():
+                if tracker is None:
+                    return self.model(inp)
+                with tracker:
+                    tracker.watch(inp)
+                    return self.model(inp)
+        finally:  # a node made after the forward: every node it made in this thread has a smaller number
+            self._last = int(self.x.view_as(self.x).grad_fn._sequence_nr())  # type: ignore[union-attr]
+
+    @contextlib.contextmanager
+    def applying(self, output: Any, rule: ReLURule) -> Iterator[None]:
+        """Inside: a backward from ``output`` (a tensor or edge of this forward) applies ``rule`` at every ReLU.
+
+        Hooks the ReLU nodes behind ``output`` that the logits and the records did not reach,
+        gives a rule with its own arithmetic the ReLUs' outputs, and on every exit path puts
+        the plain gradient back (a backward outside the engine, through a record's tensor,
+        gets autograd's own).
+        """
+        if self.box is None or rule.is_plain_gradient:
+            yield
+            return
+        if isinstance(self.interceptor, GraphRules):
+            self.interceptor.cover(output)
+            self.interceptor.prepare(rule)
+        self.box.rule = rule
+        try:
+            yield
+        finally:
+            self.box.rule = GRADIENT
 
     @property
     def layers(self) -> list[LayerInfo]:

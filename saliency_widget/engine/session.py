@@ -29,6 +29,7 @@ from .progress import Partial, previewing
 from .receptive import receptive_field
 from .recording import RecordedForward
 from .registry import get_method
+from .relugraph import GraphRules
 from .rules import GRADIENT, ReLURule, get_rule
 from .seeds import activation_seed, argmax_positions, logit_seed
 
@@ -98,17 +99,16 @@ class Explainer:
         self._spent = False
         dev = check_device(device)
         x, self._orig_device, self._orig_dtype = prepare_inputs(inputs, model, dev)
-        self._box = RuleBox()
         self._lock = threading.RLock()
         self._rf_cache: dict[tuple[LayerKey, int, int], tuple[int, int, int, int]] = {}
         self._rec = RecordedForward(
-            model, x, self._box if intercept else None, self._lock, record_layers=record_layers, stop_at=stop_at
+            model, x, RuleBox() if intercept else None, self._lock, record_layers=record_layers, stop_at=stop_at
         )
         self.forward_ms = self._rec.forward_ms
 
     # The recorded forward owns these; read through here by the backward checks (and tests).
     @property
-    def _interceptor(self) -> ReLUInterceptor | None:
+    def _interceptor(self) -> GraphRules | ReLUInterceptor | None:
         return self._rec.interceptor
 
     @property
@@ -362,10 +362,10 @@ class Explainer:
                     "this Explainer was created with retain_graph=False and its recorded graph was freed by "
                     "the first map; create a new Explainer, or pass retain_graph=True to compute several maps"
                 )
-            self._box.rule = rule
             try:
                 self._spent = not retain
-                grads = torch.autograd.grad(output, wrt, grad_output, retain_graph=retain, allow_unused=True)
+                with self._rec.applying(output, rule):  # the ReLUs behind output apply rule, until it ends
+                    grads = torch.autograd.grad(output, wrt, grad_output, retain_graph=retain, allow_unused=True)
             except RuntimeError as err:
                 if "modified by an inplace operation" in str(err) or "backward through the graph" in str(err):
                     raise ModelError(

@@ -33,6 +33,8 @@ from collections.abc import Iterator
 
 from torch import nn
 
+from .walk import submodules
+
 __all__ = ["ThreadOwned", "eval_mode", "sessions_in_eval"]
 
 
@@ -65,7 +67,7 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
         if state is None:
             # only the modules in training mode are switched (and switched back): usually none
             # are, and model.eval() on every map request is measurable on small models
-            state = _states[key] = _EvalState([m for m in model.modules() if m.training])
+            state = _states[key] = _EvalState([m for m in submodules(model) if m.training])
             for m in state.training:
                 m.training = False
         state.depth += 1

@@ -318,7 +318,8 @@ def export_estimate(
     Each map and each projection is at most two 16-bit planes of the input's size (a
     single-channel map, as a CAM's, stores one), filtered and compressed to between about 0.2
     (sparse and single-channel maps) and 1 (dense deep projections) of that, base64-encoded in the page
-    (4/3). When the page may exceed the budget the line adds the advice of docs/reports.md: fewer
+    (4/3). When the page may exceed the budget (``may be over``; ``over`` when even the low end
+    does) the line adds the advice of docs/reports.md: fewer
     methods, layers or filters.
 
     Parameters
@@ -351,9 +352,9 @@ def export_estimate(
     low, high = raw * 0.2 * 4 / 3, raw * 4 / 3
     line = (f"{name}: {n_maps} maps and {n_proj} projections of {H}x{W} px to compute; the page will be about "
             f"{low / 1e6:.1f}-{high / 1e6:.1f} MB")
-    if high > BUDGET_BYTES:
-        line += (f" (over the {BUDGET_BYTES / 1e6:.0f} MB budget): for a smaller, faster page pass fewer methods=[...], "
-                 "layers=[...] or channels=[...] (a few filters), see docs/reports.md")
+    if high > BUDGET_BYTES:  # "may be": sparse and single-channel maps compress to the low end
+        line += (f" ({'may be ' if low <= BUDGET_BYTES else ''}over the {BUDGET_BYTES / 1e6:.0f} MB budget): for a smaller, "
+                 "faster page pass fewer methods=[...], layers=[...] or channels=[...] (a few filters), see docs/reports.md")
     return line
 
 

@@ -203,6 +203,7 @@ class FeaturePanel(W.VBox):
         )
         self.w_image = W.Image(format="png", layout=W.Layout(width="160px", height="160px", object_fit="contain"))
         self.w_image.add_class("sw-featviz-image")
+        self.w_image.layout.display = "none"  # until the first result: an empty image may draw a broken-image icon
         self.w_caption = W.HTML(
             "<small>what a unit wants: press a button to optimise an image for it</small>", layout=W.Layout(width="320px")
         )
@@ -337,6 +338,7 @@ class FeaturePanel(W.VBox):
     def _show(self, res: FeatResult) -> None:
         self.result = res
         self.w_image.value = res.png
+        self.w_image.layout.display = ""
         self.w_caption.value = f"<small>{html.escape(res.caption)}</small>"
         self.w_progress.layout.display = "none"
         self.shown = res.caption

@@ -125,3 +125,52 @@ def test_a_plan_made_under_autocast_is_not_used_outside_it(builds: list[int]) ->
     got = sw.saliency(model, x, 1, method="occlusion", **OPTS)
     assert len(builds) == 2  # its kept outputs are bf16: a float32 map needs its own plan
     assert_close(got, _full(model, x))
+
+
+def test_another_input_shape_gets_its_own_plan_and_the_right_map(builds: list[int]) -> None:
+    model, x = _setup()
+    sw.saliency(model, x, 1, method="occlusion", **OPTS)
+    wide = seeded_randn(1, 3, 32, 40, seed=4)  # same first rows, another shape
+    got = sw.saliency(model, wide, 1, method="occlusion", **OPTS)
+    assert len(builds) == 2
+    assert_close(got, _full(model, wide))
+
+
+def test_a_replaced_parameter_gets_a_new_plan(builds: list[int]) -> None:
+    model, x = _setup()
+    sw.saliency(model, x, 1, method="occlusion", **OPTS)
+    model[0].bias = torch.nn.Parameter(model[0].bias.detach() + 0.25)  # a new tensor object, no version bump
+    got = sw.saliency(model, x, 1, method="occlusion", **OPTS)
+    assert len(builds) == 2
+    assert_close(got, _full(model, x))
+
+
+@pytest.mark.parametrize("kind", ["pre-hook on a layer", "global forward hook", "global pre-hook"])
+def test_other_hooks_added_later_are_run_and_never_cached(builds: list[int], kind: str) -> None:
+    model, x = _setup()
+    ex = sw.Explainer(model, x)
+    ex.saliency(1, "occlusion", **OPTS)
+    seen: list[int] = []
+
+    def pre(m: torch.nn.Module, args: Any) -> None:
+        if m is model[3]:
+            seen.append(args[0].shape[0])
+
+    def post(m: torch.nn.Module, args: Any, out: Any) -> None:
+        if m is model[3]:
+            seen.append(out.shape[0])
+
+    if kind == "pre-hook on a layer":
+        handle = model[3].register_forward_pre_hook(pre)
+    elif kind == "global forward hook":
+        handle = torch.nn.modules.module.register_module_forward_hook(post)
+    else:
+        handle = torch.nn.modules.module.register_module_forward_pre_hook(pre)
+    try:
+        hooked = ex.saliency(1, "occlusion", **OPTS)
+        assert plancache.kept_plans(model) == 1  # the hooked call kept nothing new
+    finally:
+        handle.remove()
+    assert sum(seen) >= 1 + 49  # the full recompute ran the hook on every copy
+    assert_close(hooked, ex.saliency(1, "occlusion", **OPTS))
+    assert len(builds) == 2

@@ -250,7 +250,7 @@ def test_explorer_to_html_interactive_opens_on_the_explorers_state(capsys: pytes
 
 # The budget case of the interactive export (docs/interactive.md): every registered method. The
 # nine it was first set for fit before the single-plane CAMs and the filtered payload; with all
-# fifteen it was 5.69 MB before them, 4.30 MB after (measured on 2026-12-04).
+# fifteen it was 5.69 MB before them, 4.31 MB after (measured on 2026-12-04).
 @pytest.mark.slow
 def test_size_budget_bundled_model_one_image_all_methods_top5_one_layer_of_64_filters() -> None:
     from saliency_widget.data import load_sample

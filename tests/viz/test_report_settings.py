@@ -139,3 +139,17 @@ def test_the_faithfulness_scoreboard_scores_the_maps_shown() -> None:
 
     assert scores(page) == [f"{d:.3f}", f"{i:.3f}"]
     assert page != default
+
+
+def test_a_folder_report_uses_and_lists_the_settings(tmp_path: Path) -> None:
+    data = tmp_path / "data" / "star"
+    data.mkdir(parents=True)
+    load_sample("shapes_star").save(data / "star.png")
+    out = tmp_path / "report"
+    assert main(["render", "--data", str(tmp_path / "data"), "--out", str(out), "--methods", "lrp",
+                 "--lrp-composite", "alpha_beta", "--lrp-alpha", "3"]) == 0
+    index = (out / "index.html").read_text(encoding="utf-8")
+    page = (out / "pages" / "star" / "star.png.html").read_text(encoding="utf-8")
+    for text in (index, page):
+        assert "<th>LRP settings</th><td>composite alpha_beta, first layer default, ε 1e-06, α 3.0</td>" in text
+    assert _map_png(composite="alpha_beta", alpha=3.0) in page

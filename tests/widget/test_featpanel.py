@@ -217,6 +217,7 @@ def test_the_visualization_sits_beside_the_top9_grid_and_follows_its_filter() ->
         assert p.w_out_img in row.children[0].children  # the grid, then "what excites it", in one row
         assert fp.w_image in fp.w_beside_topk.children and fp.w_image in fp.children[1].children  # one image, two places
         assert fp.w_topk_button.disabled  # nothing to visualize before a top-9 shows
+        assert fp.w_image.layout.display == "none"  # no empty picture (a broken-image icon) before the first result
         p.w_follow.value = False
         p.w_filter.value = 1
         res = p.run("topk")
@@ -226,6 +227,7 @@ def test_the_visualization_sits_beside_the_top9_grid_and_follows_its_filter() ->
         fp.w_topk_button.click()
         assert fp.wait(120)
         assert fp.result is not None and (fp.result.request.layer, fp.result.request.index) == (res.layer, c)
+        assert fp.w_image.layout.display == "" and fp.w_image.value == fp.result.png
         p.w_filter.value = 2  # another filter: the button follows, the image stays until asked
         assert fp.w_topk_button.description == f"what excites filter {res.channels[2]}"
         assert fp.result.request.index == c
