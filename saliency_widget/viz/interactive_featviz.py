@@ -7,27 +7,35 @@ the layer's manifest entry (``"featviz": [ref per channel]``), so the viewer sho
 excites filter c" next to the filter's projection. Images share one visualization per
 ``(layer, filter)`` however many images of the report export that filter.
 
+:func:`write_index_visualizations` does the same for a mined top-k index (``mine --featviz``):
+one PNG per mined filter under ``INDEX_DIR/featviz/``, read back with
+:meth:`saliency_widget.analysis.MiningIndex.featviz_png`.
+
 Pure code: no Jupyter import.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from torch import nn
 
+from ..analysis.index import FEATVIZ_DIR, layer_file
+from ..data.atomic import write_atomic
 from ..errors import InputError, SaliencyError, choices
 from ..featviz import objectives as obj
 from .bundle import Packer
 from .featviz_page import to_pil
 from .visualize import visualize
 
-__all__ = ["FEATVIZ_COST", "FeatvizOptions", "add_visualizations"]
+__all__ = ["FEATVIZ_COST", "FeatvizOptions", "add_visualizations", "write_index_visualizations"]
 
 #: What the defaults cost, measured on the bundled model (all 64 filters of ``features.relu5`` in one
 #: call, a 2-core CPU shared with other jobs): said in the help texts.
@@ -153,3 +161,53 @@ def add_visualizations(
             else:
                 layer["featviz"] = [refs[(key, int(c))] for c in layer["channels"]]
     return {"feature visualization": f"{options.as_text()} ({time.perf_counter() - t0:.1f} s)"}
+
+
+def write_index_visualizations(
+    model: nn.Module,
+    root: str | Path,
+    channels: Mapping[str, Sequence[int]],
+    options: FeatvizOptions,
+    *,
+    preprocess: Any = None,
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """Write each mined filter's visualization into a top-k index: one batched call per layer.
+
+    Parameters
+    ----------
+    model
+        The mined network (never modified).
+    root
+        The index directory; gets ``featviz/<layer>/c<channel>.png`` (``<layer>`` as in
+        :func:`~saliency_widget.analysis.index.layer_file`) and ``featviz/featviz.json``
+        (``{"settings": {...}, "layers": {key: {"channels": [...], "values": [...]}}}``,
+        written last).
+    channels
+        Layer key -> its mined channels.
+    options
+        Steps, size, parametrisation, seed, transforms.
+    preprocess
+        ``(N, 3, H, W)`` in [0, 1] -> model input (default: the model's discovered preprocessing).
+    progress
+        Called with one line per layer.
+
+    Returns
+    -------
+    Path
+        ``featviz/featviz.json``.
+    """
+    folder = Path(root) / FEATVIZ_DIR
+    layers: dict[str, dict[str, list[Any]]] = {}
+    for key, chans in channels.items():
+        order = [int(c) for c in chans]
+        t = time.perf_counter()
+        vis = visualize(model, [obj.channel(key, c) for c in order], steps=options.steps, size=options.size, param=options.param,
+                        transforms=options.transforms, seed=options.seed, preprocess=preprocess)
+        (folder / layer_file(key)).mkdir(parents=True, exist_ok=True)
+        for i, c in enumerate(order):
+            write_atomic(folder / layer_file(key) / f"c{c:04d}.png", _png(vis, i))
+        layers[str(key)] = {"channels": order, "values": [float(v) for v in vis.values]}
+        if progress is not None:
+            progress(f"feature visualization of {key}: {len(order)} filter(s) in {time.perf_counter() - t:.1f} s")
+    return write_atomic(folder / "featviz.json", json.dumps({"settings": asdict(options), "layers": layers}, indent=1))
