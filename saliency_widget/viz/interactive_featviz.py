@@ -146,8 +146,10 @@ def add_visualizations(
             vis = visualize(model, [obj.channel(key, c) for c in order], steps=options.steps, size=options.size, param=options.param,
                             transforms=options.transforms, seed=options.seed, weights=weights, processor=processor, transform=transform,
                             preprocess=preprocess)
-        except SaliencyError as exc:  # one layer that cannot be optimised leaves the others
+        except (SaliencyError, RuntimeError) as exc:  # e.g. a model that refuses the size: the page keeps the rest
             failed[key] = f"no visualization: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+            if progress is not None:
+                progress(f"feature visualization of {key}: {failed[key]}")
             continue
         for i, c in enumerate(order):
             refs[(key, c)] = packer.add(np.frombuffer(_png(vis, i), dtype=np.uint8), "featviz")

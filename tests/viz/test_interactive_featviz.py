@@ -205,3 +205,13 @@ def test_explorer_page_carries_the_visualizations_with_the_explorers_normalisati
         np.testing.assert_array_equal(np.asarray(_png(page.payload, ref)), np.asarray(to_pil(vis, i)))
     assert "featviz" not in explorer_page(ex, state, name="star", labels=list(io_.labels or []), mean=io_.mean, std=io_.std,
                                           methods=["gradient"], topk=1, layers=["features.relu4"], channels=[3, 1]).manifest
+
+
+def test_a_layer_that_cannot_be_visualized_gets_a_message_and_the_page_is_still_built() -> None:
+    lines: list[str] = []
+    page = interactive_report([load_sample("shapes_star")], shapes_cnn(), methods=["gradient"], topk=1, names=["star"],
+                              layers=["features.relu4"], channels=[1], featviz={"steps": 1, "size": 16}, progress=lines.append)
+    layer = page.manifest["images"][0]["layers"][0]
+    assert "featviz" not in layer and layer["featviz_message"].startswith("no visualization: ")
+    assert "Output size is too small" in layer["featviz_message"]  # 16 px through five 2x2 poolings
+    assert any(line.startswith("feature visualization of features.relu4: no visualization") for line in lines)
