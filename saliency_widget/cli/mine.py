@@ -15,6 +15,7 @@ import sys
 import time
 
 from ..errors import InputError
+from ..viz.interactive_featviz import FEATVIZ_COST
 from .sharded import add_dataset_arguments
 from .toolbox import Parser, run_reporting, split_list
 
@@ -43,8 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the sample:shapes stream (default: %(default)s)")
     p.add_argument("--restart", action="store_true", help="discard a previous run or index at --out")
     p.add_argument("--featviz", action="store_true", help="also write each mined filter's feature visualization into the index "
-                   "(featviz/<layer>/c<channel>.png; one batched optimisation per layer on rank 0, about 35 s per 64 filters on a "
-                   "2-core CPU at 32 steps, 64 px)")
+                   "(featviz/<layer>/c<channel>.png; one batched optimisation per layer on rank 0: " + FEATVIZ_COST + ")")
     p.add_argument("--featviz-steps", type=int, default=32, help="--featviz: optimisation steps (default: %(default)s; cost grows linearly)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 

@@ -38,8 +38,9 @@ from .visualize import visualize
 __all__ = ["FEATVIZ_COST", "FeatvizOptions", "add_visualizations", "write_index_visualizations"]
 
 #: What the defaults cost, measured on the bundled model (all 64 filters of ``features.relu5`` in one
-#: call, a 2-core CPU shared with other jobs): said in the help texts.
-FEATVIZ_COST = "about 35 s per 64-filter layer on a 2-core CPU at the defaults (32 steps, 64 px) and ~9 kB of PNG per filter"
+#: call, a 2-core CPU, idle and shared with other jobs): said in the help texts.
+FEATVIZ_COST = ("about 4 s per 64-filter layer on an idle 2-core CPU at the defaults (32 steps, 64 px; 35 s under heavy load) "
+                "and ~9 kB of PNG per filter")
 
 
 @dataclass(frozen=True)
