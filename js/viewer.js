@@ -22,6 +22,13 @@ export async function inflate(b64) {
   return new Response(stream).arrayBuffer();
 }
 
+// a PNG stored as bytes in the payload -> a data: URL (the page's CSP allows img-src data: only)
+export function pngDataUrl(bytes) {
+  let bin = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  return `data:image/png;base64,${btoa(bin)}`;
+}
+
 export function nearestSpot(spots, y, x) {
   let best = 0, bestD = Infinity;
   spots.forEach((s, i) => { const d = (s.p[0] - y) ** 2 + (s.p[1] - x) ** 2; if (d < bestD) { bestD = d; best = i; } });
@@ -145,6 +152,14 @@ export class Viewer {
     this.pFeature.wrap.querySelector(".sw-stack").append(this.marker);
     this.pFeature.canvas.addEventListener("click", (ev) => this.clickActivation(ev));
     this.pProj = panel("projection", S, "projection");
+    // the filter's feature visualization (only when the page carries them: featviz= on export)
+    this.fvImg = el("img", { cls: "sw-canvas sw-featviz", "data-panel": "featviz", alt: "" });
+    this.fvImg.style.width = `${S}px`; this.fvImg.style.height = `${S}px`;
+    this.fvMsg = el("div", { cls: "sw-msg" }); this.fvMsg.style.width = `${S}px`; this.fvMsg.style.height = `${S}px`;
+    this.fvTitle = el("div", { cls: "sw-title" });
+    this.fvCaption = el("div", { cls: "sw-caption" });
+    this.pFeatviz = el("figure", { cls: "sw-panel", "data-featviz": "" }, this.fvTitle, el("div", { cls: "sw-stack" }, this.fvImg, this.fvMsg), this.fvCaption);
+    this.pFeatviz.hidden = true;
 
     const section = (title, ...kids) => el("section", { cls: "sw-section" }, el("h2", { text: title }), ...kids);
     this.root.append(
@@ -153,7 +168,7 @@ export class Viewer {
         section("Class probabilities", el("p", { cls: "sw-hint", text: "click a class to explain it" }), this.chart)),
       section("Compare methods", this.compare),
       section("Feature maps", this.layerBar, el("p", { cls: "sw-hint", text: "click a filter, then an activation (dots: precomputed projections)" }),
-        el("div", { cls: "sw-row" }, this.filters, this.pFeature.wrap, this.pProj.wrap)),
+        el("div", { cls: "sw-row" }, this.filters, this.pFeature.wrap, this.pProj.wrap, this.pFeatviz)),
       section("Settings and versions", this.settingsTable()),
       el("p", { cls: "sw-foot", text: "made by saliency-widget; this file is self-contained and works offline." }),
     );
@@ -275,10 +290,26 @@ export class Viewer {
     const r = this.render(spot.r[rule]);
     showPanel(this.pProj, r.rgba, h, w, r.message);
     this.pProj.caption.textContent = `${rule} rule` + (rule !== wanted ? ` (the live widget uses the ${wanted} rule with this method; not exported)` : "");
+    this.updateFeatviz(layer, i);
     let base = this.baseRgba();
     if (spot.box) base = drawBox(base, h, w, spot.box);
     showPanel(this.pInput, base, h, w, null);
     this.pInput.caption.textContent = spot.box ? "green: receptive field of the selected activation" : "";
+  }
+
+  updateFeatviz(layer, i) {
+    const fv = this.m.featviz, c = layer.channels[i];
+    this.pFeatviz.hidden = !fv || !(layer.featviz || layer.featviz_message);
+    if (this.pFeatviz.hidden) return;
+    this.fvTitle.textContent = `what excites filter ${c}`;
+    const ref = layer.featviz ? layer.featviz[i] : null;
+    this.fvImg.hidden = !ref; this.fvMsg.hidden = !!ref;
+    this.fvMsg.textContent = ref ? "" : (layer.featviz_message || "not exported");
+    const key = ref ? `${ref.o}` : "";
+    if (ref && this.fvImg.dataset.ref !== key) { this.fvImg.src = pngDataUrl(decodeRef(this.buf, ref)); this.fvImg.dataset.ref = key; }
+    this.fvImg.dataset.channel = String(c);
+    this.fvImg.alt = `feature visualization of ${layer.key} filter ${c}`;
+    this.fvCaption.textContent = ref ? `the image optimised to excite ${layer.key} filter ${c} (${fv})` : "";
   }
 
   clickActivation(ev) {

@@ -10,6 +10,9 @@ Layout of ``INDEX_DIR`` (format ``saliency-widget-topk-index``, version 1)::
                              (receptive field y0, x0, y1, x1 in input pixels)
     patches/<layer>/c<channel>_<j>_img.png, ..._proj.png   the receptive-field patch of winner j
                              and its projection (signed, coolwarm), at input resolution
+    featviz/featviz.json     optional (``mine --featviz``): {"settings": {steps, size, param, seed,
+                             transforms}, "layers": {key: {"channels", "values"}}}
+    featviz/<layer>/c<channel>.png   that filter's feature visualization (``saliency_widget.visualize``)
 
 ``<layer>`` is the layer key (``"name"`` or ``"name#call"``) with ``#`` written ``@``.
 ``manifest.json`` is written last (atomically), so a directory without it is not an index.
@@ -34,6 +37,7 @@ from ..engine.keys import LayerKey
 from ..errors import InputError, ModelError, SaliencyError, choices
 
 __all__ = [
+    "FEATVIZ_DIR",
     "FORMAT",
     "VERSION",
     "MiningIndex",
@@ -45,6 +49,8 @@ __all__ = [
 ]
 
 FORMAT = "saliency-widget-topk-index"
+#: Folder of an index's optional feature visualizations (one PNG per mined filter).
+FEATVIZ_DIR = "featviz"
 VERSION = 1
 _PNG = b"\x89PNG\r\n\x1a\n"
 _ARRAYS = {"channels": 1, "values": 2, "image": 2, "pos": 3, "boxes": 3}
@@ -171,6 +177,17 @@ class MiningIndex:
                 pair.append(raw)
             out.append((pair[0], pair[1]))
         return out
+
+    def featviz_png(self, layer: str | LayerKey, channel: int) -> bytes | None:
+        """The filter's feature visualization (a PNG written by ``mine --featviz``), or None if the index has none."""
+        key, r = self._row(layer, channel)
+        f = contained(self.root, f"{FEATVIZ_DIR}/{layer_file(key)}/c{int(self._arrays[key]['channels'][r]):04d}.png", "feature visualization")
+        if not f.is_file():
+            return None
+        raw = f.read_bytes()
+        if raw[:8] != _PNG:
+            raise _corrupt(self.root, f"{f.relative_to(self.root).as_posix()!r} is not a PNG")
+        return raw
 
     def grid_png(self, layer: str | LayerKey, channel: int, cell: int = 64) -> bytes:
         """Zeiler-Fergus figure 2 for one channel from the stored patches: projections (left), image patches (right)."""

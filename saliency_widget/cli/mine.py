@@ -11,7 +11,11 @@ crash (or ``kill -9``) resumes from the last checkpoint. Errors are one line on 
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 
+from ..errors import InputError
+from ..viz.interactive_featviz import FEATVIZ_COST
 from .sharded import add_dataset_arguments
 from .toolbox import Parser, run_reporting, split_list
 
@@ -39,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", default="deconvnet", help="ReLU rule of the projections (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample:shapes stream (default: %(default)s)")
     p.add_argument("--restart", action="store_true", help="discard a previous run or index at --out")
+    p.add_argument("--featviz", action="store_true", help="also write each mined filter's feature visualization into the index "
+                   "(featviz/<layer>/c<channel>.png; one batched optimisation per layer on rank 0: " + FEATVIZ_COST + ")")
+    p.add_argument("--featviz-steps", type=int, default=32, help="--featviz: optimisation steps (default: %(default)s; cost grows linearly)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -49,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     from .sharded import dataset_job
 
     layers = split_list(args.layers, "--layers", "layer key")
+    if args.featviz and args.featviz_steps < 1:
+        raise InputError(f"--featviz-steps must be at least 1, got {args.featviz_steps}")
     with dataset_job(args) as job:
         io, where = job.io, job.where
         index = mine(
@@ -61,6 +70,17 @@ def run(args: argparse.Namespace) -> int:
             t = index.manifest.get("timing", {})
             print(f"wrote {args.out}: {len(index.layers)} layer(s), top-{index.k}; scan {t.get('scan_s', 0):.1f} s, "
                   f"projections {t.get('project_s', 0):.1f} s on {where.world} process(es)")
+            if args.featviz:
+                from ..viz.interactive_featviz import FeatvizOptions, write_index_visualizations
+                from ..viz.visualize import Normalize
+
+                t0 = time.perf_counter()
+                pre = Normalize(io.mean, io.std) if io.mean is not None and io.std is not None else None
+                write_index_visualizations(job.model, args.out, {key: index.channels(key) for key in index.layers},
+                                           FeatvizOptions(steps=args.featviz_steps), preprocess=pre,
+                                           progress=None if args.quiet else lambda line: print(f"  {line}", file=sys.stderr))
+                print(f"wrote the feature visualizations of {sum(len(index.channels(k)) for k in index.layers)} filter(s) "
+                      f"in {time.perf_counter() - t0:.1f} s")
     return 0
 
 

@@ -2,7 +2,7 @@
 
     saliency-widget render IMAGE... [--model SPEC] [--weights none] [--methods gradient,deconvnet,...]
                                     [--target CLASS] [--out report.html|grid.png]
-                                    [--interactive [--topk K] [--layers KEY,...]]
+                                    [--interactive [--topk K] [--layers KEY,...] [--featviz [--featviz-steps N]]]
     saliency-widget render --data DIR --out OUT_DIR [options]      (see saliency_widget.cli.batch)
 
 Method, sign and colormap choices come from the method registry and the renderer, so a newly
@@ -21,6 +21,7 @@ from ..engine import available_methods, get_method
 from ..errors import InputError, OutOfDomainWarning, choices, warn_once
 from ..views.classes import check_methods
 from ..views.options import COLORMAPS, SIGNS
+from ..viz.interactive_featviz import FEATVIZ_COST
 from .settings import add_setting_arguments, method_settings
 from .toolbox import MODEL_HELP, read_model
 
@@ -144,6 +145,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    "activations, display options); --methods defaults to every registered method")
     r.add_argument("--topk", type=int, default=5, help="--interactive: classes per image with maps (default: %(default)s)")
     r.add_argument("--layers", default=None, help="--interactive: comma-separated layer keys with feature maps (default: three spread over the depth)")
+    r.add_argument("--featviz", action="store_true", help="--interactive: add each exported filter's feature visualization "
+                   "('what excites filter c', beside its projection): one batched optimisation per layer, " + FEATVIZ_COST)
+    r.add_argument("--featviz-steps", type=int, default=32, help="--featviz: optimisation steps (default: %(default)s; cost grows linearly)")
     r.add_argument("--faithfulness", action="store_true", help="add each image's deletion/insertion scoreboard and curves (HTML only)")
     r.add_argument("--list-samples", action="store_true", help="print the bundled sample names and exit")
     add_setting_arguments(r)
@@ -204,6 +208,12 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(sorted(sample_images())))
         return 0
     settings = method_settings(args)  # checked before anything loads
+    if args.featviz and not args.interactive:
+        raise InputError("--featviz adds feature visualizations to an interactive page; add --interactive")
+    if args.featviz and args.featviz_steps < 1:
+        raise InputError(f"--featviz-steps must be at least 1, got {args.featviz_steps}")
+    if args.featviz and args.data is not None:
+        raise InputError("--featviz makes one interactive page (IMAGE... --interactive), not one per image of --data; leave out --data or --featviz")
     if args.data is not None:
         from .batch import run as run_folder
 
@@ -236,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
         layers = [k.strip() for k in args.layers.split(",") if k.strip()] if args.layers else None
         rep = render_report(images, model, methods, target, sign=args.sign, cmap=args.cmap, names=names, interactive=True,
                             topk=args.topk, layers=layers, progress=lambda line: print(f"  {line}", file=sys.stderr), faithfulness=args.faithfulness,
-                            settings=settings)
+                            settings=settings, featviz={"steps": args.featviz_steps} if args.featviz else False)
     else:
         rep = render_report(images, model, methods, target, sign=args.sign, cmap=args.cmap, names=names, faithfulness=args.faithfulness,
                             settings=settings)

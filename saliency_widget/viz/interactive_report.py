@@ -26,7 +26,9 @@ from . import render as R
 from .bundle import Packer
 from .images import describe_model, resolve_target, to_model_input
 from .interactive import MAX_CHANNELS, TOPK, Progress, collect_image, render_state, representative_layers
+from .interactive_featviz import FeatvizOptions, add_visualizations
 from .viewer_page import InteractivePage, interactive_page
+from .visualize import Normalize
 
 __all__ = ["explorer_page", "first_state", "interactive_report", "preview_png"]
 
@@ -98,6 +100,7 @@ def interactive_report(
     progress: Progress | None = None,
     extra_html: str = "",
     settings: MethodSettings | Mapping[str, Any] | None = None,
+    featviz: bool | Mapping[str, Any] | FeatvizOptions = False,
 ) -> InteractivePage:
     """Precompute every view of ``images`` and assemble the interactive page.
 
@@ -106,8 +109,13 @@ def interactive_report(
     ``channels``, ``grid`` and ``projection_rules``; ``methods`` defaults to every registered method.
     ``extra_html`` is static HTML (no script) shown below the viewer, e.g. the faithfulness scoreboards.
     ``settings``: the methods' settings (:meth:`MethodSettings.of`), as in the explorer.
+    ``featviz``: True (or a mapping of :class:`~.interactive_featviz.FeatvizOptions` fields:
+    ``steps``, ``size``, ``param``, ``seed``, ``transforms``) adds each exported filter's feature
+    visualization ("what excites filter c"), one batched :func:`saliency_widget.visualize` call
+    per layer (32 steps, 64 px by default: tens of seconds per 64-filter layer on a CPU).
     """
     DisplayOptions(sign, clip_percentile, cmap, overlay, alpha)  # bad display options fail before any computing
+    fv = FeatvizOptions.of(featviz)
     io = describe_model(model, weights=weights, labels=labels, transform=transform, processor=processor)
     chosen = check_methods(methods) if methods is not None else available_methods()
     sets = MethodSettings.of(settings)
@@ -127,13 +135,16 @@ def interactive_report(
             method_options={m: sets.engine_options(m, x, io.mean, io.std) for m in chosen},
         ))
         del ex
+    fv_rows = add_visualizations(model, entries, packer, fv, weights=weights, processor=processor, transform=transform,
+                                 progress=progress) if fv is not None else {}
     state = first_state(entries[0], method=chosen[0], sign=sign, clip=clip_percentile, cmap=cmap, overlay=overlay, alpha=alpha)
     settings = {
         "model": type(model).__name__, "methods": ", ".join(chosen), "classes per image": topk,
         "projection rules": ", ".join(entries[0]["rules"]), "positions per filter": "strongest" + (f" + {grid}x{grid} grid" if grid else ""),
-        **settings_text(sets, chosen),
+        **settings_text(sets, chosen), **fv_rows,
     }
-    return interactive_page(entries, packer, title=title, state=state, settings=settings, extra_html=extra_html)
+    return interactive_page(entries, packer, title=title, state=state, settings=settings, extra_html=extra_html,
+                            featviz=fv.as_text() if fv is not None else None)
 
 
 def explorer_page(
@@ -152,6 +163,7 @@ def explorer_page(
     projection_rules: Sequence[str] = ("deconvnet",),
     title: str = "saliency-widget: explorer view",
     progress: Progress | None = None,
+    featviz: bool | Mapping[str, Any] | FeatvizOptions = False,
 ) -> InteractivePage:
     """The explorer's current view as an interactive page that opens on the same state.
 
@@ -169,7 +181,10 @@ def explorer_page(
         As in :func:`interactive_report`; ``layers`` defaults to the explorer's layer plus
         :func:`~.interactive.representative_layers`, and the explorer's filter and clicked
         activation are always exported.
+    featviz
+        As in :func:`interactive_report`: each exported filter's feature visualization.
     """
+    fv = FeatvizOptions.of(featviz)
     layer, channel = str(state["layer"]), int(state["channel"])
     keys = list(layers) if layers is not None else representative_layers(explainer.layers, current=layer)
     if layer not in keys:
@@ -192,6 +207,8 @@ def explorer_page(
         target=None if target is None else int(target), layers=keys, channels=per_layer, grid=grid,
         projection_rules=projection_rules, positions=extra, progress=progress, method_options=options,
     )
+    pre = Normalize(mean, std) if mean is not None and std is not None else None  # the explorer's own normalisation
+    fv_rows = add_visualizations(explainer.model, [entry], packer, fv, preprocess=pre, progress=progress) if fv is not None else {}
     first = first_state(entry, method=str(state["method"]), sign=str(state["sign"]), clip=float(state["clip"]),
                         cmap=str(state["cmap"]), overlay=bool(state.get("overlay")), alpha=float(state.get("alpha", 0.6)),
                         layer=layer, channel=channel)
@@ -202,7 +219,7 @@ def explorer_page(
     settings = {
         "model": type(explainer.model).__name__, "methods": ", ".join(methods), "classes": topk,
         "projection rules": ", ".join(entry["rules"]), "positions per filter": "strongest" + (f" + {grid}x{grid} grid" if grid else ""),
-        **settings_text(chosen, methods),
+        **settings_text(chosen, methods), **fv_rows,
     }
-    return interactive_page([entry], packer, title=title, state=first, settings=settings)
+    return interactive_page([entry], packer, title=title, state=first, settings=settings, featviz=fv.as_text() if fv is not None else None)
 

@@ -128,7 +128,7 @@ def render_report(
         options), see :func:`saliency_widget.viz.interactive_report.interactive_report`.
     **interactive_options
         With ``interactive``: ``topk``, ``layers``, ``channels``, ``grid``,
-        ``projection_rules``, ``overlay``, ``alpha``, ``progress``.
+        ``projection_rules``, ``overlay``, ``alpha``, ``progress``, ``featviz`` (each exported filter's feature visualization).
     """
     if not images:
         raise InputError("render_report needs at least one image")

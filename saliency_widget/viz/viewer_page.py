@@ -138,6 +138,7 @@ def interactive_page(
     state: Mapping[str, Any],
     settings: Mapping[str, Any],
     extra_html: str = "",
+    featviz: str | None = None,
 ) -> InteractivePage:
     """Assemble the page from the images' manifests (:func:`~.interactive.collect_image`) and ``packer``.
 
@@ -158,6 +159,9 @@ def interactive_page(
     extra_html
         Static HTML (no script) shown below the viewer. Its ``style="..."`` attributes are
         allowed one by one, by hash (``'unsafe-hashes'``), so the page's CSP stays strict.
+    featviz
+        The settings of the filters' feature visualizations when the layer entries carry them
+        (:mod:`~.interactive_featviz`); the viewer then shows "what excites filter c".
 
     Returns
     -------
@@ -181,6 +185,8 @@ def interactive_page(
         "settings": {**{str(k): str(v) for k, v in settings.items()}, "exported": stamp},
         "versions": versions(),
     }
+    if featviz is not None:  # absent otherwise: a page without visualizations is byte-for-byte as before
+        manifest["featviz"] = featviz
     payload = packer.payload_base64()
     js = viewer_source()
     # inline style attributes of the extra HTML, each allowed by its hash (CSP level 3)

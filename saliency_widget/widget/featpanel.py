@@ -195,11 +195,13 @@ class FeaturePanel(W.VBox):
             description="what excites this filter",
             icon="eye",
             tooltip="optimise an image for the mean activation of the current filter (feature visualization)",
+            layout=W.Layout(width="auto"),  # the default 148 px cuts the label
         )
         self.w_class = W.Button(
             description="what the model sees as this class",
             icon="eye",
             tooltip="optimise an image for the selected class's score (the predicted class when none is selected)",
+            layout=W.Layout(width="auto"),
         )
         self.w_image = W.Image(format="png", layout=W.Layout(width="160px", height="160px", object_fit="contain"))
         self.w_image.add_class("sw-featviz-image")
@@ -215,7 +217,7 @@ class FeaturePanel(W.VBox):
         # Beside the analyses panel's top-9 grid: "what excites this filter" next to "which patches
         # excite it" (the same image, caption and progress widgets: two views of one state).
         self._topk_unit: tuple[str, int] | None = None
-        self.w_topk_button = W.Button(description="what excites this filter", icon="eye", disabled=True,
+        self.w_topk_button = W.Button(description="what excites this filter", icon="eye", disabled=True, layout=W.Layout(width="auto"),
                                       tooltip="optimise an image for the mean activation of the filter whose top-9 shows")
         self.w_beside_topk = W.VBox([
             W.HTML("<b>what excites it</b> <small>(feature visualization)</small>"), self.w_topk_button,
