@@ -14,7 +14,7 @@
 //   base, luts, choices, diverging, option_specs and the option traits: see js/panel.js
 
 import { renderView } from "./render.js";
-import { makePanel, optionEvents, paintPanel, readBase, readLuts, readOptions, toBytes } from "./panel.js";
+import { makePanel, optionEvents, paintPanel, readBase, readLuts, readOptions, syncClasses, toBytes } from "./panel.js";
 import { decodePlanes } from "./planes.js";
 
 function render({ model, el }) {
@@ -78,16 +78,9 @@ function render({ model, el }) {
     ["change:luts change:choices", () => { luts = readLuts(model); schedule(); }],
     [`${optionEvents(model)} change:columns change:tile_size`, schedule],
   ];
-  let classes = [];
-  const onClasses = () => { // the widget's CSS classes ("sw-busy" while a new view computes)
-    const now = model.get("_dom_classes") || [];
-    for (const c of classes) if (!now.includes(c)) el.classList.remove(c);
-    for (const c of now) el.classList.add(c);
-    classes = now.slice();
-  };
-  events.push(["change:_dom_classes", onClasses]);
+  events.push(["change:_dom_classes", syncClasses(model, el)]); // "sw-busy" while a new view computes
   for (const [names, fn] of events) model.on(names, fn);
-  onClasses(); luts = readLuts(model); base = readBase(model); readTiles(); paint();
+  luts = readLuts(model); base = readBase(model); readTiles(); paint();
 
   return () => {
     for (const [names, fn] of events) model.off(names, fn);

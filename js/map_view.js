@@ -16,7 +16,7 @@
 //   size     int      CSS size of the square panel (the stylesheet may scale it)
 
 import { renderView } from "./render.js";
-import { makePanel, optionEvents, paintPanel, readBase, readLuts, readOptions, toBytes } from "./panel.js";
+import { makePanel, optionEvents, paintPanel, readBase, readLuts, readOptions, syncClasses, toBytes } from "./panel.js";
 import { decodePlanes } from "./planes.js";
 
 function render({ model, el }) {
@@ -69,18 +69,9 @@ function render({ model, el }) {
     ["change:planes change:meta", onPlanes], ["change:base", onBase], ["change:luts change:choices", onLuts],
     [`${optionEvents(model)} change:size`, schedule],
   ];
-  // The widget's CSS classes (e.g. "sw-busy" while a new view computes) on this element: the
-  // anywidget view sets them once, so later changes are applied here.
-  let classes = [];
-  const onClasses = () => {
-    const now = model.get("_dom_classes") || [];
-    for (const c of classes) if (!now.includes(c)) el.classList.remove(c);
-    for (const c of now) el.classList.add(c);
-    classes = now.slice();
-  };
-  events.push(["change:_dom_classes", onClasses]);
+  events.push(["change:_dom_classes", syncClasses(model, el)]);
   for (const [names, fn] of events) model.on(names, fn);
-  onClasses(); luts = readLuts(model); base = readBase(model); readPlanes(); paint();
+  luts = readLuts(model); base = readBase(model); readPlanes(); paint();
 
   return () => {
     for (const [names, fn] of events) model.off(names, fn);

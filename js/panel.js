@@ -95,3 +95,17 @@ export function paintPanel(panel, r, w, h, luts, sign) {
   root.dataset.message = shown ? "" : msg.textContent;
   return shown;
 }
+
+// The widget's CSS classes (e.g. "sw-busy" while a new view computes) on ``el``: the anywidget
+// view sets them once, so later changes are applied here. Returns the listener, already run once.
+export function syncClasses(model, el) {
+  let classes = [];
+  const onClasses = () => {
+    const now = model.get("_dom_classes") || [];
+    for (const c of classes) if (!now.includes(c)) el.classList.remove(c);
+    for (const c of now) el.classList.add(c);
+    classes = now.slice();
+  };
+  onClasses();
+  return onClasses;
+}

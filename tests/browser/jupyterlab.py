@@ -15,6 +15,17 @@ from .servers import Server, isolated_env, serve, write_notebook
 LabServer = Server
 
 
+# Run ``code`` in the open notebook's kernel (no cell): resolves with "Ename: value" of an error, else null.
+EXECUTE = """async (code) => {
+  const k = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+  const f = k.requestExecute({code});
+  let error = null;
+  f.onIOPub = (msg) => { if (msg.header.msg_type === 'error') error = msg.content.ename + ': ' + msg.content.evalue; };
+  await f.done;
+  return error;
+}"""
+
+
 @contextmanager
 def jupyterlab(tmp: Path, timeout: float = 120.0) -> Iterator[LabServer]:
     """Run ``jupyter lab`` headless in ``tmp`` (token off, isolated config) and stop it after.

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from .harness import browser_page, chromium_path
-from .jupyterlab import jupyterlab, run_notebook_in_lab
+from .jupyterlab import EXECUTE, jupyterlab, run_notebook_in_lab
 from .renderlog import Events
 
 SETUP = '''\
@@ -40,15 +40,6 @@ opts = w.method_settings.engine_options("lrp", w.explainer.inputs, io.mean, io.s
 m = w.explainer.saliency(target=w._last.target, method="lrp", **opts)
 np.save("lrp.npy", RawMap.from_map(m[0].detach().cpu().numpy()).render(w.display_options).rgb)
 """
-
-EXECUTE = """async (code) => {
-  const k = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
-  const f = k.requestExecute({code});
-  let error = null;
-  f.onIOPub = (msg) => { if (msg.header.msg_type === 'error') error = msg.content.ename + ': ' + msg.content.evalue; };
-  await f.done;
-  return error;
-}"""
 
 
 def _drawn(page: Any) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from .harness import browser_page, chromium_path
-from .jupyterlab import jupyterlab, run_notebook_in_lab
+from .jupyterlab import EXECUTE, jupyterlab, run_notebook_in_lab
 from .renderlog import Events
 from .test_e2e_busy import SETUP
 from .test_e2e_jupyterlab import ARTIFACTS
@@ -46,15 +46,6 @@ from saliency_widget.views.pipeline import WIDGET_OPTIONS
 one = w.explainer.saliency(target=w._last.target, method="occlusion", **WIDGET_OPTIONS.get("occlusion", {}))
 np.save("one_shot.npy", RawMap.from_map(one[0].detach().cpu().numpy()).render(w.display_options).rgb)
 """
-
-EXECUTE = """async (code) => {
-  const k = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
-  const f = k.requestExecute({code});
-  let error = null;
-  f.onIOPub = (msg) => { if (msg.header.msg_type === 'error') error = msg.content.ename + ': ' + msg.content.evalue; };
-  await f.done;
-  return error;
-}"""
 
 
 @pytest.mark.browser
